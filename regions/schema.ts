@@ -1,0 +1,233 @@
+import { z } from 'zod';
+import {
+  EVENT_AGE_SECONDS,
+  FLEXIBLE_WINDOW_MINUTES,
+  GLUE_WORKER_TYPES,
+  LAMBDA_ASYNC_EVENT_AGE_SECONDS,
+  LAMBDA_ASYNC_RETRIES,
+  LOG_RETENTION_DAYS,
+  PIPELINE_NAME_PATTERN,
+  REGION_PATTERN,
+  RETRY_ATTEMPTS,
+  TRIGGER_MODES,
+} from './limits';
+import { scheduleExpressionProblem, timeZoneProblem } from './schedule-expression';
+
+/**
+ * The project's config, as one zod schema. Every message says what is wrong and how to fix it;
+ * `formatIssues` in settings.ts prefixes the full key and the value that was given.
+ */
+
+const int = (what: string, min: number, max: number, unit = '') =>
+  z
+    .number({ error: `${what} must be a whole number. Fix: set an integer between ${min} and ${max}${unit}` })
+    .int({ error: `${what} must be a whole number. Fix: set an integer between ${min} and ${max}${unit}` })
+    .min(min, { error: `${what} is below AWS's minimum of ${min}${unit}. Fix: use ${min}..${max}${unit}` })
+    .max(max, { error: `${what} is above AWS's maximum of ${max}${unit}. Fix: use ${min}..${max}${unit}` });
+
+const region = z
+  .string({ error: 'must be a region name. Fix: use a name such as us-east-1' })
+  .regex(REGION_PATTERN, { error: 'is not an AWS region name. Fix: use a name such as us-east-1 or us-west-1' });
+
+const retryPolicy = z
+  .object({
+    maximumRetryAttempts: int('maximumRetryAttempts', RETRY_ATTEMPTS.min, RETRY_ATTEMPTS.max),
+    maximumEventAgeSeconds: int(
+      'maximumEventAgeSeconds',
+      EVENT_AGE_SECONDS.min,
+      EVENT_AGE_SECONDS.max,
+      ' seconds',
+    ),
+  })
+  .strict();
+
+const triggerMode = z.enum(TRIGGER_MODES, {
+  error: `is not a trigger mode. Fix: use one of ${TRIGGER_MODES.join(', ')}`,
+});
+
+const schedule = z
+  .object({
+    expression: z.string().superRefine((value, ctx) => {
+      const problem = scheduleExpressionProblem(value);
+      if (problem) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `is not a valid Scheduler expression: ${problem}. Fix: use e.g. "cron(0 2 * * ? *)" or "rate(6 hours)"`,
+        });
+      }
+    }),
+    timezone: z
+      .string()
+      .default('UTC')
+      .superRefine((value, ctx) => {
+        const problem = timeZoneProblem(value);
+        if (problem) {
+          ctx.addIssue({ code: 'custom', message: `${problem}. Fix: use e.g. "America/New_York" or "UTC"` });
+        }
+      }),
+    flexibleWindowMinutes: int(
+      'flexibleWindowMinutes',
+      0,
+      FLEXIBLE_WINDOW_MINUTES.max,
+      ' minutes (0 turns the window off)',
+    ).default(0),
+  })
+  .strict();
+
+const tableName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,62}$/, {
+    error: 'is not a Guidewire CDA table name. Fix: use the lowercase CDA folder name, e.g. pc_policyperiod',
+  });
+
+const pipeline = z
+  .object({
+    name: z.string().regex(PIPELINE_NAME_PATTERN, {
+      error:
+        'is unusable in AWS resource names. Fix: use 2-24 lowercase letters, digits or hyphens, starting with a letter, e.g. "policycenter"',
+    }),
+    tables: z
+      .array(tableName)
+      .min(1, { error: 'lists no tables. Fix: list the CDA tables this pipeline loads' }),
+    schedule,
+    maxConcurrency: int('maxConcurrency', 1, 40, ' parallel tables').default(4),
+    glue: z
+      .object({
+        workerType: z
+          .enum(GLUE_WORKER_TYPES, { error: `is not a Glue worker type. Fix: use one of ${GLUE_WORKER_TYPES.join(', ')}` })
+          .default('G.1X'),
+        numberOfWorkers: int('numberOfWorkers', 2, 299).default(2),
+        timeoutMinutes: int('timeoutMinutes', 1, 2_880, ' minutes').default(120),
+      })
+      .strict()
+      .default({ workerType: 'G.1X', numberOfWorkers: 2, timeoutMinutes: 120 }),
+    triggerMode: triggerMode.optional(),
+    dbtSelect: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    'aws:region': region,
+    regions: z
+      .array(region, { error: 'must be a list of two regions. Fix: set it to ["us-east-1", "us-west-1"]' })
+      .length(2, {
+        error:
+          'must list exactly two regions (active-passive). Fix: set it to the primary and the standby region, e.g. ["us-east-1", "us-west-1"]',
+      }),
+    activeRegion: region,
+    eksClusters: z.record(z.string(), z.string().min(1), {
+      error: 'must map each region to its EKS cluster name. Fix: {"us-east-1": "...", "us-west-1": "..."}',
+    }),
+    alertEmail: z.email({ error: 'is not an e-mail address. Fix: set the on-call distribution list' }),
+    eventSource: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{2,127}$/, {
+        error: 'is not a usable event source. Fix: use a reverse-DNS string such as com.example.etl-platform',
+      })
+      .refine((value) => !value.startsWith('aws.'), { error: 'must not start with "aws.". Fix: use your own prefix' })
+      .default('com.insurer.etl-platform'),
+    eventBusName: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,256}$/, { error: 'is not a valid bus name. Fix: letters, digits, . _ -' })
+      .default('etl-platform'),
+    controlTableName: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{3,255}$/, { error: 'is not a valid DynamoDB table name. Fix: 3-255 of letters, digits, . _ -' })
+      .default('etl-platform-control'),
+    archiveRetentionDays: int('archiveRetentionDays', 0, 3_650, ' days (0 keeps events forever)').default(30),
+    logRetentionDays: z
+      .number()
+      .refine((value) => (LOG_RETENTION_DAYS as readonly number[]).includes(value), {
+        error: `is not a CloudWatch Logs retention. Fix: use one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
+      .default(30),
+    workflowLogLevel: z
+      .enum(['ERROR', 'ALL'], { error: 'is not a workflow log level. Fix: use ERROR or ALL' })
+      .default('ERROR'),
+    defaultTriggerMode: triggerMode.default('rule-direct'),
+    triggerRetry: retryPolicy.default({ maximumRetryAttempts: 24, maximumEventAgeSeconds: 3_600 }),
+    scheduleRetry: retryPolicy.default({ maximumRetryAttempts: 3, maximumEventAgeSeconds: 3_600 }),
+    lambdaAsync: z
+      .object({
+        maximumRetryAttempts: int('maximumRetryAttempts', LAMBDA_ASYNC_RETRIES.min, LAMBDA_ASYNC_RETRIES.max),
+        maximumEventAgeSeconds: int(
+          'maximumEventAgeSeconds',
+          LAMBDA_ASYNC_EVENT_AGE_SECONDS.min,
+          LAMBDA_ASYNC_EVENT_AGE_SECONDS.max,
+          ' seconds',
+        ),
+      })
+      .strict()
+      .default({ maximumRetryAttempts: 2, maximumEventAgeSeconds: 3_600 }),
+    dbtReplicas: z
+      .object({ active: int('active', 1, 20), passive: int('passive', 0, 20) })
+      .strict()
+      .default({ active: 2, passive: 1 }),
+    guidewire: z
+      .object({
+        bucketName: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'is not an S3 bucket name. Fix: the CDA bucket Guidewire gave you' }),
+        bucketOwnerAccountId: z
+          .string()
+          .regex(/^\d{12}$/, { error: 'is not a 12-digit AWS account id. Fix: the Guidewire account that owns the bucket' }),
+        prefix: z.string().default(''),
+      })
+      .strict(),
+    lambdaNetwork: z.record(
+      z.string(),
+      z
+        .object({
+          subnetIds: z
+            .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, { error: 'is not a subnet id. Fix: subnet-0123abcd...' }))
+            .min(1, { error: 'lists no subnets. Fix: list the private subnets that reach the EKS service' }),
+          securityGroupIds: z
+            .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, { error: 'is not a security group id. Fix: sg-0123abcd...' }))
+            .min(1, { error: 'lists no security groups. Fix: list the group allowed into the dbt service' }),
+        })
+        .strict(),
+      { error: 'must map each region to {subnetIds, securityGroupIds}. Fix: see Pulumi.prod-east.yaml' },
+    ),
+    dbt: z
+      .object({
+        imageTag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, { error: 'is not an image tag. Fix: e.g. 1.8.2' }),
+        namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: 'is not a Kubernetes namespace name' }).default('dbt'),
+        pollInitialSeconds: int('pollInitialSeconds', 5, 300, ' seconds').default(30),
+        pollMaxSeconds: int('pollMaxSeconds', 30, 3_600, ' seconds').default(300),
+        maxRunMinutes: int('maxRunMinutes', 5, 1_440, ' minutes').default(240),
+        lockWaitMinutes: int('lockWaitMinutes', 1, 1_440, ' minutes').default(60),
+      })
+      .strict(),
+    pipelines: z
+      .array(pipeline, { error: 'must be a list of pipelines. Fix: see Pulumi.prod-east.yaml for the shape' })
+      .min(1, { error: 'is empty. Fix: configure at least one pipeline' }),
+  })
+  .strict();
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type PipelineConfig = ParsedConfig['pipelines'][number];
+
+/** Keys the program reads, in the project's namespace unless they carry their own. */
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as Array<keyof typeof configSchema.shape>;
+
+/** Keys whose stored value is a plain string rather than JSON. */
+export const STRING_KEYS: ReadonlySet<string> = new Set([
+  'aws:region',
+  'activeRegion',
+  'alertEmail',
+  'eventSource',
+  'eventBusName',
+  'controlTableName',
+  'workflowLogLevel',
+  'defaultTriggerMode',
+]);
+
+/** Secrets: never in stack files, set with `pulumi config set --secret`. */
+export const SECRET_KEYS = {
+  snowflakeCredentials:
+    'pulumi config set --secret snowflakeCredentials \'{"account":"...","user":"...","password":"...","warehouse":"...","database":"...","role":"..."}\'',
+  dbtApiToken: 'pulumi config set --secret dbtApiToken "$(openssl rand -hex 32)"',
+} as const;
+export type SecretKey = keyof typeof SECRET_KEYS;

@@ -1,0 +1,230 @@
+import * as pulumi from '@pulumi/pulumi';
+import type { z } from 'zod';
+import { CONFIG_KEYS, configSchema, type ParsedConfig, type PipelineConfig, SECRET_KEYS, type SecretKey, STRING_KEYS } from './schema';
+import type { TriggerMode } from './limits';
+import { deriveRole, type RegionRole } from './role';
+
+/**
+ * The one place that reads `pulumi.Config`. Everything downstream receives `PlatformSettings`
+ * as plain, frozen values; components never read config themselves.
+ */
+
+export const PROJECT = 'etl-platform';
+
+export interface PipelineSettings extends Omit<PipelineConfig, 'triggerMode'> {
+  /** The pipeline's own mode, or the project default. */
+  readonly triggerMode: TriggerMode;
+}
+
+export interface PlatformSettings extends Omit<ParsedConfig, 'aws:region' | 'pipelines'> {
+  readonly stack: string;
+  /** This stack's region (`aws:region`). */
+  readonly region: string;
+  readonly role: RegionRole;
+  readonly eksClusterName: string;
+  readonly network: ParsedConfig['lambdaNetwork'][string];
+  readonly pipelines: readonly PipelineSettings[];
+  /** Tags on every taggable resource. Deliberately role-free: failover must not re-tag. */
+  readonly tags: Readonly<Record<string, string>>;
+  readonly secrets: Readonly<Record<SecretKey, pulumi.Output<string>>>;
+}
+
+/** One problem with one key: the key, what was given, what is wrong and how to fix it. */
+export interface ConfigProblem {
+  readonly key: string;
+  readonly value: unknown;
+  readonly message: string;
+}
+
+export class ConfigValidationError extends Error {
+  constructor(
+    readonly stack: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
+    super(
+      `Invalid configuration for stack "${stack}" (${problems.length} problem${problems.length === 1 ? '' : 's'}); nothing was deployed:\n` +
+        problems.map((p) => `  - ${p.key} = ${render(p.value)}: ${p.message}`).join('\n'),
+    );
+    this.name = 'ConfigValidationError';
+  }
+}
+
+function render(value: unknown): string {
+  if (value === undefined) return '(not set)';
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function fullKey(key: string): string {
+  return key.includes(':') ? key : `${PROJECT}:${key}`;
+}
+
+/** Reads every key as raw values: JSON for structured keys, strings for the rest. */
+export function readRawConfig(get: (fullKey: string) => string | undefined): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    const text = get(fullKey(key));
+    if (text === undefined) continue;
+    if (STRING_KEYS.has(key)) {
+      raw[key] = text;
+      continue;
+    }
+    try {
+      raw[key] = JSON.parse(text);
+    } catch {
+      raw[key] = text; // zod then reports the wrong type, with the key and the fix
+    }
+  }
+  return raw;
+}
+
+function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let current = raw;
+  for (const part of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[part];
+  }
+  return current;
+}
+
+function keyFor(path: ReadonlyArray<PropertyKey>): string {
+  const [head, ...rest] = path;
+  let key = fullKey(String(head));
+  for (const part of rest) key += typeof part === 'number' ? `[${part}]` : `.${String(part)}`;
+  return key;
+}
+
+function issuesToProblems(raw: Record<string, unknown>, issues: readonly z.core.$ZodIssue[]): ConfigProblem[] {
+  return issues.map((issue) => {
+    const value = valueAt(raw, issue.path);
+    let message = issue.message;
+    if (issue.code === 'invalid_type' && value === undefined) {
+      message = `is required. Fix: pulumi config set ${String(issue.path[0])} ... (see Pulumi.yaml for its description)`;
+    } else if (issue.code === 'unrecognized_keys') {
+      message = `has unknown field(s) ${issue.keys.join(', ')}. Fix: remove them or check the spelling against docs/config.md`;
+    } else if (issue.code === 'invalid_type') {
+      message = `${message.replace(/^Invalid input: /, 'has the wrong type: ')}${message.includes('Fix:') ? '' : '. Fix: see docs/config.md for this key'}`;
+    }
+    return { key: keyFor(issue.path), value, message };
+  });
+}
+
+/** Rules that span keys; each runs only on values that parsed. */
+function crossKeyProblems(config: ParsedConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const { regions } = config;
+  if (new Set(regions).size !== regions.length) {
+    problems.push({
+      key: fullKey('regions'),
+      value: regions,
+      message: 'lists a region twice. Fix: list two different regions, e.g. ["us-east-1", "us-west-1"]',
+    });
+  }
+  if (!regions.includes(config.activeRegion)) {
+    problems.push({
+      key: fullKey('activeRegion'),
+      value: config.activeRegion,
+      message: `is not one of the configured regions ${JSON.stringify(regions)}. Fix: pulumi config set activeRegion ${regions[0]}`,
+    });
+  }
+  if (!regions.includes(config['aws:region'])) {
+    problems.push({
+      key: 'aws:region',
+      value: config['aws:region'],
+      message: `is not one of the configured regions ${JSON.stringify(regions)}. Fix: deploy this stack to one of them, or add it to regions`,
+    });
+  }
+  for (const region of regions) {
+    if (!config.eksClusters[region]) {
+      problems.push({
+        key: `${fullKey('eksClusters')}.${region}`,
+        value: undefined,
+        message: `names no EKS cluster for ${region}. Fix: pulumi config set --path 'eksClusters["${region}"]' <cluster-name>`,
+      });
+    }
+    if (!config.lambdaNetwork[region]) {
+      problems.push({
+        key: `${fullKey('lambdaNetwork')}.${region}`,
+        value: undefined,
+        message: `has no subnets and security groups for ${region}. Fix: add {subnetIds, securityGroupIds} for ${region}`,
+      });
+    }
+  }
+  const seen = new Map<string, number>();
+  config.pipelines.forEach((pipeline, index) => {
+    const first = seen.get(pipeline.name);
+    if (first !== undefined) {
+      problems.push({
+        key: `${fullKey('pipelines')}[${index}].name`,
+        value: pipeline.name,
+        message: `duplicates pipelines[${first}].name. Fix: give every pipeline its own name`,
+      });
+    } else {
+      seen.set(pipeline.name, index);
+    }
+  });
+  if (config.dbt.pollMaxSeconds < config.dbt.pollInitialSeconds) {
+    problems.push({
+      key: `${fullKey('dbt')}.pollMaxSeconds`,
+      value: config.dbt.pollMaxSeconds,
+      message: `is below pollInitialSeconds (${config.dbt.pollInitialSeconds}). Fix: raise pollMaxSeconds or lower pollInitialSeconds`,
+    });
+  }
+  return problems;
+}
+
+/**
+ * Validates raw config and derives the region's role. Pure: tests call it directly.
+ * All problems are reported at once, in one ConfigValidationError.
+ */
+export function parseSettings(
+  stack: string,
+  raw: Record<string, unknown>,
+  secrets: { present: ReadonlySet<SecretKey>; values: Record<SecretKey, pulumi.Output<string>> },
+): PlatformSettings {
+  const parsed = configSchema.safeParse(raw);
+  const problems: ConfigProblem[] = parsed.success ? crossKeyProblems(parsed.data) : issuesToProblems(raw, parsed.error.issues);
+  for (const [key, command] of Object.entries(SECRET_KEYS)) {
+    if (!secrets.present.has(key as SecretKey)) {
+      problems.push({ key: fullKey(key), value: undefined, message: `is a required secret. Fix: ${command}` });
+    }
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigValidationError(stack, problems);
+
+  const config = parsed.data;
+  const region = config['aws:region'];
+  const { 'aws:region': _region, pipelines, ...rest } = config;
+  const settings: PlatformSettings = {
+    ...rest,
+    stack,
+    region,
+    role: deriveRole(region, config.regions, config.activeRegion, config.dbtReplicas),
+    eksClusterName: config.eksClusters[region],
+    network: config.lambdaNetwork[region],
+    pipelines: pipelines.map((p) => ({ ...p, triggerMode: p.triggerMode ?? config.defaultTriggerMode })),
+    tags: { app: PROJECT, stack, region, 'managed-by': 'pulumi' },
+    secrets: secrets.values,
+  };
+  return deepFreeze(settings);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !pulumi.Output.isInstance(value) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/** Reads this stack's config from Pulumi and validates it before any resource is declared. */
+export function loadSettings(): PlatformSettings {
+  const raw = readRawConfig((key) => pulumi.runtime.getConfig(key));
+  const config = new pulumi.Config(PROJECT);
+  const present = new Set<SecretKey>();
+  const values = {} as Record<SecretKey, pulumi.Output<string>>;
+  for (const key of Object.keys(SECRET_KEYS) as SecretKey[]) {
+    if (pulumi.runtime.getConfig(fullKey(key)) !== undefined) present.add(key);
+    values[key] = pulumi.secret(config.getSecret(key)).apply((v) => v ?? '');
+  }
+  return parseSettings(pulumi.getStack(), raw, { present, values });
+}
