@@ -38,11 +38,11 @@ export interface ConfigProblem {
 
 export class ConfigValidationError extends Error {
   constructor(
-    readonly stack: string,
+    readonly stackName: string,
     readonly problems: readonly ConfigProblem[],
   ) {
     super(
-      `Invalid configuration for stack "${stack}" (${problems.length} problem${problems.length === 1 ? '' : 's'}); nothing was deployed:\n` +
+      `Invalid configuration for stack "${stackName}" (${problems.length} problem${problems.length === 1 ? '' : 's'}); nothing was deployed:\n` +
         problems.map((p) => `  - ${p.key} = ${render(p.value)}: ${p.message}`).join('\n'),
     );
     this.name = 'ConfigValidationError';
@@ -99,7 +99,10 @@ function issuesToProblems(raw: Record<string, unknown>, issues: readonly z.core.
     const value = valueAt(raw, issue.path);
     let message = issue.message;
     if (issue.code === 'invalid_type' && value === undefined) {
-      message = `is required. Fix: pulumi config set ${String(issue.path[0])} ... (see Pulumi.yaml for its description)`;
+      message =
+        issue.path.length > 1
+          ? `is required. Fix: add "${String(issue.path[issue.path.length - 1])}" (see docs/config.md)`
+          : `is required. Fix: pulumi config set ${String(issue.path[0])} ... (see Pulumi.yaml for its description)`;
     } else if (issue.code === 'unrecognized_keys') {
       message = `has unknown field(s) ${issue.keys.join(', ')}. Fix: remove them or check the spelling against docs/config.md`;
     } else if (issue.code === 'invalid_type') {
@@ -109,10 +112,16 @@ function issuesToProblems(raw: Record<string, unknown>, issues: readonly z.core.
   });
 }
 
-/** Rules that span keys; each runs only on values that parsed. */
-function crossKeyProblems(config: ParsedConfig): ConfigProblem[] {
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isRecord = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Rules that span keys. They run on the raw values, guarded by shape, so they are reported
+ * together with any per-key problem.
+ */
+function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const { regions } = config;
+  const regions = isStringArray(raw.regions) ? raw.regions : ['us-east-1', 'us-west-1'];
   if (new Set(regions).size !== regions.length) {
     problems.push({
       key: fullKey('regions'),
@@ -120,29 +129,30 @@ function crossKeyProblems(config: ParsedConfig): ConfigProblem[] {
       message: 'lists a region twice. Fix: list two different regions, e.g. ["us-east-1", "us-west-1"]',
     });
   }
-  if (!regions.includes(config.activeRegion)) {
+  if (typeof raw.activeRegion === 'string' && !regions.includes(raw.activeRegion)) {
     problems.push({
       key: fullKey('activeRegion'),
-      value: config.activeRegion,
+      value: raw.activeRegion,
       message: `is not one of the configured regions ${JSON.stringify(regions)}. Fix: pulumi config set activeRegion ${regions[0]}`,
     });
   }
-  if (!regions.includes(config['aws:region'])) {
+  const awsRegion = raw['aws:region'];
+  if (typeof awsRegion === 'string' && !regions.includes(awsRegion)) {
     problems.push({
       key: 'aws:region',
-      value: config['aws:region'],
+      value: awsRegion,
       message: `is not one of the configured regions ${JSON.stringify(regions)}. Fix: deploy this stack to one of them, or add it to regions`,
     });
   }
-  for (const region of regions) {
-    if (!config.eksClusters[region]) {
+  for (const region of new Set(regions)) {
+    if (isRecord(raw.eksClusters) && !raw.eksClusters[region]) {
       problems.push({
         key: `${fullKey('eksClusters')}.${region}`,
         value: undefined,
         message: `names no EKS cluster for ${region}. Fix: pulumi config set --path 'eksClusters["${region}"]' <cluster-name>`,
       });
     }
-    if (!config.lambdaNetwork[region]) {
+    if (isRecord(raw.lambdaNetwork) && !raw.lambdaNetwork[region]) {
       problems.push({
         key: `${fullKey('lambdaNetwork')}.${region}`,
         value: undefined,
@@ -150,24 +160,28 @@ function crossKeyProblems(config: ParsedConfig): ConfigProblem[] {
       });
     }
   }
-  const seen = new Map<string, number>();
-  config.pipelines.forEach((pipeline, index) => {
-    const first = seen.get(pipeline.name);
+  const seen = new Map<unknown, number>();
+  (Array.isArray(raw.pipelines) ? raw.pipelines : []).forEach((pipeline: unknown, index) => {
+    const name = isRecord(pipeline) ? pipeline.name : undefined;
+    if (typeof name !== 'string') return;
+    const first = seen.get(name);
     if (first !== undefined) {
       problems.push({
         key: `${fullKey('pipelines')}[${index}].name`,
-        value: pipeline.name,
+        value: name,
         message: `duplicates pipelines[${first}].name. Fix: give every pipeline its own name`,
       });
     } else {
-      seen.set(pipeline.name, index);
+      seen.set(name, index);
     }
   });
-  if (config.dbt.pollMaxSeconds < config.dbt.pollInitialSeconds) {
+  const dbt = isRecord(raw.dbt) ? raw.dbt : {};
+  const initial = typeof dbt.pollInitialSeconds === 'number' ? dbt.pollInitialSeconds : 30;
+  if (typeof dbt.pollMaxSeconds === 'number' && dbt.pollMaxSeconds < initial) {
     problems.push({
       key: `${fullKey('dbt')}.pollMaxSeconds`,
-      value: config.dbt.pollMaxSeconds,
-      message: `is below pollInitialSeconds (${config.dbt.pollInitialSeconds}). Fix: raise pollMaxSeconds or lower pollInitialSeconds`,
+      value: dbt.pollMaxSeconds,
+      message: `is below pollInitialSeconds (${initial}). Fix: raise pollMaxSeconds or lower pollInitialSeconds`,
     });
   }
   return problems;
@@ -183,7 +197,10 @@ export function parseSettings(
   secrets: { present: ReadonlySet<SecretKey>; values: Record<SecretKey, pulumi.Output<string>> },
 ): PlatformSettings {
   const parsed = configSchema.safeParse(raw);
-  const problems: ConfigProblem[] = parsed.success ? crossKeyProblems(parsed.data) : issuesToProblems(raw, parsed.error.issues);
+  const problems: ConfigProblem[] = [
+    ...(parsed.success ? [] : issuesToProblems(raw, parsed.error.issues)),
+    ...crossKeyProblems(raw),
+  ];
   for (const [key, command] of Object.entries(SECRET_KEYS)) {
     if (!secrets.present.has(key as SecretKey)) {
       problems.push({ key: fullKey(key), value: undefined, message: `is a required secret. Fix: ${command}` });

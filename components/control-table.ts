@@ -1,0 +1,118 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import { HandlerFunction } from './handler-function';
+import { type AccountContext, arn } from './naming';
+
+export const CONTROL_TABLE_KEYS = { hashKey: 'pk', rangeKey: 'sk' } as const;
+export const STATUS_INDEX = { name: 'byPipelineStatus', hashKey: 'gsi1pk', rangeKey: 'gsi1sk' } as const;
+export const TTL_ATTRIBUTE = 'expiresAt';
+
+export interface ControlTableArgs {
+  /** Deterministic, so the peer stack finds the same global table. */
+  readonly tableName: string;
+  readonly region: string;
+  /** Declares the global table (home region) or refers to it by name (the peer). */
+  readonly isHome: boolean;
+  /** Where the home stack places the replica. */
+  readonly peerRegion: string;
+  /** The region the fence must name: this stack's view of `activeRegion`. */
+  readonly activeRegion: string;
+  readonly stack: string;
+  readonly account: AccountContext;
+  readonly logRetentionDays: number;
+}
+
+/** The global table's declaration, as a pure function of the config (tests call it directly). */
+export function globalTableArgs(tableName: string, peerRegion: string): aws.dynamodb.TableArgs {
+  return {
+    name: tableName,
+    billingMode: 'PAY_PER_REQUEST',
+    hashKey: CONTROL_TABLE_KEYS.hashKey,
+    rangeKey: CONTROL_TABLE_KEYS.rangeKey,
+    attributes: [
+      { name: CONTROL_TABLE_KEYS.hashKey, type: 'S' },
+      { name: CONTROL_TABLE_KEYS.rangeKey, type: 'S' },
+      { name: STATUS_INDEX.hashKey, type: 'S' },
+      { name: STATUS_INDEX.rangeKey, type: 'S' },
+    ],
+    globalSecondaryIndexes: [
+      { name: STATUS_INDEX.name, hashKey: STATUS_INDEX.hashKey, rangeKey: STATUS_INDEX.rangeKey, projectionType: 'ALL' },
+    ],
+    pointInTimeRecovery: { enabled: true },
+    serverSideEncryption: { enabled: true },
+    ttl: { attributeName: TTL_ATTRIBUTE, enabled: true },
+    // Global tables replicate through streams.
+    streamEnabled: true,
+    streamViewType: 'NEW_AND_OLD_IMAGES',
+    deletionProtectionEnabled: true,
+    replicas: [{ regionName: peerRegion, pointInTimeRecovery: true, propagateTags: true }],
+  };
+}
+
+/**
+ * The control table (global table, owned by the home stack) and the failover fence.
+ *
+ * The fence is written by a small Lambda that `pulumi up` invokes in this stack's own region:
+ * `aws.dynamodb.TableItem` cannot be shared by two stacks (its create fails when the item exists),
+ * and each stack must be able to set the fence alone when the other region is unreachable.
+ */
+export class ControlTable extends pulumi.ComponentResource {
+  readonly tableName: pulumi.Output<string>;
+  /** The table's ARN in this region (this stack's replica). */
+  readonly tableArn: pulumi.Output<string>;
+  readonly statusIndexArn: pulumi.Output<string>;
+  readonly fenceEpoch: pulumi.Output<number>;
+
+  constructor(name: string, args: ControlTableArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:state:ControlTable', name, {}, opts);
+
+    let dependsOn: pulumi.Resource[] = [];
+    if (args.isHome) {
+      const table = new aws.dynamodb.Table(`${name}-table`, globalTableArgs(args.tableName, args.peerRegion), {
+        parent: this,
+        protect: true,
+      });
+      this.tableName = table.name;
+      dependsOn = [table];
+    } else {
+      this.tableName = pulumi.output(args.tableName);
+    }
+    this.tableArn = arn(args.account, 'dynamodb', args.region, `table/${args.tableName}`);
+    this.statusIndexArn = pulumi.interpolate`${this.tableArn}/index/${STATUS_INDEX.name}`;
+
+    const writer = new HandlerFunction(
+      `${name}-fence-writer`,
+      {
+        handler: 'fence-writer',
+        purpose: 'fence-writer',
+        region: args.region,
+        logRetentionDays: args.logRetentionDays,
+        environment: { CONTROL_TABLE_NAME: args.tableName },
+        statements: [
+          {
+            Sid: 'FenceItemOnly',
+            Effect: 'Allow',
+            Action: ['dynamodb:UpdateItem', 'dynamodb:GetItem'],
+            Resource: [this.tableArn],
+            Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['FENCE'] } },
+          },
+        ],
+      },
+      { parent: this, dependsOn },
+    );
+
+    const invocation = new aws.lambda.Invocation(
+      `${name}-fence`,
+      {
+        functionName: writer.name,
+        input: JSON.stringify({ activeRegion: args.activeRegion, stack: args.stack }),
+        // Re-invoke whenever the fence must move (and only then).
+        triggers: { activeRegion: args.activeRegion },
+      },
+      { parent: this },
+    );
+    this.fenceEpoch = invocation.result.apply((result) => Number(JSON.parse(result || '{}').epoch ?? 0));
+
+    this.registerOutputs({ tableName: this.tableName, tableArn: this.tableArn });
+  }
+}

@@ -1,0 +1,147 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import * as esbuild from 'esbuild';
+import * as path from 'node:path';
+import { iamRoleName } from './naming';
+
+const ROOT = path.resolve(__dirname, '..');
+
+/** An IAM statement scoped to exact resources. */
+export interface PolicyStatement {
+  readonly Sid?: string;
+  readonly Effect: 'Allow' | 'Deny';
+  readonly Action: readonly string[];
+  readonly Resource: readonly pulumi.Input<string>[];
+  readonly Condition?: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * Bundles `handlers/<name>.ts` with esbuild into `dist/handlers/<name>/index.js` at program run,
+ * so what deploys is always built from the current source. The nodejs22.x runtime ships the AWS
+ * SDK v3, so it stays external and the archives stay small.
+ */
+export function bundleHandler(name: string): string {
+  const outdir = path.join(ROOT, 'dist', 'handlers', name);
+  esbuild.buildSync({
+    entryPoints: [path.join(ROOT, 'handlers', `${name}.ts`)],
+    outfile: path.join(outdir, 'index.js'),
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    minify: true,
+    external: ['@aws-sdk/*'],
+    logLevel: 'error',
+  });
+  return outdir;
+}
+
+export interface HandlerFunctionArgs {
+  /** File name in `handlers/`, without `.ts`. */
+  readonly handler: string;
+  /** Short purpose used in the IAM role name, e.g. "fence-writer" (the region is appended). */
+  readonly purpose: string;
+  readonly region: string;
+  /** What the function may do, on exact ARNs; logging is added here. */
+  readonly statements: readonly PolicyStatement[];
+  readonly environment?: Record<string, pulumi.Input<string>>;
+  readonly logRetentionDays: number;
+  /** @default 30 */
+  readonly timeoutSeconds?: number;
+  /** @default 256 */
+  readonly memoryMb?: number;
+  /** Subnets and security groups, for functions that call services inside the VPC. */
+  readonly vpc?: { readonly subnetIds: readonly string[]; readonly securityGroupIds: readonly string[] };
+  readonly tags?: Record<string, string>;
+}
+
+/** The role's policy: the caller's statements plus writing to its own log group. */
+export function functionPolicy(logGroupArn: pulumi.Input<string>, statements: readonly PolicyStatement[]) {
+  return pulumi.jsonStringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: [pulumi.interpolate`${logGroupArn}:*`] },
+      ...statements,
+    ],
+  });
+}
+
+/**
+ * A Node.js 22 arm64 Lambda built from `handlers/`, with its own log group (retention from
+ * config), X-Ray, and a role that can do only what `statements` list.
+ */
+export class HandlerFunction extends pulumi.ComponentResource {
+  readonly function: aws.lambda.Function;
+  readonly role: aws.iam.Role;
+  readonly arn: pulumi.Output<string>;
+  readonly name: pulumi.Output<string>;
+
+  constructor(name: string, args: HandlerFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:compute:HandlerFunction', name, {}, opts);
+    const tags = args.tags ?? {};
+
+    this.role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        name: iamRoleName(args.purpose, args.region),
+        assumeRolePolicy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        }),
+        tags,
+      },
+      { parent: this },
+    );
+
+    // Created up front (not by Lambda on first log) so retention applies and the role can be scoped to it.
+    const functionName = `etl-${args.purpose}`;
+    const logGroup = new aws.cloudwatch.LogGroup(
+      `${name}-logs`,
+      { name: `/aws/lambda/${functionName}`, retentionInDays: args.logRetentionDays, tags },
+      { parent: this },
+    );
+
+    const statements: PolicyStatement[] = [...args.statements];
+    if (args.vpc) {
+      // ENI management for VPC functions; AWS documents these actions with Resource "*" only.
+      statements.push({
+        Sid: 'VpcNetworkInterfaces',
+        Effect: 'Allow',
+        Action: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+        Resource: ['*'],
+      });
+    }
+    // X-Ray segment upload does not support resource-level permissions, so "*" is required.
+    statements.push({ Sid: 'XRay', Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: ['*'] });
+
+    const policy = new aws.iam.RolePolicy(
+      `${name}-policy`,
+      { role: this.role.id, policy: functionPolicy(logGroup.arn, statements) },
+      { parent: this },
+    );
+
+    this.function = new aws.lambda.Function(
+      `${name}-fn`,
+      {
+        name: functionName,
+        runtime: aws.lambda.Runtime.NodeJS22dX,
+        architectures: ['arm64'],
+        handler: 'index.handler',
+        code: new pulumi.asset.FileArchive(bundleHandler(args.handler)),
+        role: this.role.arn,
+        timeout: args.timeoutSeconds ?? 30,
+        memorySize: args.memoryMb ?? 256,
+        tracingConfig: { mode: 'Active' },
+        loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
+        environment: { variables: { POWERTOOLS_SERVICE_NAME: `etl-${args.purpose}`, ...(args.environment ?? {}) } },
+        vpcConfig: args.vpc ? { subnetIds: [...args.vpc.subnetIds], securityGroupIds: [...args.vpc.securityGroupIds] } : undefined,
+        tags,
+      },
+      { parent: this, dependsOn: [policy, logGroup] },
+    );
+    this.arn = this.function.arn;
+    this.name = this.function.name;
+
+    this.registerOutputs({ arn: this.arn });
+  }
+}

@@ -1,0 +1,122 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import type { PlatformSettings } from '../regions/settings';
+import type { ToggleState } from '../regions/role';
+import { Alerts } from './alerts';
+import { ControlTable } from './control-table';
+import { PlatformEventBus } from './event-bus';
+import { accountContext, type AccountContext } from './naming';
+
+/** A schedule or rule whose state follows the region's role; listed in the `failover` output. */
+export interface RoleToggle {
+  readonly kind: 'schedule' | 'rule';
+  readonly name: pulumi.Input<string>;
+  readonly state: ToggleState;
+}
+
+export interface FailoverOutput {
+  readonly stack: string;
+  readonly region: string;
+  readonly role: string;
+  readonly activeRegion: string;
+  readonly peerRegion: string;
+  readonly homeRegion: string;
+  readonly fence: { readonly activeRegion: string; readonly epoch: number };
+  readonly toggles: ReadonlyArray<{ kind: string; name: string; state: ToggleState }>;
+  readonly runbook: string;
+}
+
+/** Stack names follow the region convention: prod-east is us-east-1, prod-west is us-west-1. */
+export function runbook(settings: PlatformSettings, stackFor: (region: string) => string): string {
+  const { activeRegion, regions } = settings;
+  const standby = regions.find((r) => r !== activeRegion) ?? activeRegion;
+  const flip = (to: string) =>
+    [
+      ...regions.map((r) => `pulumi config set activeRegion ${to} -s ${stackFor(r)}`),
+      `pulumi up -s ${stackFor(to)}        # new active region first: fence, schedules, rules`,
+      `pulumi up -s ${stackFor(to === activeRegion ? standby : activeRegion)}        # skip if that region is unreachable; run it when it is back`,
+    ].join('\n');
+  return [
+    `Active region: ${activeRegion}. Standby: ${standby}.`,
+    `Fail over to ${standby}:`,
+    flip(standby),
+    `Fail back to ${activeRegion}:`,
+    flip(activeRegion),
+    'Then replay the gap from the new active region\'s archive (docs/runbooks/failover.md).',
+  ].join('\n');
+}
+
+export function defaultStackFor(settings: PlatformSettings): (region: string) => string {
+  // The stack naming used by this project: prod-east / prod-west; anything else keeps this stack's prefix.
+  const prefix = settings.stack.replace(/-(east|west)$/, '');
+  return (region: string) => `${prefix}-${region.split('-')[1]}`;
+}
+
+/**
+ * Everything one region runs. Built identically in both regions; only `settings.role` values
+ * differ between the active and the passive one.
+ */
+export class RegionalPlatform extends pulumi.ComponentResource {
+  readonly account: AccountContext;
+  readonly alerts: Alerts;
+  readonly bus: PlatformEventBus;
+  readonly controlTable: ControlTable;
+  readonly toggles: RoleToggle[] = [];
+  readonly failover: pulumi.Output<FailoverOutput>;
+
+  constructor(name: string, settings: PlatformSettings, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:index:RegionalPlatform', name, {}, opts);
+    const parent = { parent: this };
+    this.account = accountContext(parent);
+
+    this.alerts = new Alerts(`${name}-alerts`, { email: settings.alertEmail, account: this.account, region: settings.region }, parent);
+
+    this.bus = new PlatformEventBus(
+      `${name}-events`,
+      {
+        busName: settings.eventBusName,
+        eventSource: settings.eventSource,
+        archiveRetentionDays: settings.archiveRetentionDays,
+        account: this.account,
+      },
+      parent,
+    );
+
+    this.controlTable = new ControlTable(
+      `${name}-control`,
+      {
+        tableName: settings.controlTableName,
+        region: settings.region,
+        isHome: settings.role.isHome,
+        peerRegion: settings.role.peerRegion,
+        activeRegion: settings.activeRegion,
+        stack: settings.stack,
+        account: this.account,
+        logRetentionDays: settings.logRetentionDays,
+      },
+      parent,
+    );
+
+    const { role } = settings;
+    this.failover = pulumi
+      .all([this.controlTable.fenceEpoch, pulumi.all(this.toggles.map((t) => pulumi.all([t.kind, t.name, t.state])))])
+      .apply(([epoch, toggles]) => ({
+        stack: settings.stack,
+        region: role.region,
+        role: role.role,
+        activeRegion: role.activeRegion,
+        peerRegion: role.peerRegion,
+        homeRegion: role.homeRegion,
+        fence: { activeRegion: role.activeRegion, epoch },
+        toggles: toggles.map(([kind, name, state]) => ({ kind, name, state })),
+        runbook: runbook(settings, defaultStackFor(settings)),
+      }));
+
+    this.registerOutputs({ failover: this.failover });
+  }
+}
+
+/** The explicit provider every resource uses: this stack's region and the common tags. */
+export function regionalProvider(settings: PlatformSettings): aws.Provider {
+  return new aws.Provider(`aws-${settings.region}`, { region: settings.region as aws.Region, defaultTags: { tags: { ...settings.tags } } });
+}

@@ -1,0 +1,156 @@
+import * as assert from 'node:assert/strict';
+import { runProgram, stackConfig } from './harness/program';
+
+/** Each bad value, the key the message must name, and words of the fix it must give. */
+interface BadConfigCase {
+  readonly title: string;
+  readonly config: Record<string, unknown>;
+  readonly secrets?: false;
+  readonly expect: ReadonlyArray<RegExp>;
+}
+
+const base = stackConfig('prod-east');
+const pipelines = JSON.parse(base['etl-platform:pipelines']);
+const withPipeline = (index: number, patch: Record<string, unknown>) =>
+  pipelines.map((p: any, i: number) => (i === index ? { ...p, ...patch } : p));
+
+export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
+  {
+    title: 'activeRegion not among the regions',
+    config: { activeRegion: 'eu-west-1' },
+    expect: [/etl-platform:activeRegion = "eu-west-1": is not one of the configured regions \["us-east-1","us-west-1"\]\. Fix: pulumi config set activeRegion us-east-1/],
+  },
+  {
+    title: 'aws:region not among the regions',
+    config: { 'aws:region': 'us-east-2' },
+    expect: [/aws:region = "us-east-2": is not one of the configured regions .*Fix: deploy this stack to one of them/],
+  },
+  {
+    title: 'a region listed twice',
+    config: { regions: ['us-east-1', 'us-east-1'] },
+    expect: [/etl-platform:regions = \["us-east-1","us-east-1"\]: lists a region twice\. Fix: list two different regions/],
+  },
+  {
+    title: 'fewer than two regions',
+    config: { regions: ['us-east-1'] },
+    expect: [/etl-platform:regions = \["us-east-1"\]: must list exactly two regions \(active-passive\)\. Fix:/],
+  },
+  {
+    title: 'an unknown default trigger mode',
+    config: { defaultTriggerMode: 'rule-sqs' },
+    expect: [/etl-platform:defaultTriggerMode = "rule-sqs": is not a trigger mode\. Fix: use one of rule-direct, rule-intermediate-sfn, schedule-poll, upstream-direct, rule-lambda/],
+  },
+  {
+    title: "an unknown pipeline's trigger mode",
+    config: { pipelines: withPipeline(1, { triggerMode: 'webhook' }) },
+    expect: [/etl-platform:pipelines\[1\]\.triggerMode = "webhook": is not a trigger mode/],
+  },
+  {
+    title: 'a malformed schedule expression',
+    config: { pipelines: withPipeline(0, { schedule: { expression: 'cron(0 2 * * *)', timezone: 'UTC' } }) },
+    expect: [/etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \*\)": is not a valid Scheduler expression: cron\(\) needs 6 fields .* got 5\. Fix: use e\.g\./],
+  },
+  {
+    title: 'a cron with both day fields set',
+    config: { pipelines: withPipeline(0, { schedule: { expression: 'cron(0 2 * * MON *)' } }) },
+    expect: [/pipelines\[0\]\.schedule\.expression = .*exactly one of day-of-month and day-of-week must be "\?"/],
+  },
+  {
+    title: 'an unknown time zone',
+    config: { pipelines: withPipeline(2, { schedule: { expression: 'cron(0 3 * * ? *)', timezone: 'America/Gotham' } }) },
+    expect: [/etl-platform:pipelines\[2\]\.schedule\.timezone = "America\/Gotham": it is not an IANA time zone name\. Fix: use e\.g\. "America\/New_York"/],
+  },
+  {
+    title: 'a pipeline name unusable in AWS resource names',
+    config: { pipelines: withPipeline(0, { name: 'Policy Center' }) },
+    expect: [/etl-platform:pipelines\[0\]\.name = "Policy Center": is unusable in AWS resource names\. Fix: use 2-24 lowercase letters/],
+  },
+  {
+    title: 'duplicate pipeline names',
+    config: { pipelines: withPipeline(2, { name: 'policycenter' }) },
+    expect: [/etl-platform:pipelines\[2\]\.name = "policycenter": duplicates pipelines\[0\]\.name\. Fix: give every pipeline its own name/],
+  },
+  {
+    title: 'a region without an EKS cluster',
+    config: { eksClusters: { 'us-east-1': 'dataplatform-prod-use1' } },
+    expect: [/etl-platform:eksClusters\.us-west-1 = \(not set\): names no EKS cluster for us-west-1\. Fix: pulumi config set --path 'eksClusters\["us-west-1"\]' <cluster-name>/],
+  },
+  {
+    title: 'a log retention CloudWatch does not offer',
+    config: { logRetentionDays: 45 },
+    expect: [/etl-platform:logRetentionDays = 45: is not a CloudWatch Logs retention\. Fix: use one of 1, 3, 5, 7, 14, 30, 60/],
+  },
+  {
+    title: 'a negative archive retention',
+    config: { archiveRetentionDays: -1 },
+    expect: [/etl-platform:archiveRetentionDays = -1: archiveRetentionDays is below AWS's minimum of 0 days/],
+  },
+  {
+    title: 'retry attempts above EventBridge’s 185',
+    config: { triggerRetry: { maximumRetryAttempts: 200, maximumEventAgeSeconds: 3600 } },
+    expect: [/etl-platform:triggerRetry\.maximumRetryAttempts = 200: maximumRetryAttempts is above AWS's maximum of 185\. Fix: use 0\.\.185/],
+  },
+  {
+    title: 'an event age below 60 seconds',
+    config: { scheduleRetry: { maximumRetryAttempts: 3, maximumEventAgeSeconds: 30 } },
+    expect: [/etl-platform:scheduleRetry\.maximumEventAgeSeconds = 30: maximumEventAgeSeconds is below AWS's minimum of 60 seconds/],
+  },
+  {
+    title: 'a Lambda async retry count above 2',
+    config: { lambdaAsync: { maximumRetryAttempts: 3, maximumEventAgeSeconds: 3600 } },
+    expect: [/etl-platform:lambdaAsync\.maximumRetryAttempts = 3: maximumRetryAttempts is above AWS's maximum of 2/],
+  },
+  {
+    title: 'a misspelt field',
+    config: { dbtReplicas: { active: 2, pasive: 1 } },
+    expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive\. Fix: remove them or check the spelling/],
+  },
+  {
+    title: 'missing secrets',
+    config: {},
+    secrets: false,
+    expect: [
+      /etl-platform:snowflakeCredentials = \(not set\): is a required secret\. Fix: pulumi config set --secret snowflakeCredentials/,
+      /etl-platform:dbtApiToken = \(not set\): is a required secret\. Fix: pulumi config set --secret dbtApiToken/,
+    ],
+  },
+  {
+    title: 'a required key left out',
+    config: { alertEmail: undefined },
+    expect: [/etl-platform:alertEmail = \(not set\): is required\. Fix: pulumi config set alertEmail/],
+  },
+];
+
+describe('config validation: every bad value is named, explained and stops the program before any resource', () => {
+  for (const c of BAD_CONFIG_CASES) {
+    it(c.title, async () => {
+      const run = await runProgram({ stack: 'prod-east', config: c.config, secrets: c.secrets });
+      assert.ok(run.error, 'the program must refuse this config');
+      assert.equal(run.error.name, 'ConfigValidationError');
+      for (const pattern of c.expect) assert.match(run.error.message, pattern);
+      assert.match(run.error.message, /^Invalid configuration for stack "prod-east" \(\d+ problems?\); nothing was deployed:/);
+      assert.equal(run.resources.length, 0, 'no resource may be declared');
+    });
+  }
+
+  it('reports every problem at once', async () => {
+    const run = await runProgram({
+      stack: 'prod-west',
+      config: { logRetentionDays: 45, defaultTriggerMode: 'x', pipelines: withPipeline(0, { name: 'Bad_Name' }) },
+      secrets: false,
+    });
+    assert.ok(run.error);
+    assert.match(run.error.message, /\(5 problems\)/);
+    for (const key of ['logRetentionDays', 'defaultTriggerMode', 'pipelines[0].name', 'snowflakeCredentials', 'dbtApiToken']) {
+      assert.ok(run.error.message.includes(`etl-platform:${key} =`), key);
+    }
+    assert.equal(run.resources.length, 0);
+  });
+
+  it('accepts both committed stack files as they are', async () => {
+    for (const stack of ['prod-east', 'prod-west'] as const) {
+      const run = await runProgram({ stack });
+      assert.equal(run.error, undefined);
+    }
+  });
+});

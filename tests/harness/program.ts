@@ -1,0 +1,134 @@
+import * as pulumi from '@pulumi/pulumi';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { type RecordedResource, RecordingMocks } from './pulumi-mocks';
+
+/**
+ * Runs the real program (index.ts) under Pulumi mocks for one stack, with the stack file's
+ * config plus overrides. Shared by the tests and by the local twin's extraction.
+ */
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const PROJECT = 'etl-platform';
+export type StackName = 'prod-east' | 'prod-west';
+export const STACK_REGION: Record<StackName, string> = { 'prod-east': 'us-east-1', 'prod-west': 'us-west-1' };
+
+/** Test-only secret values, so tests can prove they never appear in plain text. */
+export const TEST_SECRETS: Record<string, string> = {
+  snowflakeCredentials: JSON.stringify({ account: 'xy12345', user: 'ETL', password: 'sf-test-password-6d1f', warehouse: 'ETL_WH', database: 'RAW', role: 'ETL_ROLE' }),
+  dbtApiToken: 'dbt-test-token-3f9a7c2e',
+};
+
+export interface ProgramOptions {
+  readonly stack: StackName;
+  /** Shorthand for the `activeRegion` override. */
+  readonly activeRegion?: string;
+  /** Key (short, or with namespace) → value; `undefined` removes the key. Objects are stored as JSON. */
+  readonly config?: Record<string, unknown>;
+  /** Secret values; `false` sets none. @default TEST_SECRETS */
+  readonly secrets?: Record<string, string> | false;
+}
+
+export interface ProgramRun {
+  readonly resources: readonly RecordedResource[];
+  readonly outputs: Record<string, any>;
+  /** The error the program threw, if it threw (e.g. ConfigValidationError). */
+  readonly error?: Error;
+  readonly mocks: RecordingMocks;
+  ofType(type: string): RecordedResource[];
+  /** The one resource of this type whose logical name contains `namePart`; throws otherwise. */
+  one(type: string, namePart?: string): RecordedResource;
+}
+
+function fullKey(key: string): string {
+  return key.includes(':') ? key : `${PROJECT}:${key}`;
+}
+
+export function stackConfig(stack: StackName): Record<string, string> {
+  const file = parseYaml(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as { config: Record<string, unknown> };
+  const config: Record<string, string> = {};
+  for (const [key, value] of Object.entries(file.config)) config[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  return config;
+}
+
+function clearProjectModules(): void {
+  for (const id of Object.keys(require.cache)) {
+    if (id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`)) delete require.cache[id];
+  }
+}
+
+async function settle(mocks: RecordingMocks, exportsValue: Record<string, unknown>): Promise<Record<string, any>> {
+  const outputs = await new Promise<Record<string, any>>((resolve) => {
+    pulumi.output(exportsValue).apply((value) => {
+      resolve(value as Record<string, any>);
+      return value;
+    });
+  });
+  // Registrations finish asynchronously; wait until the count stops moving.
+  let stableTurns = 0;
+  let last = -1;
+  while (stableTurns < 20) {
+    await new Promise((r) => setImmediate(r));
+    if (mocks.resources.length === last) stableTurns++;
+    else {
+      stableTurns = 0;
+      last = mocks.resources.length;
+    }
+  }
+  return outputs;
+}
+
+let running: Promise<unknown> = Promise.resolve();
+
+export function runProgram(options: ProgramOptions): Promise<ProgramRun> {
+  // Pulumi's runtime state is global: runs are serialised.
+  const next = running.then(() => runOnce(options));
+  running = next.catch(() => undefined);
+  return next;
+}
+
+async function runOnce(options: ProgramOptions): Promise<ProgramRun> {
+  const config = stackConfig(options.stack);
+  const overrides: Record<string, unknown> = { ...(options.config ?? {}) };
+  if (options.activeRegion) overrides.activeRegion = options.activeRegion;
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete config[fullKey(key)];
+    else config[fullKey(key)] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  const secrets = options.secrets === false ? {} : (options.secrets ?? TEST_SECRETS);
+  const secretKeys = Object.keys(secrets).map(fullKey);
+  for (const [key, value] of Object.entries(secrets)) config[fullKey(key)] = value;
+
+  const stackRegion = config['aws:region'] ?? STACK_REGION[options.stack];
+  const mocks = new RecordingMocks(stackRegion);
+  await pulumi.runtime.setMocks(mocks, PROJECT, options.stack, false);
+  pulumi.runtime.setAllConfig(config, secretKeys);
+
+  clearProjectModules();
+  let error: Error | undefined;
+  let outputs: Record<string, any> = {};
+  try {
+    const program = require(path.join(ROOT, 'index.ts')) as Record<string, unknown>;
+    outputs = await settle(mocks, program);
+  } catch (caught) {
+    error = caught as Error;
+    await settle(mocks, {});
+  }
+
+  const resources = mocks.resources;
+  return {
+    resources,
+    outputs,
+    error,
+    mocks,
+    ofType: (type) => resources.filter((r) => r.type === type),
+    one: (type, namePart) => {
+      const found = resources.filter((r) => r.type === type && (namePart === undefined || r.name.includes(namePart)));
+      if (found.length !== 1) {
+        throw new Error(`expected one ${type}${namePart ? ` named *${namePart}*` : ''}, found ${found.length}: ${found.map((r) => r.name).join(', ')}`);
+      }
+      return found[0];
+    },
+  };
+}
