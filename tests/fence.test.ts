@@ -3,7 +3,6 @@ import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/cli
 import type { AddressInfo } from 'node:net';
 import { FENCE_KEY, writeFence } from '../handlers/lib/fence';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const dynalite = require('dynalite');
 
 /**
