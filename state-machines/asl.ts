@@ -119,10 +119,7 @@ type OneOf<T> = {
 export type ComparisonOperator = keyof OperatorValues;
 export type Comparison = { Variable: Path } & OneOf<OperatorValues>;
 export type BooleanExpression =
-  | Comparison
-  | { And: BooleanExpression[] }
-  | { Or: BooleanExpression[] }
-  | { Not: BooleanExpression };
+  Comparison | { And: BooleanExpression[] } | { Or: BooleanExpression[] } | { Not: BooleanExpression };
 /** A top-level rule in `Choices`: an expression plus where to go. */
 export type ChoiceRule = BooleanExpression & { Next: string; Comment?: string };
 
@@ -181,14 +178,7 @@ export type ParallelState = Common &
   };
 
 export type State =
-  | TaskState
-  | PassState
-  | ChoiceState
-  | WaitState
-  | SucceedState
-  | FailState
-  | MapState
-  | ParallelState;
+  TaskState | PassState | ChoiceState | WaitState | SucceedState | FailState | MapState | ParallelState;
 
 export type StateType = State['Type'];
 

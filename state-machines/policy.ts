@@ -65,14 +65,12 @@ export function mergeStatements(statements: ResolvedStatement[]): ResolvedStatem
 
 /** Resolves Inputs and returns the merged policy document. */
 export function policyDocument(statements: PolicyStatement[]): pulumi.Output<PolicyDocument> {
-  return pulumi
-    .all(statements.map((s) => pulumi.all(s.Resource)))
-    .apply((resolved) => ({
-      Version: '2012-10-17' as const,
-      Statement: mergeStatements(
-        statements.map((s, i) => ({ Effect: s.Effect, Action: s.Action, Resource: resolved[i] })),
-      ),
-    }));
+  return pulumi.all(statements.map((s) => pulumi.all(s.Resource))).apply((resolved) => ({
+    Version: '2012-10-17' as const,
+    Statement: mergeStatements(
+      statements.map((s, i) => ({ Effect: s.Effect, Action: s.Action, Resource: resolved[i] })),
+    ),
+  }));
 }
 
 /** One merged IAM policy document as JSON, ready for `aws.iam.RolePolicy.policy`. */

@@ -29,8 +29,7 @@ export interface TaskResult<S extends State = TaskState> {
  * pass your own `catch` list, or opt out with `catch: false` — never silently absent.
  */
 export type ErrorHandling =
-  | { catchTo: string; catch?: undefined }
-  | { catchTo?: undefined; catch: Catcher[] | false };
+  { catchTo: string; catch?: undefined } | { catchTo?: undefined; catch: Catcher[] | false };
 
 export type TaskOptions = ErrorHandling & {
   /** Next state; omit to end the (sub)machine. */
@@ -100,7 +99,11 @@ function transition(next: string | undefined): Transition {
 }
 
 /** Applies the shared I/O, Retry and Catch options to a Task or Map state. */
-function decorate<S extends TaskState | MapState>(state: S, defaultRetry: readonly string[], opts: TaskOptions): S {
+function decorate<S extends TaskState | MapState>(
+  state: S,
+  defaultRetry: readonly string[],
+  opts: TaskOptions,
+): S {
   if (opts.comment !== undefined) state.Comment = opts.comment;
   if (opts.inputPath !== undefined) state.InputPath = opts.inputPath;
   if (opts.resultSelector !== undefined) state.ResultSelector = opts.resultSelector;
@@ -129,7 +132,12 @@ function buildTask(
   opts: TaskOptions,
   defaultSelector?: PayloadTemplate,
 ): TaskState {
-  const state = { Type: 'Task', Resource: resource, Parameters: parameters, ...transition(opts.next) } as TaskState;
+  const state = {
+    Type: 'Task',
+    Resource: resource,
+    Parameters: parameters,
+    ...transition(opts.next),
+  } as TaskState;
   if (defaultSelector !== undefined) state.ResultSelector = defaultSelector;
   if (opts.timeoutSeconds !== undefined) state.TimeoutSeconds = opts.timeoutSeconds;
   return decorate(state, defaultRetry, opts);
@@ -165,7 +173,12 @@ function dynamo(
   opts: TaskOptions,
 ): TaskResult {
   return {
-    state: buildTask(`arn:aws:states:::dynamodb:${action}`, { TableName: table.name, ...params }, RETRYABLE.dynamodb, opts),
+    state: buildTask(
+      `arn:aws:states:::dynamodb:${action}`,
+      { TableName: table.name, ...params },
+      RETRYABLE.dynamodb,
+      opts,
+    ),
     statements: [allow([iamAction], [table.arn])],
   };
 }
@@ -188,7 +201,12 @@ export function dynamoUpdateItem(
 
 export function dynamoGetItem(
   table: DynamoTable,
-  params: { Key: PayloadTemplate; ConsistentRead?: boolean; ProjectionExpression?: string; [key: string]: unknown },
+  params: {
+    Key: PayloadTemplate;
+    ConsistentRead?: boolean;
+    ProjectionExpression?: string;
+    [key: string]: unknown;
+  },
   opts: TaskOptions,
 ): TaskResult {
   return dynamo('getItem', 'dynamodb:GetItem', table, params, opts);
@@ -243,7 +261,9 @@ export function lambdaInvoke(
   if (opts.payload !== undefined) params.Payload = opts.payload;
   else params['Payload.$'] = opts.payloadPath ?? '$';
   return {
-    state: buildTask('arn:aws:states:::lambda:invoke', params, RETRYABLE.lambda, opts, { 'Payload.$': '$.Payload' }),
+    state: buildTask('arn:aws:states:::lambda:invoke', params, RETRYABLE.lambda, opts, {
+      'Payload.$': '$.Payload',
+    }),
     // Qualified ARNs (versions/aliases) need the `:*` form.
     statements: [allow(['lambda:InvokeFunction'], [fn.arn, pulumi.interpolate`${fn.arn}:*`])],
   };
@@ -280,7 +300,13 @@ export function eventsPutEvents(
 
 export function snsPublish(
   topic: { arn: pulumi.Input<string>; kmsKeyArn?: pulumi.Input<string> },
-  params: { Message?: unknown; 'Message.$'?: Path; Subject?: string; 'Subject.$'?: Path; [key: string]: unknown },
+  params: {
+    Message?: unknown;
+    'Message.$'?: Path;
+    Subject?: string;
+    'Subject.$'?: Path;
+    [key: string]: unknown;
+  },
   opts: TaskOptions,
 ): TaskResult {
   const statements = [allow(['sns:Publish'], [topic.arn])];
@@ -305,7 +331,12 @@ export function glueStartJobRunSync(
   opts: TaskOptions,
 ): TaskResult {
   return {
-    state: buildTask('arn:aws:states:::glue:startJobRun.sync', { JobName: job.name, ...params }, RETRYABLE.glue, opts),
+    state: buildTask(
+      'arn:aws:states:::glue:startJobRun.sync',
+      { JobName: job.name, ...params },
+      RETRYABLE.glue,
+      opts,
+    ),
     statements: [
       allow(['glue:StartJobRun', 'glue:GetJobRun', 'glue:GetJobRuns', 'glue:BatchStopJobRun'], [job.arn]),
     ],
@@ -333,9 +364,12 @@ export function syncExecutionArns(stateMachineArn: pulumi.Input<string>): {
     return { partition: m[1], region: m[2], account: m[3], name: m[4] };
   });
   return {
-    executions: parts.apply((p) => `arn:${p.partition}:states:${p.region}:${p.account}:execution:${p.name}:*`),
+    executions: parts.apply(
+      (p) => `arn:${p.partition}:states:${p.region}:${p.account}:execution:${p.name}:*`,
+    ),
     rule: parts.apply(
-      (p) => `arn:${p.partition}:events:${p.region}:${p.account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`,
+      (p) =>
+        `arn:${p.partition}:events:${p.region}:${p.account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`,
     ),
   };
 }
@@ -382,7 +416,13 @@ export function sfnStartExecutionSync(
 // ---------------------------------------------------------------- flow states
 
 export function pass(
-  opts: { next?: string; result?: unknown; parameters?: PayloadTemplate; resultPath?: Path | null; comment?: string } = {},
+  opts: {
+    next?: string;
+    result?: unknown;
+    parameters?: PayloadTemplate;
+    resultPath?: Path | null;
+    comment?: string;
+  } = {},
 ): PassState {
   const s = { Type: 'Pass', ...transition(opts.next) } as PassState;
   if (opts.comment !== undefined) s.Comment = opts.comment;
@@ -453,7 +493,11 @@ export function map(
   const state = decorate(
     {
       Type: 'Map',
-      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: processor.startAt, States: inner.states },
+      ItemProcessor: {
+        ProcessorConfig: { Mode: 'INLINE' },
+        StartAt: processor.startAt,
+        States: inner.states,
+      },
       ...transition(opts.next),
     } as MapState,
     [], // a Map is retried per item by its processor's tasks

@@ -86,7 +86,12 @@ function sampleWorkflow() {
             ':pk': { 'S.$': "States.Format('PIPELINE#{}#UPSTREAM#RUNNING', $.pipeline)" },
           },
         },
-        { next: 'Publish', catchTo: 'ClassifyError', resultSelector: { 'count.$': '$.Count' }, resultPath: '$.running' },
+        {
+          next: 'Publish',
+          catchTo: 'ClassifyError',
+          resultSelector: { 'count.$': '$.Count' },
+          resultPath: '$.running',
+        },
       ),
       Publish: eventsPutEvents(
         { arn: BUS_ARN },
@@ -95,7 +100,13 @@ function sampleWorkflow() {
       ),
       Done: succeed(),
       ClassifyError: choice(
-        [{ Variable: '$.error.Error', StringEquals: 'DynamoDB.ConditionalCheckFailedException', Next: 'AlreadyClaimed' }],
+        [
+          {
+            Variable: '$.error.Error',
+            StringEquals: 'DynamoDB.ConditionalCheckFailedException',
+            Next: 'AlreadyClaimed',
+          },
+        ],
         'Alert',
       ),
       AlreadyClaimed: succeed('duplicate delivery of the same batch: nothing to do'),
@@ -148,7 +159,9 @@ describe('ASL toolkit', () => {
       assert.ok(problems.includes('ClaimBatch: Task has no Retry'));
       assert.ok(problems.includes('Orphan: needs exactly one of Next or End'));
       assert.ok(problems.includes('Orphan: unreachable from StartAt'));
-      assert.ok(checkGraph({ ...definition, StartAt: 'Missing' }).some((p) => p.includes('StartAt "Missing"')));
+      assert.ok(
+        checkGraph({ ...definition, StartAt: 'Missing' }).some((p) => p.includes('StartAt "Missing"')),
+      );
     });
 
     it('helpers turn Retry (with full jitter) and Catch on by default', () => {
@@ -156,9 +169,12 @@ describe('ASL toolkit', () => {
       assert.equal(claim.Retry?.[0].JitterStrategy, 'FULL');
       assert.ok(claim.Retry?.[0].ErrorEquals.includes('DynamoDB.ProvisionedThroughputExceededException'));
       assert.ok(!claim.Retry?.[0].ErrorEquals.includes('DynamoDB.ConditionalCheckFailedException'));
-      assert.deepEqual(claim.Catch, [{ ErrorEquals: ['States.ALL'], Next: 'ClassifyError', ResultPath: '$.error' }]);
-      const lambda = (definition.States.LoadTables as { ItemProcessor: { States: Record<string, TaskState> } })
-        .ItemProcessor.States.LoadTable;
+      assert.deepEqual(claim.Catch, [
+        { ErrorEquals: ['States.ALL'], Next: 'ClassifyError', ResultPath: '$.error' },
+      ]);
+      const lambda = (
+        definition.States.LoadTables as { ItemProcessor: { States: Record<string, TaskState> } }
+      ).ItemProcessor.States.LoadTable;
       assert.deepEqual(lambda.Retry?.[0].ErrorEquals, [
         'Lambda.ServiceException',
         'Lambda.AWSLambdaException',
@@ -198,10 +214,15 @@ describe('ASL toolkit', () => {
         glueStartJobRunSync({ name: 'cda-load', arn: job }, {}, { catchTo: 'X' }),
       );
       const doc = await resolve(policyDocument(parts));
-      const byRes = Object.fromEntries(doc.Statement.flatMap((s) => s.Resource.map((r) => [r, [...s.Action].sort()])));
+      const byRes = Object.fromEntries(
+        doc.Statement.flatMap((s) => s.Resource.map((r) => [r, [...s.Action].sort()])),
+      );
       assert.deepEqual(byRes, {
         [sm]: ['states:StartExecution'],
-        [`arn:aws:states:eu-west-1:${ACCOUNT}:execution:downstream:*`]: ['states:DescribeExecution', 'states:StopExecution'],
+        [`arn:aws:states:eu-west-1:${ACCOUNT}:execution:downstream:*`]: [
+          'states:DescribeExecution',
+          'states:StopExecution',
+        ],
         [`arn:aws:events:eu-west-1:${ACCOUNT}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule`]: [
           'events:DescribeRule',
           'events:PutRule',
@@ -244,7 +265,10 @@ describe('ASL toolkit', () => {
         },
       };
       const batchId = 'policycenter-20261127T020000Z';
-      const first = await runWorkflow(definition, input(batchId), { handlers, context: { Execution: { Name: batchId } } });
+      const first = await runWorkflow(definition, input(batchId), {
+        handlers,
+        context: { Execution: { Name: batchId } },
+      });
       assert.equal(first.status, 'SUCCEEDED', `${first.error}: ${first.cause}`);
       assert.deepEqual(loaded.sort(), ['claim', 'policy']);
       const out = first.output as { loads: Array<{ Payload: { rows: number } }>; running: { count: number } };
@@ -258,16 +282,24 @@ describe('ASL toolkit', () => {
       assert.deepEqual(first.router.putEvents[0].Detail, { batchId });
 
       const item = await ddb.client.send(
-        new GetItemCommand({ TableName: TABLE_NAME, Key: { pk: { S: 'PIPELINE#policycenter' }, sk: { S: `BATCH#${batchId}#UPSTREAM` } } }),
+        new GetItemCommand({
+          TableName: TABLE_NAME,
+          Key: { pk: { S: 'PIPELINE#policycenter' }, sk: { S: `BATCH#${batchId}#UPSTREAM` } },
+        }),
       );
       assert.equal(item.Item?.status.S, 'RUNNING');
       assert.equal(item.Item?.executionArn.S?.endsWith(`:${batchId}`), true);
 
       const second = await runWorkflow(definition, input(batchId), { handlers });
       assert.equal(second.status, 'SUCCEEDED');
-      const entered = second.events.filter((e) => e.type === 'StateEntered').map((e) => (e.state as { name: string }).name);
+      const entered = second.events
+        .filter((e) => e.type === 'StateEntered')
+        .map((e) => (e.state as { name: string }).name);
       assert.deepEqual(entered, ['ClaimBatch', 'ClassifyError', 'AlreadyClaimed']);
-      assert.equal((second.output as { error: { Error: string } }).error.Error, 'DynamoDB.ConditionalCheckFailedException');
+      assert.equal(
+        (second.output as { error: { Error: string } }).error.Error,
+        'DynamoDB.ConditionalCheckFailedException',
+      );
       assert.equal(second.router.putEvents.length, 0);
       assert.equal(loaded.length, 2, 'no table reloaded on the duplicate');
       assert.equal(second.transitions, 3);

@@ -1,4 +1,4 @@
-import validator = require('asl-validator');
+import validator from 'asl-validator';
 import type { StateMachineDefinition } from '../../state-machines/asl';
 
 /** asl-validator problems as `CODE: message` strings (empty = valid). Input is never mutated. */

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'net';
-import dynalite = require('dynalite');
+import dynalite from 'dynalite';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 

@@ -122,7 +122,8 @@ export class ServiceRouter {
         case 'deleteItem':
           return stripMetadata(await client.send(new DeleteItemCommand(input)));
         case 'query':
-          if (!sdk) throw new StatesError('States.Runtime', 'dynamodb:query exists only as an aws-sdk integration');
+          if (!sdk)
+            throw new StatesError('States.Runtime', 'dynamodb:query exists only as an aws-sdk integration');
           return stripMetadata(await client.send(new QueryCommand(input)));
         default:
           throw new StatesError('States.Runtime', `sfn-local: dynamodb action ${action} not implemented`);
@@ -162,8 +163,16 @@ export class ServiceRouter {
   }
 
   private async glue(pattern: string | undefined, params: AnyParams): Promise<Json> {
-    const outcome = await (this.handlers.glue as NonNullable<ServiceHandlers['glue']>)(params, ++this.glueCalls);
-    const run = { Id: `jr_${randomUUID().replace(/-/g, '')}`, JobName: params.JobName, Attempt: 0, ...outcome };
+    const outcome = await (this.handlers.glue as NonNullable<ServiceHandlers['glue']>)(
+      params,
+      ++this.glueCalls,
+    );
+    const run = {
+      Id: `jr_${randomUUID().replace(/-/g, '')}`,
+      JobName: params.JobName,
+      Attempt: 0,
+      ...outcome,
+    };
     if (pattern !== 'sync') return { JobRunId: run.Id };
     // .sync surfaces a non-successful run as States.TaskFailed with the run as the cause.
     if (run.JobRunState !== 'SUCCEEDED') throw new StatesError('States.TaskFailed', JSON.stringify(run));
@@ -182,7 +191,10 @@ interface ParsedResource {
 export function parseResource(resource: string): ParsedResource {
   const fn = /^arn:[^:]+:lambda:[^:]+:\d+:function:.+$/.exec(resource);
   if (fn) return { service: 'lambda', action: 'invoke', sdk: false, functionArn: resource };
-  const m = /^arn:[^:]+:states:::(aws-sdk:)?([a-z0-9]+):([A-Za-z0-9]+)(?:\.(sync(?::2)?|waitForTaskToken))?$/.exec(resource);
+  const m =
+    /^arn:[^:]+:states:::(aws-sdk:)?([a-z0-9]+):([A-Za-z0-9]+)(?:\.(sync(?::2)?|waitForTaskToken))?$/.exec(
+      resource,
+    );
   if (!m) return { service: 'unknown', action: resource, sdk: false };
   return {
     service: m[2],
@@ -195,7 +207,9 @@ export function parseResource(resource: string): ParsedResource {
 // ---------------------------------------------------------------- execution
 
 export interface RunOptions {
-  handlers?: ServiceRouter | ServiceHandlers;
+  handlers?: ServiceHandlers;
+  /** Pass a router to share recordings across runs; `handlers` is then ignored. */
+  router?: ServiceRouter;
   /** Wait-state duration in ms (default 0). */
   waitMs?: number;
   /** Extra context; Execution.Id / Execution.Name are filled in when absent. */
@@ -250,7 +264,7 @@ export async function runWorkflow(
   input: Json,
   options: RunOptions = {},
 ): Promise<RunResult> {
-  const router = options.handlers instanceof ServiceRouter ? options.handlers : new ServiceRouter(options.handlers);
+  const router = options.router ?? new ServiceRouter(options.handlers);
   const taskResourceLocalHandlers: LocalHandlers = {};
   const waitTimeOverrides: Record<string, number> = {};
   const retryIntervalOverrides: Record<string, number> = {};
