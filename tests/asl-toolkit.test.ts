@@ -18,6 +18,7 @@ import {
   glueStartJobRunSync,
   lambdaInvoke,
   map,
+  renderDefinition,
   sfnStartExecutionSync,
   snsPublish,
   succeed,
@@ -183,6 +184,16 @@ describe('ASL toolkit', () => {
       ]);
       assert.deepEqual(lambda.ResultSelector, { 'Payload.$': '$.Payload' });
     });
+  });
+
+  it('renderDefinition resolves Outputs embedded in Parameters', async () => {
+    const { definition: d } = workflow({
+      startAt: 'Invoke',
+      states: { Invoke: lambdaInvoke({ arn: pulumi.output(FN_ARN) }, { catch: false }) },
+    });
+    const json = JSON.parse(await resolve(renderDefinition(d)));
+    assert.equal(json.States.Invoke.Parameters.FunctionName, FN_ARN);
+    assert.equal(json.States.Invoke.End, true);
   });
 
   describe('IAM', () => {
