@@ -1,0 +1,74 @@
+import type { AddressInfo } from 'net';
+import dynalite from 'dynalite';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+export const CONTROL_TABLE = 'etl-platform-control';
+export const GSI_BY_PIPELINE_STATUS = 'byPipelineStatus';
+
+export interface LocalDynamo {
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  endpoint: string;
+  tableName: string;
+  close(): Promise<void>;
+}
+
+/**
+ * In-process dynalite with the control table from docs/control-table.md (pk/sk + GSI
+ * byPipelineStatus on gsi1pk/gsi1sk, projection ALL). Dynalite has no TTL and no transactions:
+ * `expiresAt` is just an attribute here.
+ */
+export async function startDynalite(opts: { tableName?: string } = {}): Promise<LocalDynamo> {
+  const tableName = opts.tableName ?? CONTROL_TABLE;
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    maxAttempts: 1, // surface throttling/condition errors to the caller, as Step Functions sees them
+  });
+  await client.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'gsi1pk', AttributeType: 'S' },
+        { AttributeName: 'gsi1sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: GSI_BY_PIPELINE_STATUS,
+          KeySchema: [
+            { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+            { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+    }),
+  );
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    client,
+    doc,
+    endpoint,
+    tableName,
+    close: async () => {
+      client.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
