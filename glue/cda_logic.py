@@ -749,3 +749,57 @@ def merge_statements(
         if ";" in sql:
             raise CdaError("a statement contains ';', which would split the postactions list")
     return statements
+
+
+def check_reserved_columns(names: Sequence[str]) -> None:
+    """The load adds BATCH_ID and CDA_TIMESTAMP; a source column of that name would be lost."""
+    clash = sorted({n for n in names if n.upper() in (BATCH_ID_COLUMN, CDA_TIMESTAMP_COLUMN)})
+    if clash:
+        raise CdaError(f"source column(s) {', '.join(clash)} collide with the load's own columns")
+
+
+def stage_statements(table: str, batch_id: str, columns: Sequence[tuple[str, str]]) -> list[str]:
+    """SQL run before the write (connector ``preactions``): a fresh, typed, transient stage
+    whose column order is the DataFrame's, so a retry never appends to a half-written stage."""
+    if not columns:
+        raise CdaError("no columns to load")
+    stage = f"{SNOWFLAKE_SCHEMA}.{stage_table(table, batch_id)}"
+    cols = ", ".join(f"{quote_ident(n)} {snowflake_type(t)}" for n, t in columns)
+    return [f"CREATE OR REPLACE TRANSIENT TABLE {stage} ({cols})"]
+
+
+def check_upstream_result(doc: Any, pipeline: str, batch_id: str, table: str) -> dict[str, Any]:
+    """Validate job 1's result object before job 2 loads what it describes.
+
+    Returns the object. Raises unless it is a SUCCEEDED cda_to_lake result for exactly this
+    pipeline, batch and table, whose folder rows add up to ``rows``.
+    """
+    if not isinstance(doc, dict):
+        raise CdaError(f"the cda_to_lake result must be a JSON object, got {type(doc).__name__}")
+    if doc.get("schemaVersion") != RESULT_SCHEMA_VERSION:
+        raise CdaError(f"unsupported result schemaVersion {doc.get('schemaVersion')!r}")
+    expected = {"job": JOB_CDA_TO_LAKE, "pipeline": pipeline, "batchId": batch_id, "table": table}
+    for name, want in expected.items():
+        if doc.get(name) != want:
+            raise CdaError(f"the cda_to_lake result has {name}={doc.get(name)!r}, expected {want!r}")
+    if doc.get("status") != "SUCCEEDED":
+        raise CdaError(
+            f"cda_to_lake did not succeed for {table} in {batch_id} (status {doc.get('status')!r}); "
+            "nothing to load"
+        )
+    folders = doc.get("folders")
+    if not isinstance(folders, list):
+        raise CdaError("the cda_to_lake result has no folders list")
+    _check_rows(doc.get("rows"), "rows")
+    total = 0
+    for f in folders:
+        if not isinstance(f, dict) or "target" not in f or "timestamp" not in f:
+            raise CdaError(f"malformed folder in the cda_to_lake result: {f!r}")
+        _check_rows(f.get("rows"), f"rows of folder {f.get('timestamp')}")
+        if not DIGITS.match(str(f["timestamp"])):
+            raise CdaError(f"folder timestamp {f['timestamp']!r} is not epoch millis")
+        split_s3_uri(f["target"])
+        total += f["rows"]
+    if total != doc["rows"]:
+        raise CdaError(f"cda_to_lake result rows ({doc['rows']}) differ from its folders' sum ({total})")
+    return doc
