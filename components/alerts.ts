@@ -1,5 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { keyPolicy } from './kms';
 import type { AccountContext } from './naming';
 
 export interface AlertsArgs {
@@ -9,57 +10,15 @@ export interface AlertsArgs {
   readonly region: string;
 }
 
-/** Key administration, listed rather than `kms:*`, so even the key policy grants no blanket action. */
-const KEY_ADMIN_ACTIONS = [
-  'kms:Create*',
-  'kms:Describe*',
-  'kms:Enable*',
-  'kms:List*',
-  'kms:Put*',
-  'kms:Update*',
-  'kms:Revoke*',
-  'kms:Disable*',
-  'kms:Get*',
-  'kms:Delete*',
-  'kms:TagResource',
-  'kms:UntagResource',
-  'kms:ScheduleKeyDeletion',
-  'kms:CancelKeyDeletion',
-  'kms:RotateKeyOnDemand',
-];
-
 /** The alerts key's policy; exported so the security tests can read it. */
 export function alertsKeyPolicy(accountId: string, partition: string, region: string) {
-  const root = `arn:${partition}:iam::${accountId}:root`;
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'AccountAdministersKey',
-        Effect: 'Allow',
-        Principal: { AWS: root },
-        Action: KEY_ADMIN_ACTIONS,
-        // In a key policy "*" means "this key"; AWS requires it here.
-        Resource: '*',
-      },
-      {
-        Sid: 'AccountRolesUseKeyThroughSns',
-        Effect: 'Allow',
-        Principal: { AWS: root },
-        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        Resource: '*',
-        Condition: { StringEquals: { 'kms:ViaService': `sns.${region}.amazonaws.com`, 'kms:CallerAccount': accountId } },
-      },
-      {
-        Sid: 'AlarmsAndRulesPublish',
-        Effect: 'Allow',
-        Principal: { Service: ['cloudwatch.amazonaws.com', 'events.amazonaws.com'] },
-        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        Resource: '*',
-        Condition: { StringEquals: { 'aws:SourceAccount': accountId } },
-      },
-    ],
-  };
+  return keyPolicy({
+    accountId,
+    partition,
+    region,
+    viaServices: ['sns'],
+    servicePrincipals: ['cloudwatch.amazonaws.com', 'events.amazonaws.com'],
+  });
 }
 
 /** A KMS-encrypted SNS topic for every alarm and failure alert, with the on-call e-mail subscribed. */

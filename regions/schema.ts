@@ -164,6 +164,9 @@ export const configSchema = z
       .object({ active: int('active', 1, 20), passive: int('passive', 0, 20) })
       .strict()
       .default({ active: 2, passive: 1 }),
+    lakeReplication: z
+      .boolean({ error: 'must be true or false. Fix: pulumi config set --type bool lakeReplication true' })
+      .default(true),
     guidewire: z
       .object({
         bucketName: z
@@ -223,6 +226,9 @@ export const STRING_KEYS: ReadonlySet<string> = new Set([
   'workflowLogLevel',
   'defaultTriggerMode',
 ]);
+
+/** Fields the Snowflake credentials secret must hold. */
+export const SNOWFLAKE_CREDENTIAL_FIELDS = ['account', 'user', 'password', 'warehouse', 'database', 'role'] as const;
 
 /** Secrets: never in stack files, set with `pulumi config set --secret`. */
 export const SECRET_KEYS = {

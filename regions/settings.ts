@@ -1,6 +1,15 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { z } from 'zod';
-import { CONFIG_KEYS, configSchema, type ParsedConfig, type PipelineConfig, SECRET_KEYS, type SecretKey, STRING_KEYS } from './schema';
+import {
+  CONFIG_KEYS,
+  configSchema,
+  type ParsedConfig,
+  type PipelineConfig,
+  SECRET_KEYS,
+  type SecretKey,
+  SNOWFLAKE_CREDENTIAL_FIELDS,
+  STRING_KEYS,
+} from './schema';
 import type { TriggerMode } from './limits';
 import { deriveRole, type RegionRole } from './role';
 
@@ -194,7 +203,12 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
 export function parseSettings(
   stack: string,
   raw: Record<string, unknown>,
-  secrets: { present: ReadonlySet<SecretKey>; values: Record<SecretKey, pulumi.Output<string>> },
+  secrets: {
+    present: ReadonlySet<SecretKey>;
+    values: Record<SecretKey, pulumi.Output<string>>;
+    /** Plaintext, only to check the shape; never echoed in a message. */
+    plaintext?: Partial<Record<SecretKey, string>>;
+  },
 ): PlatformSettings {
   const parsed = configSchema.safeParse(raw);
   const problems: ConfigProblem[] = [
@@ -205,6 +219,11 @@ export function parseSettings(
     if (!secrets.present.has(key as SecretKey)) {
       problems.push({ key: fullKey(key), value: undefined, message: `is a required secret. Fix: ${command}` });
     }
+  }
+  const snowflake = secrets.plaintext?.snowflakeCredentials;
+  if (snowflake !== undefined) {
+    const missing = snowflakeCredentialProblem(snowflake);
+    if (missing) problems.push({ key: fullKey('snowflakeCredentials'), value: '(secret)', message: `${missing}. Fix: ${SECRET_KEYS.snowflakeCredentials}` });
   }
   if (!parsed.success || problems.length > 0) throw new ConfigValidationError(stack, problems);
 
@@ -225,6 +244,18 @@ export function parseSettings(
   return deepFreeze(settings);
 }
 
+function snowflakeCredentialProblem(json: string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return 'is not JSON';
+  }
+  if (!isRecord(value)) return 'is not a JSON object';
+  const missing = SNOWFLAKE_CREDENTIAL_FIELDS.filter((field) => typeof value[field] !== 'string' || value[field] === '');
+  return missing.length > 0 ? `lacks ${missing.join(', ')}` : undefined;
+}
+
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !pulumi.Output.isInstance(value) && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -243,5 +274,6 @@ export function loadSettings(): PlatformSettings {
     if (pulumi.runtime.getConfig(fullKey(key)) !== undefined) present.add(key);
     values[key] = pulumi.secret(config.getSecret(key)).apply((v) => v ?? '');
   }
-  return parseSettings(pulumi.getStack(), raw, { present, values });
+  const plaintext = { snowflakeCredentials: pulumi.runtime.getConfig(fullKey('snowflakeCredentials')) };
+  return parseSettings(pulumi.getStack(), raw, { present, values, plaintext });
 }

@@ -154,3 +154,16 @@ describe('config validation: every bad value is named, explained and stops the p
     }
   });
 });
+
+describe('config validation: secrets', () => {
+  it('rejects Snowflake credentials without the required fields, without echoing them', async () => {
+    const run = await runProgram({
+      stack: 'prod-east',
+      secrets: { snowflakeCredentials: JSON.stringify({ account: 'xy1', user: 'u', password: 'p4ss-do-not-echo' }), dbtApiToken: 't' },
+    });
+    assert.ok(run.error);
+    assert.match(run.error.message, /etl-platform:snowflakeCredentials = "\(secret\)": lacks warehouse, database, role\. Fix: pulumi config set --secret snowflakeCredentials/);
+    assert.doesNotMatch(run.error.message, /p4ss-do-not-echo/);
+    assert.equal(run.resources.length, 0);
+  });
+});

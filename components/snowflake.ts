@@ -1,0 +1,87 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import type { AccountContext } from './naming';
+
+export const SNOWFLAKE_SECRET_NAME = 'etl-platform/snowflake';
+
+export interface SnowflakeCredentials {
+  readonly account: string;
+  readonly user: string;
+  readonly password: string;
+  readonly warehouse: string;
+  readonly database: string;
+  readonly role: string;
+}
+
+/** The keys the Glue Snowflake connector reads from its secret (v1 connection keys). */
+export function connectorSecret(credentials: SnowflakeCredentials): Record<string, string> {
+  return {
+    sfUser: credentials.user,
+    sfPassword: credentials.password,
+    sfWarehouse: credentials.warehouse,
+    sfDatabase: credentials.database,
+    sfRole: credentials.role,
+  };
+}
+
+export interface SnowflakeArgs {
+  /** The JSON from `pulumi config set --secret snowflakeCredentials`. */
+  readonly credentials: pulumi.Output<string>;
+  readonly region: string;
+  readonly peerRegion: string;
+  readonly isHome: boolean;
+  readonly account: AccountContext;
+}
+
+/**
+ * The Snowflake secret (owned by the home stack, replicated by Secrets Manager to the peer, so it
+ * is readable there when the home region is gone) and this region's Glue Snowflake connection.
+ */
+export class Snowflake extends pulumi.ComponentResource {
+  /** ARN pattern of the secret in this region: the 6-character suffix is AWS-generated. */
+  readonly secretArnPattern: pulumi.Output<string>;
+  readonly connectionName: pulumi.Output<string>;
+  readonly connectionArn: pulumi.Output<string>;
+
+  constructor(name: string, args: SnowflakeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:snowflake:Snowflake', name, {}, opts);
+    const { accountId, partition } = args.account;
+    const credentials = args.credentials.apply((json) => JSON.parse(json) as SnowflakeCredentials);
+
+    const dependsOn: pulumi.Resource[] = [];
+    if (args.isHome) {
+      const secret = new aws.secretsmanager.Secret(
+        `${name}-secret`,
+        {
+          name: SNOWFLAKE_SECRET_NAME,
+          description: 'Snowflake credentials for the Glue Snowflake connection and the dbt app',
+          replicas: [{ region: args.peerRegion }],
+          recoveryWindowInDays: 30,
+        },
+        { parent: this },
+      );
+      const version = new aws.secretsmanager.SecretVersion(
+        `${name}-secret-value`,
+        { secretId: secret.id, secretString: pulumi.secret(credentials.apply((c) => JSON.stringify(connectorSecret(c)))) },
+        { parent: this },
+      );
+      dependsOn.push(version);
+    }
+    this.secretArnPattern = pulumi.interpolate`arn:${partition}:secretsmanager:${args.region}:${accountId}:secret:${SNOWFLAKE_SECRET_NAME}-??????`;
+
+    const connection = new aws.glue.Connection(
+      `${name}-connection`,
+      {
+        name: 'etl-snowflake',
+        connectionType: 'SNOWFLAKE',
+        connectionProperties: pulumi.secret(
+          credentials.apply((c) => ({ HOST: `${c.account}.snowflakecomputing.com`, SECRET_ID: SNOWFLAKE_SECRET_NAME })),
+        ),
+      },
+      { parent: this, dependsOn },
+    );
+    this.connectionName = connection.name;
+    this.connectionArn = pulumi.interpolate`arn:${partition}:glue:${args.region}:${accountId}:connection/${connection.name}`;
+    this.registerOutputs({ connectionName: this.connectionName });
+  }
+}
