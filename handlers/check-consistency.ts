@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
 import { evaluateConsistency, WATERMARK_SK, type ConsistencyResult, type ControlRecord } from './lib/consistency';
 import { requireEnv } from './lib/env';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PIPELINE_NAME_PATTERN, REGION_PATTERN } from '../regions/limits';
 
 /**

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { getRun } from './lib/dbt-client';
 import { DbtRunFailed } from './lib/errors';
 import { logger, withContext, type LambdaContext } from './lib/logger';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
 import { createRun, DBT_COMMANDS } from './lib/dbt-client';
 import { logger, withContext, type LambdaContext } from './lib/logger';

@@ -1,5 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import { intEnv, requireEnv } from './env';
 import { DbtApiRejected, DbtApiUnavailable, MissingConfiguration } from './errors';
 import { formatIssues } from './validate';

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { InvalidInput } from './errors';
 
 /** Renders zod issues as `path: message; path: message`. */
