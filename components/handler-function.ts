@@ -1,13 +1,10 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
-import * as esbuild from 'esbuild';
-import * as path from 'node:path';
+import { bundleHandler, type HandlerName } from '../handlers/bundle';
 import { iamRoleName } from './naming';
 
-const ROOT = path.resolve(__dirname, '..');
-
-/** An IAM statement scoped to exact resources. */
-export interface PolicyStatement {
+/** An IAM statement scoped to exact resources, optionally conditioned. */
+export interface IamStatement {
   readonly Sid?: string;
   readonly Effect: 'Allow' | 'Deny';
   readonly Action: readonly string[];
@@ -15,35 +12,14 @@ export interface PolicyStatement {
   readonly Condition?: Record<string, Record<string, unknown>>;
 }
 
-/**
- * Bundles `handlers/<name>.ts` with esbuild into `dist/handlers/<name>/index.js` at program run,
- * so what deploys is always built from the current source. The nodejs22.x runtime ships the AWS
- * SDK v3, so it stays external and the archives stay small.
- */
-export function bundleHandler(name: string): string {
-  const outdir = path.join(ROOT, 'dist', 'handlers', name);
-  esbuild.buildSync({
-    entryPoints: [path.join(ROOT, 'handlers', `${name}.ts`)],
-    outfile: path.join(outdir, 'index.js'),
-    bundle: true,
-    platform: 'node',
-    target: 'node22',
-    format: 'cjs',
-    minify: true,
-    external: ['@aws-sdk/*'],
-    logLevel: 'error',
-  });
-  return outdir;
-}
-
 export interface HandlerFunctionArgs {
-  /** File name in `handlers/`, without `.ts`. */
-  readonly handler: string;
+  /** File name in `handlers/`, without `.ts`; bundled with esbuild when the program runs. */
+  readonly handler: HandlerName;
   /** Short purpose used in the IAM role name, e.g. "fence-writer" (the region is appended). */
   readonly purpose: string;
   readonly region: string;
   /** What the function may do, on exact ARNs; logging is added here. */
-  readonly statements: readonly PolicyStatement[];
+  readonly statements: readonly IamStatement[];
   readonly environment?: Record<string, pulumi.Input<string>>;
   readonly logRetentionDays: number;
   /** @default 30 */
@@ -56,7 +32,7 @@ export interface HandlerFunctionArgs {
 }
 
 /** The role's policy: the caller's statements plus writing to its own log group. */
-export function functionPolicy(logGroupArn: pulumi.Input<string>, statements: readonly PolicyStatement[]) {
+export function functionPolicy(logGroupArn: pulumi.Input<string>, statements: readonly IamStatement[]) {
   return pulumi.jsonStringify({
     Version: '2012-10-17',
     Statement: [
@@ -101,7 +77,7 @@ export class HandlerFunction extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const statements: PolicyStatement[] = [...args.statements];
+    const statements: IamStatement[] = [...args.statements];
     if (args.vpc) {
       // ENI management for VPC functions; AWS documents these actions with Resource "*" only.
       statements.push({

@@ -1,36 +1,23 @@
 import * as assert from 'node:assert/strict';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import type { AddressInfo } from 'node:net';
+import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { FENCE_KEY, writeFence } from '../handlers/lib/fence';
-
-const dynalite = require('dynalite');
+import { createControlTable, type LocalDynamo, startDynalite } from './harness/dynalite';
 
 /**
  * The fence writer against dynalite (real conditional writes). Two tables stand in for the two
  * replicas of the global table, so "only the survivor is updated" can be played out.
  */
 describe('fence writer', () => {
-  let server: any;
+  let db: LocalDynamo;
   let client: DynamoDBClient;
   const tables = { east: 'fence-east', west: 'fence-west' };
 
   before(async () => {
-    server = dynalite({ createTableMs: 0 });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    client = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-    for (const TableName of Object.values(tables)) {
-      await client.send(
-        new CreateTableCommand({
-          TableName,
-          KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
-          AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
-          BillingMode: 'PAY_PER_REQUEST',
-        }),
-      );
-    }
+    db = await startDynalite();
+    client = db.client;
+    for (const table of Object.values(tables)) await createControlTable(client, table);
   });
-  after(() => new Promise((resolve) => server.close(resolve)));
+  after(() => db.close());
 
   const read = async (table: string) => (await client.send(new GetItemCommand({ TableName: table, Key: FENCE_KEY }))).Item;
 

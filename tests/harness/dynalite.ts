@@ -14,26 +14,8 @@ export interface LocalDynamo {
   close(): Promise<void>;
 }
 
-/**
- * In-process dynalite with the control table from docs/control-table.md (pk/sk + GSI
- * byPipelineStatus on gsi1pk/gsi1sk, projection ALL). Dynalite has no TTL and no transactions:
- * `expiresAt` is just an attribute here.
- */
-export async function startDynalite(opts: { tableName?: string } = {}): Promise<LocalDynamo> {
-  const tableName = opts.tableName ?? CONTROL_TABLE;
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    maxAttempts: 1, // surface throttling/condition errors to the caller, as Step Functions sees them
-  });
+/** The control table as docs/control-table.md defines it: pk/sk plus GSI byPipelineStatus. */
+export async function createControlTable(client: DynamoDBClient, tableName: string): Promise<void> {
   await client.send(
     new CreateTableCommand({
       TableName: tableName,
@@ -60,6 +42,28 @@ export async function startDynalite(opts: { tableName?: string } = {}): Promise<
       ],
     }),
   );
+}
+
+/**
+ * In-process dynalite (a real DynamoDB emulator: conditional writes are real) with the control
+ * table created. Dynalite has no TTL and no transactions: `expiresAt` is just an attribute here.
+ */
+export async function startDynalite(opts: { tableName?: string } = {}): Promise<LocalDynamo> {
+  const tableName = opts.tableName ?? CONTROL_TABLE;
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    maxAttempts: 1, // surface throttling/condition errors to the caller, as Step Functions sees them
+  });
+  await createControlTable(client, tableName);
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return {
     client,
