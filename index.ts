@@ -12,3 +12,5 @@ export const eventBusArn = platform.bus.busArn;
 export const archiveName = platform.bus.archiveName;
 export const controlTableName = platform.controlTable.tableName;
 export const alertsTopicArn = platform.alerts.topicArn;
+export const dbtApiUrl = platform.dbtApp.apiUrl;
+export const dbtImageRepositoryUrl = platform.dbtImage.repositoryUrl;

@@ -6,6 +6,21 @@ import { Alerts } from './alerts';
 import { ControlTable } from './control-table';
 import { PlatformEventBus } from './event-bus';
 import { accountContext, type AccountContext } from './naming';
+import { DbtApp } from '../k8s/dbt-app';
+import { DbtImage } from '../k8s/dbt-image';
+
+/**
+ * Name of the Snowflake credentials secret in Secrets Manager. Until the secret's own component
+ * lands (built in parallel), the dbt app finds it by this name; pass `snowflakeSecretArn` instead
+ * once the secret is a resource of this program.
+ */
+export const SNOWFLAKE_SECRET_NAME = 'etl-platform/snowflake-credentials';
+
+/** Resources built elsewhere that the regional platform consumes. */
+export interface RegionalPlatformArgs {
+  /** The Snowflake credentials secret. @default looked up by SNOWFLAKE_SECRET_NAME */
+  readonly snowflakeSecretArn?: pulumi.Input<string>;
+}
 
 /** A schedule or rule whose state follows the region's role; listed in the `failover` output. */
 export interface RoleToggle {
@@ -61,10 +76,12 @@ export class RegionalPlatform extends pulumi.ComponentResource {
   readonly alerts: Alerts;
   readonly bus: PlatformEventBus;
   readonly controlTable: ControlTable;
+  readonly dbtImage: DbtImage;
+  readonly dbtApp: DbtApp;
   readonly toggles: RoleToggle[] = [];
   readonly failover: pulumi.Output<FailoverOutput>;
 
-  constructor(name: string, settings: PlatformSettings, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, settings: PlatformSettings, opts?: pulumi.ComponentResourceOptions, args: RegionalPlatformArgs = {}) {
     super('etl-platform:index:RegionalPlatform', name, {}, opts);
     const parent = { parent: this };
     this.account = accountContext(parent);
@@ -97,6 +114,30 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       parent,
     );
 
+    this.dbtImage = new DbtImage(
+      `${name}-dbt-image`,
+      { isHome: settings.role.isHome, peerRegion: settings.role.peerRegion, accountId: this.account.accountId },
+      parent,
+    );
+    this.dbtApp = new DbtApp(
+      `${name}-dbt`,
+      {
+        clusterName: settings.eksClusterName,
+        region: settings.region,
+        namespace: settings.dbt.namespace,
+        image: pulumi.interpolate`${this.dbtImage.repositoryUrl}:${settings.dbt.imageTag}`,
+        replicas: settings.role.dbtReplicas,
+        apiToken: settings.secrets.dbtApiToken,
+        snowflakeSecretArn:
+          args.snowflakeSecretArn ?? aws.secretsmanager.getSecretOutput({ name: SNOWFLAKE_SECRET_NAME }, parent).arn,
+        lambdaCidrs: settings.network.subnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, parent).cidrBlock),
+        loadBalancerSubnetIds: settings.network.subnetIds,
+        account: this.account,
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
+
     const { role } = settings;
     this.failover = pulumi
       .all([this.controlTable.fenceEpoch, pulumi.all(this.toggles.map((t) => pulumi.all([t.kind, t.name, t.state])))])
@@ -112,7 +153,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         runbook: runbook(settings, defaultStackFor(settings)),
       }));
 
-    this.registerOutputs({ failover: this.failover });
+    this.registerOutputs({ failover: this.failover, dbtApiUrl: this.dbtApp.apiUrl });
   }
 }
 

@@ -129,6 +129,18 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     if (args.type === 'aws:lambda/invocation:Invocation') {
       state.result = JSON.stringify({ ...JSON.parse(inputs.input ?? '{}'), epoch: 1, changed: true });
     }
+    if (args.type === 'awsx:ecr:Repository') {
+      // A remote component: no children under mocks, so return what the real one outputs.
+      const repoName: string = inputs.name ?? physical;
+      const url = `${ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${repoName}`;
+      state.url = url;
+      state.repository = { name: repoName, arn: `arn:aws:ecr:${region}:${ACCOUNT_ID}:repository/${repoName}`, repositoryUrl: url };
+    }
+    if (args.type === 'kubernetes:core/v1:Service' && inputs.spec?.type === 'LoadBalancer') {
+      // What the AWS Load Balancer Controller writes back for an internal NLB.
+      const lb = `k8s-${inputs.metadata?.namespace ?? 'default'}-${inputs.metadata?.name ?? args.name}-${suffix(args.name)}`.slice(0, 32);
+      state.status = { loadBalancer: { ingress: [{ hostname: `${lb}-${suffix(lb)}.elb.${region}.amazonaws.com` }] } };
+    }
     if (args.type.startsWith('pulumi:providers:')) {
       const id = `${args.name}_id`;
       if (inputs.region) this.providerRegions.set(id, inputs.region);
@@ -162,6 +174,39 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         return { partition: 'aws', dnsSuffix: 'amazonaws.com', id: 'aws' };
       case 'aws:index/getRegion:getRegion':
         return { name: this.regionOf(args.provider, args.inputs ?? {}), region: this.regionOf(args.provider, args.inputs ?? {}) };
+      case 'aws:eks/getCluster:getCluster': {
+        const region = this.regionOf(args.provider, args.inputs ?? {});
+        const name: string = args.inputs.name;
+        const oidcId = createHash('sha256').update(`${region}/${name}`).digest('hex').slice(0, 32).toUpperCase();
+        return {
+          id: name,
+          name,
+          arn: `arn:aws:eks:${region}:${ACCOUNT_ID}:cluster/${name}`,
+          endpoint: `https://${oidcId}.gr7.${region}.eks.amazonaws.com`,
+          certificateAuthorities: [{ data: Buffer.from(`test CA for ${name}`).toString('base64') }],
+          identities: [{ oidcs: [{ issuer: `https://oidc.eks.${region}.amazonaws.com/id/${oidcId}` }] }],
+          vpcConfig: {
+            vpcId: `vpc-${suffix(name)}0`,
+            subnetIds: [`subnet-${suffix(`${name}-a`)}0a`, `subnet-${suffix(`${name}-b`)}0b`],
+            clusterSecurityGroupId: `sg-${suffix(name)}0c`,
+            endpointPrivateAccess: true,
+            endpointPublicAccess: false,
+          },
+          status: 'ACTIVE',
+          version: '1.33',
+        };
+      }
+      case 'aws:ec2/getSubnet:getSubnet': {
+        // A stable /24 derived from the subnet id.
+        const digest = createHash('sha256').update(String(args.inputs.id)).digest();
+        return { ...args.inputs, cidrBlock: `10.${digest[0] % 64}.${digest[1]}.0/24`, vpcId: 'vpc-0123456789abcdef0' };
+      }
+      case 'aws:secretsmanager/getSecret:getSecret': {
+        const region = this.regionOf(args.provider, args.inputs ?? {});
+        const name: string = args.inputs.name;
+        const arn = `arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:${name}-${suffix(name).slice(0, 6)}`;
+        return { ...args.inputs, arn, id: arn };
+      }
       default:
         return args.inputs ?? {};
     }

@@ -1,0 +1,427 @@
+import * as aws from '@pulumi/aws';
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { iamRoleName, type AccountContext } from '../components/naming';
+
+/**
+ * The dbt API (a Flask app that runs dbt against Snowflake) in this region's existing EKS cluster.
+ *
+ * Everything here is a pure function of the region, the config and a few resource outputs, except
+ * `replicas`, which follows the region's role: flipping `activeRegion` scales the Deployment and
+ * changes nothing else (tests/dbt-app.test.ts). The manifests are built by the exported functions
+ * below so tests can check them directly; `DbtApp` only wires them to resources.
+ */
+
+export const APP_NAME = 'dbt-app';
+export const SERVICE_ACCOUNT_NAME = 'dbt-app';
+export const TOKEN_SECRET_NAME = 'dbt-app-api-token';
+export const TOKEN_SECRET_KEY = 'token';
+export const HEALTH_PATH = '/healthz';
+/** Non-root uid/gid the image runs as (any non-zero id; the image must not need a named user). */
+export const RUN_AS_ID = 10001;
+
+export interface ContainerResources {
+  readonly requests: { readonly cpu: string; readonly memory: string; readonly 'ephemeral-storage'?: string };
+  readonly limits: { readonly cpu: string; readonly memory: string; readonly 'ephemeral-storage'?: string };
+}
+
+export const DEFAULT_RESOURCES: ContainerResources = {
+  requests: { cpu: '500m', memory: '1Gi', 'ephemeral-storage': '1Gi' },
+  limits: { cpu: '2', memory: '2Gi', 'ephemeral-storage': '2Gi' },
+};
+
+export interface DbtAppArgs {
+  /** This region's existing EKS cluster, looked up by name. */
+  readonly clusterName: string;
+  readonly region: string;
+  /** Namespace the app is created in (created here). */
+  readonly namespace: string;
+  /** Full image reference, `<repositoryUrl>:<tag>`. Must not depend on the role. */
+  readonly image: pulumi.Input<string>;
+  /** Replicas for this region's role: the only role-dependent input. */
+  readonly replicas: number;
+  /** The API token the Lambdas present; stored as a Kubernetes Secret and kept a Pulumi secret. */
+  readonly apiToken: pulumi.Input<string>;
+  /** The Snowflake credentials secret: the only thing the app's IAM role may read. */
+  readonly snowflakeSecretArn: pulumi.Input<string>;
+  /** CIDRs of the Lambdas' subnets: the only sources admitted to the app port. */
+  readonly lambdaCidrs: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * Subnets the internal NLB is placed in: the Lambdas' subnets, so its health checks come from
+   * inside `lambdaCidrs` too. They must be in the cluster's VPC (ip targets).
+   */
+  readonly loadBalancerSubnetIds: readonly string[];
+  readonly account: AccountContext;
+  /** @default 8080 */
+  readonly port?: number;
+  /** @default DEFAULT_RESOURCES */
+  readonly resources?: ContainerResources;
+  /** AWS tags for the IAM role and the load balancer. */
+  readonly tags?: Record<string, string>;
+}
+
+/** Labels on every object; the selector is the stable subset. Role-free by construction. */
+export function appLabels(): Record<string, string> {
+  return { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/part-of': 'etl-platform', 'app.kubernetes.io/managed-by': 'pulumi' };
+}
+
+export function selectorLabels(): Record<string, string> {
+  return { 'app.kubernetes.io/name': APP_NAME };
+}
+
+export interface ClusterAccess {
+  readonly clusterName: string;
+  readonly region: string;
+  readonly endpoint: string;
+  readonly certificateAuthorityData: string;
+}
+
+/**
+ * A kubeconfig for one cluster that authenticates with `aws eks get-token` (the deployer's AWS
+ * credentials, in the cluster's own region). It holds no credentials, so it is not a secret.
+ */
+export function buildKubeconfig(c: ClusterAccess): string {
+  const context = `${c.region}/${c.clusterName}`;
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: context, cluster: { server: c.endpoint, 'certificate-authority-data': c.certificateAuthorityData } }],
+    users: [
+      {
+        name: context,
+        user: {
+          exec: {
+            apiVersion: 'client.authentication.k8s.io/v1beta1',
+            command: 'aws',
+            args: ['eks', 'get-token', '--cluster-name', c.clusterName, '--region', c.region, '--output', 'json'],
+            interactiveMode: 'Never',
+          },
+        },
+      },
+    ],
+    contexts: [{ name: context, context: { cluster: context, user: context } }],
+    'current-context': context,
+  });
+}
+
+/** `https://oidc.eks.<region>.amazonaws.com/id/<ID>` → `oidc.eks.<region>.amazonaws.com/id/<ID>`. */
+export function issuerHost(issuer: string): string {
+  return issuer.replace(/^https:\/\//, '');
+}
+
+export function oidcProviderArn(partition: string, accountId: string, issuer: string): string {
+  return `arn:${partition}:iam::${accountId}:oidc-provider/${issuerHost(issuer)}`;
+}
+
+/** IRSA trust: web identity from the cluster's OIDC provider, for exactly one service account. */
+export function irsaTrustPolicy(providerArn: string, issuer: string, namespace: string, serviceAccount: string) {
+  const host = issuerHost(issuer);
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: { Federated: providerArn },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: {
+          StringEquals: {
+            [`${host}:sub`]: `system:serviceaccount:${namespace}:${serviceAccount}`,
+            [`${host}:aud`]: 'sts.amazonaws.com',
+          },
+        },
+      },
+    ],
+  };
+}
+
+/** What the app's role may do: read the Snowflake credentials secret, nothing else. */
+export function snowflakeReadPolicy(secretArn: string) {
+  return {
+    Version: '2012-10-17',
+    Statement: [{ Sid: 'ReadSnowflakeCredentials', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [secretArn] }],
+  };
+}
+
+export interface PodSpecInputs {
+  readonly image: pulumi.Input<string>;
+  readonly port: number;
+  readonly region: string;
+  readonly snowflakeSecretArn: pulumi.Input<string>;
+  readonly resources: ContainerResources;
+}
+
+/** Pod-level half of the "restricted" Pod Security Standard. */
+export const POD_SECURITY_CONTEXT = {
+  runAsNonRoot: true,
+  runAsUser: RUN_AS_ID,
+  runAsGroup: RUN_AS_ID,
+  fsGroup: RUN_AS_ID,
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;
+
+/** Container-level half of the "restricted" Pod Security Standard, plus a read-only root. */
+export const CONTAINER_SECURITY_CONTEXT = {
+  runAsNonRoot: true,
+  runAsUser: RUN_AS_ID,
+  runAsGroup: RUN_AS_ID,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  privileged: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;
+
+/** The Deployment's spec. `replicas` is the only role-dependent value. */
+export function deploymentSpec(replicas: number, p: PodSpecInputs): k8s.types.input.apps.v1.DeploymentSpec {
+  const probe = { httpGet: { path: HEALTH_PATH, port: 'http', scheme: 'HTTP' }, timeoutSeconds: 3 };
+  return {
+    replicas,
+    revisionHistoryLimit: 5,
+    selector: { matchLabels: selectorLabels() },
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+    template: {
+      metadata: { labels: appLabels() },
+      spec: {
+        serviceAccountName: SERVICE_ACCOUNT_NAME,
+        // The app does not call the Kubernetes API. IRSA's web-identity token is a separate
+        // projected volume added by the EKS pod identity webhook, so it is unaffected.
+        automountServiceAccountToken: false,
+        // In-flight dbt runs get this long to finish on rollouts and drains; the Lambdas retry the rest.
+        terminationGracePeriodSeconds: 120,
+        securityContext: { ...POD_SECURITY_CONTEXT },
+        topologySpreadConstraints: [
+          {
+            maxSkew: 1,
+            topologyKey: 'topology.kubernetes.io/zone',
+            // ScheduleAnyway: losing a zone must not leave replicas Pending.
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: selectorLabels() },
+            matchLabelKeys: ['pod-template-hash'],
+          },
+          {
+            maxSkew: 1,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: selectorLabels() },
+            matchLabelKeys: ['pod-template-hash'],
+          },
+        ],
+        containers: [
+          {
+            name: APP_NAME,
+            image: p.image,
+            imagePullPolicy: 'IfNotPresent',
+            ports: [{ name: 'http', containerPort: p.port, protocol: 'TCP' }],
+            env: [
+              { name: 'PORT', value: String(p.port) },
+              { name: 'DBT_API_TOKEN', valueFrom: { secretKeyRef: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } } },
+              { name: 'SNOWFLAKE_SECRET_ARN', value: p.snowflakeSecretArn },
+              { name: 'AWS_REGION', value: p.region },
+              { name: 'AWS_STS_REGIONAL_ENDPOINTS', value: 'regional' },
+              // The root filesystem is read-only: everything dbt and Python write goes to /tmp.
+              { name: 'HOME', value: '/tmp' },
+              { name: 'TMPDIR', value: '/tmp' },
+              { name: 'DBT_LOG_PATH', value: '/tmp/dbt/logs' },
+              { name: 'DBT_TARGET_PATH', value: '/tmp/dbt/target' },
+              { name: 'PYTHONDONTWRITEBYTECODE', value: '1' },
+            ],
+            resources: { requests: { ...p.resources.requests }, limits: { ...p.resources.limits } },
+            startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 24 },
+            readinessProbe: { ...probe, periodSeconds: 10, failureThreshold: 3 },
+            livenessProbe: { ...probe, periodSeconds: 20, failureThreshold: 3 },
+            securityContext: { ...CONTAINER_SECURITY_CONTEXT, capabilities: { drop: ['ALL'] } },
+            volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+          },
+        ],
+        volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '1Gi' } }],
+      },
+    },
+  };
+}
+
+/** AWS Load Balancer Controller annotations for an internal NLB with ip targets. */
+export function serviceAnnotations(subnetIds: readonly string[], tags: Record<string, string>): Record<string, string> {
+  const annotations: Record<string, string> = {
+    'service.beta.kubernetes.io/aws-load-balancer-type': 'external',
+    'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip',
+    'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal',
+    'service.beta.kubernetes.io/aws-load-balancer-subnets': subnetIds.join(','),
+    // Pods see the Lambda's address, so the NetworkPolicy can admit by source CIDR.
+    'service.beta.kubernetes.io/aws-load-balancer-target-group-attributes': 'preserve_client_ip.enabled=true',
+    'service.beta.kubernetes.io/aws-load-balancer-attributes': 'load_balancing.cross_zone.enabled=true',
+    'service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol': 'http',
+    'service.beta.kubernetes.io/aws-load-balancer-healthcheck-path': HEALTH_PATH,
+    'service.beta.kubernetes.io/aws-load-balancer-healthcheck-port': 'traffic-port',
+  };
+  const tagList = Object.entries(tags).map(([k, v]) => `${k}=${v}`);
+  if (tagList.length > 0) annotations['service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags'] = tagList.join(',');
+  return annotations;
+}
+
+export function serviceSpec(lambdaCidrs: readonly string[]): k8s.types.input.core.v1.ServiceSpec {
+  return {
+    type: 'LoadBalancer',
+    selector: selectorLabels(),
+    ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+    // Applied by the controller to the NLB's security group.
+    loadBalancerSourceRanges: [...lambdaCidrs],
+  };
+}
+
+/**
+ * Ingress to the app port from the Lambdas' subnets only (the NLB sits in those subnets, so its
+ * health checks match too; with client IP preservation, forwarded requests carry the Lambda's
+ * address). Kubelet probes need no rule: traffic from a pod's own node is always admitted
+ * (Kubernetes NetworkPolicy semantics; the VPC CNI agent allows the node IP explicitly).
+ * Egress is left open: the app needs Snowflake, STS and Secrets Manager.
+ */
+export function networkPolicySpec(port: number, lambdaCidrs: readonly string[]): k8s.types.input.networking.v1.NetworkPolicySpec {
+  if (lambdaCidrs.length === 0) throw new Error('dbt-app NetworkPolicy: no Lambda CIDRs; the API would be unreachable');
+  return {
+    podSelector: { matchLabels: selectorLabels() },
+    policyTypes: ['Ingress'],
+    ingress: [{ from: lambdaCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port }] }],
+  };
+}
+
+/**
+ * At most one pod disrupted at a time, whatever the replica count: with 2 replicas this is
+ * "minAvailable 1"; with 1 it lets nodes drain; with 0 (a cold passive region) it is still valid.
+ * Being independent of the replica count, it does not change when `activeRegion` flips.
+ * `AlwaysAllow` lets a drain evict pods that are not ready anyway.
+ */
+export function disruptionBudgetSpec(): k8s.types.input.policy.v1.PodDisruptionBudgetSpec {
+  return { selector: { matchLabels: selectorLabels() }, maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' };
+}
+
+/** `http://<hostname>` of the Service's load balancer; throws if the controller gave it none. */
+export function apiUrlFrom(status: k8s.types.output.core.v1.ServiceStatus | undefined): string {
+  const ingress = status?.loadBalancer?.ingress?.[0];
+  const host = ingress?.hostname ?? ingress?.ip;
+  if (!host) throw new Error('dbt-app Service has no load balancer address; is the AWS Load Balancer Controller running?');
+  return `http://${host}`;
+}
+
+export class DbtApp extends pulumi.ComponentResource {
+  readonly provider: k8s.Provider;
+  readonly role: aws.iam.Role;
+  readonly deployment: k8s.apps.v1.Deployment;
+  readonly service: k8s.core.v1.Service;
+  /** `http://<internal NLB hostname>`: the Lambdas' DBT_API_URL. */
+  readonly apiUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: DbtAppArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:k8s:DbtApp', name, {}, opts);
+    const port = args.port ?? 8080;
+    const tags = args.tags ?? {};
+    const ns = args.namespace;
+
+    const cluster = aws.eks.getClusterOutput({ name: args.clusterName }, { parent: this });
+    const kubeconfig = pulumi
+      .all([cluster.endpoint, cluster.certificateAuthorities])
+      .apply(([endpoint, cas]) =>
+        buildKubeconfig({ clusterName: args.clusterName, region: args.region, endpoint, certificateAuthorityData: cas[0].data }),
+      );
+    this.provider = new k8s.Provider(`k8s-${args.region}`, { kubeconfig }, { parent: this });
+    const k8sOpts = { parent: this, provider: this.provider };
+
+    const issuer = cluster.identities.apply((ids) => {
+      const url = ids?.[0]?.oidcs?.[0]?.issuer;
+      if (!url) throw new Error(`EKS cluster ${args.clusterName} has no OIDC issuer; IRSA needs one`);
+      return url;
+    });
+    const providerArn = pulumi
+      .all([args.account.partition, args.account.accountId, issuer])
+      .apply(([partition, accountId, url]) => oidcProviderArn(partition, accountId, url));
+
+    this.role = new aws.iam.Role(
+      `${name}-irsa-role`,
+      {
+        name: iamRoleName('dbt-app', args.region),
+        description: `dbt app in ${args.clusterName} (${ns}/${SERVICE_ACCOUNT_NAME})`,
+        assumeRolePolicy: pulumi
+          .all([providerArn, issuer])
+          .apply(([arn, url]) => JSON.stringify(irsaTrustPolicy(arn, url, ns, SERVICE_ACCOUNT_NAME))),
+        tags,
+      },
+      { parent: this },
+    );
+    new aws.iam.RolePolicy(
+      `${name}-irsa-policy`,
+      { role: this.role.id, policy: pulumi.output(args.snowflakeSecretArn).apply((arn) => JSON.stringify(snowflakeReadPolicy(arn))) },
+      { parent: this },
+    );
+
+    const labels = appLabels();
+    const namespace = new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      {
+        metadata: {
+          name: ns,
+          labels: {
+            ...labels,
+            // Admission enforces the same profile the Deployment declares.
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+          },
+        },
+      },
+      k8sOpts,
+    );
+    const inNamespace = (objectName: string) => ({ name: objectName, namespace: namespace.metadata.name, labels });
+
+    const serviceAccount = new k8s.core.v1.ServiceAccount(
+      `${name}-sa`,
+      {
+        metadata: {
+          ...inNamespace(SERVICE_ACCOUNT_NAME),
+          annotations: { 'eks.amazonaws.com/role-arn': this.role.arn, 'eks.amazonaws.com/sts-regional-endpoints': 'true' },
+        },
+        automountServiceAccountToken: false,
+      },
+      k8sOpts,
+    );
+
+    const tokenSecret = new k8s.core.v1.Secret(
+      `${name}-token`,
+      { metadata: inNamespace(TOKEN_SECRET_NAME), type: 'Opaque', stringData: { [TOKEN_SECRET_KEY]: pulumi.secret(args.apiToken) } },
+      k8sOpts,
+    );
+
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: inNamespace(APP_NAME),
+        spec: deploymentSpec(args.replicas, {
+          image: args.image,
+          port,
+          region: args.region,
+          snowflakeSecretArn: args.snowflakeSecretArn,
+          resources: args.resources ?? DEFAULT_RESOURCES,
+        }),
+      },
+      { ...k8sOpts, dependsOn: [serviceAccount, tokenSecret] },
+    );
+
+    const cidrs = pulumi.output(args.lambdaCidrs);
+    this.service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { ...inNamespace(APP_NAME), annotations: serviceAnnotations(args.loadBalancerSubnetIds, tags) },
+        spec: cidrs.apply((c) => serviceSpec(c)),
+      },
+      k8sOpts,
+    );
+
+    new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, { metadata: inNamespace(APP_NAME), spec: disruptionBudgetSpec() }, k8sOpts);
+
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      { metadata: inNamespace(`${APP_NAME}-ingress`), spec: cidrs.apply((c) => networkPolicySpec(port, c)) },
+      k8sOpts,
+    );
+
+    this.apiUrl = this.service.status.apply(apiUrlFrom);
+    this.registerOutputs({ apiUrl: this.apiUrl });
+  }
+}
