@@ -5,22 +5,13 @@ import type { ToggleState } from '../regions/role';
 import { Alerts } from './alerts';
 import { ControlTable } from './control-table';
 import { PlatformEventBus } from './event-bus';
+import { DataLake } from './data-lake';
+import { HandlerFunction } from './handler-function';
 import { accountContext, type AccountContext } from './naming';
+import { Snowflake } from './snowflake';
+import { UpstreamEtl } from './upstream-etl';
 import { DbtApp } from '../k8s/dbt-app';
 import { DbtImage } from '../k8s/dbt-image';
-
-/**
- * Name of the Snowflake credentials secret in Secrets Manager. Until the secret's own component
- * lands (built in parallel), the dbt app finds it by this name; pass `snowflakeSecretArn` instead
- * once the secret is a resource of this program.
- */
-export const SNOWFLAKE_SECRET_NAME = 'etl-platform/snowflake-credentials';
-
-/** Resources built elsewhere that the regional platform consumes. */
-export interface RegionalPlatformArgs {
-  /** The Snowflake credentials secret. @default looked up by SNOWFLAKE_SECRET_NAME */
-  readonly snowflakeSecretArn?: pulumi.Input<string>;
-}
 
 /** A schedule or rule whose state follows the region's role; listed in the `failover` output. */
 export interface RoleToggle {
@@ -76,12 +67,16 @@ export class RegionalPlatform extends pulumi.ComponentResource {
   readonly alerts: Alerts;
   readonly bus: PlatformEventBus;
   readonly controlTable: ControlTable;
+  readonly lake: DataLake;
+  readonly snowflake: Snowflake;
+  readonly batchContext: HandlerFunction;
+  readonly upstreams: UpstreamEtl[];
   readonly dbtImage: DbtImage;
   readonly dbtApp: DbtApp;
   readonly toggles: RoleToggle[] = [];
   readonly failover: pulumi.Output<FailoverOutput>;
 
-  constructor(name: string, settings: PlatformSettings, opts?: pulumi.ComponentResourceOptions, args: RegionalPlatformArgs = {}) {
+  constructor(name: string, settings: PlatformSettings, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:index:RegionalPlatform', name, {}, opts);
     const parent = { parent: this };
     this.account = accountContext(parent);
@@ -114,6 +109,79 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       parent,
     );
 
+    this.lake = new DataLake(
+      `${name}-data`,
+      {
+        region: settings.region,
+        peerRegion: settings.role.peerRegion,
+        account: this.account,
+        replicateToPeer: settings.lakeReplication,
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
+    this.snowflake = new Snowflake(
+      `${name}-snowflake`,
+      {
+        credentials: settings.secrets.snowflakeCredentials,
+        region: settings.region,
+        peerRegion: settings.role.peerRegion,
+        isHome: settings.role.isHome,
+        account: this.account,
+      },
+      parent,
+    );
+    // Shared by every workflow: the batch id and lease times (ASL has no date arithmetic).
+    this.batchContext = new HandlerFunction(
+      `${name}-batch-context`,
+      { handler: 'batch-context', purpose: 'batch-context', region: settings.region, statements: [], logRetentionDays: settings.logRetentionDays },
+      parent,
+    );
+    const scheduleGroup = new aws.scheduler.ScheduleGroup(`${name}-schedules`, { name: 'etl-platform' }, parent);
+
+    this.upstreams = settings.pipelines.map(
+      (pipeline) =>
+        new UpstreamEtl(
+          `${name}-${pipeline.name}-upstream`,
+          {
+            pipeline,
+            shared: {
+              region: settings.region,
+              account: this.account,
+              eventSource: settings.eventSource,
+              logLevel: settings.workflowLogLevel,
+              logRetentionDays: settings.logRetentionDays,
+              scheduleState: settings.role.scheduleState,
+              scheduleRetry: settings.scheduleRetry,
+              scheduleGroupName: scheduleGroup.name,
+              controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
+              batchContextFunctionArn: this.batchContext.arn,
+              lake: { bucket: this.lake.lake.name, arn: this.lake.lake.arn, kmsKeyArn: this.lake.key.arn },
+              artifacts: { bucket: this.lake.artifacts.name, arn: this.lake.artifacts.arn },
+              scripts: {
+                cdaToLake: this.lake.scriptLocations['cda_to_lake.py'],
+                lakeToSnowflake: this.lake.scriptLocations['lake_to_snowflake.py'],
+                logic: this.lake.scriptLocations['cda_logic.py'],
+              },
+              guidewire: settings.guidewire,
+              snowflake: {
+                connectionName: this.snowflake.connectionName,
+                connectionArn: this.snowflake.connectionArn,
+                secretArnPattern: this.snowflake.secretArnPattern,
+              },
+              bus: { name: this.bus.busName, arn: this.bus.busArn },
+              alerts: { topicArn: this.alerts.topicArn, keyArn: this.alerts.key.arn },
+              tags: { ...settings.tags },
+            },
+          },
+          parent,
+        ),
+    );
+    for (const upstream of this.upstreams) {
+      this.toggles.push({ kind: 'schedule', name: upstream.scheduleName, state: settings.role.scheduleState });
+    }
+
+
     this.dbtImage = new DbtImage(
       `${name}-dbt-image`,
       { isHome: settings.role.isHome, peerRegion: settings.role.peerRegion, accountId: this.account.accountId },
@@ -128,8 +196,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         image: pulumi.interpolate`${this.dbtImage.repositoryUrl}:${settings.dbt.imageTag}`,
         replicas: settings.role.dbtReplicas,
         apiToken: settings.secrets.dbtApiToken,
-        snowflakeSecretArn:
-          args.snowflakeSecretArn ?? aws.secretsmanager.getSecretOutput({ name: SNOWFLAKE_SECRET_NAME }, parent).arn,
+        snowflakeSecret: { name: this.snowflake.secretName, arnPattern: this.snowflake.secretArnPattern },
         lambdaCidrs: settings.network.subnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, parent).cidrBlock),
         loadBalancerSubnetIds: settings.network.subnetIds,
         account: this.account,
@@ -138,6 +205,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       parent,
     );
 
+    // Last: every component above has registered its toggles.
     const { role } = settings;
     this.failover = pulumi
       .all([this.controlTable.fenceEpoch, pulumi.all(this.toggles.map((t) => pulumi.all([t.kind, t.name, t.state])))])

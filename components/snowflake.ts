@@ -38,6 +38,7 @@ export interface SnowflakeArgs {
  * is readable there when the home region is gone) and this region's Glue Snowflake connection.
  */
 export class Snowflake extends pulumi.ComponentResource {
+  readonly secretName: string = SNOWFLAKE_SECRET_NAME;
   /** ARN pattern of the secret in this region: the 6-character suffix is AWS-generated. */
   readonly secretArnPattern: pulumi.Output<string>;
   readonly connectionName: pulumi.Output<string>;

@@ -42,8 +42,11 @@ export interface DbtAppArgs {
   readonly replicas: number;
   /** The API token the Lambdas present; stored as a Kubernetes Secret and kept a Pulumi secret. */
   readonly apiToken: pulumi.Input<string>;
-  /** The Snowflake credentials secret: the only thing the app's IAM role may read. */
-  readonly snowflakeSecretArn: pulumi.Input<string>;
+  /**
+   * The Snowflake credentials secret: the only thing the app's IAM role may read. The ARN is a
+   * pattern (AWS appends a random suffix); the app reads the secret by name.
+   */
+  readonly snowflakeSecret: { readonly name: pulumi.Input<string>; readonly arnPattern: pulumi.Input<string> };
   /** CIDRs of the Lambdas' subnets: the only sources admitted to the app port. */
   readonly lambdaCidrs: pulumi.Input<pulumi.Input<string>[]>;
   /**
@@ -146,7 +149,7 @@ export interface PodSpecInputs {
   readonly image: pulumi.Input<string>;
   readonly port: number;
   readonly region: string;
-  readonly snowflakeSecretArn: pulumi.Input<string>;
+  readonly snowflakeSecretId: pulumi.Input<string>;
   readonly resources: ContainerResources;
 }
 
@@ -215,7 +218,7 @@ export function deploymentSpec(replicas: number, p: PodSpecInputs): k8s.types.in
             env: [
               { name: 'PORT', value: String(p.port) },
               { name: 'DBT_API_TOKEN', valueFrom: { secretKeyRef: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } } },
-              { name: 'SNOWFLAKE_SECRET_ARN', value: p.snowflakeSecretArn },
+              { name: 'SNOWFLAKE_SECRET_ID', value: p.snowflakeSecretId },
               { name: 'AWS_REGION', value: p.region },
               { name: 'AWS_STS_REGIONAL_ENDPOINTS', value: 'regional' },
               // The root filesystem is read-only: everything dbt and Python write goes to /tmp.
@@ -348,7 +351,7 @@ export class DbtApp extends pulumi.ComponentResource {
     );
     new aws.iam.RolePolicy(
       `${name}-irsa-policy`,
-      { role: this.role.id, policy: pulumi.output(args.snowflakeSecretArn).apply((arn) => JSON.stringify(snowflakeReadPolicy(arn))) },
+      { role: this.role.id, policy: pulumi.output(args.snowflakeSecret.arnPattern).apply((arn) => JSON.stringify(snowflakeReadPolicy(arn))) },
       { parent: this },
     );
 
@@ -396,7 +399,7 @@ export class DbtApp extends pulumi.ComponentResource {
           image: args.image,
           port,
           region: args.region,
-          snowflakeSecretArn: args.snowflakeSecretArn,
+          snowflakeSecretId: args.snowflakeSecret.name,
           resources: args.resources ?? DEFAULT_RESOURCES,
         }),
       },

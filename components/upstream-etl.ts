@@ -1,0 +1,270 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import type { PipelineSettings } from '../regions/settings';
+import type { ToggleState } from '../regions/role';
+import { upstreamWorkflow } from '../state-machines/upstream';
+import { DeadLetterQueue } from './dead-letter-queue';
+import { type AccountContext, iamRoleName } from './naming';
+import { Workflow } from './workflow';
+
+/** What every pipeline's upstream shares in the region. */
+export interface UpstreamSharedRefs {
+  readonly region: string;
+  readonly account: AccountContext;
+  readonly eventSource: string;
+  readonly logLevel: 'ERROR' | 'ALL';
+  readonly logRetentionDays: number;
+  readonly scheduleState: ToggleState;
+  readonly scheduleRetry: { readonly maximumRetryAttempts: number; readonly maximumEventAgeSeconds: number };
+  readonly scheduleGroupName: pulumi.Input<string>;
+  readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly batchContextFunctionArn: pulumi.Input<string>;
+  readonly lake: { readonly bucket: pulumi.Input<string>; readonly arn: pulumi.Input<string>; readonly kmsKeyArn: pulumi.Input<string> };
+  readonly artifacts: { readonly bucket: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly scripts: { readonly cdaToLake: pulumi.Input<string>; readonly lakeToSnowflake: pulumi.Input<string>; readonly logic: pulumi.Input<string> };
+  readonly guidewire: { readonly bucketName: string; readonly prefix: string };
+  readonly snowflake: { readonly connectionName: pulumi.Input<string>; readonly connectionArn: pulumi.Input<string>; readonly secretArnPattern: pulumi.Input<string> };
+  readonly bus: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
+  readonly tags: Record<string, string>;
+}
+
+export interface UpstreamEtlArgs {
+  readonly pipeline: PipelineSettings;
+  readonly shared: UpstreamSharedRefs;
+}
+
+/**
+ * Worst case for one batch: every wave of `maxConcurrency` tables runs both jobs to their timeout,
+ * plus slack for the bookkeeping states. Also the upstream lock's lease.
+ */
+export function upstreamTimeoutSeconds(pipeline: PipelineSettings): number {
+  const waves = Math.ceil(pipeline.tables.length / pipeline.maxConcurrency);
+  return (2 * pipeline.glue.timeoutMinutes * waves + 30) * 60;
+}
+
+/** Glue job role: read the Guidewire prefix, read/write the pipeline's lake prefixes, read the one secret. */
+export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
+  const { partition, accountId } = refs.account;
+  const gwArn = pulumi.interpolate`arn:${partition}:s3:::${refs.guidewire.bucketName}`;
+  const gwPrefix = refs.guidewire.prefix ? `${refs.guidewire.prefix.replace(/\/$/, '')}/` : '';
+  return [
+    { Sid: 'ReadGuidewireCda', Effect: 'Allow', Action: ['s3:GetObject'], Resource: [pulumi.interpolate`${gwArn}/${gwPrefix}*`] },
+    { Sid: 'ListGuidewireCda', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [gwArn], Condition: { StringLike: { 's3:prefix': [`${gwPrefix}*`] } } },
+    {
+      Sid: 'WriteLakePipelinePrefixes',
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+      Resource: [pulumi.interpolate`${refs.lake.arn}/raw/${pipeline}/*`, pulumi.interpolate`${refs.lake.arn}/_runs/${pipeline}/*`],
+    },
+    {
+      Sid: 'ListLakePipelinePrefixes',
+      Effect: 'Allow',
+      Action: ['s3:ListBucket'],
+      Resource: [refs.lake.arn],
+      Condition: { StringLike: { 's3:prefix': [`raw/${pipeline}/*`, `_runs/${pipeline}/*`] } },
+    },
+    { Sid: 'LakeKey', Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [refs.lake.kmsKeyArn] },
+    {
+      Sid: 'ScriptsAndTemp',
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+      Resource: [pulumi.interpolate`${refs.artifacts.arn}/glue/*`, pulumi.interpolate`${refs.artifacts.arn}/tmp/${pipeline}/*`],
+    },
+    { Sid: 'SnowflakeSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [refs.snowflake.secretArnPattern] },
+    {
+      Sid: 'SnowflakeConnection',
+      Effect: 'Allow',
+      Action: ['glue:GetConnection'],
+      Resource: [refs.snowflake.connectionArn, pulumi.interpolate`arn:${partition}:glue:${refs.region}:${accountId}:catalog`],
+    },
+    {
+      Sid: 'ContinuousLogging',
+      Effect: 'Allow',
+      Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:AssociateKmsKey'],
+      Resource: [pulumi.interpolate`arn:${partition}:logs:${refs.region}:${accountId}:log-group:/aws-glue/*`],
+    },
+    // PutMetricData has no resource-level permissions; AWS requires "*", narrowed by namespace.
+    { Sid: 'JobMetrics', Effect: 'Allow', Action: ['cloudwatch:PutMetricData'], Resource: ['*'], Condition: { StringEquals: { 'cloudwatch:namespace': 'Glue' } } },
+  ];
+}
+
+/**
+ * One pipeline's upstream: the two Glue jobs, the upstream workflow and its EventBridge Scheduler
+ * schedule (ENABLED only in the active region) with a retry policy and a DLQ.
+ */
+export class UpstreamEtl extends pulumi.ComponentResource {
+  readonly workflow: Workflow;
+  readonly schedule: aws.scheduler.Schedule;
+  readonly scheduleName: string;
+  readonly dlq: DeadLetterQueue;
+
+  constructor(name: string, args: UpstreamEtlArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:upstream:UpstreamEtl', name, {}, opts);
+    const { pipeline, shared } = args;
+    const tags = { ...shared.tags, pipeline: pipeline.name };
+    const { partition, accountId } = shared.account;
+
+    const glueRole = new aws.iam.Role(
+      `${name}-glue-role`,
+      {
+        name: iamRoleName(`glue-${pipeline.name}`, shared.region),
+        assumeRolePolicy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'glue.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        }),
+        tags,
+      },
+      { parent: this },
+    );
+    new aws.iam.RolePolicy(
+      `${name}-glue-policy`,
+      { role: glueRole.id, policy: pulumi.jsonStringify({ Version: '2012-10-17', Statement: glueJobStatements(pipeline.name, shared) }) },
+      { parent: this },
+    );
+
+    const common = {
+      roleArn: glueRole.arn,
+      glueVersion: '4.0',
+      workerType: pipeline.glue.workerType,
+      numberOfWorkers: pipeline.glue.numberOfWorkers,
+      timeout: pipeline.glue.timeoutMinutes,
+      // The per-table runs of one batch run side by side; batches never overlap (upstream lock).
+      executionProperty: { maxConcurrentRuns: pipeline.maxConcurrency },
+      tags,
+    };
+    const commonArguments = {
+      // Incrementality comes from the control table's watermark, passed per run; bookmarks
+      // (per job, not per table argument) would skip data on reruns. See glue/README.md.
+      '--job-bookmark-option': 'job-bookmark-disable',
+      '--enable-continuous-cloudwatch-log': 'true',
+      '--enable-metrics': 'true',
+      '--extra-py-files': shared.scripts.logic,
+      '--TempDir': pulumi.interpolate`s3://${shared.artifacts.bucket}/tmp/${pipeline.name}/`,
+      '--pipeline': pipeline.name,
+      '--lake_bucket': shared.lake.bucket,
+    };
+    const cdaToLake = new aws.glue.Job(
+      `${name}-cda-to-lake`,
+      {
+        ...common,
+        name: `etl-${pipeline.name}-cda-to-lake`,
+        description: `Guidewire CDA → lake raw zone (${pipeline.name})`,
+        command: { name: 'glueetl', pythonVersion: '3', scriptLocation: shared.scripts.cdaToLake },
+        defaultArguments: { ...commonArguments, '--source_bucket': shared.guidewire.bucketName, '--source_prefix': shared.guidewire.prefix },
+      },
+      { parent: this },
+    );
+    const lakeToSnowflake = new aws.glue.Job(
+      `${name}-lake-to-snowflake`,
+      {
+        ...common,
+        name: `etl-${pipeline.name}-lake-to-snowflake`,
+        description: `Lake → Snowflake base layer (${pipeline.name})`,
+        command: { name: 'glueetl', pythonVersion: '3', scriptLocation: shared.scripts.lakeToSnowflake },
+        connections: [shared.snowflake.connectionName],
+        defaultArguments: { ...commonArguments, '--snowflake_connection': shared.snowflake.connectionName },
+      },
+      { parent: this },
+    );
+    const jobArn = (jobName: string) => pulumi.interpolate`arn:${partition}:glue:${shared.region}:${accountId}:job/${jobName}`;
+
+    const { definition, statements } = upstreamWorkflow({
+      pipeline: pipeline.name,
+      tables: [...pipeline.tables],
+      maxConcurrency: pipeline.maxConcurrency,
+      eventSource: shared.eventSource,
+      region: shared.region,
+      timeoutSeconds: upstreamTimeoutSeconds(pipeline),
+      controlTable: shared.controlTable,
+      batchContextFunction: { arn: shared.batchContextFunctionArn },
+      glueJobs: {
+        cdaToLake: { name: cdaToLake.name, arn: jobArn(`etl-${pipeline.name}-cda-to-lake`) },
+        lakeToSnowflake: { name: lakeToSnowflake.name, arn: jobArn(`etl-${pipeline.name}-lake-to-snowflake`) },
+      },
+      lake: { bucket: shared.lake.bucket, arn: shared.lake.arn, kmsKeyArn: shared.lake.kmsKeyArn },
+      source: { bucket: shared.guidewire.bucketName, prefix: shared.guidewire.prefix },
+      snowflakeConnectionName: shared.snowflake.connectionName,
+      bus: shared.bus,
+      alerts: { arn: shared.alerts.topicArn, kmsKeyArn: shared.alerts.keyArn },
+    });
+    this.workflow = new Workflow(
+      `${name}-workflow`,
+      {
+        definition,
+        statements,
+        purpose: `${pipeline.name}-upstream`,
+        region: shared.region,
+        logLevel: shared.logLevel,
+        logRetentionDays: shared.logRetentionDays,
+        tags,
+      },
+      { parent: this },
+    );
+
+    this.dlq = new DeadLetterQueue(`${name}-schedule-dlq`, { purpose: `${pipeline.name} upstream schedule`, alarmTopicArn: shared.alerts.topicArn, tags }, { parent: this });
+
+    const schedulerRole = new aws.iam.Role(
+      `${name}-scheduler-role`,
+      {
+        name: iamRoleName(`sched-${pipeline.name}`, shared.region),
+        assumeRolePolicy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: { Service: 'scheduler.amazonaws.com' },
+              Action: 'sts:AssumeRole',
+              Condition: { StringEquals: { 'aws:SourceAccount': accountId } },
+            },
+          ],
+        }),
+        tags,
+      },
+      { parent: this },
+    );
+    new aws.iam.RolePolicy(
+      `${name}-scheduler-policy`,
+      {
+        role: schedulerRole.id,
+        policy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Sid: 'StartUpstream', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [this.workflow.arn] },
+            // Scheduler delivers dead letters with the schedule's own role.
+            { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
+          ],
+        }),
+      },
+      { parent: this },
+    );
+
+    this.scheduleName = `${pipeline.name}-upstream`;
+    const window = pipeline.schedule.flexibleWindowMinutes;
+    this.schedule = new aws.scheduler.Schedule(
+      `${name}-schedule`,
+      {
+        name: this.scheduleName,
+        groupName: shared.scheduleGroupName,
+        description: `Starts the ${pipeline.name} upstream batch`,
+        scheduleExpression: pipeline.schedule.expression,
+        scheduleExpressionTimezone: pipeline.schedule.timezone,
+        flexibleTimeWindow: window > 0 ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window } : { mode: 'OFF' },
+        state: shared.scheduleState,
+        target: {
+          arn: this.workflow.arn,
+          roleArn: schedulerRole.arn,
+          // The scheduled time, not the per-attempt execution id, is the batch's idempotency key.
+          input: JSON.stringify({ pipeline: pipeline.name, scheduledTime: '<aws.scheduler.scheduled-time>' }),
+          retryPolicy: {
+            maximumRetryAttempts: shared.scheduleRetry.maximumRetryAttempts,
+            maximumEventAgeInSeconds: shared.scheduleRetry.maximumEventAgeSeconds,
+          },
+          deadLetterConfig: { arn: this.dlq.arn },
+        },
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ workflowArn: this.workflow.arn, scheduleName: this.scheduleName });
+  }
+}

@@ -1,0 +1,80 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import type { StateMachineDefinition } from '../state-machines/asl';
+import { observabilityStatements, type PolicyStatement, policyFromStatements } from '../state-machines/policy';
+import { renderDefinition } from '../state-machines/tasks';
+import { iamRoleName } from './naming';
+
+export interface WorkflowArgs {
+  /** The ASL, built by a `state-machines/` function. */
+  readonly definition: StateMachineDefinition;
+  /** The IAM the definition's states need, returned by the same function: the role gets exactly these. */
+  readonly statements: readonly PolicyStatement[];
+  /** Short purpose for names, e.g. "policycenter-upstream" (the region is appended to the role). */
+  readonly purpose: string;
+  readonly region: string;
+  readonly logLevel: 'ERROR' | 'ALL';
+  readonly logRetentionDays: number;
+  readonly tags?: Record<string, string>;
+}
+
+/**
+ * A Standard Step Functions workflow whose role policy is derived from its definition, with
+ * logging to its own log group and X-Ray tracing.
+ */
+export class Workflow extends pulumi.ComponentResource {
+  readonly stateMachine: aws.sfn.StateMachine;
+  readonly role: aws.iam.Role;
+  readonly arn: pulumi.Output<string>;
+  readonly name: pulumi.Output<string>;
+
+  constructor(name: string, args: WorkflowArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:workflows:Workflow', name, {}, opts);
+    const tags = args.tags ?? {};
+
+    const logGroup = new aws.cloudwatch.LogGroup(
+      `${name}-logs`,
+      { name: `/aws/vendedlogs/states/etl-${args.purpose}`, retentionInDays: args.logRetentionDays, tags },
+      { parent: this },
+    );
+
+    this.role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        name: iamRoleName(args.purpose, args.region),
+        assumeRolePolicy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'states.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        }),
+        tags,
+      },
+      { parent: this },
+    );
+    const policy = new aws.iam.RolePolicy(
+      `${name}-policy`,
+      { role: this.role.id, policy: policyFromStatements([...args.statements, ...observabilityStatements()]) },
+      { parent: this },
+    );
+
+    this.stateMachine = new aws.sfn.StateMachine(
+      `${name}-sm`,
+      {
+        name: `etl-${args.purpose}`,
+        type: 'STANDARD',
+        roleArn: this.role.arn,
+        definition: renderDefinition(args.definition),
+        loggingConfiguration: {
+          level: args.logLevel,
+          includeExecutionData: args.logLevel === 'ALL',
+          logDestination: pulumi.interpolate`${logGroup.arn}:*`,
+        },
+        tracingConfiguration: { enabled: true },
+        tags,
+      },
+      { parent: this, dependsOn: [policy] },
+    );
+    this.arn = this.stateMachine.arn;
+    this.name = this.stateMachine.name;
+    this.registerOutputs({ arn: this.arn });
+  }
+}
