@@ -4,6 +4,7 @@ import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { checkGraph } from '../state-machines/graph';
 import { policyDocument, type PolicyDocument } from '../state-machines/policy';
+import { renderDefinition } from '../state-machines/tasks';
 import {
   UPSTREAM_EVENT,
   UPSTREAM_STATES,
@@ -198,6 +199,22 @@ describe('upstream workflow', () => {
         doc.Statement.every((s) => s.Resource.every((r) => r !== '*')),
         'no "*" resource',
       );
+    });
+
+    it('accepts Pulumi Outputs in refs; renderDefinition resolves them to the same definition', async () => {
+      const fromOutputs = upstreamWorkflow({
+        ...refs,
+        controlTable: { name: pulumi.output('etl-platform-control'), arn: pulumi.output(CONTROL_ARN) },
+        glueJobs: {
+          cdaToLake: { name: pulumi.output(CDA_JOB.name), arn: pulumi.output(CDA_JOB.arn) },
+          lakeToSnowflake: { name: pulumi.output(SF_JOB.name), arn: pulumi.output(SF_JOB.arn) },
+        },
+        lake: { bucket: pulumi.output(LAKE), arn: pulumi.output(`arn:aws:s3:::${LAKE}`) },
+        bus: { arn: pulumi.output(BUS_ARN), name: pulumi.output('etl-platform') },
+        alerts: { arn: pulumi.output(TOPIC_ARN) },
+      });
+      const json = await new Promise<string>((res) => renderDefinition(fromOutputs.definition).apply(res));
+      assert.deepEqual(JSON.parse(json), definition);
     });
 
     it('adds kms statements only for the keys given', async () => {
