@@ -92,6 +92,13 @@ export const RETRYABLE = {
     'Glue.OperationTimeoutException',
   ],
   states: ['StepFunctions.ThrottlingException', 'StepFunctions.SdkClientException'],
+  // aws-sdk integration: "S3.<Name>Exception".
+  s3: [
+    'S3.SlowDownException',
+    'S3.InternalErrorException',
+    'S3.ServiceUnavailableException',
+    'S3.SdkClientException',
+  ],
 } as const;
 
 function transition(next: string | undefined): Transition {
@@ -340,6 +347,41 @@ export function glueStartJobRunSync(
     statements: [
       allow(['glue:StartJobRun', 'glue:GetJobRun', 'glue:GetJobRuns', 'glue:BatchStopJobRun'], [job.arn]),
     ],
+  };
+}
+
+// ---------------------------------------------------------------- S3
+
+export interface S3Objects {
+  /** Bucket name, for Parameters.Bucket. */
+  name: pulumi.Input<string>;
+  /** Bucket ARN (`arn:aws:s3:::b`); IAM is scoped to `<arn>/<keyPattern>`. */
+  arn: pulumi.Input<string>;
+  /** The object keys this task may read, e.g. `_runs/policycenter/*`. */
+  keyPattern: pulumi.Input<string>;
+  /** The bucket's customer managed key, when objects are SSE-KMS encrypted. */
+  kmsKeyArn?: pulumi.Input<string>;
+}
+
+/**
+ * aws-sdk `s3:getObject`: the result's `Body` is the object as a string (state payloads are at
+ * most 256 KiB), e.g. `resultSelector: { 'value.$': 'States.StringToJson($.Body)' }`.
+ */
+export function s3GetObject(
+  objects: S3Objects,
+  params: { Key?: string; 'Key.$'?: Path; [key: string]: unknown },
+  opts: TaskOptions,
+): TaskResult {
+  const statements = [allow(['s3:GetObject'], [pulumi.interpolate`${objects.arn}/${objects.keyPattern}`])];
+  if (objects.kmsKeyArn !== undefined) statements.push(allow(['kms:Decrypt'], [objects.kmsKeyArn]));
+  return {
+    state: buildTask(
+      'arn:aws:states:::aws-sdk:s3:getObject',
+      { Bucket: objects.name, ...params },
+      RETRYABLE.s3,
+      opts,
+    ),
+    statements,
   };
 }
 

@@ -42,6 +42,8 @@ export interface ServiceHandlers {
   glue?: (params: AnyParams, call: number) => GlueJobRunOutcome | Promise<GlueJobRunOutcome>;
   /** states:startExecution(.sync/.sync:2): return the task result or throw a StatesError. */
   states?: (resource: string, params: AnyParams) => Json | Promise<Json>;
+  /** aws-sdk s3:<action> (e.g. getObject): return the SDK result or throw a StatesError (`S3.NoSuchKeyException`). */
+  s3?: (action: string, params: AnyParams) => Json | Promise<Json>;
 }
 
 export interface RoutedCall {
@@ -81,7 +83,8 @@ export class ServiceRouter {
       (r.service === 'events' && r.action === 'putEvents') ||
       (r.service === 'sns' && r.action === 'publish') ||
       (r.service === 'glue' && r.action === 'startJobRun' && this.handlers.glue !== undefined) ||
-      (r.service === 'states' && r.action === 'startExecution' && this.handlers.states !== undefined);
+      (r.service === 'states' && r.action === 'startExecution' && this.handlers.states !== undefined) ||
+      (r.service === 's3' && r.sdk && this.handlers.s3 !== undefined);
     if (!ok) throw new Error(`sfn-local: no handler routes resource "${resource}" (state "${state}")`);
   }
 
@@ -102,6 +105,8 @@ export class ServiceRouter {
         return this.glue(r.pattern, params);
       case 'states':
         return (this.handlers.states as NonNullable<ServiceHandlers['states']>)(resource, params);
+      case 's3':
+        return (this.handlers.s3 as NonNullable<ServiceHandlers['s3']>)(r.action, params);
       default:
         throw new Error(`sfn-local: unrouted resource ${resource}`);
     }

@@ -1,0 +1,745 @@
+import * as pulumi from '@pulumi/pulumi';
+import type { Catcher, PayloadTemplate, StateMachineDefinition } from './asl';
+import type { PolicyStatement } from './policy';
+import {
+  backoff,
+  choice,
+  dynamoDeleteItem,
+  dynamoGetItem,
+  dynamoPutItem,
+  dynamoUpdateItem,
+  eventsPutEvents,
+  fail,
+  glueStartJobRunSync,
+  lambdaInvoke,
+  map,
+  pass,
+  RETRYABLE,
+  s3GetObject,
+  snsPublish,
+  succeed,
+  workflow,
+} from './tasks';
+
+/**
+ * The upstream workflow (docs/upstream.md): one Standard execution per schedule tick of one
+ * pipeline. Scheduler payload in, CDA → lake → Snowflake per table, one `UpstreamBatchSucceeded`
+ * event out. JSONPath only (the local engine ignores JSONata).
+ */
+
+/** The event contract (docs/events.md). Trigger rules and the twin import this. */
+export const UPSTREAM_EVENT = {
+  detailTypes: {
+    succeeded: 'UpstreamBatchSucceeded',
+    failed: 'UpstreamBatchFailed',
+  },
+  schemaVersion: '1.0',
+} as const;
+
+export interface UpstreamTableSummary {
+  name: string;
+  rows: number;
+  lakePath: string;
+}
+
+/** `detail` of `UpstreamBatchSucceeded`, schema 1.0. */
+export interface UpstreamBatchSucceededDetail {
+  schemaVersion: '1.0';
+  pipeline: string;
+  batchId: string;
+  region: string;
+  tables: UpstreamTableSummary[];
+  startedAt: string;
+  completedAt: string;
+  upstreamExecutionArn: string;
+}
+
+/** `detail` of `UpstreamBatchFailed`, schema 1.0. */
+export interface UpstreamBatchFailedDetail {
+  schemaVersion: '1.0';
+  pipeline: string;
+  batchId: string;
+  region: string;
+  error: string;
+  cause: string;
+  startedAt: string;
+  failedAt: string;
+  upstreamExecutionArn: string;
+}
+
+type In = pulumi.Input<string>;
+
+export interface UpstreamWorkflowRefs {
+  /** Pipeline name (`^[a-z][a-z0-9-]{0,22}[a-z0-9]$`); the payload's `pipeline` must equal it. */
+  pipeline: string;
+  /** CDA table folders loaded by every batch. */
+  tables: string[];
+  /** Tables loaded at once (Map MaxConcurrency). */
+  maxConcurrency: number;
+  /** EventBridge `Source` of the events this workflow puts. */
+  eventSource: string;
+  /** The region this stack deploys to (recorded on the batch and in events). */
+  region: string;
+  /** Workflow TimeoutSeconds, and the lease of the upstream lock. */
+  timeoutSeconds: number;
+  controlTable: { name: In; arn: In };
+  batchContextFunction: { arn: In };
+  glueJobs: {
+    cdaToLake: { name: In; arn: In };
+    lakeToSnowflake: { name: In; arn: In };
+  };
+  /** The lake bucket: bare name, bucket ARN, and its KMS key when SSE-KMS. */
+  lake: { bucket: In; arn: In; kmsKeyArn?: In };
+  /** Guidewire's CDA bucket and the prefix holding manifest.json. */
+  source: { bucket: In; prefix: In };
+  snowflakeConnectionName: In;
+  bus: { arn: In; name: In };
+  alerts: { arn: In; kmsKeyArn?: In };
+}
+
+const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
+const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+
+const CONDITION_FAILED = 'DynamoDB.ConditionalCheckFailedException';
+
+// State names used across transitions.
+const S = {
+  validateInput: 'ValidateInput',
+  rejectPayload: 'RejectPayload',
+  batchContext: 'BatchContext',
+  rejectBatchContext: 'RejectBatchContext',
+  alertNoBatch: 'AlertBatchContextFailed',
+  batchContextFailed: 'BatchContextFailed',
+  recordBatch: 'RecordBatch',
+  duplicate: 'DuplicateDelivery',
+  acquireLock: 'AcquireLock',
+  readLockHolder: 'ReadLockHolder',
+  holderKnown: 'LockHolderKnown',
+  describeHolder: 'DescribeLockHolder',
+  describeNoHolder: 'DescribeLockReleased',
+  markSkipped: 'MarkBatchSkipped',
+  skipped: 'SkippedLockHeld',
+  loadTables: 'LoadTables',
+  // per table (Map)
+  getWatermark: 'GetTableWatermark',
+  hasWatermark: 'HasTableWatermark',
+  useWatermark: 'UseTableWatermark',
+  firstLoad: 'FirstTableLoad',
+  markTableRunning: 'MarkTableRunning',
+  cdaToLake: 'RunCdaToLake',
+  readLakeResult: 'ReadLakeResult',
+  checkLakeResult: 'CheckLakeResult',
+  lakeNotSucceeded: 'LakeResultNotSucceeded',
+  lakeToSnowflake: 'RunLakeToSnowflake',
+  readSnowflakeResult: 'ReadSnowflakeResult',
+  watermarkMoved: 'WatermarkMoved',
+  advanceWatermark: 'AdvanceTableWatermark',
+  markTableSucceeded: 'MarkTableSucceeded',
+  tableLoaded: 'TableLoaded',
+  markTableFailed: 'MarkTableFailed',
+  describeTableFailure: 'DescribeTableFailure',
+  tableFailed: 'TableLoadFailed',
+  // success
+  finishClock: 'FinishClock',
+  markSucceeded: 'MarkBatchSucceeded',
+  releaseLock: 'ReleaseLock',
+  publishSucceeded: 'PublishBatchSucceeded',
+  done: 'BatchSucceeded',
+  // failure
+  failureClock: 'FailureClock',
+  describeFailure: 'DescribeFailure',
+  markFailed: 'MarkBatchFailed',
+  releaseLockAfterFailure: 'ReleaseLockAfterFailure',
+  alertFailure: 'AlertBatchFailed',
+  publishFailed: 'PublishBatchFailed',
+  batchFailed: 'BatchFailed',
+  failureHandlingFailed: 'FailureHandlingFailed',
+} as const;
+
+/** `{ 'S.$': path }` / `{ S: value }` AttributeValue templates. */
+const sPath = (path: string): PayloadTemplate => ({ 'S.$': path });
+const nPath = (path: string): PayloadTemplate => ({ 'N.$': path });
+const sVal = (value: unknown): PayloadTemplate => ({ S: value });
+
+/**
+ * Builds the upstream workflow and the IAM statements its role needs. Pure: no resources are
+ * created; Inputs in refs end up in Parameters (resolve with `renderDefinition`) and statements.
+ */
+export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
+  definition: StateMachineDefinition;
+  statements: PolicyStatement[];
+} {
+  if (!PIPELINE_NAME.test(refs.pipeline)) throw new Error(`upstream: bad pipeline name "${refs.pipeline}"`);
+  if (refs.tables.length === 0) throw new Error('upstream: no tables');
+  for (const t of refs.tables) if (!TABLE_NAME.test(t)) throw new Error(`upstream: bad table name "${t}"`);
+  if (new Set(refs.tables).size !== refs.tables.length) throw new Error('upstream: duplicate table names');
+  if (!Number.isInteger(refs.timeoutSeconds) || refs.timeoutSeconds <= 0)
+    throw new Error('upstream: timeoutSeconds must be a positive integer');
+  if (!Number.isInteger(refs.maxConcurrency) || refs.maxConcurrency < 0)
+    throw new Error('upstream: maxConcurrency must be a non-negative integer');
+
+  const p = refs.pipeline;
+  const table = refs.controlTable;
+  const pk = sVal(`PIPELINE#${p}`);
+  const batchKey = { pk, sk: sPath("States.Format('BATCH#{}#UPSTREAM', $.ctx.batchId)") };
+  const lockKey = { pk, sk: sVal('LOCK#UPSTREAM') };
+  const statusGsi = (status: string) => sVal(`PIPELINE#${p}#UPSTREAM#${status}`);
+  const toFailure = S.describeFailure; // entry of the failure path (after BatchContext)
+  const failurePathCatch: Catcher[] = [
+    { ErrorEquals: ['States.ALL'], Next: S.failureHandlingFailed, ResultPath: '$.failureError' },
+  ];
+
+  // Runs the same (pure) batch-context function for "now" later in the run: ASL has no clock
+  // that the local engine supports ($$.State.EnteredTime is unavailable there).
+  const clock = (next: string, catchTo: Catcher[] | string) =>
+    lambdaInvoke(refs.batchContextFunction, {
+      payload: { pipeline: p, 'batchId.$': '$.ctx.batchId', leaseSeconds: refs.timeoutSeconds },
+      resultSelector: { 'nowIso.$': '$.Payload.nowIso' },
+      resultPath: '$.finish',
+      next,
+      ...(typeof catchTo === 'string' ? { catchTo } : { catch: catchTo }),
+    });
+
+  // ------------------------------------------------------------ per table (Map iteration)
+  const tableKey = { pk, sk: sPath("States.Format('BATCH#{}#TABLE#{}', $.batchId, $.table)") };
+  const watermarkKey = { pk, sk: sPath("States.Format('WATERMARK#TABLE#{}', $.table)") };
+  // s3://<lake>/_runs/<pipeline>/<batchId>/[snowflake/]<table>.json (glue/README.md)
+  const runsKey = (suffix: string) => `States.Format('_runs/${p}/{}/${suffix}', $.batchId, $.table)`;
+  const lakeObjects = {
+    name: refs.lake.bucket,
+    arn: refs.lake.arn,
+    keyPattern: `_runs/${p}/*`,
+    ...(refs.lake.kmsKeyArn !== undefined ? { kmsKeyArn: refs.lake.kmsKeyArn } : {}),
+  };
+  const toTableFailure = S.markTableFailed;
+  const glueRetry = [
+    // MaxConcurrentRuns is per job, shared by every table of every pipeline: wait for a slot.
+    backoff(['Glue.ConcurrentRunsExceededException'], {
+      IntervalSeconds: 30,
+      MaxAttempts: 8,
+      MaxDelaySeconds: 300,
+    }),
+    backoff(RETRYABLE.glue.filter((e) => e !== 'Glue.ConcurrentRunsExceededException')),
+  ];
+
+  const tableStates = {
+    [S.getWatermark]: dynamoGetItem(
+      table,
+      { Key: watermarkKey, ConsistentRead: true, ProjectionExpression: 'watermark' },
+      { next: S.hasWatermark, catchTo: toTableFailure, resultPath: '$.wm' },
+    ),
+    [S.hasWatermark]: choice(
+      [{ Variable: '$.wm.Item.watermark.S', IsPresent: true, Next: S.useWatermark }],
+      S.firstLoad,
+    ),
+    [S.useWatermark]: pass({
+      parameters: { 'value.$': '$.wm.Item.watermark.S' },
+      resultPath: '$.previous',
+      next: S.markTableRunning,
+    }),
+    [S.firstLoad]: pass({ result: { value: '' }, resultPath: '$.previous', next: S.markTableRunning }),
+    [S.markTableRunning]: dynamoPutItem(
+      table,
+      {
+        Item: {
+          ...tableKey,
+          pipeline: sVal(p),
+          batchId: sPath('$.batchId'),
+          table: sPath('$.table'),
+          status: sVal('RUNNING'),
+          previousWatermark: sPath('$.previous.value'),
+          startedAt: sPath('$.startedAt'),
+          expiresAt: nPath('$.expiresAt'),
+        },
+      },
+      { next: S.cdaToLake, catchTo: toTableFailure, resultPath: null },
+    ),
+    [S.cdaToLake]: glueStartJobRunSync(
+      refs.glueJobs.cdaToLake,
+      {
+        Arguments: {
+          '--pipeline': p,
+          '--batch_id.$': '$.batchId',
+          '--table.$': '$.table',
+          '--source_bucket': refs.source.bucket,
+          '--source_prefix': refs.source.prefix,
+          '--lake_bucket': refs.lake.bucket,
+          '--watermark.$': '$.previous.value',
+        },
+      },
+      { next: S.readLakeResult, catchTo: toTableFailure, retry: glueRetry, resultPath: '$.cdaRun' },
+    ),
+    [S.readLakeResult]: s3GetObject(
+      lakeObjects,
+      { 'Key.$': runsKey('{}.json') },
+      {
+        next: S.checkLakeResult,
+        catchTo: toTableFailure,
+        resultSelector: { 'value.$': 'States.StringToJson($.Body)' },
+        resultPath: '$.lake',
+      },
+    ),
+    [S.checkLakeResult]: choice(
+      [{ Variable: '$.lake.value.status', StringEquals: 'SUCCEEDED', Next: S.lakeToSnowflake }],
+      S.lakeNotSucceeded,
+    ),
+    [S.lakeNotSucceeded]: pass({
+      parameters: {
+        Error: 'CdaToLakeResultNotSucceeded',
+        'Cause.$': "States.Format('cda_to_lake result of table {} is not SUCCEEDED', $.table)",
+      },
+      resultPath: '$.error',
+      next: S.markTableFailed,
+    }),
+    [S.lakeToSnowflake]: glueStartJobRunSync(
+      refs.glueJobs.lakeToSnowflake,
+      {
+        Arguments: {
+          '--pipeline': p,
+          '--batch_id.$': '$.batchId',
+          '--table.$': '$.table',
+          '--lake_bucket': refs.lake.bucket,
+          '--snowflake_connection': refs.snowflakeConnectionName,
+        },
+      },
+      {
+        next: S.readSnowflakeResult,
+        catchTo: toTableFailure,
+        retry: glueRetry,
+        resultPath: '$.snowflakeRun',
+      },
+    ),
+    [S.readSnowflakeResult]: s3GetObject(
+      lakeObjects,
+      { 'Key.$': runsKey('snowflake/{}.json') },
+      {
+        next: S.watermarkMoved,
+        catchTo: toTableFailure,
+        resultSelector: { 'value.$': 'States.StringToJson($.Body)' },
+        resultPath: '$.snowflake',
+      },
+    ),
+    // Nothing new (or a first load that found nothing): the watermark item is left alone.
+    [S.watermarkMoved]: choice(
+      [
+        {
+          Variable: '$.lake.value.watermark',
+          StringEqualsPath: '$.previous.value',
+          Next: S.markTableSucceeded,
+        },
+      ],
+      S.advanceWatermark,
+    ),
+    [S.advanceWatermark]: dynamoUpdateItem(
+      table,
+      {
+        Key: watermarkKey,
+        UpdateExpression: 'SET watermark = :w, batchId = :b, updatedAt = :t',
+        // Only forward: a late or replayed batch never moves it back.
+        ConditionExpression: 'attribute_not_exists(watermark) OR watermark < :w',
+        ExpressionAttributeValues: {
+          ':w': sPath('$.lake.value.watermark'),
+          ':b': sPath('$.batchId'),
+          ':t': sPath('$.lake.value.completedAt'),
+        },
+      },
+      {
+        next: S.markTableSucceeded,
+        resultPath: null,
+        comment: 'Only forward; a failed condition means the stored watermark is newer, which is fine.',
+        catch: [
+          { ErrorEquals: [CONDITION_FAILED], Next: S.markTableSucceeded, ResultPath: null },
+          { ErrorEquals: ['States.ALL'], Next: toTableFailure, ResultPath: '$.error' },
+        ],
+      },
+    ),
+    [S.markTableSucceeded]: dynamoUpdateItem(
+      table,
+      {
+        Key: tableKey,
+        UpdateExpression:
+          'SET #status = :s, glueRunId = :g, snowflakeGlueRunId = :sg, #rows = :r, snowflakeRows = :sr, ' +
+          'lakePath = :l, watermark = :w, lakeStartedAt = :ls, lakeCompletedAt = :lc, completedAt = :c',
+        ExpressionAttributeNames: { '#status': 'status', '#rows': 'rows' },
+        ExpressionAttributeValues: {
+          ':s': sVal('SUCCEEDED'),
+          ':g': sPath('$.cdaRun.Id'),
+          ':sg': sPath('$.snowflakeRun.Id'),
+          ':r': nPath("States.Format('{}', $.lake.value.rows)"),
+          ':sr': nPath("States.Format('{}', $.snowflake.value.rows)"),
+          ':l': sPath('$.lake.value.lakePath'),
+          ':w': sPath('$.lake.value.watermark'),
+          ':ls': sPath('$.lake.value.startedAt'),
+          ':lc': sPath('$.lake.value.completedAt'),
+          ':c': sPath('$.snowflake.value.completedAt'),
+        },
+      },
+      { next: S.tableLoaded, catchTo: toTableFailure, resultPath: null },
+    ),
+    [S.tableLoaded]: pass({
+      parameters: {
+        'name.$': '$.table',
+        'rows.$': '$.lake.value.rows',
+        'lakePath.$': '$.lake.value.lakePath',
+      },
+    }),
+    [S.markTableFailed]: dynamoUpdateItem(
+      table,
+      {
+        Key: tableKey,
+        UpdateExpression: 'SET #status = :s, #error = :e, #cause = :c',
+        ExpressionAttributeNames: { '#status': 'status', '#error': 'error', '#cause': 'cause' },
+        ExpressionAttributeValues: {
+          ':s': sVal('FAILED'),
+          ':e': sPath('$.error.Error'),
+          ':c': sPath('$.error.Cause'),
+        },
+      },
+      {
+        next: S.describeTableFailure,
+        resultPath: null,
+        // Failing to record the failure still fails the table (never loops back).
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.describeTableFailure, ResultPath: '$.markError' }],
+      },
+    ),
+    [S.describeTableFailure]: pass({
+      parameters: {
+        'Error.$': '$.error.Error',
+        'Cause.$': "States.Format('table {}: {}', $.table, $.error.Cause)",
+      },
+      resultPath: '$.error',
+      next: S.tableFailed,
+    }),
+    [S.tableFailed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+  };
+
+  // ------------------------------------------------------------ the batch
+  const built = workflow({
+    comment: `Upstream batch of pipeline ${p}: CDA → lake → Snowflake per table, then UpstreamBatchSucceeded.`,
+    timeoutSeconds: refs.timeoutSeconds,
+    startAt: S.validateInput,
+    states: {
+      [S.validateInput]: choice(
+        [
+          { Not: { Variable: '$.scheduledTime', IsPresent: true }, Next: S.rejectPayload },
+          { Not: { Variable: '$.pipeline', IsPresent: true }, Next: S.rejectPayload },
+          {
+            And: [
+              { Variable: '$.scheduledTime', IsString: true },
+              { Variable: '$.pipeline', IsString: true },
+              { Variable: '$.pipeline', StringEquals: p },
+            ],
+            Next: S.batchContext,
+          },
+        ],
+        S.rejectPayload,
+        'The Scheduler payload must be {"pipeline": "<this pipeline>", "scheduledTime": "<ISO-8601>"}.',
+      ),
+      [S.rejectPayload]: fail({
+        error: 'InvalidInput',
+        cause: `Expected the Scheduler payload {"pipeline": "${p}", "scheduledTime": "<aws.scheduler.scheduled-time>"}.`,
+      }),
+      [S.batchContext]: lambdaInvoke(refs.batchContextFunction, {
+        payload: { pipeline: p, 'scheduledTime.$': '$.scheduledTime', leaseSeconds: refs.timeoutSeconds },
+        // Numbers as strings: they only ever go into DynamoDB N attributes. `tables` is the plan.
+        resultSelector: {
+          'batchId.$': '$.Payload.batchId',
+          'now.$': "States.Format('{}', $.Payload.now)",
+          'nowIso.$': '$.Payload.nowIso',
+          'leaseExpiresAt.$': "States.Format('{}', $.Payload.leaseExpiresAt)",
+          'recordExpiresAt.$': "States.Format('{}', $.Payload.recordExpiresAt)",
+          tables: refs.tables,
+        },
+        resultPath: '$.ctx',
+        next: S.recordBatch,
+        // Default Retry covers Lambda service errors only, so InvalidInput is never retried.
+        catch: [
+          { ErrorEquals: ['InvalidInput'], Next: S.rejectBatchContext, ResultPath: '$.error' },
+          { ErrorEquals: ['States.ALL'], Next: S.alertNoBatch, ResultPath: '$.error' },
+        ],
+      }),
+      [S.rejectBatchContext]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+      // No batch id yet: nothing to record or unlock; tell on-call and stop.
+      [S.alertNoBatch]: snsPublish(
+        refs.alerts,
+        {
+          Subject: `etl-platform: upstream ${p} could not start`,
+          'Message.$': `States.Format('Upstream workflow of pipeline ${p} in ${refs.region} could not start the batch of scheduled time {}. Error: {}. Cause: {}', $.scheduledTime, $.error.Error, $.error.Cause)`,
+        },
+        { next: S.batchContextFailed, resultPath: null, catch: failurePathCatch },
+      ),
+      [S.batchContextFailed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+
+      [S.recordBatch]: dynamoPutItem(
+        table,
+        {
+          Item: {
+            ...batchKey,
+            pipeline: sVal(p),
+            batchId: sPath('$.ctx.batchId'),
+            status: sVal('RUNNING'),
+            gsi1pk: statusGsi('RUNNING'),
+            gsi1sk: sPath('$.ctx.batchId'),
+            region: sVal(refs.region),
+            executionArn: sPath('$$.Execution.Id'),
+            scheduledTime: sPath('$.scheduledTime'),
+            startedAt: sPath('$.ctx.nowIso'),
+            expiresAt: nPath('$.ctx.recordExpiresAt'),
+          },
+          // The batch id is the scheduled tick: a second delivery of the tick finds its record.
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+        {
+          next: S.acquireLock,
+          resultPath: null,
+          catch: [
+            { ErrorEquals: [CONDITION_FAILED], Next: S.duplicate, ResultPath: null },
+            { ErrorEquals: ['States.ALL'], Next: toFailure, ResultPath: '$.error' },
+          ],
+        },
+      ),
+      [S.duplicate]: succeed('This schedule tick already has a batch; a repeated delivery starts nothing.'),
+
+      [S.acquireLock]: dynamoPutItem(
+        table,
+        {
+          Item: {
+            ...lockKey,
+            holder: sPath('$.ctx.batchId'),
+            executionArn: sPath('$$.Execution.Id'),
+            acquiredAt: sPath('$.ctx.nowIso'),
+            leaseExpiresAt: nPath('$.ctx.leaseExpiresAt'),
+          },
+          // Free, or the holder's lease (= its workflow timeout) has run out.
+          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now',
+          ExpressionAttributeValues: { ':now': nPath('$.ctx.now') },
+        },
+        {
+          next: S.loadTables,
+          resultPath: null,
+          catch: [
+            { ErrorEquals: [CONDITION_FAILED], Next: S.readLockHolder, ResultPath: null },
+            { ErrorEquals: ['States.ALL'], Next: toFailure, ResultPath: '$.error' },
+          ],
+        },
+      ),
+      [S.readLockHolder]: dynamoGetItem(
+        table,
+        { Key: lockKey, ConsistentRead: true },
+        { next: S.holderKnown, catchTo: toFailure, resultPath: '$.lock' },
+      ),
+      [S.holderKnown]: choice(
+        [
+          {
+            And: [
+              { Variable: '$.lock.Item.holder.S', IsPresent: true },
+              { Variable: '$.lock.Item.leaseExpiresAt.N', IsPresent: true },
+            ],
+            Next: S.describeHolder,
+          },
+        ],
+        S.describeNoHolder,
+      ),
+      [S.describeHolder]: pass({
+        parameters: {
+          'reason.$':
+            "States.Format('LOCK#UPSTREAM is held by batch {} (lease until epoch {})', $.lock.Item.holder.S, $.lock.Item.leaseExpiresAt.N)",
+        },
+        resultPath: '$.skip',
+        next: S.markSkipped,
+      }),
+      [S.describeNoHolder]: pass({
+        result: { reason: 'LOCK#UPSTREAM was held by another batch (released before it could be read)' },
+        resultPath: '$.skip',
+        next: S.markSkipped,
+      }),
+      [S.markSkipped]: dynamoUpdateItem(
+        table,
+        {
+          Key: batchKey,
+          UpdateExpression: 'SET #status = :s, gsi1pk = :g, skipReason = :r, completedAt = :c',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':s': sVal('SKIPPED'),
+            ':g': statusGsi('SKIPPED'),
+            ':r': sPath('$.skip.reason'),
+            ':c': sPath('$.ctx.nowIso'),
+          },
+        },
+        { next: S.skipped, catchTo: toFailure, resultPath: null },
+      ),
+      [S.skipped]: succeed('Another batch holds the upstream lock; this tick is recorded as SKIPPED.'),
+
+      [S.loadTables]: map(
+        { startAt: S.getWatermark, states: tableStates },
+        {
+          next: S.finishClock,
+          catchTo: toFailure,
+          itemsPath: '$.ctx.tables',
+          itemSelector: {
+            pipeline: p,
+            'table.$': '$$.Map.Item.Value',
+            'batchId.$': '$.ctx.batchId',
+            'startedAt.$': '$.ctx.nowIso',
+            'expiresAt.$': '$.ctx.recordExpiresAt',
+          },
+          maxConcurrency: refs.maxConcurrency,
+          resultPath: '$.tables',
+        },
+      ),
+
+      // ---------------------------------------------------------- success
+      [S.finishClock]: clock(S.markSucceeded, toFailure),
+      [S.markSucceeded]: dynamoUpdateItem(
+        table,
+        {
+          Key: batchKey,
+          UpdateExpression: 'SET #status = :s, gsi1pk = :g, completedAt = :c, #tables = :t',
+          ExpressionAttributeNames: { '#status': 'status', '#tables': 'tables' },
+          ExpressionAttributeValues: {
+            ':s': sVal('SUCCEEDED'),
+            ':g': statusGsi('SUCCEEDED'),
+            ':c': sPath('$.finish.nowIso'),
+            ':t': sPath('States.JsonToString($.tables)'),
+          },
+        },
+        { next: S.releaseLock, catchTo: toFailure, resultPath: null },
+      ),
+      [S.releaseLock]: dynamoDeleteItem(
+        table,
+        {
+          Key: lockKey,
+          ConditionExpression: 'holder = :b',
+          ExpressionAttributeValues: { ':b': sPath('$.ctx.batchId') },
+        },
+        {
+          next: S.publishSucceeded,
+          resultPath: null,
+          catch: [
+            // Our lease ran out and another batch took the lock: not ours to delete.
+            { ErrorEquals: [CONDITION_FAILED], Next: S.publishSucceeded, ResultPath: null },
+            { ErrorEquals: ['States.ALL'], Next: toFailure, ResultPath: '$.error' },
+          ],
+        },
+      ),
+      [S.publishSucceeded]: eventsPutEvents(
+        refs.bus,
+        [
+          {
+            Source: refs.eventSource,
+            DetailType: UPSTREAM_EVENT.detailTypes.succeeded,
+            Detail: {
+              schemaVersion: UPSTREAM_EVENT.schemaVersion,
+              pipeline: p,
+              'batchId.$': '$.ctx.batchId',
+              region: refs.region,
+              'tables.$': '$.tables',
+              'startedAt.$': '$.ctx.nowIso',
+              'completedAt.$': '$.finish.nowIso',
+              'upstreamExecutionArn.$': '$$.Execution.Id',
+            },
+          },
+        ],
+        { next: S.done, catchTo: toFailure, resultPath: null },
+      ),
+      [S.done]: succeed(),
+
+      // ---------------------------------------------------------- failure path (never loops)
+      [S.describeFailure]: pass({
+        parameters: {
+          schemaVersion: UPSTREAM_EVENT.schemaVersion,
+          pipeline: p,
+          'batchId.$': '$.ctx.batchId',
+          region: refs.region,
+          'error.$': '$.error.Error',
+          'cause.$': '$.error.Cause',
+          'startedAt.$': '$.ctx.nowIso',
+          'upstreamExecutionArn.$': '$$.Execution.Id',
+        },
+        resultPath: '$.failure',
+        next: S.failureClock,
+      }),
+      [S.failureClock]: clock(S.markFailed, failurePathCatch),
+      [S.markFailed]: dynamoUpdateItem(
+        table,
+        {
+          Key: batchKey,
+          UpdateExpression: 'SET #status = :s, gsi1pk = :g, #error = :e, #cause = :c, completedAt = :t',
+          // Only an existing record: RecordBatch itself may be what failed.
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#status': 'status', '#error': 'error', '#cause': 'cause' },
+          ExpressionAttributeValues: {
+            ':s': sVal('FAILED'),
+            ':g': statusGsi('FAILED'),
+            ':e': sPath('$.error.Error'),
+            ':c': sPath('$.error.Cause'),
+            ':t': sPath('$.finish.nowIso'),
+          },
+        },
+        {
+          next: S.releaseLockAfterFailure,
+          resultPath: null,
+          catch: [
+            { ErrorEquals: [CONDITION_FAILED], Next: S.releaseLockAfterFailure, ResultPath: null },
+            ...failurePathCatch,
+          ],
+        },
+      ),
+      [S.releaseLockAfterFailure]: dynamoDeleteItem(
+        table,
+        {
+          Key: lockKey,
+          ConditionExpression: 'holder = :b',
+          ExpressionAttributeValues: { ':b': sPath('$.ctx.batchId') },
+        },
+        {
+          next: S.alertFailure,
+          resultPath: null,
+          catch: [
+            { ErrorEquals: [CONDITION_FAILED], Next: S.alertFailure, ResultPath: null },
+            ...failurePathCatch,
+          ],
+        },
+      ),
+      [S.alertFailure]: snsPublish(
+        refs.alerts,
+        {
+          Subject: `etl-platform: upstream batch of ${p} failed`,
+          // Plain text: States.Format, not JsonToString (see docs/upstream.md, "local engine").
+          'Message.$': `States.Format('Upstream batch {} of pipeline ${p} failed in ${refs.region}. Error: {}. Cause: {}. Execution: {}', $.failure.batchId, $.failure.error, $.failure.cause, $.failure.upstreamExecutionArn)`,
+        },
+        { next: S.publishFailed, resultPath: null, catch: failurePathCatch },
+      ),
+      [S.publishFailed]: eventsPutEvents(
+        refs.bus,
+        [
+          {
+            Source: refs.eventSource,
+            DetailType: UPSTREAM_EVENT.detailTypes.failed,
+            Detail: {
+              schemaVersion: UPSTREAM_EVENT.schemaVersion,
+              pipeline: p,
+              'batchId.$': '$.failure.batchId',
+              region: refs.region,
+              'error.$': '$.failure.error',
+              'cause.$': '$.failure.cause',
+              'startedAt.$': '$.failure.startedAt',
+              'failedAt.$': '$.finish.nowIso',
+              'upstreamExecutionArn.$': '$$.Execution.Id',
+            },
+          },
+        ],
+        { next: S.batchFailed, resultPath: null, catch: failurePathCatch },
+      ),
+      [S.batchFailed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+      [S.failureHandlingFailed]: fail({
+        error: 'UpstreamFailureHandlingFailed',
+        causePath: '$.failureError.Cause',
+      }),
+    },
+  });
+  return built;
+}
+
+/** State names, for tests and the twin. */
+export const UPSTREAM_STATES = S;
