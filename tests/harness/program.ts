@@ -80,11 +80,20 @@ async function settle(mocks: RecordingMocks, exportsValue: Record<string, unknow
 }
 
 let running: Promise<unknown> = Promise.resolve();
+const cache = new Map<string, Promise<ProgramRun>>();
 
+/**
+ * Runs are deterministic for the same options, so each distinct run happens once per process and
+ * is shared (read-only) by every test that asks for it.
+ */
 export function runProgram(options: ProgramOptions): Promise<ProgramRun> {
+  const key = JSON.stringify(options);
+  const cached = cache.get(key);
+  if (cached) return cached;
   // Pulumi's runtime state is global: runs are serialised.
   const next = running.then(() => runOnce(options));
   running = next.catch(() => undefined);
+  cache.set(key, next);
   return next;
 }
 
