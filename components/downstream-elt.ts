@@ -1,0 +1,77 @@
+import * as pulumi from '@pulumi/pulumi';
+import type { PipelineSettings } from '../regions/settings';
+import { downstreamWorkflow } from '../state-machines/downstream';
+import type { AccountContext } from './naming';
+import { Workflow } from './workflow';
+
+export interface DownstreamSharedRefs {
+  readonly region: string;
+  readonly account: AccountContext;
+  readonly eventSource: string;
+  readonly logLevel: 'ERROR' | 'ALL';
+  readonly logRetentionDays: number;
+  readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly functions: {
+    readonly batchContext: pulumi.Input<string>;
+    readonly checkConsistency: pulumi.Input<string>;
+    readonly startDbtRun: pulumi.Input<string>;
+    readonly getDbtRun: pulumi.Input<string>;
+  };
+  readonly bus: { readonly arn: pulumi.Input<string> };
+  readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
+  readonly dbt: { readonly pollInitialSeconds: number; readonly pollMaxSeconds: number; readonly maxRunMinutes: number; readonly lockWaitMinutes: number };
+  readonly tags: Record<string, string>;
+}
+
+/** The downstream run may wait for the lock, then run dbt to its guard; plus slack for bookkeeping. */
+export function downstreamTimeoutSeconds(dbt: DownstreamSharedRefs['dbt']): number {
+  return (dbt.lockWaitMinutes + dbt.maxRunMinutes + 15) * 60;
+}
+
+/** The deterministic ARN, so triggers (and the upstream's last state) can name it before it exists. */
+export function downstreamArn(account: AccountContext, region: string, pipeline: string): pulumi.Output<string> {
+  return pulumi.interpolate`arn:${account.partition}:states:${region}:${account.accountId}:stateMachine:etl-${pipeline}-downstream`;
+}
+
+/**
+ * One pipeline's downstream workflow. One per pipeline keeps IAM and the pipeline lock per
+ * pipeline; its first states are the listener any trigger mode delivers to (see docs/downstream.md).
+ */
+export class DownstreamElt extends pulumi.ComponentResource {
+  readonly workflow: Workflow;
+
+  constructor(name: string, args: { pipeline: PipelineSettings; shared: DownstreamSharedRefs }, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:downstream:DownstreamElt', name, {}, opts);
+    const { pipeline, shared } = args;
+    const { definition, statements } = downstreamWorkflow({
+      region: shared.region,
+      eventSource: shared.eventSource,
+      pipeline: { name: pipeline.name, expectedTables: [...pipeline.tables], dbtSelect: pipeline.dbtSelect },
+      controlTable: shared.controlTable,
+      functions: {
+        batchContext: { arn: shared.functions.batchContext },
+        checkConsistency: { arn: shared.functions.checkConsistency },
+        startDbtRun: { arn: shared.functions.startDbtRun },
+        getDbtRun: { arn: shared.functions.getDbtRun },
+      },
+      bus: shared.bus,
+      alerts: { arn: shared.alerts.topicArn, kmsKeyArn: shared.alerts.keyArn },
+      dbt: { ...shared.dbt },
+      timeoutSeconds: downstreamTimeoutSeconds(shared.dbt),
+    });
+    this.workflow = new Workflow(
+      `${name}-workflow`,
+      {
+        definition,
+        statements,
+        purpose: `${pipeline.name}-downstream`,
+        region: shared.region,
+        logLevel: shared.logLevel,
+        logRetentionDays: shared.logRetentionDays,
+        tags: { ...shared.tags, pipeline: pipeline.name },
+      },
+      { parent: this },
+    );
+    this.registerOutputs({ arn: this.workflow.arn });
+  }
+}
