@@ -25,11 +25,12 @@ import {
   workflow,
 } from '../state-machines/tasks';
 import { validateAsl } from './harness/asl-validate';
-import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from './harness/dynalite';
+import { createControlTable, startDynalite, type LocalDynamo } from './harness/dynalite';
 import { runWorkflow, StatesError } from './harness/sfn-local';
 
 const ACCOUNT = '123456789012';
 const TABLE_NAME = 'etl-platform-control';
+const GSI_BY_PIPELINE_STATUS = 'byPipelineStatus';
 const TABLE_ARN = `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/${TABLE_NAME}`;
 const FN_ARN = `arn:aws:lambda:us-east-1:${ACCOUNT}:function:load-table`;
 const BUS_ARN = `arn:aws:events:us-east-1:${ACCOUNT}:event-bus/etl-platform`;
@@ -258,6 +259,7 @@ describe('ASL toolkit', () => {
     let ddb: LocalDynamo;
     before(async () => {
       ddb = await startDynalite();
+      await createControlTable(ddb.client, TABLE_NAME);
     });
     after(async () => {
       await ddb.close();

@@ -16,7 +16,7 @@ import {
   workflow,
 } from '../state-machines/tasks';
 import { validateAsl } from './harness/asl-validate';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
+import { createControlTable, startDynalite, type LocalDynamo } from './harness/dynalite';
 import { parseResource, runWorkflow, StatesError } from './harness/sfn-local';
 
 const table = {
@@ -78,6 +78,7 @@ describe('sfn-local harness', () => {
   let ddb: LocalDynamo;
   before(async () => {
     ddb = await startDynalite();
+    await createControlTable(ddb.client, table.name);
   });
   after(async () => ddb.close());
 
@@ -88,7 +89,7 @@ describe('sfn-local harness', () => {
 
   it('runs get/update/delete against dynalite, zeroes a 1 h Wait, and routes glue and states', async () => {
     await ddb.client.send(
-      new PutItemCommand({ TableName: ddb.tableName, Item: { ...key, version: { N: '7' } } }),
+      new PutItemCommand({ TableName: table.name, Item: { ...key, version: { N: '7' } } }),
     );
     const glueCalls: unknown[] = [];
     const childCalls: string[] = [];
@@ -132,7 +133,7 @@ describe('sfn-local harness', () => {
 
   it('a stale version fails the update with DynamoDB.ConditionalCheckFailedException', async () => {
     await ddb.client.send(
-      new PutItemCommand({ TableName: ddb.tableName, Item: { ...key, version: { N: '1' } } }),
+      new PutItemCommand({ TableName: table.name, Item: { ...key, version: { N: '1' } } }),
     );
     const res = await runWorkflow(
       definition,
@@ -146,7 +147,7 @@ describe('sfn-local harness', () => {
               return async (cmd: { constructor: { name: string } }) => {
                 if (cmd.constructor.name === 'UpdateItemCommand') {
                   await target.send(
-                    new PutItemCommand({ TableName: ddb.tableName, Item: { ...key, version: { N: '2' } } }),
+                    new PutItemCommand({ TableName: table.name, Item: { ...key, version: { N: '2' } } }),
                   );
                 }
                 return target.send(cmd as never);
@@ -164,7 +165,7 @@ describe('sfn-local harness', () => {
 
   it('a failed Glue run surfaces as States.TaskFailed with the run as cause', async () => {
     await ddb.client.send(
-      new PutItemCommand({ TableName: ddb.tableName, Item: { ...key, version: { N: '1' } } }),
+      new PutItemCommand({ TableName: table.name, Item: { ...key, version: { N: '1' } } }),
     );
     const res = await runWorkflow(
       definition,

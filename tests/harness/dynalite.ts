@@ -1,39 +1,39 @@
-import type { AddressInfo } from 'net';
-import dynalite from 'dynalite';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
-export const CONTROL_TABLE = 'etl-platform-control';
-export const GSI_BY_PIPELINE_STATUS = 'byPipelineStatus';
+// dynalite ships no types.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dynalite = require('dynalite') as (opts: { createTableMs: number }) => Server;
 
 export interface LocalDynamo {
+  endpoint: string;
   client: DynamoDBClient;
   doc: DynamoDBDocumentClient;
-  endpoint: string;
-  tableName: string;
   close(): Promise<void>;
 }
 
-/**
- * In-process dynalite with the control table from docs/control-table.md (pk/sk + GSI
- * byPipelineStatus on gsi1pk/gsi1sk, projection ALL). Dynalite has no TTL and no transactions:
- * `expiresAt` is just an attribute here.
- */
-export async function startDynalite(opts: { tableName?: string } = {}): Promise<LocalDynamo> {
-  const tableName = opts.tableName ?? CONTROL_TABLE;
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({
+/** Starts dynalite in-process on 127.0.0.1 (a real DynamoDB emulator, see shared notes). */
+export async function startDynalite(): Promise<LocalDynamo> {
+  const server = dynalite({ createTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return {
     endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    maxAttempts: 1, // surface throttling/condition errors to the caller, as Step Functions sees them
-  });
+    client,
+    doc,
+    close: async () => {
+      client.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The control table as docs/control-table.md defines it: pk/sk plus GSI byPipelineStatus. */
+export async function createControlTable(client: DynamoDBClient, tableName: string): Promise<void> {
   await client.send(
     new CreateTableCommand({
       TableName: tableName,
@@ -50,7 +50,7 @@ export async function startDynalite(opts: { tableName?: string } = {}): Promise<
       ],
       GlobalSecondaryIndexes: [
         {
-          IndexName: GSI_BY_PIPELINE_STATUS,
+          IndexName: 'byPipelineStatus',
           KeySchema: [
             { AttributeName: 'gsi1pk', KeyType: 'HASH' },
             { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
@@ -60,15 +60,4 @@ export async function startDynalite(opts: { tableName?: string } = {}): Promise<
       ],
     }),
   );
-  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-  return {
-    client,
-    doc,
-    endpoint,
-    tableName,
-    close: async () => {
-      client.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }

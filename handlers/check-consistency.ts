@@ -1,0 +1,80 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import * as z from 'zod';
+import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
+import { evaluateConsistency, WATERMARK_SK, type ConsistencyResult, type ControlRecord } from './lib/consistency';
+import { requireEnv } from './lib/env';
+import { logger, withContext, type LambdaContext } from './lib/logger';
+import { parseInput } from './lib/validate';
+
+export { evaluateConsistency } from './lib/consistency';
+
+/**
+ * Checks the control table before the downstream dbt build.
+ * Input  {pipeline, batchId, expectedTables: string[], rerun?=false}
+ * Output {consistencyStatus: 'SUCCESS'|'FAILED', reasons: string[]}  (FAILED is a result, not an error)
+ * Env    CONTROL_TABLE_NAME
+ * Errors InvalidInput, MissingConfiguration, DynamoDB SDK errors (e.g. ProvisionedThroughputExceededException)
+ */
+
+export const checkConsistencyInputSchema = z
+  .object({
+    pipeline: pipelineNameSchema,
+    batchId: batchIdSchema,
+    expectedTables: z
+      .array(z.string({ error: 'must be a string' }).regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a table name' }), {
+        error: 'must be an array of table names',
+      })
+      .min(1, { error: 'must list at least one table' }),
+    rerun: z.boolean({ error: 'must be a boolean' }).default(false),
+  })
+  .superRefine((input, ctx) => {
+    const parsed = parseBatchId(input.batchId);
+    if (parsed && parsed.pipeline !== input.pipeline) {
+      ctx.addIssue({ code: 'custom', path: ['batchId'], message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"` });
+    }
+  });
+
+export type CheckConsistencyInput = z.input<typeof checkConsistencyInputSchema>;
+
+/** Module-level client, reused across invocations. Tests and the twin point it elsewhere. */
+let documentClient: DynamoDBDocumentClient = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+export function setDocumentClient(client: DynamoDBDocumentClient): void {
+  documentClient = client;
+}
+
+/** Reads every item of the batch (upstream, table loads, downstream) plus the downstream watermark. */
+export async function readBatchRecords(tableName: string, pipeline: string, batchId: string): Promise<ControlRecord[]> {
+  const pk = `PIPELINE#${pipeline}`;
+  const records: ControlRecord[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await documentClient.send(
+      new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: { ':pk': pk, ':prefix': `BATCH#${batchId}#` },
+        ConsistentRead: true,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    records.push(...((page.Items ?? []) as ControlRecord[]));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  const watermark = await documentClient.send(
+    new GetCommand({ TableName: tableName, Key: { pk, sk: WATERMARK_SK }, ConsistentRead: true }),
+  );
+  if (watermark.Item) records.push(watermark.Item as ControlRecord);
+  return records;
+}
+
+export const handler = async (event: unknown, context?: LambdaContext): Promise<ConsistencyResult> => {
+  const input = parseInput(checkConsistencyInputSchema, event, 'check-consistency');
+  withContext(context, { pipeline: input.pipeline, batchId: input.batchId });
+  const tableName = requireEnv('CONTROL_TABLE_NAME');
+  const records = await readBatchRecords(tableName, input.pipeline, input.batchId);
+  const result = evaluateConsistency(records, input.expectedTables, input.batchId, { rerun: input.rerun });
+  if (result.consistencyStatus === 'SUCCESS') logger.info('batch is consistent', { tables: input.expectedTables.length });
+  else logger.warn('batch is not consistent', { reasons: result.reasons });
+  return result;
+};

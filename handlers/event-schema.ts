@@ -1,0 +1,116 @@
+import * as z from 'zod';
+import { PIPELINE_NAME_PATTERN, REGION_PATTERN } from '../regions/limits';
+
+/**
+ * The `UpstreamBatchSucceeded` event, schema version 1.0 (see docs/control-table.md for the batch
+ * id). The upstream workflow's last state publishes it; every trigger mode and the local twin
+ * validate against this one schema.
+ */
+
+export const UPSTREAM_BATCH_SUCCEEDED = 'UpstreamBatchSucceeded' as const;
+export const SUPPORTED_SCHEMA_VERSIONS = ['1.0'] as const;
+
+/**
+ * `<pipeline>-<yyyyMMdd>T<HHmmss>Z`, from the scheduled time in UTC. Group 1 is the pipeline
+ * (same rule as PIPELINE_NAME_PATTERN), groups 2-7 the date and time parts.
+ */
+export const BATCH_ID_PATTERN = /^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+export interface ParsedBatchId {
+  pipeline: string;
+  /** The scheduled time the id was derived from, ISO-8601 UTC. */
+  scheduledTime: string;
+}
+
+/** Splits a batch id, or returns undefined if it does not match the format or names no real instant. */
+export function parseBatchId(batchId: string): ParsedBatchId | undefined {
+  const m = BATCH_ID_PATTERN.exec(batchId);
+  if (!m) return undefined;
+  const [, pipeline, y, mo, d, h, mi, s] = m;
+  const iso = `${y}-${mo}-${d}T${h}:${mi}:${s}.000Z`;
+  const date = new Date(iso);
+  // Round-trip check rejects 20261331T250000Z and friends, which Date would silently roll over.
+  if (Number.isNaN(date.getTime()) || date.toISOString() !== iso) return undefined;
+  return { pipeline, scheduledTime: `${y}-${mo}-${d}T${h}:${mi}:${s}Z` };
+}
+
+/** The batch id for a pipeline and a scheduled time (the inverse of parseBatchId). */
+export function formatBatchId(pipeline: string, scheduledTime: Date | string): string {
+  const iso = new Date(scheduledTime).toISOString(); // 2026-11-27T02:00:00.000Z
+  const compact = iso.slice(0, 19).replace(/[-:]/g, ''); // 20261127T020000
+  return `${pipeline}-${compact}Z`;
+}
+
+export const pipelineNameSchema = z.string({ error: 'must be a string' }).regex(PIPELINE_NAME_PATTERN, {
+  error: 'is not a pipeline name (2-24 lowercase letters, digits or hyphens, starting with a letter)',
+});
+
+export const batchIdSchema = z
+  .string({ error: 'must be a string' })
+  .refine((value) => parseBatchId(value) !== undefined, {
+    error: 'is not a batch id of the form <pipeline>-<yyyyMMdd>T<HHmmss>Z naming a real UTC time, e.g. policycenter-20261127T020000Z',
+  });
+
+const isoTimestamp = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T02:00:00Z' });
+
+export const tableResultSchema = z.object({
+  name: z.string({ error: 'must be a string' }).regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a CDA table name' }),
+  rows: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be >= 0' }),
+  lakePath: z.string({ error: 'must be a string' }).regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, {
+    error: 'must be an s3:// URI',
+  }),
+});
+
+/**
+ * The event's `detail`. Unknown fields are ignored (not rejected) so a producer can add optional
+ * fields within a version; an incompatible change must bump `schemaVersion`, which is rejected.
+ */
+export const upstreamBatchSucceededDetailSchema = z
+  .object({
+    schemaVersion: z.enum(SUPPORTED_SCHEMA_VERSIONS, {
+      error: (issue) =>
+        `schema version ${JSON.stringify(issue.input)} is not supported; this consumer reads ${SUPPORTED_SCHEMA_VERSIONS.join(', ')}`,
+    }),
+    pipeline: pipelineNameSchema,
+    batchId: batchIdSchema,
+    region: z.string({ error: 'must be a string' }).regex(REGION_PATTERN, { error: 'is not an AWS region name' }),
+    tables: z.array(tableResultSchema, { error: 'must be an array' }).min(1, { error: 'must list at least one table' }),
+    startedAt: isoTimestamp,
+    completedAt: isoTimestamp,
+    upstreamExecutionArn: z
+      .string({ error: 'must be a string' })
+      .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]{1,80}:[^:\s]{1,80}$/, {
+        error: 'is not a Step Functions execution ARN',
+      }),
+  })
+  .superRefine((detail, ctx) => {
+    const parsed = parseBatchId(detail.batchId);
+    if (parsed && parsed.pipeline !== detail.pipeline) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchId'],
+        message: `belongs to pipeline "${parsed.pipeline}", not to the event's pipeline "${detail.pipeline}"`,
+      });
+    }
+    if (Date.parse(detail.completedAt) < Date.parse(detail.startedAt)) {
+      ctx.addIssue({ code: 'custom', path: ['completedAt'], message: 'is before startedAt' });
+    }
+  });
+
+/** The EventBridge envelope around the detail, as a target (Lambda, SFN input) receives it. */
+export const upstreamBatchSucceededEventSchema = z.object({
+  version: z.string().optional(),
+  id: z.string({ error: 'must be the EventBridge event id' }).min(1),
+  'detail-type': z.literal(UPSTREAM_BATCH_SUCCEEDED, {
+    error: (issue) => `is ${JSON.stringify(issue.input)}; expected "${UPSTREAM_BATCH_SUCCEEDED}"`,
+  }),
+  source: z.string({ error: 'must be a string' }).min(1),
+  account: z.string().optional(),
+  time: z.string().optional(),
+  region: z.string().optional(),
+  resources: z.array(z.string()).optional(),
+  detail: upstreamBatchSucceededDetailSchema,
+});
+
+export type UpstreamBatchSucceededDetail = z.output<typeof upstreamBatchSucceededDetailSchema>;
+export type UpstreamBatchSucceededEvent = z.output<typeof upstreamBatchSucceededEventSchema>;

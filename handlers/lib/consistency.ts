@@ -1,0 +1,86 @@
+/**
+ * The pure rules behind check-consistency: is the upstream batch complete and new enough for the
+ * downstream dbt build? No I/O here; the handler feeds it control-table items.
+ */
+
+/** A control-table item as the document client returns it (only the fields the rules read). */
+export interface ControlRecord {
+  pk: string;
+  sk: string;
+  batchId?: string;
+  table?: string;
+  status?: string;
+  rows?: unknown;
+  [key: string]: unknown;
+}
+
+export interface ConsistencyOptions {
+  /**
+   * An operator-requested rebuild of the batch the watermark already names. Never lets an older
+   * batch through: rebuilding an older batch would roll the semantic layer back.
+   */
+  rerun?: boolean;
+}
+
+export interface ConsistencyResult {
+  consistencyStatus: 'SUCCESS' | 'FAILED';
+  reasons: string[];
+}
+
+export const UPSTREAM_SK = (batchId: string) => `BATCH#${batchId}#UPSTREAM`;
+export const TABLE_SK = (batchId: string, table: string) => `BATCH#${batchId}#TABLE#${table}`;
+export const WATERMARK_SK = 'WATERMARK#DOWNSTREAM';
+
+/**
+ * All must hold:
+ * 1. the upstream batch record exists and is SUCCEEDED;
+ * 2. every expected table has a SUCCEEDED load record whose `rows` is a whole number >= 0;
+ * 3. the batch is newer (lexically greater id) than the WATERMARK#DOWNSTREAM batch. The watermark
+ *    advances only when a downstream build SUCCEEDS, so a rerun of a FAILED batch is still newer
+ *    and passes. Equal means the batch was already built: it fails unless `rerun` is set. Older
+ *    always fails (out of order).
+ *
+ * `records` may hold any items of the pipeline's partition; items of other batches are ignored.
+ */
+export function evaluateConsistency(
+  records: readonly ControlRecord[],
+  expectedTables: readonly string[],
+  batchId: string,
+  options: ConsistencyOptions = {},
+): ConsistencyResult {
+  const reasons: string[] = [];
+  const bySk = new Map(records.map((r) => [r.sk, r]));
+
+  const upstream = bySk.get(UPSTREAM_SK(batchId));
+  if (!upstream) {
+    reasons.push(`upstream batch record ${UPSTREAM_SK(batchId)} is missing`);
+  } else if (upstream.status !== 'SUCCEEDED') {
+    reasons.push(`upstream batch ${batchId} is ${upstream.status ?? 'without status'}, not SUCCEEDED`);
+  }
+
+  if (expectedTables.length === 0) reasons.push('no expected tables were given');
+  for (const table of new Set(expectedTables)) {
+    const load = bySk.get(TABLE_SK(batchId, table));
+    if (!load) {
+      reasons.push(`table ${table}: no load record for batch ${batchId}`);
+      continue;
+    }
+    if (load.status !== 'SUCCEEDED') {
+      reasons.push(`table ${table}: load is ${load.status ?? 'without status'}, not SUCCEEDED`);
+    }
+    if (typeof load.rows !== 'number' || !Number.isInteger(load.rows) || load.rows < 0) {
+      reasons.push(`table ${table}: rows is ${JSON.stringify(load.rows)}, not a whole number >= 0`);
+    }
+  }
+
+  const watermark = bySk.get(WATERMARK_SK)?.batchId;
+  if (typeof watermark === 'string' && watermark !== '') {
+    if (batchId < watermark) {
+      reasons.push(`out of order: batch ${batchId} is older than the last built batch ${watermark}`);
+    } else if (batchId === watermark && !options.rerun) {
+      reasons.push(`batch ${batchId} was already built downstream (watermark); pass rerun: true to rebuild it`);
+    }
+  }
+
+  return { consistencyStatus: reasons.length === 0 ? 'SUCCESS' : 'FAILED', reasons };
+}

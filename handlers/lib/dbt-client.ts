@@ -1,0 +1,188 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import * as z from 'zod';
+import { intEnv, requireEnv } from './env';
+import { DbtApiRejected, DbtApiUnavailable, MissingConfiguration } from './errors';
+import { formatIssues } from './validate';
+
+/**
+ * Client for the dbt REST contract (docs/dbt-api.md). Every failure is one of two named errors:
+ * `DbtApiUnavailable` (retry it) or `DbtApiRejected` (do not).
+ *
+ * Environment (read on every call, never at module load):
+ * - DBT_API_URL                 base URL, e.g. http://dbt-api.dbt.svc.cluster.local:8080 (required)
+ * - DBT_API_TOKEN_SECRET_ARN    Secrets Manager secret holding the bearer token (required unless DBT_API_TOKEN)
+ * - DBT_API_TOKEN               LOCAL ONLY (tests, local twin): the token itself; takes precedence
+ * - DBT_API_TIMEOUT_MS          per-request timeout, default 10000
+ */
+
+export const RUN_STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const DBT_COMMANDS = ['build', 'run', 'test', 'seed', 'snapshot'] as const;
+export type DbtCommand = (typeof DBT_COMMANDS)[number];
+
+export interface CreateRunRequest {
+  batchId: string;
+  pipeline: string;
+  command: DbtCommand;
+  select?: string;
+  vars?: Record<string, unknown>;
+  /** 1 unless the workflow deliberately reruns the batch; (batchId, attempt) is the idempotency key. */
+  attempt?: number;
+}
+
+const createRunResponseSchema = z.object({ runId: z.string().min(1), status: z.enum(RUN_STATUSES) });
+export type CreateRunResponse = z.output<typeof createRunResponseSchema> & { created: boolean };
+
+const runSchema = z.object({
+  runId: z.string().min(1),
+  batchId: z.string().min(1),
+  status: z.enum(RUN_STATUSES),
+  startedAt: z.string().nullable().optional(),
+  finishedAt: z.string().nullable().optional(),
+  error: z.string().nullable().optional(),
+});
+export type DbtRun = z.output<typeof runSchema>;
+
+const secrets = new SecretsManagerClient({});
+let cachedToken: { arn: string; token: string } | undefined;
+
+/** Drops the cached token (a 401 may mean it was rotated). Exported for tests. */
+export function clearTokenCache(): void {
+  cachedToken = undefined;
+}
+
+/** Overridable for tests and the local twin; the default is the module-level Secrets Manager client. */
+export const tokenSource = {
+  getSecretString: async (arn: string): Promise<string | undefined> =>
+    (await secrets.send(new GetSecretValueCommand({ SecretId: arn }))).SecretString,
+};
+
+async function bearerToken(): Promise<{ token: string; fromSecret: boolean }> {
+  const local = process.env.DBT_API_TOKEN;
+  if (local) return { token: local, fromSecret: false };
+  const arn = requireEnv('DBT_API_TOKEN_SECRET_ARN');
+  if (cachedToken?.arn === arn) return { token: cachedToken.token, fromSecret: true };
+  const raw = await tokenSource.getSecretString(arn);
+  if (!raw) throw new MissingConfiguration(`Secret ${arn} has no SecretString; store the dbt API token as a string`);
+  // Accept a plain token or {"token": "..."}.
+  let token = raw.trim();
+  if (token.startsWith('{')) {
+    const parsed = JSON.parse(token) as { token?: unknown };
+    if (typeof parsed.token !== 'string' || !parsed.token) {
+      throw new MissingConfiguration(`Secret ${arn} is JSON without a "token" string`);
+    }
+    token = parsed.token;
+  }
+  cachedToken = { arn, token };
+  return { token, fromSecret: true };
+}
+
+function baseUrl(): string {
+  const raw = requireEnv('DBT_API_URL');
+  try {
+    return new URL(raw).toString().replace(/\/+$/, '');
+  } catch {
+    throw new MissingConfiguration(`Environment variable DBT_API_URL="${raw}" is not a URL`);
+  }
+}
+
+interface HttpResult {
+  status: number;
+  body: unknown;
+}
+
+async function send(method: 'GET' | 'POST', path: string, payload?: unknown): Promise<HttpResult> {
+  const url = `${baseUrl()}${path}`;
+  const timeoutMs = intEnv('DBT_API_TIMEOUT_MS', 10_000);
+  for (let attempt = 1; ; attempt++) {
+    const { token, fromSecret } = await bearerToken();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+        signal: controller.signal,
+      });
+      text = await response.text();
+    } catch (error) {
+      if (controller.signal.aborted) {
+        throw new DbtApiUnavailable(`${method} ${url} timed out after ${timeoutMs} ms`, { cause: error });
+      }
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const detail = cause?.code ?? cause?.message ?? (error as Error).message;
+      throw new DbtApiUnavailable(`${method} ${url} failed: ${detail}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+
+    // A rotated secret: refetch once, then give up.
+    if (response.status === 401 && fromSecret && attempt === 1) {
+      clearTokenCache();
+      continue;
+    }
+    let body: unknown = undefined;
+    if (text) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text.slice(0, 500);
+      }
+    }
+    if (response.status >= 500 || response.status === 429) {
+      throw new DbtApiUnavailable(`${method} ${path} returned ${response.status}: ${describe(body)}`, {
+        status: response.status,
+      });
+    }
+    if (response.status >= 400) {
+      throw new DbtApiRejected(`${method} ${path} returned ${response.status}: ${describe(body)}`, response.status);
+    }
+    return { status: response.status, body };
+  }
+}
+
+function describe(body: unknown): string {
+  if (body && typeof body === 'object') {
+    const b = body as { error?: unknown; message?: unknown };
+    const parts = [b.error, b.message].filter((p) => typeof p === 'string');
+    if (parts.length) return parts.join(': ');
+    return JSON.stringify(body).slice(0, 500);
+  }
+  return String(body ?? '(empty body)');
+}
+
+function parseReply<S extends z.ZodType>(schema: S, result: HttpResult, what: string): z.output<S> {
+  const parsed = schema.safeParse(result.body);
+  if (!parsed.success) {
+    // A 2xx that breaks the contract is most likely a proxy or a half-deployed app: retry it.
+    throw new DbtApiUnavailable(`${what} returned ${result.status} with a body outside the contract: ${formatIssues(parsed.error.issues)}`, {
+      status: result.status,
+    });
+  }
+  return parsed.data;
+}
+
+/** POST /api/v1/runs. `created` is true on 202 (new run) and false on 200 (existing run for the key). */
+export async function createRun(request: CreateRunRequest): Promise<CreateRunResponse> {
+  const result = await send('POST', '/api/v1/runs', request);
+  const reply = parseReply(createRunResponseSchema, result, 'POST /api/v1/runs');
+  return { ...reply, created: result.status === 202 };
+}
+
+/** GET /api/v1/runs/{runId}. */
+export async function getRun(runId: string): Promise<DbtRun> {
+  const result = await send('GET', `/api/v1/runs/${encodeURIComponent(runId)}`);
+  return parseReply(runSchema, result, 'GET /api/v1/runs/{runId}');
+}
+
+/** GET /healthz; resolves when the app answers 200. */
+export async function health(): Promise<unknown> {
+  return (await send('GET', '/healthz')).body;
+}

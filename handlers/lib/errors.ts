@@ -1,0 +1,60 @@
+/**
+ * Named errors. Each class's `name` is the exact error string a Step Functions `Retry`/`Catch`
+ * matches on (Lambda reports `errorType` = `error.name`), so never rename one without changing the
+ * ASL that refers to it.
+ *
+ * | name               | retry? | meaning                                                          |
+ * |--------------------|--------|------------------------------------------------------------------|
+ * | DbtApiUnavailable  | yes    | 5xx, 429, timeout, connection refused/reset, unparseable reply   |
+ * | DbtApiRejected     | no     | any other 4xx: bad token, bad request, unknown run, conflict      |
+ * | DbtRunFailed       | no     | the dbt run itself ended FAILED                                   |
+ * | InvalidInput       | no     | the handler's input failed validation                             |
+ * | MissingConfiguration | no   | a required environment variable is not set (deploy bug)           |
+ */
+
+export const ERROR_NAMES = {
+  DbtApiUnavailable: 'DbtApiUnavailable',
+  DbtApiRejected: 'DbtApiRejected',
+  DbtRunFailed: 'DbtRunFailed',
+  InvalidInput: 'InvalidInput',
+  MissingConfiguration: 'MissingConfiguration',
+} as const;
+
+/** Errors a workflow may retry. Everything else should go straight to a Catch. */
+export const RETRYABLE_ERRORS: readonly string[] = [ERROR_NAMES.DbtApiUnavailable];
+
+export class DbtApiUnavailable extends Error {
+  override readonly name = ERROR_NAMES.DbtApiUnavailable;
+  /** HTTP status when the server answered; undefined for timeouts and network errors. */
+  readonly status?: number;
+  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.status = options.status;
+  }
+}
+
+export class DbtApiRejected extends Error {
+  override readonly name = ERROR_NAMES.DbtApiRejected;
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class DbtRunFailed extends Error {
+  override readonly name = ERROR_NAMES.DbtRunFailed;
+  readonly runId: string;
+  constructor(message: string, runId: string) {
+    super(message);
+    this.runId = runId;
+  }
+}
+
+export class InvalidInput extends Error {
+  override readonly name = ERROR_NAMES.InvalidInput;
+}
+
+export class MissingConfiguration extends Error {
+  override readonly name = ERROR_NAMES.MissingConfiguration;
+}

@@ -1,0 +1,55 @@
+import * as z from 'zod';
+import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
+import { createRun, DBT_COMMANDS } from './lib/dbt-client';
+import { logger, withContext, type LambdaContext } from './lib/logger';
+import { parseInput } from './lib/validate';
+
+/**
+ * Starts (idempotently) the dbt run of a batch.
+ * Input  {pipeline, batchId, command?='build', select?, vars?, attempt?=1}
+ * Output {runId, status, created}
+ * Env    DBT_API_URL, DBT_API_TOKEN_SECRET_ARN (or DBT_API_TOKEN locally), DBT_API_TIMEOUT_MS?
+ * Errors InvalidInput, DbtApiUnavailable (retry), DbtApiRejected, MissingConfiguration
+ */
+
+export const startDbtRunInputSchema = z
+  .object({
+    pipeline: pipelineNameSchema,
+    batchId: batchIdSchema,
+    command: z.enum(DBT_COMMANDS, { error: `must be one of ${DBT_COMMANDS.join(', ')}` }).default('build'),
+    select: z
+      .string({ error: 'must be a string' })
+      .regex(/^[A-Za-z0-9_.:+*@,/ -]{1,1000}$/, { error: 'is not a dbt selector (letters, digits, _ . : + * @ , / - and spaces)' })
+      .optional(),
+    vars: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
+    attempt: z.number({ error: 'must be a number' }).int().min(1).max(100).default(1),
+  })
+  .superRefine((input, ctx) => {
+    const parsed = parseBatchId(input.batchId);
+    if (parsed && parsed.pipeline !== input.pipeline) {
+      ctx.addIssue({ code: 'custom', path: ['batchId'], message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"` });
+    }
+  });
+
+export type StartDbtRunInput = z.input<typeof startDbtRunInputSchema>;
+export interface StartDbtRunOutput {
+  runId: string;
+  status: string;
+  /** false when the API returned an existing run for (batchId, attempt), i.e. this was a repeat. */
+  created: boolean;
+}
+
+export const handler = async (event: unknown, context?: LambdaContext): Promise<StartDbtRunOutput> => {
+  const input = parseInput(startDbtRunInputSchema, event, 'start-dbt-run');
+  withContext(context, { pipeline: input.pipeline, batchId: input.batchId });
+  const run = await createRun({
+    batchId: input.batchId,
+    pipeline: input.pipeline,
+    command: input.command,
+    ...(input.select === undefined ? {} : { select: input.select }),
+    ...(input.vars === undefined ? {} : { vars: input.vars }),
+    attempt: input.attempt,
+  });
+  logger.info(run.created ? 'dbt run created' : 'dbt run already existed for this batch', { ...run });
+  return { runId: run.runId, status: run.status, created: run.created };
+};

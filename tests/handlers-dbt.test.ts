@@ -1,0 +1,244 @@
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { handler as getDbtRun } from '../handlers/get-dbt-run';
+import { clearTokenCache, tokenSource } from '../handlers/lib/dbt-client';
+import { logger } from '../handlers/lib/logger';
+import { handler as startDbtRun } from '../handlers/start-dbt-run';
+import { startFakeDbtApi, type FakeDbtApi } from './harness/fake-dbt-api';
+
+const BATCH = 'policycenter-20261127T020000Z';
+const ENV_KEYS = ['DBT_API_URL', 'DBT_API_TOKEN', 'DBT_API_TOKEN_SECRET_ARN', 'DBT_API_TIMEOUT_MS'];
+
+async function rejectsWith(promise: Promise<unknown>, name: string, message?: RegExp): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    const e = error as Error;
+    assert.equal(e.name, name, `expected ${name}, got ${e.name}: ${e.message}`);
+    if (message) assert.match(e.message, message);
+    return e;
+  }
+  assert.fail(`expected ${name}, but it resolved`);
+}
+
+/** A port nothing listens on: bind, read the port, close. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+describe('dbt handlers against the fake dbt API', () => {
+  let api: FakeDbtApi;
+  const saved: Record<string, string | undefined> = {};
+
+  before(() => {
+    logger.setLogLevel('SILENT');
+    for (const k of ENV_KEYS) saved[k] = process.env[k];
+  });
+  after(() => {
+    for (const k of ENV_KEYS) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+  beforeEach(async () => {
+    api = await startFakeDbtApi();
+    for (const k of ENV_KEYS) delete process.env[k];
+    process.env.DBT_API_URL = api.url;
+    process.env.DBT_API_TOKEN = api.token;
+    clearTokenCache();
+  });
+  afterEach(async () => {
+    await api.close();
+  });
+
+  it('starts a run and polls it QUEUED -> RUNNING -> SUCCEEDED', async () => {
+    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'tag:semantic' });
+    assert.equal(started.status, 'QUEUED');
+    assert.equal(started.created, true);
+    assert.equal(api.runs.length, 1);
+    assert.equal(api.runs[0].command, 'build', 'command defaults to build');
+    assert.equal(api.runs[0].select, 'tag:semantic');
+    assert.equal(api.requests[0].authorization, `Bearer ${api.token}`);
+
+    const statuses: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const polled = await getDbtRun({ runId: started.runId });
+      assert.equal(polled.runId, started.runId);
+      assert.equal(polled.batchId, BATCH);
+      statuses.push(polled.status);
+      if (polled.status === 'SUCCEEDED') {
+        assert.ok(polled.startedAt && polled.finishedAt);
+        assert.equal(polled.error, undefined);
+        break;
+      }
+    }
+    assert.deepEqual(statuses, ['RUNNING', 'SUCCEEDED']);
+  });
+
+  it('a repeated start for the same batch returns the same run and creates no second one', async () => {
+    const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    assert.equal(second.runId, first.runId);
+    assert.equal(second.created, false);
+    assert.equal(api.runsFor(BATCH).length, 1, 'exactly one dbt run per batch');
+    assert.deepEqual(
+      api.requests.map((r) => r.outcome),
+      [202, 200],
+    );
+  });
+
+  it('a retry after a 503 still yields exactly one run', async () => {
+    api.inject({ kind: 'status', status: 503, count: 1, method: 'POST' });
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /503/);
+    const retried = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    assert.equal(retried.created, true);
+    assert.equal(api.runsFor(BATCH).length, 1);
+  });
+
+  it('500 -> DbtApiUnavailable', async () => {
+    api.inject({ kind: 'status', status: 500 });
+    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /500/);
+    assert.equal((e as { status?: number }).status, 500);
+    assert.equal(api.runs.length, 0);
+  });
+
+  it('429 -> DbtApiUnavailable (throttled is retryable)', async () => {
+    api.inject({ kind: 'status', status: 429 });
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /429/);
+  });
+
+  it('a hung request times out -> DbtApiUnavailable', async () => {
+    process.env.DBT_API_TIMEOUT_MS = '150';
+    api.inject({ kind: 'hang' });
+    const t0 = Date.now();
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /timed out after 150 ms/);
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= 140 && elapsed < 3000, `timed out after ${elapsed} ms`);
+  });
+
+  it('a slow answer within the timeout succeeds', async () => {
+    process.env.DBT_API_TIMEOUT_MS = '2000';
+    api.inject({ kind: 'delay', ms: 100 });
+    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    assert.equal(started.created, true);
+  });
+
+  it('connection refused -> DbtApiUnavailable', async () => {
+    process.env.DBT_API_URL = `http://127.0.0.1:${await closedPort()}`;
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /ECONNREFUSED/);
+  });
+
+  it('connection reset -> DbtApiUnavailable', async () => {
+    api.inject({ kind: 'reset' });
+    await rejectsWith(getDbtRun({ runId: 'run-1' }), 'DbtApiUnavailable');
+  });
+
+  it('400 -> DbtApiRejected, with the server message', async () => {
+    api.inject({ kind: 'status', status: 400, body: { error: 'BadRequest', message: 'nope' } });
+    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiRejected', /400: BadRequest: nope/);
+    assert.equal((e as { status?: number }).status, 400);
+  });
+
+  it('a wrong token -> 401 -> DbtApiRejected', async () => {
+    process.env.DBT_API_TOKEN = 'not-the-token';
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiRejected', /401/);
+    assert.equal(api.runs.length, 0);
+  });
+
+  it('an unknown run -> 404 -> DbtApiRejected', async () => {
+    await rejectsWith(getDbtRun({ runId: 'run-does-not-exist' }), 'DbtApiRejected', /404/);
+  });
+
+  it('the same batch and attempt with different parameters -> 409 -> DbtApiRejected', async () => {
+    await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'a' });
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'b' }), 'DbtApiRejected', /409/);
+    assert.equal(api.runs.length, 1);
+  });
+
+  it('a run that ends FAILED -> DbtRunFailed carrying the dbt error; failOnFailed:false returns it', async () => {
+    api.inject({ kind: 'fail-run', batchId: BATCH, error: 'Database Error in model dim_policy' });
+    const { runId } = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    assert.equal((await getDbtRun({ runId })).status, 'RUNNING');
+    const e = await rejectsWith(getDbtRun({ runId }), 'DbtRunFailed', /Database Error in model dim_policy/);
+    assert.equal((e as { runId?: string }).runId, runId);
+    const again = await getDbtRun({ runId, failOnFailed: false });
+    assert.equal(again.status, 'FAILED');
+    assert.equal(again.error, 'Database Error in model dim_policy');
+  });
+
+  it('a slow run stays RUNNING for the configured polls', async () => {
+    api.inject({ kind: 'slow-run', polls: 3 });
+    const { runId } = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) seen.push((await getDbtRun({ runId })).status);
+    assert.deepEqual(seen, ['RUNNING', 'RUNNING', 'RUNNING', 'SUCCEEDED', 'SUCCEEDED']);
+  });
+
+  it('a rerun with attempt 2 after a FAILED attempt creates a second run', async () => {
+    api.inject({ kind: 'fail-run', batchId: BATCH });
+    const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    api.finish(first.runId, 'FAILED');
+    const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, attempt: 2 });
+    assert.notEqual(second.runId, first.runId);
+    assert.deepEqual(api.runsFor(BATCH).map((r) => r.attempt), [1, 2]);
+  });
+
+  describe('malformed input -> InvalidInput', () => {
+    const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
+      ['no batchId', () => startDbtRun({ pipeline: 'policycenter' }), /batchId/],
+      ['batchId of another pipeline', () => startDbtRun({ pipeline: 'billingcenter', batchId: BATCH }), /batchId: belongs to pipeline "policycenter"/],
+      ['batchId with a colon', () => startDbtRun({ pipeline: 'policycenter', batchId: 'policycenter-2026-11-27T02:00:00Z' }), /batchId: is not a batch id/],
+      ['unknown command', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, command: 'run-operation' }), /command: must be one of/],
+      ['shell metacharacters in select', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'a; rm -rf /' }), /select/],
+      ['vars not an object', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, vars: 'x' }), /vars: must be an object/],
+      ['null event', () => startDbtRun(null), /Invalid start-dbt-run input/],
+      ['runId missing', () => getDbtRun({}), /runId/],
+      ['runId with a slash', () => getDbtRun({ runId: '../etc' }), /runId: is not a run id/],
+      ['failOnFailed not boolean', () => getDbtRun({ runId: 'r1', failOnFailed: 'no' }), /failOnFailed: must be a boolean/],
+    ];
+    for (const [what, call, message] of cases) {
+      it(what, async () => {
+        await rejectsWith(call(), 'InvalidInput', message);
+        assert.equal(api.requests.length, 0, 'no request reaches the API');
+      });
+    }
+  });
+
+  describe('configuration', () => {
+    it('missing DBT_API_URL -> an error naming the variable', async () => {
+      delete process.env.DBT_API_URL;
+      await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'MissingConfiguration', /DBT_API_URL/);
+    });
+
+    it('neither DBT_API_TOKEN nor DBT_API_TOKEN_SECRET_ARN -> an error naming the secret variable', async () => {
+      delete process.env.DBT_API_TOKEN;
+      await rejectsWith(getDbtRun({ runId: 'r1' }), 'MissingConfiguration', /DBT_API_TOKEN_SECRET_ARN/);
+    });
+
+    it('a non-numeric DBT_API_TIMEOUT_MS is refused', async () => {
+      process.env.DBT_API_TIMEOUT_MS = 'soon';
+      await rejectsWith(getDbtRun({ runId: 'r1' }), 'MissingConfiguration', /DBT_API_TIMEOUT_MS/);
+    });
+
+    it('reads the token from the secret once per container, and refetches once on 401', async () => {
+      delete process.env.DBT_API_TOKEN;
+      process.env.DBT_API_TOKEN_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dbt-api-token-AbCdEf';
+      const original = tokenSource.getSecretString;
+      const served = ['stale-token', JSON.stringify({ token: api.token })];
+      let fetched = 0;
+      tokenSource.getSecretString = async () => served[Math.min(fetched++, served.length - 1)];
+      try {
+        const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+        assert.equal(fetched, 2, 'stale token -> 401 -> refetched once');
+        await getDbtRun({ runId: first.runId });
+        assert.equal(fetched, 2, 'cached after that');
+      } finally {
+        tokenSource.getSecretString = original;
+      }
+    });
+  });
+});

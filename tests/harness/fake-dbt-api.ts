@@ -1,0 +1,354 @@
+import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A loopback implementation of the dbt REST contract (docs/dbt-api.md) for tests and the local
+ * twin. It is a real HTTP server on 127.0.0.1, so the handlers' fetch, timeouts and error
+ * classification run for real.
+ *
+ *   const api = await startFakeDbtApi();
+ *   process.env.DBT_API_URL = api.url; process.env.DBT_API_TOKEN = api.token;
+ *   api.inject({ kind: 'status', status: 503, count: 2 });   // next 2 requests -> 503
+ *   ...
+ *   api.runsFor('policycenter-20261127T020000Z').length       // "exactly one dbt run per batch"
+ *   await api.close();
+ *
+ * Lifecycle: a run is created QUEUED. With `autoAdvance` (default) every GET of it moves it one
+ * step: QUEUED -> RUNNING -> (RUNNING for `runningPolls` more polls) -> SUCCEEDED, or FAILED if a
+ * `fail-run` fault matched it. `advance(runId)` and `finish(runId, status)` move it on demand.
+ */
+
+export type FakeRunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+
+export interface FakeRun {
+  runId: string;
+  batchId: string;
+  pipeline: string;
+  command: string;
+  select?: string;
+  vars?: Record<string, unknown>;
+  attempt: number;
+  status: FakeRunStatus;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error?: string;
+  /** Polls spent RUNNING so far, and how many it needs before finishing. */
+  pollsRunning: number;
+  runningPolls: number;
+  /** Set by a `fail-run` fault: the run ends FAILED with this message. */
+  failWith?: string;
+  /** How many GETs this run has served. */
+  polls: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  authorization?: string;
+  body?: unknown;
+  /** What the server answered, or 'hang' / 'reset'. */
+  outcome: number | 'hang' | 'reset';
+}
+
+/** Matches requests for a fault; omitted fields match anything. */
+export interface RequestMatch {
+  method?: 'GET' | 'POST';
+  /** Substring or regex tested against the path, e.g. '/api/v1/runs'. */
+  path?: string | RegExp;
+}
+
+export type Fault =
+  /** The next `count` matching requests get `status` (5xx -> retryable, 4xx -> rejected). */
+  | ({ kind: 'status'; status: number; count?: number; body?: unknown } & RequestMatch)
+  /** The next `count` matching requests are accepted and never answered (client timeout). */
+  | ({ kind: 'hang'; count?: number } & RequestMatch)
+  /** The next `count` matching requests have their socket destroyed (connection reset). */
+  | ({ kind: 'reset'; count?: number } & RequestMatch)
+  /** The next `count` matching requests are answered after `ms` (slow API, not slow run). */
+  | ({ kind: 'delay'; ms: number; count?: number } & RequestMatch)
+  /** Runs created for `batchId` (or the next `count` created runs) end FAILED with `error`. */
+  | { kind: 'fail-run'; batchId?: string; count?: number; error?: string }
+  /** Runs created for `batchId` (or the next `count` created runs) stay RUNNING for `polls` polls. */
+  | { kind: 'slow-run'; batchId?: string; count?: number; polls: number };
+
+export interface FakeDbtApiOptions {
+  /** Bearer token the server accepts; random by default. */
+  token?: string;
+  /** A token that may GET but not POST (403 on POST). */
+  readToken?: string;
+  /** Advance a run one step per GET poll (default true). */
+  autoAdvance?: boolean;
+  /** Polls a run stays RUNNING before finishing (default 1). */
+  runningPolls?: number;
+}
+
+export interface FakeDbtApi {
+  url: string;
+  token: string;
+  /** Every run ever created, in creation order (repeats that returned an existing run add nothing). */
+  runs: FakeRun[];
+  /** Every request received, in order. */
+  requests: RecordedRequest[];
+  runsFor(batchId: string): FakeRun[];
+  getRun(runId: string): FakeRun | undefined;
+  inject(fault: Fault): void;
+  /** Drops faults not yet consumed. */
+  clearFaults(): void;
+  /** Moves a run one lifecycle step, as a poll would. */
+  advance(runId: string): FakeRun;
+  /** Ends a run now. */
+  finish(runId: string, status: 'SUCCEEDED' | 'FAILED', error?: string): FakeRun;
+  close(): Promise<void>;
+}
+
+type Pending = Fault & { remaining: number };
+
+const BATCH_ID = /^([a-z][a-z0-9-]{0,22}[a-z0-9])-\d{8}T\d{6}Z$/;
+const COMMANDS = new Set(['build', 'run', 'test', 'seed', 'snapshot']);
+
+export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<FakeDbtApi> {
+  const token = options.token ?? `fake-${randomUUID()}`;
+  const autoAdvance = options.autoAdvance ?? true;
+  const defaultRunningPolls = options.runningPolls ?? 1;
+  const runs: FakeRun[] = [];
+  const byId = new Map<string, FakeRun>();
+  const requests: RecordedRequest[] = [];
+  let faults: Pending[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+  const now = () => new Date().toISOString();
+
+  const matches = (f: Fault, method: string, path: string): boolean => {
+    if (f.kind === 'fail-run' || f.kind === 'slow-run') return false;
+    if (f.method && f.method !== method) return false;
+    if (f.path instanceof RegExp) return f.path.test(path);
+    if (typeof f.path === 'string') return path.includes(f.path);
+    return true;
+  };
+  const takeRequestFault = (method: string, path: string): Pending | undefined => {
+    const fault = faults.find((f) => f.remaining > 0 && matches(f, method, path));
+    if (fault) fault.remaining -= 1;
+    faults = faults.filter((f) => f.remaining > 0);
+    return fault;
+  };
+  const takeRunFault = (kind: 'fail-run' | 'slow-run', batchId: string): Pending | undefined => {
+    const fault = faults.find(
+      (f) => f.kind === kind && f.remaining > 0 && (f.batchId === undefined || f.batchId === batchId),
+    );
+    if (fault) fault.remaining -= 1;
+    faults = faults.filter((f) => f.remaining > 0);
+    return fault;
+  };
+
+  const advance = (run: FakeRun): FakeRun => {
+    if (run.status === 'QUEUED') {
+      run.status = 'RUNNING';
+      run.startedAt = now();
+    } else if (run.status === 'RUNNING') {
+      run.pollsRunning += 1;
+      if (run.pollsRunning >= run.runningPolls) {
+        run.finishedAt = now();
+        if (run.failWith !== undefined) {
+          run.status = 'FAILED';
+          run.error = run.failWith;
+        } else {
+          run.status = 'SUCCEEDED';
+        }
+      }
+    }
+    return run;
+  };
+
+  const view = (run: FakeRun) => ({
+    runId: run.runId,
+    batchId: run.batchId,
+    status: run.status,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    ...(run.error === undefined ? {} : { error: run.error }),
+  });
+
+  const createRun = (body: Record<string, unknown>): { status: number; body: unknown } => {
+    const problems: string[] = [];
+    const batchId = body.batchId;
+    const pipeline = body.pipeline;
+    const command = body.command ?? 'build';
+    const attempt = body.attempt ?? 1;
+    if (typeof batchId !== 'string' || !BATCH_ID.test(batchId)) problems.push('batchId: not <pipeline>-<yyyyMMdd>T<HHmmss>Z');
+    if (typeof pipeline !== 'string') problems.push('pipeline: required string');
+    else if (typeof batchId === 'string' && BATCH_ID.exec(batchId)?.[1] !== pipeline) problems.push('batchId: belongs to another pipeline');
+    if (typeof command !== 'string' || !COMMANDS.has(command)) problems.push('command: not an allowed dbt command');
+    if (body.select !== undefined && typeof body.select !== 'string') problems.push('select: must be a string');
+    if (body.vars !== undefined && (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))) problems.push('vars: must be an object');
+    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) problems.push('attempt: must be an integer >= 1');
+    if (problems.length) return { status: 422, body: { error: 'ValidationError', message: problems.join('; ') } };
+
+    const request = {
+      batchId: batchId as string,
+      pipeline: pipeline as string,
+      command: command as string,
+      select: body.select as string | undefined,
+      vars: body.vars as Record<string, unknown> | undefined,
+      attempt: attempt as number,
+    };
+    const sameBatch = runs.filter((r) => r.batchId === request.batchId);
+    const existing = sameBatch.find((r) => r.attempt === request.attempt);
+    if (existing) {
+      const same =
+        existing.pipeline === request.pipeline &&
+        existing.command === request.command &&
+        existing.select === request.select &&
+        JSON.stringify(existing.vars ?? null) === JSON.stringify(request.vars ?? null);
+      if (!same) {
+        return {
+          status: 409,
+          body: { error: 'Conflict', message: `batch ${request.batchId} attempt ${request.attempt} already exists with different parameters`, runId: existing.runId },
+        };
+      }
+      return { status: 200, body: { runId: existing.runId, status: existing.status } };
+    }
+    const inFlight = sameBatch.find((r) => r.status === 'QUEUED' || r.status === 'RUNNING');
+    if (inFlight) {
+      return {
+        status: 409,
+        body: { error: 'Conflict', message: `batch ${request.batchId} has attempt ${inFlight.attempt} still ${inFlight.status}`, runId: inFlight.runId },
+      };
+    }
+    const failFault = takeRunFault('fail-run', request.batchId);
+    const slowFault = takeRunFault('slow-run', request.batchId);
+    const run: FakeRun = {
+      runId: `run-${runs.length + 1}-${randomUUID().slice(0, 8)}`,
+      ...request,
+      status: 'QUEUED',
+      createdAt: now(),
+      startedAt: null,
+      finishedAt: null,
+      pollsRunning: 0,
+      runningPolls: slowFault?.kind === 'slow-run' ? slowFault.polls : defaultRunningPolls,
+      ...(failFault?.kind === 'fail-run' ? { failWith: failFault.error ?? 'dbt build failed: 1 of 12 models errored' } : {}),
+      polls: 0,
+    };
+    if (run.select === undefined) delete run.select;
+    if (run.vars === undefined) delete run.vars;
+    runs.push(run);
+    byId.set(run.runId, run);
+    return { status: 202, body: { runId: run.runId, status: run.status } };
+  };
+
+  const route = (method: string, path: string, auth: string | undefined, body: unknown): { status: number; body: unknown } => {
+    if (method === 'GET' && path === '/healthz') return { status: 200, body: { status: 'ok', runs: runs.length } };
+    const isRuns = path === '/api/v1/runs';
+    const runMatch = /^\/api\/v1\/runs\/([^/]+)$/.exec(path);
+    if (!isRuns && !runMatch) return { status: 404, body: { error: 'NotFound', message: `no route ${method} ${path}` } };
+
+    const presented = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
+    if (!presented || (presented !== token && presented !== options.readToken)) {
+      return { status: 401, body: { error: 'Unauthorized', message: 'missing or invalid bearer token' } };
+    }
+    if (isRuns) {
+      if (method !== 'POST') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use POST' } };
+      if (presented !== token) return { status: 403, body: { error: 'Forbidden', message: 'this token may not start runs' } };
+      if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body)) {
+        return { status: 400, body: { error: 'BadRequest', message: 'body must be a JSON object' } };
+      }
+      return createRun(body as Record<string, unknown>);
+    }
+    if (method !== 'GET') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use GET' } };
+    const run = byId.get(decodeURIComponent(runMatch![1]));
+    if (!run) return { status: 404, body: { error: 'NotFound', message: `no run ${runMatch![1]}` } };
+    run.polls += 1;
+    if (autoAdvance) advance(run);
+    return { status: 200, body: view(run) };
+  };
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const method = req.method ?? 'GET';
+      const path = (req.url ?? '/').split('?')[0];
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let body: unknown;
+      let badJson = false;
+      if (raw) {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          badJson = true;
+          body = raw;
+        }
+      }
+      const record: RecordedRequest = { method, path, authorization: req.headers.authorization, body, outcome: 0 };
+      requests.push(record);
+      const reply = (status: number, payload: unknown) => {
+        record.outcome = status;
+        const text = JSON.stringify(payload);
+        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      };
+
+      const fault = takeRequestFault(method, path);
+      if (fault?.kind === 'hang') {
+        record.outcome = 'hang';
+        return; // never answered; close() destroys the socket
+      }
+      if (fault?.kind === 'reset') {
+        record.outcome = 'reset';
+        req.socket.destroy();
+        return;
+      }
+      if (fault?.kind === 'status') {
+        return reply(fault.status, fault.body ?? { error: 'Injected', message: `injected ${fault.status}` });
+      }
+      const answer = () => {
+        if (badJson) return reply(400, { error: 'BadRequest', message: 'body is not JSON' });
+        const out = route(method, path, req.headers.authorization, body);
+        reply(out.status, out.body);
+      };
+      if (fault?.kind === 'delay') setTimeout(answer, fault.ms);
+      else answer();
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  const mustGet = (runId: string): FakeRun => {
+    const run = byId.get(runId);
+    if (!run) throw new Error(`fake dbt api: no run ${runId}`);
+    return run;
+  };
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    token,
+    runs,
+    requests,
+    runsFor: (batchId) => runs.filter((r) => r.batchId === batchId),
+    getRun: (runId) => byId.get(runId),
+    inject: (fault) => {
+      faults.push({ ...fault, remaining: fault.count ?? 1 });
+    },
+    clearFaults: () => {
+      faults = [];
+    },
+    advance: (runId) => advance(mustGet(runId)),
+    finish: (runId, status, error) => {
+      const run = mustGet(runId);
+      run.status = status;
+      run.startedAt ??= now();
+      run.finishedAt = now();
+      if (status === 'FAILED') run.error = error ?? 'dbt run failed';
+      return run;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        for (const socket of sockets) socket.destroy();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
