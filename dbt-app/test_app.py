@@ -133,6 +133,18 @@ class RegistryTest(unittest.TestCase):
         self.assertEqual(self.reg.get("../etc")[0], 404)
 
     def test_concurrent_creates_make_one_run(self):
+        # A slow id factory widens the check-then-insert window, so a missing lock shows.
+        import time
+
+        ids = iter("run-%d" % i for i in range(1, 100))
+
+        def slow_id():
+            time.sleep(0.02)
+            return next(ids)
+
+        self.reg = RunRegistry(new_id=slow_id)
+        self.created = []
+        self.reg.on_created = self.created.append
         results = []
         barrier = threading.Barrier(16)
 

@@ -6,6 +6,12 @@ import { startFakeDbtApi } from './harness/fake-dbt-api';
 
 type Handler = (event: unknown) => Promise<unknown>;
 
+/** Loads a bundle the way the Lambda runtime does: a plain CommonJS require of index.js. */
+function load(dir: string): { handler?: unknown } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(dir, 'index.js')) as { handler?: unknown };
+}
+
 describe('handler bundles (esbuild, node22 cjs, @aws-sdk external)', function () {
   this.timeout(120_000);
   // Inside the repo so the bundles resolve the runtime-provided @aws-sdk/* from node_modules.
@@ -39,7 +45,7 @@ describe('handler bundles (esbuild, node22 cjs, @aws-sdk external)', function ()
       assert.deepEqual(fs.readdirSync(dir), ['index.js']);
       const size = bundleSize(dir);
       assert.ok(size < BUNDLE_BUDGET_BYTES, `${name} is ${(size / 1024).toFixed(1)} KB`);
-      const mod = require(path.join(dir, 'index.js')) as { handler?: unknown };
+      const mod = load(dir);
       assert.equal(typeof mod.handler, 'function');
       const source = fs.readFileSync(path.join(dir, 'index.js'), 'utf8');
       // batch-context is pure (no AWS calls), so it has no SDK to require.
@@ -50,7 +56,7 @@ describe('handler bundles (esbuild, node22 cjs, @aws-sdk external)', function ()
   }
 
   it('a bundled handler keeps the ASL error names through minification', async () => {
-    const { handler } = require(path.join(dirs.get('start-downstream')!, 'index.js')) as { handler: Handler };
+    const handler = load(dirs.get('start-downstream')!).handler as Handler;
     process.env.PIPELINES = 'policycenter';
     process.env.DOWNSTREAM_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:x';
     await assert.rejects(handler({ 'detail-type': 'nope' }), (e: Error) => e.name === 'InvalidInput');
@@ -62,8 +68,8 @@ describe('handler bundles (esbuild, node22 cjs, @aws-sdk external)', function ()
     process.env.DBT_API_URL = api.url;
     process.env.DBT_API_TOKEN = api.token;
     try {
-      const start = (require(path.join(dirs.get('start-dbt-run')!, 'index.js')) as { handler: Handler }).handler;
-      const get = (require(path.join(dirs.get('get-dbt-run')!, 'index.js')) as { handler: Handler }).handler;
+      const start = load(dirs.get('start-dbt-run')!).handler as Handler;
+      const get = load(dirs.get('get-dbt-run')!).handler as Handler;
       const run = (await start({ pipeline: 'policycenter', batchId: 'policycenter-20261127T020000Z' })) as { runId: string };
       assert.equal(((await get({ runId: run.runId })) as { status: string }).status, 'RUNNING');
       api.inject({ kind: 'status', status: 503 });
