@@ -102,6 +102,15 @@ describe('downstream workflow', function () {
       assert.equal(definition.TimeoutSeconds, refs.timeoutSeconds);
     });
 
+    it('refuses refs that cannot work (short execution timeout, poll cap below start, foreign pipeline name)', () => {
+      assert.throws(() => downstreamWorkflow({ ...refs, timeoutSeconds: 3600 }), /timeoutSeconds = 3600 is shorter/);
+      assert.throws(
+        () => downstreamWorkflow({ ...refs, dbt: { ...refs.dbt, pollInitialSeconds: 600 } }),
+        /pollMaxSeconds is below/,
+      );
+      assert.throws(() => downstreamWorkflow({ ...refs, pipeline: { ...refs.pipeline, name: 'Policy Center' } }), /not a pipeline name/);
+    });
+
     it('derives IAM with no wildcard and exactly the referenced ARNs', () => {
       const merged = mergeStatements(statements as ResolvedStatement[]);
       const actions = new Set(merged.flatMap((s) => s.Action));
