@@ -1,12 +1,11 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import { type BatchContext, batchContext, type BatchContextInput } from './lib/batch-context';
+import { logger, withContext, type LambdaContext } from './lib/logger';
 
 /** Invoked by both workflows for the batch id and lease times. Pure, no AWS calls. */
 
-const logger = new Logger();
-
-export async function handler(event: BatchContextInput): Promise<BatchContext> {
-  const context = batchContext(event, new Date());
-  logger.info('batch context', { batchId: context.batchId, leaseExpiresAt: context.leaseExpiresAt });
-  return context;
+export async function handler(event: BatchContextInput, context?: LambdaContext): Promise<BatchContext> {
+  const result = batchContext(event, new Date());
+  withContext(context, { pipeline: result.pipeline, batchId: result.batchId });
+  logger.info('batch context', { leaseExpiresAt: result.leaseExpiresAt });
+  return result;
 }
