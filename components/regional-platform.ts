@@ -6,6 +6,9 @@ import { Alerts } from './alerts';
 import { ControlTable } from './control-table';
 import { PlatformEventBus } from './event-bus';
 import { DataLake } from './data-lake';
+import { DbtFunctions } from './dbt-functions';
+import { DownstreamElt } from './downstream-elt';
+import { CrossRegionForwarding, DownstreamTrigger } from './downstream-trigger';
 import { HandlerFunction } from './handler-function';
 import { accountContext, type AccountContext } from './naming';
 import { Snowflake } from './snowflake';
@@ -73,6 +76,8 @@ export class RegionalPlatform extends pulumi.ComponentResource {
   readonly upstreams: UpstreamEtl[];
   readonly dbtImage: DbtImage;
   readonly dbtApp: DbtApp;
+  readonly dbtFunctions: DbtFunctions;
+  readonly downstreams: DownstreamElt[];
   readonly toggles: RoleToggle[] = [];
   readonly failover: pulumi.Output<FailoverOutput>;
 
@@ -204,6 +209,87 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       },
       parent,
     );
+
+    this.dbtFunctions = new DbtFunctions(
+      `${name}-dbt-functions`,
+      {
+        region: settings.region,
+        apiToken: settings.secrets.dbtApiToken,
+        apiUrl: this.dbtApp.apiUrl,
+        controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
+        network: settings.network,
+        logRetentionDays: settings.logRetentionDays,
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
+
+    this.downstreams = settings.pipelines.map((pipeline) => {
+      const tags = { ...settings.tags, pipeline: pipeline.name };
+      const downstream = new DownstreamElt(
+        `${name}-${pipeline.name}-downstream`,
+        {
+          pipeline,
+          shared: {
+            region: settings.region,
+            account: this.account,
+            eventSource: settings.eventSource,
+            logLevel: settings.workflowLogLevel,
+            logRetentionDays: settings.logRetentionDays,
+            controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
+            functions: {
+              batchContext: this.batchContext.arn,
+              checkConsistency: this.dbtFunctions.checkConsistency.arn,
+              startDbtRun: this.dbtFunctions.startDbtRun.arn,
+              getDbtRun: this.dbtFunctions.getDbtRun.arn,
+            },
+            bus: { arn: this.bus.busArn },
+            alerts: { topicArn: this.alerts.topicArn, keyArn: this.alerts.key.arn },
+            dbt: settings.dbt,
+            tags,
+          },
+        },
+        parent,
+      );
+      const trigger = new DownstreamTrigger(
+        `${name}-${pipeline.name}-trigger`,
+        {
+          pipeline: pipeline.name,
+          mode: pipeline.triggerMode,
+          region: settings.region,
+          account: this.account,
+          eventSource: settings.eventSource,
+          bus: { name: this.bus.busName, arn: this.bus.busArn },
+          downstreamArn: downstream.workflow.arn,
+          ruleState: settings.role.ruleState,
+          retry: settings.triggerRetry,
+          lambdaAsync: settings.lambdaAsync,
+          alarmTopicArn: this.alerts.topicArn,
+          logRetentionDays: settings.logRetentionDays,
+          tags,
+        },
+        parent,
+      );
+      this.toggles.push(...trigger.toggles);
+      return downstream;
+    });
+
+    const forwarding = new CrossRegionForwarding(
+      `${name}-forwarding`,
+      {
+        region: settings.region,
+        peerRegion: settings.role.peerRegion,
+        account: this.account,
+        eventSource: settings.eventSource,
+        busName: settings.eventBusName,
+        ruleState: settings.role.ruleState,
+        retry: settings.triggerRetry,
+        alarmTopicArn: this.alerts.topicArn,
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
+    this.toggles.push({ kind: 'rule', name: forwarding.ruleName, state: settings.role.ruleState });
 
     // Last: every component above has registered its toggles.
     const { role } = settings;
