@@ -221,6 +221,14 @@ async function regionStatus(io: Io, view: RegionView): Promise<number> {
   return problems;
 }
 
+/** `etl-policycenter-downstream`, or `bus etl-platform (us-west-1)` for a bus target. */
+export function targetLabel(arn: string): string {
+  const parts = arn.split(':');
+  const resource = parts.slice(5).join(':');
+  if (parts[2] === 'events' && resource.startsWith('event-bus/')) return `bus ${resource.slice('event-bus/'.length)} (${parts[3]})`;
+  return parts[parts.length - 1];
+}
+
 export interface DiscoveredDlq {
   queueArn: string;
   queueName: string;
@@ -243,7 +251,7 @@ export async function discoverDlqs(events: EventsOps, scheduler: SchedulerOps, s
   };
   for (const rule of await events.listRules(PLATFORM.busName)) {
     for (const target of await events.listTargets(rule.name, PLATFORM.busName)) {
-      if (target.deadLetterArn) add(target.deadLetterArn, `rule ${rule.name} -> ${target.arn.split(':').slice(-1)[0]}`);
+      if (target.deadLetterArn) add(target.deadLetterArn, `rule ${rule.name} -> ${targetLabel(target.arn)}`);
     }
   }
   for (const schedule of await scheduler.listSchedules(PLATFORM.scheduleGroup)) {
