@@ -30,7 +30,7 @@ export function tlsOnlyPolicy(bucketArn: string) {
 
 /** Versioned, SSE-KMS, public access blocked, TLS-only, with lifecycle rules. */
 export class SecureBucket extends pulumi.ComponentResource {
-  readonly bucket: aws.s3.BucketV2;
+  readonly bucket: aws.s3.Bucket;
   readonly versioning: aws.s3.BucketVersioning;
   readonly arn: pulumi.Output<string>;
   readonly name: pulumi.Output<string>;
@@ -39,7 +39,7 @@ export class SecureBucket extends pulumi.ComponentResource {
     super('etl-platform:storage:SecureBucket', name, {}, opts);
     const parent = { parent: this };
 
-    this.bucket = new aws.s3.BucketV2(`${name}-bucket`, { bucket: args.bucketName, tags: args.tags ?? {} }, parent);
+    this.bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: args.bucketName, tags: args.tags ?? {} }, parent);
     this.arn = this.bucket.arn;
     this.name = this.bucket.bucket;
 

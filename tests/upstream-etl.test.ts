@@ -108,7 +108,7 @@ describe('upstream ETL under mocks', () => {
   it('the lake bucket is versioned, SSE-KMS, public-blocked, TLS-only, lifecycled, and replicates to the peer lake', () => {
     for (const [stack, region, peer] of [['prod-east', 'us-east-1', 'us-west-1'], ['prod-west', 'us-west-1', 'us-east-1']] as const) {
       const run = runs[`${stack}/us-east-1`];
-      const bucket = run.one('aws:s3/bucketV2:BucketV2', 'data-lake-bucket');
+      const bucket = run.one('aws:s3/bucket:Bucket', 'data-lake-bucket');
       assert.equal(bucket.inputs.bucket, `etl-lake-${ACCOUNT_ID}-${region}`);
       assert.equal(run.one('aws:s3/bucketVersioning:BucketVersioning', 'data-lake-versioning').inputs.versioningConfiguration.status, 'Enabled');
       const sse = run.one('aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration', 'data-lake-sse');
