@@ -46,7 +46,7 @@ export { EXECUTION_ALREADY_EXISTS };
  * Upstream record attributes read (DynamoDB AttributeValue form, from the GSI's ALL projection):
  *   pk.S, gsi1sk.S (= batch id; present on every item of the index, preferred over batchId.S),
  *   region.S, startedAt.S, completedAt.S, executionArn.S,
- *   tables.L[].M.{name.S, rows.N, lakePath.S}.
+ *   tables.S (the JSON string MarkBatchSucceeded writes: States.JsonToString of the event's tables).
  * A record missing any of these fails the execution at that batch (States.Runtime on AWS) rather
  * than starting the downstream with a guessed event.
  *
@@ -115,7 +115,8 @@ export function pollerWorkflow(refs: PollerRefs): {
       pipeline: refs.pipeline,
       'batchId.$': '$.gsi1sk.S',
       'region.$': '$.region.S',
-      'tables.$': '$.eventTables',
+      // The upstream stores the event's tables as a JSON string (MarkBatchSucceeded: States.JsonToString).
+      'tables.$': 'States.StringToJson($.tables.S)',
       'startedAt.$': '$.startedAt.S',
       'completedAt.$': '$.completedAt.S',
       'upstreamExecutionArn.$': '$.executionArn.S',
@@ -162,24 +163,9 @@ export function pollerWorkflow(refs: PollerRefs): {
             ),
             HasDownstreamRecord: choice(
               [{ Variable: '$.downstream.Item', IsPresent: true, Next: 'SkipHandled' }],
-              'ConvertTables',
+              'StartDownstreamRun',
             ),
             SkipHandled: pass({ result: NOT_STARTED, comment: 'the downstream already claimed (or ran) this batch' }),
-            ConvertTables: map(
-              {
-                startAt: 'ConvertTable',
-                states: {
-                  ConvertTable: pass({
-                    parameters: {
-                      'name.$': '$.M.name.S',
-                      'rows.$': 'States.StringToJson($.M.rows.N)',
-                      'lakePath.$': '$.M.lakePath.S',
-                    },
-                  }),
-                },
-              },
-              { next: 'StartDownstreamRun', itemsPath: '$.tables.L', resultPath: '$.eventTables', catchTo: 'ItemFailed' },
-            ),
             StartDownstreamRun: sfnStartExecution(
               refs.downstream,
               { 'Name.$': '$.gsi1sk.S', Input: event },

@@ -273,11 +273,12 @@ describe('trigger workflows', () => {
         executionArn: { S: `arn:aws:states:us-east-1:${ACCOUNT}:execution:etl-platform-upstream:${batchId}` },
         startedAt: { S: '2026-11-27T02:00:05Z' },
         completedAt: { S: '2026-11-27T02:40:55Z' },
+        // As the upstream's MarkBatchSucceeded writes it: a JSON string.
         tables: {
-          L: [
-            { M: { name: { S: 'pc_policy' }, rows: { N: '1200' }, lakePath: { S: `s3://lake-raw/policycenter/pc_policy/${t}/` } } },
-            { M: { name: { S: 'pc_claim' }, rows: { N: '0' }, lakePath: { S: `s3://lake-raw/policycenter/pc_claim/${t}/` } } },
-          ],
+          S: JSON.stringify([
+            { name: 'pc_policy', rows: 1200, lakePath: `s3://lake-raw/policycenter/pc_policy/${t}/` },
+            { name: 'pc_claim', rows: 0, lakePath: `s3://lake-raw/policycenter/pc_claim/${t}/` },
+          ]),
         },
         expiresAt: { N: '1800000000' },
       });

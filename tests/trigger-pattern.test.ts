@@ -1,0 +1,153 @@
+import { strict as assert } from 'assert';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { matchesPattern } from '../events/pattern';
+import { EXECUTION_ALREADY_EXISTS } from '../state-machines/intermediate';
+import { UPSTREAM_EVENT, UPSTREAM_STATES } from '../state-machines/upstream';
+import { runProgram } from './harness/program';
+import { envelope, extractPlatform, LocalRegion, type ExtractedPlatform, type PutEventsEntry } from './harness/trigger-fabric';
+import { runWorkflow, StatesError, type RunResult } from './harness/sfn-local';
+
+/**
+ * The rule's pattern, as the program records it, against the event the REAL upstream definition
+ * (also as recorded) publishes when executed locally with the real batch-context handler.
+ */
+
+const PIPELINE = 'policycenter';
+const SCHEDULED = '2026-11-27T07:00:00Z';
+const BATCH = `${PIPELINE}-20261127T070000Z`;
+
+describe('trigger pattern vs the event the upstream really emits', function () {
+  this.timeout(120_000);
+  let platform: ExtractedPlatform;
+  let region: LocalRegion;
+  let event: ReturnType<typeof envelope>;
+
+  before(async () => {
+    platform = extractPlatform(await runProgram({ stack: 'prod-east', activeRegion: 'us-east-1' }));
+    region = await LocalRegion.start(platform);
+    region.runUpstream(PIPELINE, SCHEDULED);
+    await region.settle();
+    const published = region.published.filter((p) => p.by === `etl-${PIPELINE}-upstream`);
+    assert.equal(published.length, 1, 'the upstream published exactly one event');
+    event = published[0].event;
+  });
+  after(async () => region?.close());
+
+  it('the upstream published UpstreamBatchSucceeded for the batch, with Step Functions resources in the envelope', () => {
+    assert.equal(event['detail-type'], UPSTREAM_EVENT.detailTypes.succeeded);
+    assert.equal(event.source, 'com.example-insurer.etl-platform');
+    assert.equal((event.detail as { batchId: string }).batchId, BATCH);
+    assert.equal((event.detail as { region: string }).region, 'us-east-1');
+    assert.equal(event.resources.length, 2);
+  });
+
+  it('the recorded trigger rule pattern matches it (and the downstream it delivered to succeeded)', () => {
+    const rule = platform.rule(`${PIPELINE}-downstream-trigger`);
+    assert.deepEqual(rule.pattern, { source: ['com.example-insurer.etl-platform'], 'detail-type': ['UpstreamBatchSucceeded'], detail: { pipeline: [PIPELINE] } });
+    assert.ok(matchesPattern(rule.pattern, event));
+    const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
+    assert.equal(ds.length, 1);
+    assert.deepEqual(ds[0].path, [`EventBridge rule ${PIPELINE}-downstream-trigger → Step Functions`]);
+    assert.equal((ds[0].result?.output as { outcome: string }).outcome, 'SUCCEEDED');
+  });
+
+  it('rejects other pipelines and other detail-types', () => {
+    const rule = platform.rule(`${PIPELINE}-downstream-trigger`);
+    const withDetail = (d: Record<string, unknown>) => ({ ...event, detail: { ...(event.detail as object), ...d } });
+    assert.ok(!matchesPattern(rule.pattern, withDetail({ pipeline: 'claimcenter' })));
+    for (const dt of [UPSTREAM_EVENT.detailTypes.failed, 'DownstreamRunSucceeded']) {
+      assert.ok(!matchesPattern(rule.pattern, { ...event, 'detail-type': dt }), dt);
+    }
+    assert.ok(!matchesPattern(rule.pattern, { ...event, source: 'someone.else' }));
+    // Other pipelines' rules ignore this event.
+    assert.ok(!matchesPattern(platform.rule('claimcenter-downstream-trigger').pattern, event));
+  });
+
+  it('the forwarding pattern matches this region\'s events but not one forwarded from the peer', () => {
+    const forward = platform.rule('forward-to-us-west-1');
+    assert.ok(matchesPattern(forward.pattern, event));
+    const downstreamEvents = region.published.filter((p) => p.by === `etl-${PIPELINE}-downstream`).map((p) => p.event);
+    assert.ok(downstreamEvents.length > 0);
+    for (const e of downstreamEvents) assert.ok(matchesPattern(forward.pattern, e), e['detail-type']);
+    const fromPeer = { ...event, detail: { ...(event.detail as object), region: 'us-west-1' } };
+    assert.ok(!matchesPattern(forward.pattern, fromPeer));
+    assert.equal(region.forwarded.length, 1 + downstreamEvents.length, 'every event of this region was forwarded once');
+  });
+
+  it('envelope() keeps the entry as published', () => {
+    const entry: PutEventsEntry = { Source: 's', DetailType: 'd', Detail: '{"a":1}' };
+    assert.deepEqual(envelope(entry, { id: 'i', region: 'r', time: 't' }).detail, { a: 1 });
+  });
+});
+
+describe('upstream-direct: the upstream\'s StartDownstream state, executed', function () {
+  this.timeout(120_000);
+  let platform: ExtractedPlatform;
+  let region: LocalRegion;
+
+  before(async () => {
+    platform = extractPlatform(await runProgram({ stack: 'prod-east', activeRegion: 'us-east-1', config: { defaultTriggerMode: 'upstream-direct' } }));
+  });
+  beforeEach(async () => {
+    region = await LocalRegion.start(platform);
+  });
+  afterEach(async () => region.close());
+
+  const upstream = () => platform.machine(`etl-${PIPELINE}-upstream`);
+  const entered = (res: RunResult, state: string) =>
+    res.events.filter((e) => e.type === 'StateEntered' && (e.state as { name: string }).name === state).length;
+  async function batchStatus(): Promise<string | undefined> {
+    const out = await region.db.client.send(
+      new GetItemCommand({ TableName: region.db.tableName, Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: `BATCH#${BATCH}#UPSTREAM` } } }),
+    );
+    return out.Item?.status?.S;
+  }
+  /** The upstream with a `states` route that answers StartDownstream with `start`. */
+  function runWith(start: (params: Record<string, unknown>) => unknown): Promise<RunResult> {
+    return runWorkflow(upstream().definition, { pipeline: PIPELINE, scheduledTime: SCHEDULED }, {
+      handlers: {
+        dynamodb: region.db.client,
+        lambda: (payload) => (require('../handlers/batch-context') as typeof import('../handlers/batch-context')).handler(payload as never),
+        glue: region.world.glue,
+        s3: region.world.s3,
+        states: (_resource, params) => start(params),
+      },
+      context: { Execution: { Name: 'upstream-1' } },
+    });
+  }
+
+  it('starts the downstream named by the batch id with the event as input; the downstream succeeds', async () => {
+    region.runUpstream(PIPELINE, SCHEDULED);
+    await region.settle();
+    const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
+    assert.equal(ds.length, 1);
+    assert.equal(ds[0].name, BATCH);
+    assert.equal((ds[0].result?.output as { outcome: string }).outcome, 'SUCCEEDED');
+    assert.equal(region.api.runsFor(BATCH).length, 1);
+  });
+
+  it('ExecutionAlreadyExists is tolerated: SUCCEEDED, no alert', async () => {
+    const res = await runWith(() => {
+      throw new StatesError(EXECUTION_ALREADY_EXISTS, 'Execution Already Exists');
+    });
+    assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
+    assert.equal(entered(res, UPSTREAM_STATES.startDownstream), 1);
+    assert.equal(entered(res, UPSTREAM_STATES.done), 1);
+    assert.equal(res.router.snsMessages.length, 0);
+    assert.equal(await batchStatus(), 'SUCCEEDED');
+  });
+
+  it('any other error: one alert naming the rerun command, then Fail; the batch record stays SUCCEEDED', async () => {
+    const res = await runWith(() => {
+      throw new StatesError('StepFunctions.StateMachineDoesNotExistException', 'no such state machine');
+    });
+    assert.equal(res.status, 'FAILED');
+    assert.equal(res.error, 'StepFunctions.StateMachineDoesNotExistException');
+    assert.equal(entered(res, UPSTREAM_STATES.downstreamStartFailed), 1);
+    assert.equal(res.router.snsMessages.length, 1);
+    assert.match(String(res.router.snsMessages[0].Message), new RegExp(`etl-ops rerun --pipeline ${PIPELINE} --batch ${BATCH}`));
+    assert.equal(await batchStatus(), 'SUCCEEDED');
+    // The success event was published before the start was attempted.
+    assert.equal(res.router.putEvents.filter((e) => e.DetailType === UPSTREAM_EVENT.detailTypes.succeeded).length, 1);
+  });
+});
