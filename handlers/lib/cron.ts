@@ -23,9 +23,9 @@ import { InvalidScheduleExpression } from './errors';
  * Daylight saving (aws-facts: "a nonexistent local time is skipped in spring, and an ambiguous
  * one runs once in autumn"): a local time that does not exist on a spring-forward day yields no
  * fire time; a local time that occurs twice on a fall-back day yields one fire time, the first
- * occurrence (daylight time). Which occurrence Scheduler picks is not documented; the watchdog
- * only asks "was this tick's batch recorded", and the batch id comes from the instant Scheduler
- * sends, so a wrong guess there could at most delay a late alert by one tick (see docs/watchdog.md).
+ * occurrence (daylight time). Which occurrence Scheduler picks is not documented; if it is the
+ * second, the watchdog expects a batch id one hour earlier than the real one and raises one false
+ * "late" alert for that tick (see docs/watchdog.md).
  *
  * `rate(n minute(s)|hour(s)|day(s))` fires every fixed duration of absolute time (no time zone,
  * no DST) from the schedule's start, which the expression does not contain: pass `anchor`, any one

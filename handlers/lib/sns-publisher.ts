@@ -1,4 +1,3 @@
-// @ts-expect-error -- @aws-sdk/client-sns is not in package.json yet. Add it (same version line as the other @aws-sdk/* clients) and delete this line; until then this file is only loaded lazily by handlers/watchdog.ts.
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Alert, AlertPublisher } from './alert-publisher';
 
