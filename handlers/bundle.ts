@@ -25,6 +25,7 @@ export const HANDLERS = [
   'start-downstream',
   'batch-context',
   'fence-writer',
+  'watchdog',
 ] as const;
 export type HandlerName = (typeof HANDLERS)[number];
 

@@ -10,6 +10,7 @@
  * | DbtRunFailed       | no     | the dbt run itself ended FAILED                                   |
  * | InvalidInput       | no     | the handler's input failed validation                             |
  * | MissingConfiguration | no   | a required environment variable is not set (deploy bug)           |
+ * | InvalidScheduleExpression | no | a cron()/rate() expression the evaluator (lib/cron.ts) cannot read |
  */
 
 export const ERROR_NAMES = {
@@ -18,6 +19,7 @@ export const ERROR_NAMES = {
   DbtRunFailed: 'DbtRunFailed',
   InvalidInput: 'InvalidInput',
   MissingConfiguration: 'MissingConfiguration',
+  InvalidScheduleExpression: 'InvalidScheduleExpression',
 } as const;
 
 /** Errors a workflow may retry. Everything else should go straight to a Catch. */
@@ -57,4 +59,9 @@ export class InvalidInput extends Error {
 
 export class MissingConfiguration extends Error {
   override readonly name = ERROR_NAMES.MissingConfiguration;
+}
+
+/** A schedule expression that is malformed, or uses a form handlers/lib/cron.ts does not support. */
+export class InvalidScheduleExpression extends Error {
+  override readonly name = ERROR_NAMES.InvalidScheduleExpression;
 }

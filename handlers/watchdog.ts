@@ -1,0 +1,311 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { BatchGetCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { AlertPublisher } from './lib/alert-publisher';
+import { MissingConfiguration } from './lib/errors';
+import { requireEnv } from './lib/env';
+import { logger, withContext, type LambdaContext } from './lib/logger';
+import {
+  alertFor,
+  expectationFor,
+  FENCE_KEY,
+  findLateness,
+  followUpKeys,
+  LATE_MARKER_SK,
+  lostTriggerLowerBound,
+  MARKER_TTL_DAYS,
+  parsePipelines,
+  pipelinePk,
+  UPSTREAM_SK,
+  WATERMARK_SK,
+  type ControlItem,
+  type Expectation,
+  type ItemKey,
+  type WatchdogAction,
+  type WatchSettings,
+} from './lib/watchdog';
+
+/**
+ * The lateness watchdog (docs/watchdog.md). An EventBridge Scheduler rate schedule invokes it
+ * every few minutes, ENABLED in the active region only; the input is ignored.
+ *
+ * Env    CONTROL_TABLE_NAME, PIPELINES_JSON ([{name, expression, timezone?, graceMinutes,
+ *        downstreamArn, anchor?}]), LOST_TRIGGER_MINUTES, MAX_DOWNSTREAM_MINUTES,
+ *        ALERTS_TOPIC_ARN, EVENT_SOURCE; optional LOOKBACK_HOURS (default 48);
+ *        AWS_REGION (set by Lambda) for the fence check.
+ * Output a WatchdogSummary. Throws after acting on everything else if any action failed, so the
+ *        function's Errors metric shows it; every action is idempotent, so Lambda's async retry
+ *        and the next tick simply try again.
+ *
+ * Reads per tick, P pipelines, nothing to do: 1 BatchGetItem (fence, and per pipeline the
+ * watermark, the expected batch's upstream record and late marker) + 3 Queries per pipeline on
+ * the GSI (upstream SUCCEEDED newer than the watermark, downstream CLAIMED, downstream RUNNING).
+ * A second BatchGetItem runs only when there are aged candidates. No writes.
+ */
+
+export const INDEX_NAME = 'byPipelineStatus';
+const DEFAULT_LOOKBACK_HOURS = 48;
+
+type DocLike = Pick<DynamoDBDocumentClient, 'send'>;
+
+/** The subset of SFNClient used; tests inject a stub. */
+export interface SfnLike {
+  send(command: StartExecutionCommand): Promise<{ executionArn?: string; startDate?: Date }>;
+}
+
+let documentClient: DocLike = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  marshallOptions: { removeUndefinedValues: true },
+});
+let sfn: SfnLike = new SFNClient({});
+let publisher: AlertPublisher | undefined;
+
+/** Replaces the module-level DynamoDB document client (tests, the local twin). */
+export function setDocumentClient(client: DocLike): void {
+  documentClient = client;
+}
+/** Replaces the module-level Step Functions client. Returns the previous one. */
+export function setSfnClient(client: SfnLike): SfnLike {
+  const previous = sfn;
+  sfn = client;
+  return previous;
+}
+/** Replaces the alert publisher; `undefined` restores the default (SNS, loaded lazily). */
+export function setAlertPublisher(p: AlertPublisher | undefined): void {
+  publisher = p;
+}
+
+async function alertPublisher(): Promise<AlertPublisher> {
+  if (!publisher) {
+    const topicArn = requireEnv('ALERTS_TOPIC_ARN');
+    // Lazy: tests that inject a publisher never load @aws-sdk/client-sns.
+    const { createSnsPublisher } = await import('./lib/sns-publisher');
+    publisher = createSnsPublisher(topicArn);
+  }
+  return publisher;
+}
+
+function positiveIntEnv(name: string): number {
+  const raw = requireEnv(name);
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new MissingConfiguration(`Environment variable ${name}="${raw}" is not a positive integer`);
+  }
+  return value;
+}
+
+function optionalPositiveIntEnv(name: string, fallback: number): number {
+  return process.env[name] === undefined || process.env[name]!.trim() === '' ? fallback : positiveIntEnv(name);
+}
+
+export interface WatchdogSummary {
+  outcome: 'CHECKED' | 'SKIPPED_NOT_ACTIVE';
+  now: string;
+  pipelines: number;
+  /** DynamoDB requests this tick (reads and writes). */
+  dynamoRequests: number;
+  actions: Array<{ kind: WatchdogAction['kind']; pipeline: string; batchId: string; result: string }>;
+  /** Pipelines whose lateness could not be checked, with the reason. */
+  unchecked: Array<{ pipeline: string; reason: string }>;
+}
+
+/** Runs one tick. `now` is injectable for tests; the handler passes the current time. */
+export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
+  const tableName = requireEnv('CONTROL_TABLE_NAME');
+  const pipelines = (() => {
+    try {
+      return parsePipelines(requireEnv('PIPELINES_JSON'));
+    } catch (error) {
+      if (error instanceof MissingConfiguration) throw error;
+      throw new MissingConfiguration((error as Error).message);
+    }
+  })();
+  const settings: WatchSettings = {
+    lostTriggerMinutes: positiveIntEnv('LOST_TRIGGER_MINUTES'),
+    maxDownstreamMinutes: positiveIntEnv('MAX_DOWNSTREAM_MINUTES'),
+    eventSource: requireEnv('EVENT_SOURCE'),
+    lookbackHours: optionalPositiveIntEnv('LOOKBACK_HOURS', DEFAULT_LOOKBACK_HOURS),
+  };
+  requireEnv('ALERTS_TOPIC_ARN'); // fail fast on a deploy bug, even on a quiet tick
+
+  let dynamoRequests = 0;
+  const send: DocLike['send'] = ((command: Parameters<DocLike['send']>[0]) => {
+    dynamoRequests++;
+    return documentClient.send(command);
+  }) as DocLike['send'];
+
+  const batchGet = async (keys: ItemKey[]): Promise<ControlItem[]> => {
+    const unique = [...new Map(keys.map((k) => [`${k.pk}\u0000${k.sk}`, k])).values()];
+    const out: ControlItem[] = [];
+    for (let i = 0; i < unique.length; i += 100) {
+      let pending: Record<string, unknown>[] | undefined = unique.slice(i, i + 100).map((k) => ({ pk: k.pk, sk: k.sk }));
+      for (let attempt = 0; pending && pending.length > 0; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+        if (attempt > 8) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed after retries`);
+        const res = await send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending } } }));
+        out.push(...((res.Responses?.[tableName] ?? []) as ControlItem[]));
+        pending = res.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return out;
+  };
+
+  const queryAll = async (gsi1pk: string, after?: string): Promise<ControlItem[]> => {
+    const items: ControlItem[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: INDEX_NAME,
+          KeyConditionExpression: after ? 'gsi1pk = :pk AND gsi1sk > :after' : 'gsi1pk = :pk',
+          ExpressionAttributeValues: { ':pk': gsi1pk, ...(after ? { ':after': after } : {}) },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...((page.Items ?? []) as ControlItem[]));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  };
+
+  // 1. Expected ticks (pure), then one BatchGetItem: fence, watermarks, expected batches, late markers.
+  const expectations: Expectation[] = pipelines.map((p) => expectationFor(p, now));
+  const firstKeys: ItemKey[] = [FENCE_KEY];
+  for (const e of expectations) {
+    const pk = pipelinePk(e.pipeline.name);
+    firstKeys.push({ pk, sk: WATERMARK_SK });
+    if (e.expectedBatchId) firstKeys.push({ pk, sk: UPSTREAM_SK(e.expectedBatchId) }, { pk, sk: LATE_MARKER_SK(e.expectedBatchId) });
+  }
+  const records = await batchGet(firstKeys);
+  const unchecked = expectations
+    .filter((e) => e.unknownReason)
+    .map((e) => ({ pipeline: e.pipeline.name, reason: e.unknownReason! }));
+  for (const u of unchecked) logger.warn('lateness not checked for a pipeline', u);
+
+  const fence = records.find((r) => r.pk === FENCE_KEY.pk && r.sk === FENCE_KEY.sk);
+  const region = process.env.AWS_REGION;
+  if (region && fence && typeof fence.activeRegion === 'string' && fence.activeRegion !== region) {
+    logger.warn('the fence names another region; this region is passive and its watchdog schedule should be DISABLED', {
+      activeRegion: fence.activeRegion,
+      region,
+    });
+    return { outcome: 'SKIPPED_NOT_ACTIVE', now: now.toISOString(), pipelines: pipelines.length, dynamoRequests, actions: [], unchecked };
+  }
+
+  // 2. Per pipeline, three GSI queries in parallel.
+  const queried = await Promise.all(
+    expectations.map(async (e) => {
+      const p = e.pipeline.name;
+      const pk = pipelinePk(p);
+      const watermark = records.find((r) => r.pk === pk && r.sk === WATERMARK_SK);
+      const after = lostTriggerLowerBound(p, typeof watermark?.batchId === 'string' ? watermark.batchId : undefined, now, settings);
+      e.lostTriggerAfter = after;
+      const [succeeded, claimed, running] = await Promise.all([
+        queryAll(`${pk}#UPSTREAM#SUCCEEDED`, after),
+        queryAll(`${pk}#DOWNSTREAM#CLAIMED`),
+        queryAll(`${pk}#DOWNSTREAM#RUNNING`),
+      ]);
+      return [...succeeded, ...claimed, ...running];
+    }),
+  );
+  records.push(...queried.flat());
+
+  // 3. Follow-up reads only for aged candidates (none on a quiet tick).
+  const more = followUpKeys(records, expectations, now, settings);
+  if (more.length > 0) records.push(...(await batchGet(more)));
+
+  // 4. Decide (pure) and act.
+  const actions = findLateness(records, expectations, now, settings);
+  const expiresAt = Math.floor(now.getTime() / 1000) + MARKER_TTL_DAYS * 86_400;
+  const results: WatchdogSummary['actions'] = [];
+  const failures: string[] = [];
+
+  const putMarker = async (key: ItemKey, attributes: Record<string, unknown>): Promise<boolean> => {
+    try {
+      await send(
+        new PutCommand({
+          TableName: tableName,
+          Item: { ...key, ...attributes, createdAt: now.toISOString(), expiresAt },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  };
+
+  for (const action of actions) {
+    const base = { kind: action.kind, pipeline: action.pipeline, batchId: action.batchId };
+    try {
+      if (action.kind === 'START_DOWNSTREAM') {
+        let outcome: 'STARTED' | 'ALREADY_STARTED';
+        let executionArn: string | undefined;
+        try {
+          const out = await sfn.send(
+            new StartExecutionCommand({ stateMachineArn: action.stateMachineArn, name: action.batchId, input: JSON.stringify(action.input) }),
+          );
+          outcome = 'STARTED';
+          executionArn = out.executionArn;
+        } catch (error) {
+          if ((error as Error).name !== 'ExecutionAlreadyExists') throw error;
+          outcome = 'ALREADY_STARTED';
+        }
+        const recorded = await putMarker(action.marker, {
+          pipeline: action.pipeline,
+          batchId: action.batchId,
+          recoveredBy: 'watchdog',
+          outcome,
+          ...(executionArn ? { executionArn } : {}),
+        });
+        logger.warn('lost trigger: downstream started by the watchdog', { batchId: action.batchId, outcome, executionArn, recorded });
+        if (recorded) {
+          await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
+        }
+        results.push({ ...base, result: outcome });
+      } else {
+        const claimed = await putMarker(action.marker, { pipeline: action.pipeline, batchId: action.batchId, alert: action.kind });
+        if (!claimed) {
+          results.push({ ...base, result: 'ALREADY_ALERTED' });
+          continue;
+        }
+        try {
+          await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
+        } catch (error) {
+          // Un-claim so the next tick alerts again; the alert must not be lost.
+          await send(new DeleteCommand({ TableName: tableName, Key: action.marker })).catch(() => undefined);
+          throw error;
+        }
+        logger.warn('alert published', { ...base });
+        results.push({ ...base, result: 'ALERTED' });
+      }
+    } catch (error) {
+      logger.error('watchdog action failed', { ...base, error: error as Error });
+      failures.push(`${action.kind} ${action.batchId}: ${(error as Error).name}: ${(error as Error).message}`);
+      results.push({ ...base, result: `FAILED: ${(error as Error).name}` });
+    }
+  }
+
+  const summary: WatchdogSummary = {
+    outcome: 'CHECKED',
+    now: now.toISOString(),
+    pipelines: pipelines.length,
+    dynamoRequests,
+    actions: results,
+    unchecked,
+  };
+  if (failures.length > 0) {
+    const error = new Error(`watchdog: ${failures.length} action(s) failed: ${failures.join('; ')}`);
+    error.name = 'WatchdogActionFailed';
+    throw Object.assign(error, { summary });
+  }
+  if (results.length > 0) logger.info('watchdog tick acted', { ...summary });
+  else logger.debug('watchdog tick: nothing to do', { dynamoRequests });
+  return summary;
+}
+
+export const handler = async (_event: unknown, context?: LambdaContext): Promise<WatchdogSummary> => {
+  withContext(context);
+  return runWatchdog(new Date());
+};
