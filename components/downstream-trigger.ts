@@ -294,7 +294,7 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
             timezone: 'UTC',
             flexibleWindowMinutes: 0,
             state: args.scheduleState,
-            workflowArn: poller.arn,
+            targetArn: poller.arn,
             input: JSON.stringify({ pipeline: args.pipeline }),
             retry: args.scheduleRetry,
             roleName: iamRoleName(`poll-${args.pipeline}`, args.region),

@@ -14,6 +14,8 @@ import { accountContext, type AccountContext } from './naming';
 import { Observability } from './observability';
 import { Snowflake } from './snowflake';
 import { UpstreamEtl } from './upstream-etl';
+import { WorkflowSchedule } from './workflow-schedule';
+import { iamRoleName } from './naming';
 import { DbtApp } from '../k8s/dbt-app';
 import { DbtImage } from '../k8s/dbt-image';
 
@@ -302,6 +304,65 @@ export class RegionalPlatform extends pulumi.ComponentResource {
     );
     this.toggles.push({ kind: 'rule', name: forwarding.ruleName, state: settings.role.ruleState });
 
+    // The lateness watchdog: one cheap Lambda tick, ENABLED only where schedules run (docs/watchdog.md).
+    const watchdog = new HandlerFunction(
+      `${name}-watchdog`,
+      {
+        handler: 'watchdog',
+        purpose: 'watchdog',
+        region: settings.region,
+        logRetentionDays: settings.logRetentionDays,
+        timeoutSeconds: 60,
+        environment: {
+          CONTROL_TABLE_NAME: this.controlTable.tableName,
+          PIPELINES_JSON: pulumi.jsonStringify(
+            settings.pipelines.map((pipeline, i) => ({
+              name: pipeline.name,
+              expression: pipeline.schedule.expression,
+              timezone: pipeline.schedule.timezone,
+              graceMinutes: settings.watchdog.graceMinutes + pipeline.schedule.flexibleWindowMinutes,
+              downstreamArn: this.downstreams[i].workflow.arn,
+            })),
+          ),
+          LOST_TRIGGER_MINUTES: String(settings.watchdog.lostTriggerMinutes),
+          MAX_DOWNSTREAM_MINUTES: String(settings.dbt.maxRunMinutes + settings.dbt.lockWaitMinutes),
+          ALERTS_TOPIC_ARN: this.alerts.topicArn,
+          EVENT_SOURCE: settings.eventSource,
+        },
+        statements: [
+          { Sid: 'ControlRecords', Effect: 'Allow', Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], Resource: [this.controlTable.tableArn] },
+          { Sid: 'StatusIndex', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: [this.controlTable.statusIndexArn] },
+          { Sid: 'StartLostDownstreams', Effect: 'Allow', Action: ['states:StartExecution'], Resource: this.downstreams.map((d) => d.workflow.arn) },
+          { Sid: 'Alerts', Effect: 'Allow', Action: ['sns:Publish'], Resource: [this.alerts.topicArn] },
+          { Sid: 'AlertsKey', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [this.alerts.key.arn] },
+        ],
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
+    new WorkflowSchedule(
+      `${name}-watchdog-schedule`,
+      {
+        scheduleName: 'lateness-watchdog',
+        groupName: scheduleGroup.name,
+        description: 'Late upstream batches, lost triggers and overrunning downstream runs',
+        expression: settings.watchdog.rateMinutes === 1 ? 'rate(1 minute)' : `rate(${settings.watchdog.rateMinutes} minutes)`,
+        timezone: 'UTC',
+        flexibleWindowMinutes: 0,
+        state: settings.role.scheduleState,
+        targetArn: watchdog.arn,
+        targetAction: 'lambda:InvokeFunction',
+        input: '{}',
+        retry: { maximumRetryAttempts: 0, maximumEventAgeSeconds: 60 * settings.watchdog.rateMinutes },
+        roleName: iamRoleName('sched-watchdog', settings.region),
+        accountId: this.account.accountId,
+        alarmTopicArn: this.alerts.topicArn,
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
+    this.toggles.push({ kind: 'schedule', name: 'lateness-watchdog', state: settings.role.scheduleState });
+
     const triggerWorkflows = triggers.flatMap((t) => t.workflows);
     new Observability(
       `${name}-observability`,
@@ -318,6 +379,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           this.dbtFunctions.checkConsistency,
           this.dbtFunctions.startDbtRun,
           this.dbtFunctions.getDbtRun,
+          watchdog,
           ...triggers.flatMap((t) => t.functions),
         ].map((f) => ({ label: f.purpose, name: f.name })),
         rules: [...triggers.flatMap((t) => t.ruleNames), forwarding.ruleName].map((rule) => ({ name: rule, busName: this.bus.busName })),

@@ -217,7 +217,7 @@ export class UpstreamEtl extends pulumi.ComponentResource {
         timezone: pipeline.schedule.timezone,
         flexibleWindowMinutes: pipeline.schedule.flexibleWindowMinutes,
         state: shared.scheduleState,
-        workflowArn: this.workflow.arn,
+        targetArn: this.workflow.arn,
         // The scheduled time, not the per-attempt execution id, is the batch's idempotency key.
         input: JSON.stringify({ pipeline: pipeline.name, scheduledTime: '<aws.scheduler.scheduled-time>' }),
         retry: shared.scheduleRetry,
@@ -230,6 +230,6 @@ export class UpstreamEtl extends pulumi.ComponentResource {
     );
     this.schedule = schedule.schedule;
     this.dlq = schedule.dlq;
-    this.registerOutputs({ workflowArn: this.workflow.arn, scheduleName: this.scheduleName });
+    this.registerOutputs({ targetArn: this.workflow.arn, scheduleName: this.scheduleName });
   }
 }

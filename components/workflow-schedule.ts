@@ -13,7 +13,10 @@ export interface WorkflowScheduleArgs {
   readonly flexibleWindowMinutes: number;
   /** ENABLED only in the active region. */
   readonly state: ToggleState;
-  readonly workflowArn: pulumi.Input<string>;
+  /** What the schedule starts: a workflow (default) or a Lambda function. */
+  readonly targetArn: pulumi.Input<string>;
+  /** @default 'states:StartExecution' */
+  readonly targetAction?: 'states:StartExecution' | 'lambda:InvokeFunction';
   /** The execution input; may use Scheduler context attributes such as `<aws.scheduler.scheduled-time>`. */
   readonly input: string;
   readonly retry: { readonly maximumRetryAttempts: number; readonly maximumEventAgeSeconds: number };
@@ -24,8 +27,8 @@ export interface WorkflowScheduleArgs {
 }
 
 /**
- * An EventBridge Scheduler schedule that starts a workflow, with a retry policy, a DLQ (alarmed)
- * and a role that may start only that workflow and write only that DLQ.
+ * An EventBridge Scheduler schedule that starts a workflow (or invokes a function), with a retry
+ * policy, a DLQ (alarmed) and a role that may start only that target and write only that DLQ.
  */
 export class WorkflowSchedule extends pulumi.ComponentResource {
   readonly schedule: aws.scheduler.Schedule;
@@ -63,7 +66,7 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
         policy: pulumi.jsonStringify({
           Version: '2012-10-17',
           Statement: [
-            { Sid: 'StartWorkflow', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [args.workflowArn] },
+            { Sid: 'StartTarget', Effect: 'Allow', Action: [args.targetAction ?? 'states:StartExecution'], Resource: [args.targetArn] },
             // Scheduler delivers dead letters with the schedule's own role.
             { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
           ],
@@ -84,7 +87,7 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
         flexibleTimeWindow: window > 0 ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window } : { mode: 'OFF' },
         state: args.state,
         target: {
-          arn: args.workflowArn,
+          arn: args.targetArn,
           roleArn: role.arn,
           input: args.input,
           retryPolicy: { maximumRetryAttempts: args.retry.maximumRetryAttempts, maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds },

@@ -163,6 +163,14 @@ export const configSchema = z
       })
       .strict()
       .default({ pollExpression: 'rate(15 minutes)', pollBatchLimit: 10, intermediateMaxAttempts: 3, intermediateRetryWaitSeconds: 600 }),
+    watchdog: z
+      .object({
+        rateMinutes: int('rateMinutes', 1, 60, ' minutes').default(5),
+        graceMinutes: int('graceMinutes', 0, 1_440, ' minutes').default(45),
+        lostTriggerMinutes: int('lostTriggerMinutes', 5, 1_440, ' minutes').default(30),
+      })
+      .strict()
+      .default({ rateMinutes: 5, graceMinutes: 45, lostTriggerMinutes: 30 }),
     lambdaAsync: z
       .object({
         maximumRetryAttempts: int('maximumRetryAttempts', LAMBDA_ASYNC_RETRIES.min, LAMBDA_ASYNC_RETRIES.max),

@@ -114,6 +114,17 @@ describe('foundation: the program in all four stack × activeRegion combinations
     }
   });
 
+  it('every resource has a unique (type, name): mocks do not catch duplicates, Pulumi would', () => {
+    for (const [key, run] of runs) {
+      const seen = new Set<string>();
+      for (const r of run.resources) {
+        const id = `${r.type}::${r.name}`;
+        assert.ok(!seen.has(id), `${key}: ${id} declared twice`);
+        seen.add(id);
+      }
+    }
+  });
+
   it('explicit IAM role names include the region (IAM is global)', () => {
     for (const stack of STACKS) {
       for (const role of get(stack, 'us-east-1').ofType('aws:iam/role:Role')) {

@@ -48,3 +48,30 @@ describe('observability under mocks', () => {
     }
   });
 });
+
+describe('lateness watchdog wiring', () => {
+  it('a rate schedule invokes the watchdog, ENABLED only in the active region, with its env and scoped IAM', async () => {
+    for (const [stack, active, state] of [['prod-east', 'us-east-1', 'ENABLED'], ['prod-east', 'us-west-1', 'DISABLED'], ['prod-west', 'us-east-1', 'DISABLED']] as const) {
+      const run = await runProgram({ stack, activeRegion: active });
+      const schedule = run.ofType('aws:scheduler/schedule:Schedule').find((s) => s.inputs.name === 'lateness-watchdog')!;
+      const fn = run.one('aws:lambda/function:Function', 'watchdog-fn');
+      assert.equal(schedule.inputs.state, state);
+      assert.equal(schedule.inputs.scheduleExpression, 'rate(5 minutes)');
+      assert.equal(schedule.inputs.target.arn, fn.state.arn);
+      const env = fn.inputs.environment.variables;
+      const pipelines = JSON.parse(env.PIPELINES_JSON);
+      assert.deepEqual(pipelines.map((p: any) => [p.name, p.expression, p.timezone, p.graceMinutes]), [
+        ['policycenter', 'cron(0 2 * * ? *)', 'America/New_York', 55],
+        ['claimcenter', 'cron(30 2 * * ? *)', 'America/New_York', 55],
+        ['billingcenter', 'cron(0 3 * * ? *)', 'America/New_York', 55],
+      ]);
+      assert.equal(env.MAX_DOWNSTREAM_MINUTES, '300');
+      const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'etl-watchdog-policy').inputs.policy);
+      const start = policy.Statement.find((s: any) => s.Sid === 'StartLostDownstreams');
+      assert.deepEqual(start.Resource, pipelines.map((p: any) => p.downstreamArn));
+      const invoke = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'watchdog-schedule-policy').inputs.policy);
+      assert.deepEqual(invoke.Statement[0].Action, ['lambda:InvokeFunction']);
+      assert.deepEqual(invoke.Statement[0].Resource, [fn.state.arn]);
+    }
+  });
+});

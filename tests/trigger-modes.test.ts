@@ -6,7 +6,7 @@ import { ACCOUNT_ID } from './harness/pulumi-mocks';
 
 const PIPELINES = ['policycenter', 'claimcenter', 'billingcenter'];
 const REGIONS = ['us-east-1', 'us-west-1'];
-const BASE_FUNCTIONS = ['etl-batch-context', 'etl-check-consistency', 'etl-fence-writer', 'etl-get-dbt-run', 'etl-start-dbt-run'];
+const BASE_FUNCTIONS = ['etl-batch-context', 'etl-check-consistency', 'etl-fence-writer', 'etl-get-dbt-run', 'etl-start-dbt-run', 'etl-watchdog'];
 
 const sm = (region: string, name: string) => `arn:aws:states:${region}:${ACCOUNT_ID}:stateMachine:${name}`;
 const bus = (region: string, name = 'etl-platform') => `arn:aws:events:${region}:${ACCOUNT_ID}:event-bus/${name}`;
@@ -34,7 +34,7 @@ function expected(mode: TriggerMode, region: string) {
       ...(triggerRules.length ? PIPELINES.map((p): [string, string] => [`${p}-downstream-trigger`, targetOf(p)]) : []),
       [`forward-to-${peer}`, bus(peer)],
     ]),
-    schedules: sorted([...PIPELINES.map((p) => `${p}-upstream`), ...(mode === 'schedule-poll' ? PIPELINES.map((p) => `${p}-downstream-poll`) : [])]),
+    schedules: sorted(['lateness-watchdog', ...PIPELINES.map((p) => `${p}-upstream`), ...(mode === 'schedule-poll' ? PIPELINES.map((p) => `${p}-downstream-poll`) : [])]),
     functions: sorted([...BASE_FUNCTIONS, ...(mode === 'rule-lambda' ? PIPELINES.map((p) => `etl-start-ds-${p}`) : [])]),
     machines: sorted(
       PIPELINES.flatMap((p) => [

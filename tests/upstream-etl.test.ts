@@ -20,10 +20,10 @@ describe('upstream ETL under mocks', () => {
     for (const [key, run] of Object.entries(runs)) {
       const [stack, active] = key.split('/');
       const expected = (stack === 'prod-east') === (active === 'us-east-1') ? 'ENABLED' : 'DISABLED';
-      const schedules = run.ofType('aws:scheduler/schedule:Schedule');
+      const schedules = run.ofType('aws:scheduler/schedule:Schedule').filter((s) => s.inputs.name.endsWith('-upstream'));
       assert.deepEqual(schedules.map((s) => s.inputs.name).sort(), PIPELINES.map((p) => `${p.name}-upstream`).sort());
       for (const s of schedules) assert.equal(s.inputs.state, expected, `${key} ${s.inputs.name}`);
-      const toggles = run.outputs.failover.toggles.filter((t: any) => t.kind === 'schedule');
+      const toggles = run.outputs.failover.toggles.filter((t: any) => t.kind === 'schedule' && t.name.endsWith('-upstream'));
       assert.deepEqual(toggles.map((t: any) => t.state), PIPELINES.map(() => expected));
     }
   });
