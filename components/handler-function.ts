@@ -3,6 +3,9 @@ import * as pulumi from '@pulumi/pulumi';
 import { bundleHandler, type HandlerName } from '../handlers/bundle';
 import { iamRoleName } from './naming';
 
+/** Tag on every function naming its handler module (`handlers/<value>.ts`). */
+export const HANDLER_TAG = 'etl-platform:handler';
+
 /** An IAM statement scoped to exact resources, optionally conditioned. */
 export interface IamStatement {
   readonly Sid?: string;
@@ -111,7 +114,8 @@ export class HandlerFunction extends pulumi.ComponentResource {
         loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
         environment: { variables: { POWERTOOLS_SERVICE_NAME: `etl-${args.purpose}`, ...(args.environment ?? {}) } },
         vpcConfig: args.vpc ? { subnetIds: [...args.vpc.subnetIds], securityGroupIds: [...args.vpc.securityGroupIds] } : undefined,
-        tags,
+        // Names the bundled module, so tools (the local twin) map a function to handlers/<name>.ts.
+        tags: { ...tags, [HANDLER_TAG]: args.handler },
       },
       { parent: this, dependsOn: [policy, logGroup] },
     );
