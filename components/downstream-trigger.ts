@@ -2,9 +2,13 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { TriggerMode } from '../regions/limits';
 import type { ToggleState } from '../regions/role';
+import { intermediateWorkflow } from '../state-machines/intermediate';
+import { pollerWorkflow } from '../state-machines/poller';
 import { DeadLetterQueue } from './dead-letter-queue';
 import { HandlerFunction } from './handler-function';
 import { type AccountContext, iamRoleName } from './naming';
+import { Workflow } from './workflow';
+import { WorkflowSchedule } from './workflow-schedule';
 
 export const UPSTREAM_SUCCEEDED = 'UpstreamBatchSucceeded';
 
@@ -135,6 +139,18 @@ export interface DownstreamTriggerArgs {
   readonly bus: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
   readonly downstreamArn: pulumi.Input<string>;
   readonly ruleState: ToggleState;
+  readonly scheduleState: ToggleState;
+  readonly scheduleRetry: TargetRetry;
+  readonly scheduleGroupName: pulumi.Input<string>;
+  readonly options: {
+    readonly pollExpression: string;
+    readonly pollBatchLimit: number;
+    readonly intermediateMaxAttempts: number;
+    readonly intermediateRetryWaitSeconds: number;
+  };
+  readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  readonly alertKeyArn: pulumi.Input<string>;
+  readonly logLevel: 'ERROR' | 'ALL';
   readonly retry: TargetRetry;
   readonly lambdaAsync: TargetRetry;
   readonly alarmTopicArn: pulumi.Input<string>;
@@ -224,8 +240,64 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
       case 'upstream-direct':
         // The upstream workflow's last state starts the downstream itself: no trigger resources.
         break;
-      default:
-        throw new Error(`trigger mode ${args.mode} is declared by its own workflow component`);
+      case 'rule-intermediate-sfn': {
+        const built = intermediateWorkflow({
+          downstream: { arn: args.downstreamArn },
+          alertTopic: { arn: args.alarmTopicArn, kmsKeyArn: args.alertKeyArn },
+          maxAttempts: args.options.intermediateMaxAttempts,
+          retryWaitSeconds: args.options.intermediateRetryWaitSeconds,
+        });
+        const intermediate = new Workflow(
+          `${name}-intermediate`,
+          { ...built, purpose: `${args.pipeline}-trigger-sfn`, region: args.region, logLevel: args.logLevel, logRetentionDays: args.logRetentionDays, tags: args.tags },
+          parent,
+        );
+        const role = eventsRole(`${name}-events`, iamRoleName(`trigger-${args.pipeline}`, args.region), accountId, 'states:StartExecution', [intermediate.arn], args.tags, parent);
+        new RuleWithTarget(
+          `${name}-sfn`,
+          { ...rule, description: `Starts the ${args.pipeline} intermediate trigger workflow on UpstreamBatchSucceeded`, targetArn: intermediate.arn, roleArn: role.arn },
+          parent,
+        );
+        this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
+        break;
+      }
+      case 'schedule-poll': {
+        const built = pollerWorkflow({
+          table: args.controlTable,
+          pipeline: args.pipeline,
+          downstream: { arn: args.downstreamArn },
+          eventSource: args.eventSource,
+          batchLimit: args.options.pollBatchLimit,
+        });
+        const poller = new Workflow(
+          `${name}-poller`,
+          { ...built, purpose: `${args.pipeline}-poller`, region: args.region, logLevel: args.logLevel, logRetentionDays: args.logRetentionDays, tags: args.tags },
+          parent,
+        );
+        const scheduleName = `${args.pipeline}-downstream-poll`;
+        new WorkflowSchedule(
+          `${name}-poll`,
+          {
+            scheduleName,
+            groupName: args.scheduleGroupName,
+            description: `Polls for ${args.pipeline} batches whose downstream has not started`,
+            expression: args.options.pollExpression,
+            timezone: 'UTC',
+            flexibleWindowMinutes: 0,
+            state: args.scheduleState,
+            workflowArn: poller.arn,
+            input: JSON.stringify({ pipeline: args.pipeline }),
+            retry: args.scheduleRetry,
+            roleName: iamRoleName(`poll-${args.pipeline}`, args.region),
+            accountId,
+            alarmTopicArn: args.alarmTopicArn,
+            tags: args.tags,
+          },
+          parent,
+        );
+        this.toggles.push({ kind: 'schedule', name: scheduleName, state: args.scheduleState });
+        break;
+      }
     }
     this.registerOutputs({});
   }

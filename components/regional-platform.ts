@@ -7,7 +7,7 @@ import { ControlTable } from './control-table';
 import { PlatformEventBus } from './event-bus';
 import { DataLake } from './data-lake';
 import { DbtFunctions } from './dbt-functions';
-import { DownstreamElt } from './downstream-elt';
+import { DownstreamElt, downstreamArn } from './downstream-elt';
 import { CrossRegionForwarding, DownstreamTrigger } from './downstream-trigger';
 import { HandlerFunction } from './handler-function';
 import { accountContext, type AccountContext } from './naming';
@@ -150,6 +150,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           `${name}-${pipeline.name}-upstream`,
           {
             pipeline,
+            downstreamArn: pipeline.triggerMode === 'upstream-direct' ? downstreamArn(this.account, settings.region, pipeline.name) : undefined,
             shared: {
               region: settings.region,
               account: this.account,
@@ -262,6 +263,13 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           bus: { name: this.bus.busName, arn: this.bus.busArn },
           downstreamArn: downstream.workflow.arn,
           ruleState: settings.role.ruleState,
+          scheduleState: settings.role.scheduleState,
+          scheduleRetry: settings.scheduleRetry,
+          scheduleGroupName: scheduleGroup.name,
+          options: settings.triggerOptions,
+          controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
+          alertKeyArn: this.alerts.key.arn,
+          logLevel: settings.workflowLogLevel,
           retry: settings.triggerRetry,
           lambdaAsync: settings.lambdaAsync,
           alarmTopicArn: this.alerts.topicArn,

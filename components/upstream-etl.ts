@@ -3,9 +3,10 @@ import * as pulumi from '@pulumi/pulumi';
 import type { PipelineSettings } from '../regions/settings';
 import type { ToggleState } from '../regions/role';
 import { upstreamWorkflow } from '../state-machines/upstream';
-import { DeadLetterQueue } from './dead-letter-queue';
+import type { DeadLetterQueue } from './dead-letter-queue';
 import { type AccountContext, iamRoleName } from './naming';
 import { Workflow } from './workflow';
+import { WorkflowSchedule } from './workflow-schedule';
 
 /** What every pipeline's upstream shares in the region. */
 export interface UpstreamSharedRefs {
@@ -32,6 +33,8 @@ export interface UpstreamSharedRefs {
 export interface UpstreamEtlArgs {
   readonly pipeline: PipelineSettings;
   readonly shared: UpstreamSharedRefs;
+  /** Set in trigger mode `upstream-direct`: the upstream's last state starts this workflow. */
+  readonly downstreamArn?: pulumi.Input<string>;
 }
 
 /**
@@ -187,6 +190,7 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       snowflakeConnectionName: shared.snowflake.connectionName,
       bus: shared.bus,
       alerts: { arn: shared.alerts.topicArn, kmsKeyArn: shared.alerts.keyArn },
+      downstream: args.downstreamArn ? { arn: args.downstreamArn } : undefined,
     });
     this.workflow = new Workflow(
       `${name}-workflow`,
@@ -202,69 +206,30 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.dlq = new DeadLetterQueue(`${name}-schedule-dlq`, { purpose: `${pipeline.name} upstream schedule`, alarmTopicArn: shared.alerts.topicArn, tags }, { parent: this });
-
-    const schedulerRole = new aws.iam.Role(
-      `${name}-scheduler-role`,
+    this.scheduleName = `${pipeline.name}-upstream`;
+    const schedule = new WorkflowSchedule(
+      `${name}-schedule`,
       {
-        name: iamRoleName(`sched-${pipeline.name}`, shared.region),
-        assumeRolePolicy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { Service: 'scheduler.amazonaws.com' },
-              Action: 'sts:AssumeRole',
-              Condition: { StringEquals: { 'aws:SourceAccount': accountId } },
-            },
-          ],
-        }),
+        scheduleName: this.scheduleName,
+        groupName: shared.scheduleGroupName,
+        description: `Starts the ${pipeline.name} upstream batch`,
+        expression: pipeline.schedule.expression,
+        timezone: pipeline.schedule.timezone,
+        flexibleWindowMinutes: pipeline.schedule.flexibleWindowMinutes,
+        state: shared.scheduleState,
+        workflowArn: this.workflow.arn,
+        // The scheduled time, not the per-attempt execution id, is the batch's idempotency key.
+        input: JSON.stringify({ pipeline: pipeline.name, scheduledTime: '<aws.scheduler.scheduled-time>' }),
+        retry: shared.scheduleRetry,
+        roleName: iamRoleName(`sched-${pipeline.name}`, shared.region),
+        accountId,
+        alarmTopicArn: shared.alerts.topicArn,
         tags,
       },
       { parent: this },
     );
-    new aws.iam.RolePolicy(
-      `${name}-scheduler-policy`,
-      {
-        role: schedulerRole.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Sid: 'StartUpstream', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [this.workflow.arn] },
-            // Scheduler delivers dead letters with the schedule's own role.
-            { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
-          ],
-        }),
-      },
-      { parent: this },
-    );
-
-    this.scheduleName = `${pipeline.name}-upstream`;
-    const window = pipeline.schedule.flexibleWindowMinutes;
-    this.schedule = new aws.scheduler.Schedule(
-      `${name}-schedule`,
-      {
-        name: this.scheduleName,
-        groupName: shared.scheduleGroupName,
-        description: `Starts the ${pipeline.name} upstream batch`,
-        scheduleExpression: pipeline.schedule.expression,
-        scheduleExpressionTimezone: pipeline.schedule.timezone,
-        flexibleTimeWindow: window > 0 ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window } : { mode: 'OFF' },
-        state: shared.scheduleState,
-        target: {
-          arn: this.workflow.arn,
-          roleArn: schedulerRole.arn,
-          // The scheduled time, not the per-attempt execution id, is the batch's idempotency key.
-          input: JSON.stringify({ pipeline: pipeline.name, scheduledTime: '<aws.scheduler.scheduled-time>' }),
-          retryPolicy: {
-            maximumRetryAttempts: shared.scheduleRetry.maximumRetryAttempts,
-            maximumEventAgeInSeconds: shared.scheduleRetry.maximumEventAgeSeconds,
-          },
-          deadLetterConfig: { arn: this.dlq.arn },
-        },
-      },
-      { parent: this },
-    );
+    this.schedule = schedule.schedule;
+    this.dlq = schedule.dlq;
     this.registerOutputs({ workflowArn: this.workflow.arn, scheduleName: this.scheduleName });
   }
 }

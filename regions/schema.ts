@@ -148,6 +148,21 @@ export const configSchema = z
     defaultTriggerMode: triggerMode.default('rule-direct'),
     triggerRetry: retryPolicy.default({ maximumRetryAttempts: 24, maximumEventAgeSeconds: 3_600 }),
     scheduleRetry: retryPolicy.default({ maximumRetryAttempts: 3, maximumEventAgeSeconds: 3_600 }),
+    triggerOptions: z
+      .object({
+        pollExpression: z
+          .string()
+          .superRefine((value, ctx) => {
+            const problem = scheduleExpressionProblem(value);
+            if (problem) ctx.addIssue({ code: 'custom', message: `is not a valid Scheduler expression: ${problem}. Fix: e.g. "rate(15 minutes)"` });
+          })
+          .default('rate(15 minutes)'),
+        pollBatchLimit: int('pollBatchLimit', 1, 100, ' batches per poll').default(10),
+        intermediateMaxAttempts: int('intermediateMaxAttempts', 1, 10, ' downstream runs').default(3),
+        intermediateRetryWaitSeconds: int('intermediateRetryWaitSeconds', 0, 86_400, ' seconds').default(600),
+      })
+      .strict()
+      .default({ pollExpression: 'rate(15 minutes)', pollBatchLimit: 10, intermediateMaxAttempts: 3, intermediateRetryWaitSeconds: 600 }),
     lambdaAsync: z
       .object({
         maximumRetryAttempts: int('maximumRetryAttempts', LAMBDA_ASYNC_RETRIES.min, LAMBDA_ASYNC_RETRIES.max),

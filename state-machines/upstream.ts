@@ -16,10 +16,12 @@ import {
   pass,
   RETRYABLE,
   s3GetObject,
+  sfnStartExecution,
   snsPublish,
   succeed,
   workflow,
 } from './tasks';
+import { EXECUTION_ALREADY_EXISTS } from './intermediate';
 
 /**
  * The upstream workflow (docs/upstream.md): one Standard execution per schedule tick of one
@@ -95,6 +97,11 @@ export interface UpstreamWorkflowRefs {
   snowflakeConnectionName: In;
   bus: { arn: In; name: In };
   alerts: { arn: In; kmsKeyArn?: In };
+  /**
+   * Trigger mode `upstream-direct`: the last state starts this downstream workflow itself, named by
+   * the batch id, fire-and-forget. Same region only: a state machine cannot start one elsewhere.
+   */
+  downstream?: { arn: In };
 }
 
 const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
@@ -145,6 +152,9 @@ const S = {
   releaseLock: 'ReleaseLock',
   publishSucceeded: 'PublishBatchSucceeded',
   done: 'BatchSucceeded',
+  startDownstream: 'StartDownstream',
+  alertDownstreamStart: 'AlertDownstreamNotStarted',
+  downstreamStartFailed: 'DownstreamNotStarted',
   // failure
   failureClock: 'FailureClock',
   describeFailure: 'DescribeFailure',
@@ -640,8 +650,9 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
             },
           },
         ],
-        { next: S.done, catchTo: toFailure, resultPath: null },
+        { next: refs.downstream ? S.startDownstream : S.done, catchTo: toFailure, resultPath: null },
       ),
+      ...(refs.downstream ? startDownstreamStates(refs, refs.downstream, failurePathCatch) : {}),
       [S.done]: succeed(),
 
       // ---------------------------------------------------------- failure path (never loops)
@@ -743,3 +754,55 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
 
 /** State names, for tests and the twin. */
 export const UPSTREAM_STATES = S;
+
+/**
+ * `upstream-direct`: start the downstream named by the batch id once the batch is SUCCEEDED and its
+ * event published. A redrive or re-run of the upstream finds the name taken and ends cleanly.
+ * Failing to start does not un-succeed the batch: it alerts and fails the execution, and the
+ * downstream can be started with `etl-ops rerun` or by the poller/watchdog.
+ */
+function startDownstreamStates(refs: UpstreamWorkflowRefs, downstream: { arn: In }, failurePathCatch: Catcher[]) {
+  const p = refs.pipeline;
+  return {
+    [S.startDownstream]: sfnStartExecution(
+      downstream,
+      {
+        'Name.$': '$.ctx.batchId',
+        Input: {
+          version: '0',
+          source: refs.eventSource,
+          'detail-type': UPSTREAM_EVENT.detailTypes.succeeded,
+          region: refs.region,
+          'resources.$': 'States.Array($$.Execution.Id)',
+          detail: {
+            schemaVersion: UPSTREAM_EVENT.schemaVersion,
+            pipeline: p,
+            'batchId.$': '$.ctx.batchId',
+            region: refs.region,
+            'tables.$': '$.tables',
+            'startedAt.$': '$.ctx.nowIso',
+            'completedAt.$': '$.finish.nowIso',
+            'upstreamExecutionArn.$': '$$.Execution.Id',
+          },
+        },
+      },
+      {
+        next: S.done,
+        resultPath: null,
+        catch: [
+          { ErrorEquals: [EXECUTION_ALREADY_EXISTS], Next: S.done, ResultPath: null },
+          { ErrorEquals: ['States.ALL'], Next: S.alertDownstreamStart, ResultPath: '$.error' },
+        ],
+      },
+    ),
+    [S.alertDownstreamStart]: snsPublish(
+      refs.alerts,
+      {
+        Subject: `etl-platform: downstream of ${p} not started`,
+        'Message.$': `States.Format('Upstream batch {} of pipeline ${p} SUCCEEDED in ${refs.region} but its downstream could not be started. Error: {}. Cause: {}. Run: etl-ops rerun --pipeline ${p} --batch {}', $.ctx.batchId, $.error.Error, $.error.Cause, $.ctx.batchId)`,
+      },
+      { next: S.downstreamStartFailed, resultPath: null, catch: failurePathCatch },
+    ),
+    [S.downstreamStartFailed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+  };
+}

@@ -40,7 +40,7 @@ describe('upstream ETL under mocks', () => {
       assert.deepEqual(schedule.inputs.flexibleTimeWindow, { mode: 'FLEXIBLE', maximumWindowInMinutes: 10 });
       const sm = run.one('aws:sfn/stateMachine:StateMachine', `${pipeline.name}-upstream-workflow`);
       assert.equal(schedule.inputs.target.arn, sm.state.arn);
-      const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', `${pipeline.name}-upstream-scheduler-policy`).inputs.policy);
+      const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', `${pipeline.name}-upstream-schedule-policy`).inputs.policy);
       assert.deepEqual(
         policy.Statement.map((s: any) => [s.Action, s.Resource]),
         [

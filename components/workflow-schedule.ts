@@ -1,0 +1,98 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import type { ToggleState } from '../regions/role';
+import { DeadLetterQueue } from './dead-letter-queue';
+
+export interface WorkflowScheduleArgs {
+  readonly scheduleName: string;
+  readonly groupName: pulumi.Input<string>;
+  readonly description: string;
+  readonly expression: string;
+  readonly timezone: string;
+  /** 0 turns the flexible window off. */
+  readonly flexibleWindowMinutes: number;
+  /** ENABLED only in the active region. */
+  readonly state: ToggleState;
+  readonly workflowArn: pulumi.Input<string>;
+  /** The execution input; may use Scheduler context attributes such as `<aws.scheduler.scheduled-time>`. */
+  readonly input: string;
+  readonly retry: { readonly maximumRetryAttempts: number; readonly maximumEventAgeSeconds: number };
+  readonly roleName: string;
+  readonly accountId: pulumi.Input<string>;
+  readonly alarmTopicArn: pulumi.Input<string>;
+  readonly tags: Record<string, string>;
+}
+
+/**
+ * An EventBridge Scheduler schedule that starts a workflow, with a retry policy, a DLQ (alarmed)
+ * and a role that may start only that workflow and write only that DLQ.
+ */
+export class WorkflowSchedule extends pulumi.ComponentResource {
+  readonly schedule: aws.scheduler.Schedule;
+  readonly dlq: DeadLetterQueue;
+
+  constructor(name: string, args: WorkflowScheduleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:scheduling:WorkflowSchedule', name, {}, opts);
+    const parent = { parent: this };
+
+    this.dlq = new DeadLetterQueue(`${name}-dlq`, { purpose: `schedule ${args.scheduleName}`, alarmTopicArn: args.alarmTopicArn, tags: args.tags }, parent);
+
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        name: args.roleName,
+        assumeRolePolicy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: { Service: 'scheduler.amazonaws.com' },
+              Action: 'sts:AssumeRole',
+              Condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
+            },
+          ],
+        }),
+        tags: args.tags,
+      },
+      parent,
+    );
+    new aws.iam.RolePolicy(
+      `${name}-policy`,
+      {
+        role: role.id,
+        policy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Sid: 'StartWorkflow', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [args.workflowArn] },
+            // Scheduler delivers dead letters with the schedule's own role.
+            { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
+          ],
+        }),
+      },
+      parent,
+    );
+
+    const window = args.flexibleWindowMinutes;
+    this.schedule = new aws.scheduler.Schedule(
+      `${name}-schedule`,
+      {
+        name: args.scheduleName,
+        groupName: args.groupName,
+        description: args.description,
+        scheduleExpression: args.expression,
+        scheduleExpressionTimezone: args.timezone,
+        flexibleTimeWindow: window > 0 ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window } : { mode: 'OFF' },
+        state: args.state,
+        target: {
+          arn: args.workflowArn,
+          roleArn: role.arn,
+          input: args.input,
+          retryPolicy: { maximumRetryAttempts: args.retry.maximumRetryAttempts, maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds },
+          deadLetterConfig: { arn: this.dlq.arn },
+        },
+      },
+      parent,
+    );
+    this.registerOutputs({ scheduleName: args.scheduleName });
+  }
+}
