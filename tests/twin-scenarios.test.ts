@@ -71,3 +71,22 @@ describe('twin scenarios', function () {
     assert.equal(r.figures.dbtRuns, 0);
   });
 });
+
+describe('twin all-modes', function () {
+  this.timeout(300_000);
+
+  // Each trigger mode is its own pair of program runs (~15-20 s each here), so by default only
+  // rule-lambda (the async Lambda path) runs; TWIN_ALL_MODES=1 runs every mode (~100 s).
+  const modes = process.env.TWIN_ALL_MODES === '1' ? undefined : ['rule-lambda'];
+
+  it(`happy + duplicates per trigger mode (${modes ? modes.join(', ') : 'all modes'}) → one result table`, async () => {
+    const { allModes, KNOWN_DEFECTS } = await import('../twin/scenarios');
+    const r = await allModes(modes ? { modes } : {});
+    assertChecks(r);
+    assert.ok(r.table && r.table.length === (modes?.length ?? 5));
+    for (const row of r.table) {
+      if (KNOWN_DEFECTS[String(row.mode)]) continue;
+      assert.equal(row.result, 'built once', `${row.mode}`);
+    }
+  });
+});
