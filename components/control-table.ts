@@ -62,6 +62,7 @@ export class ControlTable extends pulumi.ComponentResource {
   readonly tableArn: pulumi.Output<string>;
   readonly statusIndexArn: pulumi.Output<string>;
   readonly fenceEpoch: pulumi.Output<number>;
+  readonly fenceWriter: HandlerFunction;
 
   constructor(name: string, args: ControlTableArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:state:ControlTable', name, {}, opts);
@@ -80,7 +81,7 @@ export class ControlTable extends pulumi.ComponentResource {
     this.tableArn = arn(args.account, 'dynamodb', args.region, `table/${args.tableName}`);
     this.statusIndexArn = pulumi.interpolate`${this.tableArn}/index/${STATUS_INDEX.name}`;
 
-    const writer = new HandlerFunction(
+    const writer = (this.fenceWriter = new HandlerFunction(
       `${name}-fence-writer`,
       {
         handler: 'fence-writer',
@@ -99,7 +100,7 @@ export class ControlTable extends pulumi.ComponentResource {
         ],
       },
       { parent: this, dependsOn },
-    );
+    ));
 
     const invocation = new aws.lambda.Invocation(
       `${name}-fence`,

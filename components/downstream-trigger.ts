@@ -166,6 +166,11 @@ export interface DownstreamTriggerArgs {
 export class DownstreamTrigger extends pulumi.ComponentResource {
   /** Rules and schedules whose state follows the role, for the `failover` output. */
   readonly toggles: Array<{ kind: 'rule' | 'schedule'; name: string; state: ToggleState }> = [];
+  /** What this mode declared, for alarms and the dashboard. */
+  readonly workflows: Workflow[] = [];
+  readonly functions: HandlerFunction[] = [];
+  readonly ruleNames: string[] = [];
+  readonly dlqNames: pulumi.Output<string>[] = [];
 
   constructor(name: string, args: DownstreamTriggerArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:triggers:DownstreamTrigger', name, {}, opts);
@@ -187,17 +192,17 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
     switch (args.mode) {
       case 'rule-direct': {
         const role = eventsRole(`${name}-events`, iamRoleName(`trigger-${args.pipeline}`, args.region), accountId, 'states:StartExecution', [args.downstreamArn], args.tags, parent);
-        new RuleWithTarget(
+        this.track(new RuleWithTarget(
           `${name}-direct`,
           { ...rule, description: `Starts the ${args.pipeline} downstream workflow on UpstreamBatchSucceeded`, targetArn: args.downstreamArn, roleArn: role.arn },
           parent,
-        );
+        ));
         this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
         break;
       }
       case 'rule-lambda': {
         const dlq = new DeadLetterQueue(`${name}-async-dlq`, { purpose: `${args.pipeline} start-downstream async failures`, alarmTopicArn: args.alarmTopicArn, tags: args.tags }, parent);
-        const fn = new HandlerFunction(
+        const fn: HandlerFunction = new HandlerFunction(
           `${name}-starter`,
           {
             handler: 'start-downstream',
@@ -214,6 +219,7 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
           },
           parent,
         );
+        this.functions.push(fn);
         new aws.lambda.FunctionEventInvokeConfig(
           `${name}-async`,
           {
@@ -229,11 +235,12 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
           { action: 'lambda:InvokeFunction', function: fn.name, principal: 'events.amazonaws.com', sourceArn: ruleArn },
           parent,
         );
-        new RuleWithTarget(
+        this.track(new RuleWithTarget(
           `${name}-lambda`,
           { ...rule, description: `Invokes the ${args.pipeline} downstream starter on UpstreamBatchSucceeded`, targetArn: fn.arn },
           parent,
-        );
+        ));
+        this.dlqNames.push(dlq.queue.name);
         this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
         break;
       }
@@ -252,12 +259,13 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
           { ...built, purpose: `${args.pipeline}-trigger-sfn`, region: args.region, logLevel: args.logLevel, logRetentionDays: args.logRetentionDays, tags: args.tags },
           parent,
         );
+        this.workflows.push(intermediate);
         const role = eventsRole(`${name}-events`, iamRoleName(`trigger-${args.pipeline}`, args.region), accountId, 'states:StartExecution', [intermediate.arn], args.tags, parent);
-        new RuleWithTarget(
+        this.track(new RuleWithTarget(
           `${name}-sfn`,
           { ...rule, description: `Starts the ${args.pipeline} intermediate trigger workflow on UpstreamBatchSucceeded`, targetArn: intermediate.arn, roleArn: role.arn },
           parent,
-        );
+        ));
         this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
         break;
       }
@@ -274,8 +282,9 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
           { ...built, purpose: `${args.pipeline}-poller`, region: args.region, logLevel: args.logLevel, logRetentionDays: args.logRetentionDays, tags: args.tags },
           parent,
         );
+        this.workflows.push(poller);
         const scheduleName = `${args.pipeline}-downstream-poll`;
-        new WorkflowSchedule(
+        const poll = new WorkflowSchedule(
           `${name}-poll`,
           {
             scheduleName,
@@ -295,11 +304,17 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
           },
           parent,
         );
+        this.dlqNames.push(poll.dlq.queue.name);
         this.toggles.push({ kind: 'schedule', name: scheduleName, state: args.scheduleState });
         break;
       }
     }
+    this.ruleNames.push(...this.toggles.filter((t) => t.kind === 'rule').map((t) => t.name));
     this.registerOutputs({});
+  }
+
+  private track(rule: RuleWithTarget): void {
+    this.dlqNames.push(rule.dlq.queue.name);
   }
 }
 
@@ -322,6 +337,7 @@ export interface ForwardingArgs {
  */
 export class CrossRegionForwarding extends pulumi.ComponentResource {
   readonly ruleName: string;
+  readonly dlqName: pulumi.Output<string>;
 
   constructor(name: string, args: ForwardingArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:triggers:CrossRegionForwarding', name, {}, opts);
@@ -329,7 +345,7 @@ export class CrossRegionForwarding extends pulumi.ComponentResource {
     const peerBusArn = pulumi.interpolate`arn:${partition}:events:${args.peerRegion}:${accountId}:event-bus/${args.busName}`;
     this.ruleName = `forward-to-${args.peerRegion}`;
     const role = eventsRole(`${name}-events`, iamRoleName('forward-events', args.region), accountId, 'events:PutEvents', [peerBusArn], args.tags, { parent: this });
-    new RuleWithTarget(
+    const forward = new RuleWithTarget(
       `${name}-forward`,
       {
         busName: args.busName,
@@ -346,6 +362,7 @@ export class CrossRegionForwarding extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    this.dlqName = forward.dlq.queue.name;
     this.registerOutputs({});
   }
 }

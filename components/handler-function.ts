@@ -6,6 +6,20 @@ import { iamRoleName } from './naming';
 /** Tag on every function naming its handler module (`handlers/<value>.ts`). */
 export const HANDLER_TAG = 'etl-platform:handler';
 
+// Kept on globalThis so it survives the test harness re-requiring the program's modules.
+const globalBundles = globalThis as { __etlHandlerBundles?: Map<HandlerName, string> };
+const bundled = (globalBundles.__etlHandlerBundles ??= new Map<HandlerName, string>());
+
+/** One esbuild run per handler per program run, however many functions share it. */
+function bundleOnce(handler: HandlerName): string {
+  let dir = bundled.get(handler);
+  if (!dir) {
+    dir = bundleHandler(handler);
+    bundled.set(handler, dir);
+  }
+  return dir;
+}
+
 /** An IAM statement scoped to exact resources, optionally conditioned. */
 export interface IamStatement {
   readonly Sid?: string;
@@ -54,9 +68,11 @@ export class HandlerFunction extends pulumi.ComponentResource {
   readonly role: aws.iam.Role;
   readonly arn: pulumi.Output<string>;
   readonly name: pulumi.Output<string>;
+  readonly purpose: string;
 
   constructor(name: string, args: HandlerFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:compute:HandlerFunction', name, {}, opts);
+    this.purpose = args.purpose;
     const tags = args.tags ?? {};
 
     this.role = new aws.iam.Role(
@@ -106,7 +122,7 @@ export class HandlerFunction extends pulumi.ComponentResource {
         runtime: aws.lambda.Runtime.NodeJS22dX,
         architectures: ['arm64'],
         handler: 'index.handler',
-        code: new pulumi.asset.FileArchive(bundleHandler(args.handler)),
+        code: new pulumi.asset.FileArchive(bundleOnce(args.handler)),
         role: this.role.arn,
         timeout: args.timeoutSeconds ?? 30,
         memorySize: args.memoryMb ?? 256,

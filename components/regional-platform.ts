@@ -11,6 +11,7 @@ import { DownstreamElt, downstreamArn } from './downstream-elt';
 import { CrossRegionForwarding, DownstreamTrigger } from './downstream-trigger';
 import { HandlerFunction } from './handler-function';
 import { accountContext, type AccountContext } from './naming';
+import { Observability } from './observability';
 import { Snowflake } from './snowflake';
 import { UpstreamEtl } from './upstream-etl';
 import { DbtApp } from '../k8s/dbt-app';
@@ -225,6 +226,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       parent,
     );
 
+    const triggers: DownstreamTrigger[] = [];
     this.downstreams = settings.pipelines.map((pipeline) => {
       const tags = { ...settings.tags, pipeline: pipeline.name };
       const downstream = new DownstreamElt(
@@ -279,6 +281,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         parent,
       );
       this.toggles.push(...trigger.toggles);
+      triggers.push(trigger);
       return downstream;
     });
 
@@ -298,6 +301,37 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       parent,
     );
     this.toggles.push({ kind: 'rule', name: forwarding.ruleName, state: settings.role.ruleState });
+
+    const triggerWorkflows = triggers.flatMap((t) => t.workflows);
+    new Observability(
+      `${name}-observability`,
+      {
+        region: settings.region,
+        alarmTopicArn: this.alerts.topicArn,
+        workflows: [...this.upstreams.map((u) => u.workflow), ...this.downstreams.map((d) => d.workflow), ...triggerWorkflows].map((w) => ({
+          label: w.purpose,
+          arn: w.arn,
+        })),
+        functions: [
+          this.controlTable.fenceWriter,
+          this.batchContext,
+          this.dbtFunctions.checkConsistency,
+          this.dbtFunctions.startDbtRun,
+          this.dbtFunctions.getDbtRun,
+          ...triggers.flatMap((t) => t.functions),
+        ].map((f) => ({ label: f.purpose, name: f.name })),
+        rules: [...triggers.flatMap((t) => t.ruleNames), forwarding.ruleName].map((rule) => ({ name: rule, busName: this.bus.busName })),
+        scheduleGroupName: scheduleGroup.name,
+        pipelines: settings.pipelines.map((pipeline, i) => ({
+          name: pipeline.name,
+          upstreamArn: this.upstreams[i].workflow.arn,
+          downstreamArn: this.downstreams[i].workflow.arn,
+          dlqNames: [this.upstreams[i].dlq.queue.name, ...triggers[i].dlqNames],
+        })),
+        tags: { ...settings.tags },
+      },
+      parent,
+    );
 
     // Last: every component above has registered its toggles.
     const { role } = settings;

@@ -27,9 +27,11 @@ export class Workflow extends pulumi.ComponentResource {
   readonly role: aws.iam.Role;
   readonly arn: pulumi.Output<string>;
   readonly name: pulumi.Output<string>;
+  readonly purpose: string;
 
   constructor(name: string, args: WorkflowArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:workflows:Workflow', name, {}, opts);
+    this.purpose = args.purpose;
     const tags = args.tags ?? {};
 
     const logGroup = new aws.cloudwatch.LogGroup(

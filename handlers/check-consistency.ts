@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
-import { evaluateConsistency, WATERMARK_SK, type ConsistencyResult, type ControlRecord } from './lib/consistency';
+import { evaluateConsistency, triggerLagMetric, WATERMARK_SK, type ConsistencyResult, type ControlRecord } from './lib/consistency';
 import { requireEnv } from './lib/env';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
@@ -74,6 +74,9 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
   const tableName = requireEnv('CONTROL_TABLE_NAME');
   const records = await readBatchRecords(tableName, input.pipeline, input.batchId);
   const result = evaluateConsistency(records, input.expectedTables, input.batchId, { rerun: input.rerun });
+  // Reruns would inflate the lag: only first attempts are measured.
+  const lag = input.rerun ? undefined : triggerLagMetric(records, input.pipeline, input.batchId, new Date());
+  if (lag) process.stdout.write(`${JSON.stringify(lag)}\n`);
   if (result.consistencyStatus === 'SUCCESS') logger.info('batch is consistent', { tables: input.expectedTables.length });
   else logger.warn('batch is not consistent', { reasons: result.reasons });
   return result;

@@ -189,3 +189,20 @@ describe('evaluateConsistency (pure)', () => {
     assert.deepEqual(result.reasons, ['no expected tables were given']);
   });
 });
+
+describe('trigger lag metric (EMF)', () => {
+  const { triggerLagMetric } = require('../handlers/lib/consistency') as typeof import('../handlers/lib/consistency');
+  const batchId = 'policycenter-20261127T070000Z';
+
+  it('measures upstream completion to the first consistency check, in seconds', () => {
+    const records = [{ pk: 'PIPELINE#policycenter', sk: `BATCH#${batchId}#UPSTREAM`, status: 'SUCCEEDED', completedAt: '2026-11-27T07:40:00.000Z' }];
+    const metric = triggerLagMetric(records as any, 'policycenter', batchId, new Date('2026-11-27T07:40:12.500Z'))!;
+    assert.equal(metric.TriggerLagSeconds, 13);
+    assert.equal(metric.Pipeline, 'policycenter');
+    assert.deepEqual((metric._aws as any).CloudWatchMetrics[0].Metrics, [{ Name: 'TriggerLagSeconds', Unit: 'Seconds' }]);
+  });
+
+  it('emits nothing when the upstream has no completion time', () => {
+    assert.equal(triggerLagMetric([], 'policycenter', batchId, new Date()), undefined);
+  });
+});

@@ -84,3 +84,22 @@ export function evaluateConsistency(
 
   return { consistencyStatus: reasons.length === 0 ? 'SUCCESS' : 'FAILED', reasons };
 }
+
+/**
+ * The upstream→downstream lag as a CloudWatch embedded-metric-format record: the time from the
+ * upstream batch's completion to this first consistency check of its downstream run. Undefined
+ * when the upstream has no completion time (nothing to measure).
+ */
+export function triggerLagMetric(records: readonly ControlRecord[], pipeline: string, batchId: string, now: Date): Record<string, unknown> | undefined {
+  const upstream = records.find((r) => r.sk === UPSTREAM_SK(batchId));
+  const completedAt = typeof upstream?.completedAt === 'string' ? Date.parse(upstream.completedAt) : NaN;
+  if (Number.isNaN(completedAt)) return undefined;
+  return {
+    _aws: {
+      Timestamp: now.getTime(),
+      CloudWatchMetrics: [{ Namespace: 'ETLPlatform', Dimensions: [['Pipeline']], Metrics: [{ Name: 'TriggerLagSeconds', Unit: 'Seconds' }] }],
+    },
+    Pipeline: pipeline,
+    TriggerLagSeconds: Math.max(0, Math.round((now.getTime() - completedAt) / 1000)),
+  };
+}

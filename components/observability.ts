@@ -1,0 +1,138 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+
+/** Step Functions metrics that mean something did not finish as it should. */
+export const WORKFLOW_ALARM_METRICS = ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionThrottled', 'ExecutionsAborted'] as const;
+export const FUNCTION_ALARM_METRICS = ['Errors', 'Throttles'] as const;
+export const RULE_ALARM_METRICS = ['FailedInvocations', 'InvocationsSentToDLQ'] as const;
+export const SCHEDULER_ALARM_METRICS = ['TargetErrorCount', 'InvocationDroppedCount'] as const;
+
+export interface ObservedPipeline {
+  readonly name: string;
+  readonly upstreamArn: pulumi.Input<string>;
+  readonly downstreamArn: pulumi.Input<string>;
+  readonly dlqNames: pulumi.Input<string>[];
+}
+
+export interface ObservabilityArgs {
+  readonly region: string;
+  readonly alarmTopicArn: pulumi.Input<string>;
+  /** Every workflow in the region, by a short label used in alarm names. */
+  readonly workflows: ReadonlyArray<{ readonly label: string; readonly arn: pulumi.Input<string> }>;
+  readonly functions: ReadonlyArray<{ readonly label: string; readonly name: pulumi.Input<string> }>;
+  readonly rules: ReadonlyArray<{ readonly name: string; readonly busName: pulumi.Input<string> }>;
+  readonly scheduleGroupName: pulumi.Input<string>;
+  readonly pipelines: readonly ObservedPipeline[];
+  readonly tags: Record<string, string>;
+}
+
+/** The dashboard body: per pipeline, batches, upstream→downstream lag, dbt duration, failures, DLQ depth. */
+export function dashboardBody(region: string, pipelines: ReadonlyArray<{ name: string; upstreamArn: string; downstreamArn: string; dlqNames: string[] }>) {
+  const widgets: object[] = [];
+  pipelines.forEach((p, row) => {
+    const y = row * 6;
+    const metric = (title: string, x: number, metrics: unknown[][], stat: string, period: number) => ({
+      type: 'metric',
+      x,
+      y,
+      width: 6,
+      height: 6,
+      properties: { title: `${p.name}: ${title}`, region, view: 'timeSeries', stacked: false, stat, period, metrics },
+    });
+    widgets.push(
+      metric('batches per day', 0, [
+        ['AWS/States', 'ExecutionsSucceeded', 'StateMachineArn', p.upstreamArn, { label: 'upstream' }],
+        ['AWS/States', 'ExecutionsSucceeded', 'StateMachineArn', p.downstreamArn, { label: 'downstream' }],
+      ], 'Sum', 86_400),
+      // The downstream's duration is the dbt build plus the lock wait; the lag is measured by the
+      // watchdog and the control records (etl-ops status), which CloudWatch cannot join.
+      metric('downstream duration (dbt)', 6, [['AWS/States', 'ExecutionTime', 'StateMachineArn', p.downstreamArn, { stat: 'p90' }]], 'Average', 3_600),
+      metric('failures', 12, [
+        ['AWS/States', 'ExecutionsFailed', 'StateMachineArn', p.upstreamArn, { label: 'upstream failed' }],
+        ['AWS/States', 'ExecutionsFailed', 'StateMachineArn', p.downstreamArn, { label: 'downstream failed' }],
+        ['AWS/States', 'ExecutionsTimedOut', 'StateMachineArn', p.downstreamArn, { label: 'downstream timed out' }],
+      ], 'Sum', 3_600),
+      metric('DLQ depth', 18, p.dlqNames.map((q) => ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', q]), 'Maximum', 300),
+    );
+  });
+  widgets.push({
+    type: 'metric',
+    x: 0,
+    y: pipelines.length * 6,
+    width: 24,
+    height: 6,
+    properties: {
+      title: 'upstream→downstream lag: upstream completion to downstream start (seconds)',
+      region,
+      view: 'timeSeries',
+      stat: 'Maximum',
+      period: 3_600,
+      metrics: pipelines.map((p) => ['ETLPlatform', 'TriggerLagSeconds', 'Pipeline', p.name]),
+    },
+  });
+  return { widgets };
+}
+
+/**
+ * CloudWatch alarms (to the alerts topic) for every workflow, function, rule and the schedule
+ * group, and one dashboard per region. Alarm names are deterministic and role-free.
+ */
+export class Observability extends pulumi.ComponentResource {
+  readonly alarmNames: pulumi.Output<string>[] = [];
+
+  constructor(name: string, args: ObservabilityArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:observability:Observability', name, {}, opts);
+    const alarm = (id: string, description: string, namespace: string, metricName: string, dimensions: Record<string, pulumi.Input<string>>) => {
+      const created = new aws.cloudwatch.MetricAlarm(
+        `${name}-${id}`,
+        {
+          alarmDescription: description,
+          namespace,
+          metricName,
+          dimensions,
+          statistic: 'Sum',
+          period: 300,
+          evaluationPeriods: 1,
+          threshold: 1,
+          comparisonOperator: 'GreaterThanOrEqualToThreshold',
+          treatMissingData: 'notBreaching',
+          alarmActions: [args.alarmTopicArn],
+          tags: args.tags,
+        },
+        { parent: this },
+      );
+      this.alarmNames.push(created.name);
+    };
+
+    for (const wf of args.workflows) {
+      for (const metric of WORKFLOW_ALARM_METRICS) {
+        alarm(`${wf.label}-${metric}`, `${metric} ≥ 1 on ${wf.label}`, 'AWS/States', metric, { StateMachineArn: wf.arn });
+      }
+    }
+    for (const fn of args.functions) {
+      for (const metric of FUNCTION_ALARM_METRICS) {
+        alarm(`${fn.label}-${metric}`, `${metric} ≥ 1 on function ${fn.label}`, 'AWS/Lambda', metric, { FunctionName: fn.name });
+      }
+    }
+    for (const rule of args.rules) {
+      for (const metric of RULE_ALARM_METRICS) {
+        alarm(`${rule.name}-${metric}`, `${metric} ≥ 1 on rule ${rule.name}`, 'AWS/Events', metric, { RuleName: rule.name, EventBusName: rule.busName });
+      }
+    }
+    for (const metric of SCHEDULER_ALARM_METRICS) {
+      alarm(`schedules-${metric}`, `${metric} ≥ 1 in schedule group`, 'AWS/Scheduler', metric, { ScheduleGroup: args.scheduleGroupName });
+    }
+
+    new aws.cloudwatch.Dashboard(
+      `${name}-dashboard`,
+      {
+        dashboardName: `etl-platform-${args.region}`,
+        dashboardBody: pulumi
+          .all(args.pipelines.map((p) => pulumi.all([p.upstreamArn, p.downstreamArn, pulumi.all(p.dlqNames)]).apply(([u, d, q]) => ({ name: p.name, upstreamArn: u, downstreamArn: d, dlqNames: q }))))
+          .apply((pipelines) => JSON.stringify(dashboardBody(args.region, pipelines))),
+      },
+      { parent: this },
+    );
+    this.registerOutputs({});
+  }
+}

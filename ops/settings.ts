@@ -1,0 +1,76 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import { OpsError } from './io';
+
+/** Names fixed by the program (Pulumi.yaml defaults, components/*). */
+export const PLATFORM = {
+  controlTable: 'etl-platform-control',
+  statusIndex: 'byPipelineStatus',
+  busName: 'etl-platform',
+  archiveName: 'etl-platform-archive',
+  scheduleGroup: 'etl-platform',
+  downstreamStateMachine: (pipeline: string) => `etl-${pipeline}-downstream`,
+  upstreamStateMachine: (pipeline: string) => `etl-${pipeline}-upstream`,
+  downstreamRule: (pipeline: string) => `${pipeline}-downstream-trigger`,
+  forwardRule: (peer: string) => `forward-to-${peer}`,
+  upstreamSchedule: (pipeline: string) => `${pipeline}-upstream`,
+} as const;
+
+/** The two stacks of the active-passive pair, region -> stack. The first is home. */
+export const DEFAULT_STACKS: Readonly<Record<string, string>> = { 'us-east-1': 'prod-east', 'us-west-1': 'prod-west' };
+
+export function knownRegions(stacks: Readonly<Record<string, string>> = DEFAULT_STACKS): string[] {
+  return Object.keys(stacks);
+}
+
+export function assertRegion(region: string, stacks: Readonly<Record<string, string>> = DEFAULT_STACKS): string {
+  if (!Object.prototype.hasOwnProperty.call(stacks, region)) {
+    throw new OpsError(`Unknown region "${region}". This platform runs in: ${knownRegions(stacks).join(', ')}.`);
+  }
+  return region;
+}
+
+/** Pipelines named in the committed stack config (Pulumi.<stack>.yaml, key etl-platform:pipelines). */
+export function pipelinesFromStackFile(workDir: string, stack: string): string[] {
+  const file = path.join(workDir, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) return [];
+  const doc = parse(fs.readFileSync(file, 'utf8')) as { config?: Record<string, unknown> };
+  const pipelines = doc?.config?.['etl-platform:pipelines'];
+  return Array.isArray(pipelines) ? pipelines.map((p) => String((p as { name?: unknown }).name)).filter(Boolean) : [];
+}
+
+const DURATION = /^(\d+)\s*([smhd])$/;
+const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A point in time from the command line: a duration back from now (`90m`, `24h`, `7d`), `now`,
+ * or an ISO-8601 timestamp (`2026-11-27T02:00:00Z`).
+ */
+export function parseTime(value: string, now: Date, option = 'time'): Date {
+  const text = value.trim();
+  if (text === 'now') return new Date(now.getTime());
+  const match = DURATION.exec(text);
+  if (match) return new Date(now.getTime() - Number(match[1]) * UNIT_MS[match[2]]);
+  if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
+    const parsed = new Date(text);
+    if (!Number.isNaN(parsed.getTime())) return parsed;
+  }
+  throw new OpsError(`Invalid ${option} "${value}": use a duration back from now (30m, 24h, 7d), "now", or an ISO-8601 time (2026-11-27T02:00:00Z).`);
+}
+
+/** `policycenter-20261127T020000Z` for a pipeline and a time: the lower bound of a batch-id range. */
+export function batchIdAt(pipeline: string, at: Date): string {
+  const iso = at.toISOString(); // 2026-11-27T02:00:00.000Z
+  return `${pipeline}-${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+}
+
+
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) return '-';
+  const s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
