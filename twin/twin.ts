@@ -356,6 +356,23 @@ export class Region {
       saved[k] = process.env[k];
       process.env[k] = v;
     }
+    // CloudWatch embedded-metric-format lines the handler prints become timeline entries.
+    const stdoutWrite = process.stdout.write;
+    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const text = String(chunk);
+      if (text.startsWith('{"_aws"')) {
+        try {
+          const emf = JSON.parse(text) as { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string; Unit?: string }> }> } } & Record<string, unknown>;
+          const metrics = emf._aws.CloudWatchMetrics.flatMap((m) => m.Metrics).map((m) => `${m.Name}=${String(emf[m.Name])}${m.Unit === 'Seconds' ? 's' : ''}`);
+          twin.metricsEmitted.push({ region: this.region, fn: fn.name, line: emf });
+          twin.log(this.region, `λ ${fn.handler}`, `metric ${metrics.join(', ')} (EMF)`);
+          return true;
+        } catch {
+          // not EMF after all: print it
+        }
+      }
+      return (stdoutWrite as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+    }) as typeof process.stdout.write;
     try {
       const mod = handlerModule(fn.handler);
       // Module-level clients the handlers expose for exactly this.
@@ -370,6 +387,7 @@ export class Region {
       }
       return await mod.handler(structuredClone(payload), { functionName: fn.name, awsRequestId: randomUUID() });
     } finally {
+      process.stdout.write = stdoutWrite;
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
@@ -452,6 +470,8 @@ export class Twin {
   readonly clock: VirtualClock;
   readonly timeline: TimelineEntry[] = [];
   readonly alerts: Alert[] = [];
+  /** CloudWatch EMF records printed by handlers. */
+  readonly metricsEmitted: Array<{ region: string; fn: string; line: Record<string, unknown> }> = [];
   readonly metrics: Metrics = { hops: 0, transitions: 0, lambdaCalls: 0, dbtRuns: 0, alerts: 0, dlqMessages: 0, executions: 0 };
   readonly faults: Faults = { lambdaThrottle: new Map() };
   readonly lambdaMutex = new Mutex();
