@@ -2,11 +2,6 @@
  * The real AWS adapters behind the narrow interfaces of ops/clients.ts: the ONLY module of the
  * CLI that imports AWS SDK clients. Every client is built per region with retryMode 'standard'.
  *
- * Installed: @aws-sdk/client-dynamodb, @aws-sdk/lib-dynamodb, @aws-sdk/client-sfn.
- * NOT yet installed (see docs/ops-cli.md#dependencies): @aws-sdk/client-eventbridge,
- * @aws-sdk/client-scheduler, @aws-sdk/client-sqs. Until they are added, the factories for those
- * clients throw MissingPackageError, which the CLI reports as a clear failure; the adapters to
- * paste in are in ops/aws-clients.pending.txt.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -19,20 +14,21 @@ import {
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import type { ControlTable, EventsOps, RegionClients, SchedulerOps, SfnOps, SqsOps } from './clients';
+import {
+  DescribeArchiveCommand, DescribeReplayCommand, EventBridgeClient, ListRulesCommand,
+  ListTargetsByRuleCommand, PutEventsCommand, StartReplayCommand,
+} from '@aws-sdk/client-eventbridge';
+import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import {
+  ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueAttributesCommand, GetQueueUrlCommand,
+  ReceiveMessageCommand, SQSClient,
+} from '@aws-sdk/client-sqs';
+
+import type { ControlTable, EventsOps, RegionClients, RuleSummary, RuleTarget, ScheduleSummary, SchedulerOps, SfnOps, SqsOps } from './clients';
 import { OpsError } from './io';
 import { PLATFORM } from './settings';
 
 export const CLIENT_CONFIG = { retryMode: 'standard', maxAttempts: 3 } as const;
-
-export class MissingPackageError extends OpsError {
-  constructor(
-    readonly packageName: string,
-    what: string,
-  ) {
-    super(`${what} needs the package ${packageName}, which is not installed yet. Add it (npm install ${packageName}) and wire its adapter (ops/aws-clients.pending.txt).`);
-  }
-}
 
 function memo<T>(make: (region: string) => T): (region: string) => T {
   const cache = new Map<string, T>();
@@ -108,15 +104,12 @@ export function awsClients(opts: AwsClientOptions = {}): RegionClients {
     const client = new DynamoDBClient({ region, ...CLIENT_CONFIG });
     return { doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName, region };
   });
-  const missing = (pkg: string, what: string) => () => {
-    throw new MissingPackageError(pkg, what);
-  };
   return {
     control,
     sfn: memo((region) => sfnAdapter(sfnClient(region))),
-    events: missing('@aws-sdk/client-eventbridge', 'EventBridge (rules, PutEvents, archive replay)') as (region: string) => EventsOps,
-    scheduler: missing('@aws-sdk/client-scheduler', 'EventBridge Scheduler (schedule states, schedule DLQs)') as (region: string) => SchedulerOps,
-    sqs: missing('@aws-sdk/client-sqs', 'SQS (dead-letter queues)') as (region: string) => SqsOps,
+    events: memo((region) => eventsAdapter(new EventBridgeClient({ region, ...CLIENT_CONFIG }))),
+    scheduler: memo((region) => schedulerAdapter(new SchedulerClient({ region, ...CLIENT_CONFIG }))),
+    sqs: memo((region) => sqsAdapter(new SQSClient({ region, ...CLIENT_CONFIG }))),
     async reachable(region) {
       // A cheap read-only control-plane call in that region, one attempt, short timeout.
       const probe = new SFNClient({ region, retryMode: 'standard', maxAttempts: 1 });
@@ -129,6 +122,106 @@ export function awsClients(opts: AwsClientOptions = {}): RegionClients {
       } finally {
         probe.destroy();
       }
+    },
+  };
+}
+
+export function eventsAdapter(client: EventBridgeClient): EventsOps {
+  return {
+    async listRules(busName) {
+      const rules: RuleSummary[] = [];
+      let NextToken: string | undefined;
+      do {
+        const page = await client.send(new ListRulesCommand({ EventBusName: busName, NextToken }));
+        for (const r of page.Rules ?? []) rules.push({ name: r.Name as string, arn: r.Arn, state: r.State as string });
+        NextToken = page.NextToken;
+      } while (NextToken);
+      return rules;
+    },
+    async listTargets(ruleName, busName) {
+      const targets: RuleTarget[] = [];
+      let NextToken: string | undefined;
+      do {
+        const page = await client.send(new ListTargetsByRuleCommand({ Rule: ruleName, EventBusName: busName, NextToken }));
+        for (const t of page.Targets ?? []) targets.push({ id: t.Id as string, arn: t.Arn as string, deadLetterArn: t.DeadLetterConfig?.Arn });
+        NextToken = page.NextToken;
+      } while (NextToken);
+      return targets;
+    },
+    async putEvents(entries) {
+      const r = await client.send(new PutEventsCommand({ Entries: entries }));
+      return {
+        failedEntryCount: r.FailedEntryCount ?? 0,
+        errors: (r.Entries ?? []).filter((e) => e.ErrorCode).map((e) => `${e.ErrorCode}: ${e.ErrorMessage}`),
+      };
+    },
+    async describeArchive(archiveName) {
+      const r = await client.send(new DescribeArchiveCommand({ ArchiveName: archiveName }));
+      return { archiveArn: r.ArchiveArn as string, eventSourceArn: r.EventSourceArn as string, state: r.State };
+    },
+    async startReplay(i) {
+      const r = await client.send(new StartReplayCommand({
+        ReplayName: i.replayName, EventSourceArn: i.eventSourceArn, EventStartTime: i.eventStartTime,
+        EventEndTime: i.eventEndTime, Destination: { Arn: i.destinationArn, FilterArns: i.filterArns },
+      }));
+      return { replayArn: r.ReplayArn, state: r.State };
+    },
+    async describeReplay(replayName) {
+      const r = await client.send(new DescribeReplayCommand({ ReplayName: replayName }));
+      return {
+        state: r.State as string, stateReason: r.StateReason, eventStartTime: r.EventStartTime, eventEndTime: r.EventEndTime,
+        eventLastReplayedTime: r.EventLastReplayedTime, replayStartTime: r.ReplayStartTime, replayEndTime: r.ReplayEndTime,
+      };
+    },
+  };
+}
+
+export function schedulerAdapter(client: SchedulerClient): SchedulerOps {
+  return {
+    async listSchedules(groupName) {
+      const out: ScheduleSummary[] = [];
+      let NextToken: string | undefined;
+      do {
+        const page = await client.send(new ListSchedulesCommand({ GroupName: groupName, NextToken }));
+        for (const s of page.Schedules ?? []) {
+          const full = await client.send(new GetScheduleCommand({ Name: s.Name, GroupName: groupName }));
+          out.push({ name: s.Name as string, groupName, state: full.State as string, targetArn: full.Target?.Arn, deadLetterArn: full.Target?.DeadLetterConfig?.Arn });
+        }
+        NextToken = page.NextToken;
+      } while (NextToken);
+      return out;
+    },
+  };
+}
+
+export function sqsAdapter(client: SQSClient): SqsOps {
+  return {
+    async queueUrl(nameOrArn) {
+      if (nameOrArn.startsWith('https://')) return nameOrArn;
+      const parts = nameOrArn.split(':'); // arn:aws:sqs:<region>:<account>:<name>
+      const [QueueName, QueueOwnerAWSAccountId] = nameOrArn.startsWith('arn:') ? [parts[5], parts[4]] : [nameOrArn, undefined];
+      return (await client.send(new GetQueueUrlCommand({ QueueName, QueueOwnerAWSAccountId }))).QueueUrl as string;
+    },
+    async depth(QueueUrl) {
+      const r = await client.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
+      return { visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
+    },
+    async receive(QueueUrl, o) {
+      const r = await client.send(new ReceiveMessageCommand({
+        QueueUrl, MaxNumberOfMessages: o.max, VisibilityTimeout: o.visibilityTimeoutSeconds, WaitTimeSeconds: o.waitSeconds,
+        MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['SentTimestamp', 'ApproximateReceiveCount'],
+      }));
+      return (r.Messages ?? []).map((m) => ({
+        messageId: m.MessageId as string, receiptHandle: m.ReceiptHandle as string, body: m.Body ?? '',
+        attributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ''])),
+        system: m.Attributes as Record<string, string> | undefined,
+      }));
+    },
+    async delete(QueueUrl, ReceiptHandle) {
+      await client.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle }));
+    },
+    async release(QueueUrl, ReceiptHandle) {
+      await client.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle, VisibilityTimeout: 0 }));
     },
   };
 }
