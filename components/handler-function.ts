@@ -3,6 +3,9 @@ import * as pulumi from '@pulumi/pulumi';
 import { bundleHandler, type HandlerName } from '../handlers/bundle';
 import { iamRoleName } from './naming';
 
+/** Tag on every function naming its handler module (`handlers/<value>.ts`). */
+export const HANDLER_TAG = 'etl-platform:handler';
+
 // Kept on globalThis so it survives the test harness re-requiring the program's modules.
 const globalBundles = globalThis as { __etlHandlerBundles?: Map<HandlerName, string> };
 const bundled = (globalBundles.__etlHandlerBundles ??= new Map<HandlerName, string>());
@@ -127,7 +130,8 @@ export class HandlerFunction extends pulumi.ComponentResource {
         loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
         environment: { variables: { POWERTOOLS_SERVICE_NAME: `etl-${args.purpose}`, ...(args.environment ?? {}) } },
         vpcConfig: args.vpc ? { subnetIds: [...args.vpc.subnetIds], securityGroupIds: [...args.vpc.securityGroupIds] } : undefined,
-        tags,
+        // Names the bundled module, so tools (the local twin) map a function to handlers/<name>.ts.
+        tags: { ...tags, [HANDLER_TAG]: args.handler },
       },
       { parent: this, dependsOn: [policy, logGroup] },
     );

@@ -38,6 +38,13 @@ export interface ServiceHandlers {
   lambda?: LambdaHandler | Record<string, LambdaHandler>;
   /** Return true to make an entry fail (the task then fails with EventBridge.FailedEntry). */
   eventsFail?: (entry: AnyParams) => boolean;
+  /**
+   * Delivers accepted entries (after `eventsFail`), e.g. to the local twin's bus. Return the
+   * PutEvents result, or throw a StatesError. Default: entries are only recorded.
+   */
+  events?: (entries: AnyParams[]) => Json | Promise<Json>;
+  /** sns:publish: called after the message is recorded (the twin logs an alert). */
+  sns?: (params: AnyParams) => void | Promise<void>;
   /** Outcome of each glue:startJobRun.sync call (`call` counts from 1 across the run). */
   glue?: (params: AnyParams, call: number) => GlueJobRunOutcome | Promise<GlueJobRunOutcome>;
   /** states:startExecution(.sync/.sync:2): return the task result or throw a StatesError. */
@@ -100,6 +107,7 @@ export class ServiceRouter {
         return this.events(params);
       case 'sns':
         this.snsMessages.push(params);
+        await this.handlers.sns?.(params);
         return { MessageId: randomUUID() };
       case 'glue':
         return this.glue(r.pattern, params);
@@ -157,13 +165,14 @@ export class ServiceRouter {
     return direct ? result : { ExecutedVersion: '$LATEST', Payload: result, StatusCode: 200 };
   }
 
-  private events(params: AnyParams): Json {
+  private async events(params: AnyParams): Promise<Json> {
     const entries = (params.Entries ?? []) as AnyParams[];
     const failed = entries.filter((e) => this.handlers.eventsFail?.(e) ?? false);
     if (failed.length > 0) {
       throw new StatesError('EventBridge.FailedEntry', JSON.stringify({ FailedEntryCount: failed.length }));
     }
     this.putEvents.push(...entries);
+    if (this.handlers.events) return this.handlers.events(entries);
     return { Entries: entries.map(() => ({ EventId: randomUUID() })), FailedEntryCount: 0 };
   }
 
@@ -219,12 +228,16 @@ export interface RunOptions {
   waitMs?: number;
   /** Extra context; Execution.Id / Execution.Name are filled in when absent. */
   context?: { Execution?: Record<string, unknown>; [key: string]: unknown };
+  /** Aborting stops the execution (status ABORTED), e.g. when the twin takes a region down. */
+  signal?: AbortSignal;
+  /** Sees every execution event as it happens (the twin's live timeline). */
+  onEvent?: (event: ExecutionEvent) => void;
 }
 
 export type ExecutionEvent = { type: string; [key: string]: unknown };
 
 export interface RunResult {
-  status: 'SUCCEEDED' | 'FAILED';
+  status: 'SUCCEEDED' | 'FAILED' | 'ABORTED';
   output?: Json;
   error?: string;
   cause?: string;
@@ -306,8 +319,18 @@ export async function runWorkflow(
   });
   const events: ExecutionEvent[] = [];
   const draining = (async () => {
-    for await (const ev of execution.eventLogs) events.push(ev as unknown as ExecutionEvent);
+    for await (const ev of execution.eventLogs) {
+      events.push(ev as unknown as ExecutionEvent);
+      options.onEvent?.(ev as unknown as ExecutionEvent);
+    }
   })();
+  let aborted = false;
+  const onAbort = () => {
+    aborted = true;
+    execution.abort();
+  };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let result: RunResult;
   try {
@@ -316,7 +339,7 @@ export async function runWorkflow(
   } catch (e) {
     const inner = (e as { cause?: unknown }).cause;
     result = {
-      status: 'FAILED',
+      status: aborted ? 'ABORTED' : 'FAILED',
       error: inner instanceof Error ? inner.name : errorName(e),
       cause: inner instanceof Error ? inner.message : String(e),
       events,
@@ -324,6 +347,7 @@ export async function runWorkflow(
       router,
     };
   }
+  options.signal?.removeEventListener('abort', onAbort);
   await draining;
   result.transitions = events.filter((ev) => ev.type === 'StateEntered' || ev.type === 'StateRetried').length;
   return result;

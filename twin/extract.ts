@@ -1,0 +1,202 @@
+import { HANDLER_TAG } from '../components/handler-function';
+import type { StateMachineDefinition } from '../state-machines/asl';
+import type { RecordedResource } from '../tests/harness/pulumi-mocks';
+import { runProgram, STACK_REGION, type StackName } from '../tests/harness/program';
+
+/**
+ * Extraction: runs the REAL program (index.ts) under the tests' recording mocks for one stack
+ * and reads back what it would deploy. One code path with the tests: `runProgram`.
+ * Nothing here restates a definition, a pattern or a handler (design decision 8).
+ */
+
+export interface RetryPolicy {
+  maximumRetryAttempts: number;
+  maximumEventAgeInSeconds: number;
+}
+
+export interface ExtractedStateMachine {
+  name: string;
+  arn: string;
+  region: string;
+  definition: StateMachineDefinition;
+}
+
+export interface ExtractedTarget {
+  arn: string;
+  roleArn?: string;
+  input?: string;
+  retryPolicy?: RetryPolicy;
+  dlqArn?: string;
+}
+
+export interface ExtractedRule {
+  name: string;
+  arn: string;
+  busName: string;
+  pattern: Record<string, unknown>;
+  state: 'ENABLED' | 'DISABLED';
+  targets: ExtractedTarget[];
+}
+
+export interface ExtractedSchedule {
+  name: string;
+  arn: string;
+  expression: string;
+  timezone: string;
+  state: 'ENABLED' | 'DISABLED';
+  target: ExtractedTarget;
+}
+
+export interface ExtractedFunction {
+  name: string;
+  arn: string;
+  /** handlers/<handler>.ts */
+  handler: string;
+  env: Record<string, string>;
+  /** From FunctionEventInvokeConfig (async invocations); AWS default is 2 retries, 6 h. */
+  async: { maximumRetryAttempts: number; maximumEventAgeInSeconds: number; onFailureArn?: string };
+}
+
+export interface ExtractedQueue {
+  name: string;
+  arn: string;
+  url: string;
+}
+
+export interface StackModel {
+  stack: StackName;
+  region: string;
+  activeRegion: string;
+  eventSource: string;
+  bus: { name: string; arn: string };
+  archive: { name: string; pattern: Record<string, unknown>; retentionDays: number };
+  stateMachines: ExtractedStateMachine[];
+  rules: ExtractedRule[];
+  schedules: ExtractedSchedule[];
+  functions: ExtractedFunction[];
+  queues: ExtractedQueue[];
+  topics: Array<{ name: string; arn: string }>;
+  controlTableName: string;
+  /** What `pulumi up` invokes to move the fence: the function and its input. */
+  fenceInvocation: { functionName: string; input: Record<string, unknown> };
+  /** Lake bucket(s) the workflows read Glue results from. */
+  outputs: Record<string, any>;
+}
+
+export interface ExtractOptions {
+  stack: StackName;
+  activeRegion: string;
+  /** Extra config overrides (e.g. defaultTriggerMode). */
+  config?: Record<string, unknown>;
+}
+
+function parseJson<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+function regionOf(arn: string): string {
+  return arn.split(':')[3];
+}
+
+export async function extractStack(options: ExtractOptions): Promise<StackModel> {
+  const run = await runProgram({ stack: options.stack, activeRegion: options.activeRegion, ...(options.config ? { config: options.config } : {}) });
+  if (run.error) throw new Error(`extract ${options.stack}: the program failed: ${run.error.message}`);
+  const region = STACK_REGION[options.stack];
+  const of = (type: string): RecordedResource[] => run.ofType(type);
+
+  const busRes = run.one('aws:cloudwatch/eventBus:EventBus');
+  const archiveRes = run.one('aws:cloudwatch/eventArchive:EventArchive');
+
+  const queues: ExtractedQueue[] = of('aws:sqs/queue:Queue').map((q) => ({ name: q.state.name, arn: q.state.arn, url: q.state.url }));
+
+  const stateMachines = of('aws:sfn/stateMachine:StateMachine').map((sm) => ({
+    name: sm.state.name as string,
+    arn: sm.state.arn as string,
+    region: regionOf(sm.state.arn),
+    definition: parseJson<StateMachineDefinition>(sm.inputs.definition),
+  }));
+
+  const asyncConfigs = of('aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig');
+  const functions: ExtractedFunction[] = of('aws:lambda/function:Function').map((fn) => {
+    const handler = fn.inputs.tags?.[HANDLER_TAG];
+    if (typeof handler !== 'string') throw new Error(`extract: function ${fn.state.name} has no ${HANDLER_TAG} tag`);
+    const cfg = asyncConfigs.find((c) => c.inputs.functionName === fn.state.name);
+    return {
+      name: fn.state.name,
+      arn: fn.state.arn,
+      handler,
+      env: { ...(fn.inputs.environment?.variables ?? {}) },
+      async: {
+        maximumRetryAttempts: cfg?.inputs.maximumRetryAttempts ?? 2,
+        maximumEventAgeInSeconds: cfg?.inputs.maximumEventAgeInSeconds ?? 21_600,
+        ...(cfg?.inputs.destinationConfig?.onFailure?.destination ? { onFailureArn: cfg.inputs.destinationConfig.onFailure.destination } : {}),
+      },
+    };
+  });
+
+  const targets = of('aws:cloudwatch/eventTarget:EventTarget');
+  const rules: ExtractedRule[] = of('aws:cloudwatch/eventRule:EventRule').map((r) => ({
+    name: r.state.name,
+    arn: r.state.arn,
+    busName: r.inputs.eventBusName ?? 'default',
+    pattern: parseJson<Record<string, unknown>>(r.inputs.eventPattern),
+    state: (r.inputs.state ?? 'ENABLED') as 'ENABLED' | 'DISABLED',
+    targets: targets
+      .filter((t) => t.inputs.rule === r.state.name && (t.inputs.eventBusName ?? 'default') === (r.inputs.eventBusName ?? 'default'))
+      .map((t) => ({
+        arn: t.inputs.arn,
+        ...(t.inputs.roleArn ? { roleArn: t.inputs.roleArn } : {}),
+        ...(t.inputs.input ? { input: t.inputs.input } : {}),
+        ...(t.inputs.retryPolicy ? { retryPolicy: t.inputs.retryPolicy } : {}),
+        ...(t.inputs.deadLetterConfig?.arn ? { dlqArn: t.inputs.deadLetterConfig.arn } : {}),
+      })),
+  }));
+
+  const schedules: ExtractedSchedule[] = of('aws:scheduler/schedule:Schedule').map((s) => ({
+    name: s.state.name,
+    arn: s.state.arn,
+    expression: s.inputs.scheduleExpression,
+    timezone: s.inputs.scheduleExpressionTimezone ?? 'UTC',
+    state: (s.inputs.state ?? 'ENABLED') as 'ENABLED' | 'DISABLED',
+    target: {
+      arn: s.inputs.target.arn,
+      roleArn: s.inputs.target.roleArn,
+      input: s.inputs.target.input,
+      ...(s.inputs.target.retryPolicy ? { retryPolicy: s.inputs.target.retryPolicy } : {}),
+      ...(s.inputs.target.deadLetterConfig?.arn ? { dlqArn: s.inputs.target.deadLetterConfig.arn } : {}),
+    },
+  }));
+
+  const invocation = run.one('aws:lambda/invocation:Invocation', 'fence');
+  const fenceWriter = functions.find((f) => f.handler === 'fence-writer');
+  if (!fenceWriter) throw new Error('extract: no fence-writer function');
+
+  return {
+    stack: options.stack,
+    region,
+    activeRegion: options.activeRegion,
+    eventSource: parseJson<{ source: string[] }>(archiveRes.inputs.eventPattern).source[0],
+    bus: { name: busRes.state.name, arn: busRes.state.arn },
+    archive: {
+      name: archiveRes.state.name,
+      pattern: parseJson<Record<string, unknown>>(archiveRes.inputs.eventPattern),
+      retentionDays: archiveRes.inputs.retentionDays ?? 0,
+    },
+    stateMachines,
+    rules,
+    schedules,
+    functions,
+    queues,
+    topics: of('aws:sns/topic:Topic').map((t) => ({ name: t.state.name, arn: t.state.arn })),
+    controlTableName: fenceWriter.env.CONTROL_TABLE_NAME,
+    fenceInvocation: { functionName: invocation.inputs.functionName, input: parseJson<Record<string, unknown>>(invocation.inputs.input) },
+    outputs: run.outputs,
+  };
+}
+
+/** Both stacks, as the given active region would deploy them. */
+export async function extractPlatform(activeRegion: string, config?: Record<string, unknown>): Promise<Record<StackName, StackModel>> {
+  const east = await extractStack({ stack: 'prod-east', activeRegion, ...(config ? { config } : {}) });
+  const west = await extractStack({ stack: 'prod-west', activeRegion, ...(config ? { config } : {}) });
+  return { 'prod-east': east, 'prod-west': west };
+}
