@@ -331,7 +331,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         },
         statements: [
           { Sid: 'ControlRecords', Effect: 'Allow', Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], Resource: [this.controlTable.tableArn] },
-          { Sid: 'StatusIndex', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: [this.controlTable.statusIndexArn] },
+          { Sid: 'StatusIndexAndHistory', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: [this.controlTable.statusIndexArn, this.controlTable.tableArn] },
           { Sid: 'StartLostDownstreams', Effect: 'Allow', Action: ['states:StartExecution'], Resource: this.downstreams.map((d) => d.workflow.arn) },
           { Sid: 'Alerts', Effect: 'Allow', Action: ['sns:Publish'], Resource: [this.alerts.topicArn] },
           { Sid: 'AlertsKey', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [this.alerts.key.arn] },
@@ -352,7 +352,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         state: settings.role.scheduleState,
         targetArn: watchdog.arn,
         targetAction: 'lambda:InvokeFunction',
-        input: '{}',
+        input: JSON.stringify({ scheduledTime: '<aws.scheduler.scheduled-time>' }),
         retry: { maximumRetryAttempts: 0, maximumEventAgeSeconds: 60 * settings.watchdog.rateMinutes },
         roleName: iamRoleName('sched-watchdog', settings.region),
         accountId: this.account.accountId,

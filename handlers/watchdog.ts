@@ -210,6 +210,27 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
   );
   records.push(...queried.flat());
 
+  // A missing expected batch counts only if the pipeline ran before it: read its oldest batch
+  // record (one item) — only on ticks where a batch is missing.
+  const missing = expectations.filter((e) => {
+    const pk = pipelinePk(e.pipeline.name);
+    return e.expectedBatchId && !records.some((r) => r.pk === pk && (r.sk === UPSTREAM_SK(e.expectedBatchId!) || r.sk === LATE_MARKER_SK(e.expectedBatchId!)));
+  });
+  const oldest = await Promise.all(
+    missing.map(async (e) => {
+      const page = await send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :batch)',
+          ExpressionAttributeValues: { ':pk': pipelinePk(e.pipeline.name), ':batch': 'BATCH#' },
+          Limit: 1,
+        }),
+      );
+      return (page.Items ?? []) as ControlItem[];
+    }),
+  );
+  records.push(...oldest.flat());
+
   // 3. Follow-up reads only for aged candidates (none on a quiet tick).
   const more = followUpKeys(records, expectations, now, settings);
   if (more.length > 0) records.push(...(await batchGet(more)));
@@ -305,7 +326,21 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
   return summary;
 }
 
-export const handler = async (_event: unknown, context?: LambdaContext): Promise<WatchdogSummary> => {
+/**
+ * The tick's time is the Scheduler's `<aws.scheduler.scheduled-time>` when the schedule passes it
+ * (it does: components/regional-platform.ts), so a delayed or retried invocation judges the moment
+ * it was meant for; otherwise the wall clock.
+ */
+export function tickTime(event: unknown, wallClock: Date): Date {
+  const scheduled = (event as { scheduledTime?: unknown } | null)?.scheduledTime;
+  if (typeof scheduled === 'string') {
+    const at = new Date(scheduled);
+    if (!Number.isNaN(at.getTime())) return at;
+  }
+  return wallClock;
+}
+
+export const handler = async (event: unknown, context?: LambdaContext): Promise<WatchdogSummary> => {
   withContext(context);
-  return runWatchdog(new Date());
+  return runWatchdog(tickTime(event, new Date()));
 };

@@ -181,8 +181,18 @@ describe('lateness watchdog against dynalite', () => {
     assert.equal(summary.dynamoRequests, 7);
   });
 
-  it('an overdue upstream batch alerts once across two ticks', async () => {
+  /** A batch from days before: the pipeline had a cadence to keep. */
+  const earlierBatch = (p: string) => ({ pk: `PIPELINE#${p}`, sk: `BATCH#${p}-20261120T070000Z#UPSTREAM`, status: 'SUCCEEDED' });
+
+  it('a pipeline with no earlier batch is not late (a fresh deployment or a new pipeline)', async () => {
     await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`));
+    const tick = await runWatchdog(NOW);
+    assert.deepEqual(tick.actions, []);
+    assert.equal(alerts.length, 0);
+  });
+
+  it('an overdue upstream batch alerts once across two ticks', async () => {
+    await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`), earlierBatch(P));
     const first = await runWatchdog(NOW);
     assert.deepEqual(first.actions, [{ kind: 'ALERT_LATE', pipeline: P, batchId: PB, result: 'ALERTED' }]);
     assert.equal(alerts.length, 1);
@@ -198,7 +208,7 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   it('the tick still inside its grace period is not expected yet; a racing tick that wrote the marker first wins', async () => {
-    await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`));
+    await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`), earlierBatch(P));
     // 07:50Z: the 07:00Z tick is due by 08:00Z, so the expected batch is yesterday's... which is absent too.
     const early = await runWatchdog(new Date('2026-11-27T07:50:00Z'));
     assert.deepEqual(early.actions.map((a) => a.batchId), [`${P}-20261126T070000Z`]);
@@ -284,7 +294,7 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   it('a failed publish un-claims the marker, fails the tick, and the next tick alerts', async () => {
-    await seed(...allWell().filter((item) => item.pk === `PIPELINE#${Q}`), watermark(P, `${P}-20261126T070000Z`));
+    await seed(...allWell().filter((item) => item.pk === `PIPELINE#${Q}`), watermark(P, `${P}-20261126T070000Z`), earlierBatch(P));
     setAlertPublisher({
       publish: async () => {
         throw Object.assign(new Error('topic unreachable'), { name: 'InternalErrorException' });
@@ -340,5 +350,18 @@ describe('findLateness (pure)', () => {
     assert.equal(actions.length, 1);
     assert.equal(actions[0].kind, 'ALERT_UNRECOVERABLE');
     assert.match((actions[0] as { problem: string }).problem, /detail.tables: must list at least one table/);
+  });
+});
+
+describe('watchdog tick time', () => {
+  const { tickTime } = require('../handlers/watchdog') as typeof import('../handlers/watchdog');
+  const wall = new Date('2026-11-27T09:00:00Z');
+  it('is the scheduled time the Scheduler passes', () => {
+    assert.equal(tickTime({ scheduledTime: '2026-11-27T08:55:00Z' }, wall).toISOString(), '2026-11-27T08:55:00.000Z');
+  });
+  it('falls back to the wall clock without one, or with garbage', () => {
+    assert.equal(tickTime({}, wall), wall);
+    assert.equal(tickTime({ scheduledTime: 'soon' }, wall), wall);
+    assert.equal(tickTime(null, wall), wall);
   });
 });

@@ -360,7 +360,6 @@ function countBy(items: string[]): Record<string, number> {
  * it as a JSON string (`States.JsonToString`), so every tick after the first SUCCEEDED batch fails.
  */
 export const KNOWN_DEFECTS: Record<string, { what: string; cause: string }> = {
-  'schedule-poll': { what: "poller reads tables.L, upstream writes tables as a string → every tick FAILED (States.Runtime)", cause: '$.tables.L' },
 };
 
 export const TRIGGER_MODES_UNDER_TEST = ['rule-direct', 'rule-lambda', 'rule-intermediate-sfn', 'upstream-direct', 'schedule-poll'] as const;

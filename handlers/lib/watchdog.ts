@@ -15,7 +15,8 @@ import { formatIssues } from './validate';
  *
  * Three findings, each acted on at most once per batch (markers in the control table):
  * - LATE: the pipeline's last expected tick (due at least `graceMinutes` ago) has no upstream
- *   record at all → alert, marker `ALERT#LATE#<batchId>`.
+ *   record at all, and the pipeline has an earlier batch (it had a cadence to keep) → alert,
+ *   marker `ALERT#LATE#<batchId>`.
  * - LOST TRIGGER: an upstream batch SUCCEEDED at least `lostTriggerMinutes` ago, is newer than
  *   the downstream watermark, and has no downstream record → start the downstream workflow
  *   (name = batch id, input = the rebuilt UpstreamBatchSucceeded event), marker
@@ -196,6 +197,10 @@ class ItemIndex {
   all(): ControlItem[] {
     return [...this.items.values()];
   }
+  /** Whether the pipeline has any batch record older than `batchId` (it ran before that tick). */
+  hasEarlierBatch(pk: string, batchId: string): boolean {
+    return this.all().some((r) => r.pk === pk && r.sk.startsWith('BATCH#') && r.sk.slice('BATCH#'.length).split('#')[0] < batchId);
+  }
 }
 
 function upstreamSucceededCandidates(index: ItemIndex, e: Expectation, now: Date, settings: WatchSettings): ControlItem[] {
@@ -304,7 +309,8 @@ export function findLateness(
 
     if (e.expectedBatchId && e.expectedScheduledTime) {
       const id = e.expectedBatchId;
-      if (!index.has(pk, UPSTREAM_SK(id)) && !index.has(pk, LATE_MARKER_SK(id))) {
+      // A pipeline with no earlier batch has no cadence to miss yet (a new pipeline, a fresh deployment).
+      if (!index.has(pk, UPSTREAM_SK(id)) && !index.has(pk, LATE_MARKER_SK(id)) && index.hasEarlierBatch(pk, id)) {
         actions.push({
           kind: 'ALERT_LATE',
           pipeline,
