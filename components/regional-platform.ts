@@ -6,6 +6,7 @@ import { Alerts } from './alerts';
 import { ControlTable } from './control-table';
 import { PlatformEventBus } from './event-bus';
 import { DataLake } from './data-lake';
+import { DeadLetterQueue } from './dead-letter-queue';
 import { DbtFunctions } from './dbt-functions';
 import { DownstreamElt, downstreamArn } from './downstream-elt';
 import { CrossRegionForwarding, DownstreamTrigger } from './downstream-trigger';
@@ -337,6 +338,34 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           { Sid: 'AlertsKey', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [this.alerts.key.arn] },
         ],
         tags: { ...settings.tags },
+      },
+      parent,
+    );
+    // Scheduler invokes Lambda asynchronously: no retries (the next tick re-checks everything), and a
+    // failed tick lands in its own alarmed DLQ rather than vanishing.
+    const watchdogDlq = new DeadLetterQueue(
+      `${name}-watchdog-async-dlq`,
+      { purpose: 'lateness watchdog failed ticks', alarmTopicArn: this.alerts.topicArn, tags: { ...settings.tags } },
+      parent,
+    );
+    new aws.iam.RolePolicy(
+      `${name}-watchdog-dlq-policy`,
+      {
+        role: watchdog.role.id,
+        policy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: [{ Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [watchdogDlq.arn] }],
+        }),
+      },
+      parent,
+    );
+    new aws.lambda.FunctionEventInvokeConfig(
+      `${name}-watchdog-async`,
+      {
+        functionName: watchdog.name,
+        maximumRetryAttempts: 0,
+        maximumEventAgeInSeconds: 60 * settings.watchdog.rateMinutes,
+        destinationConfig: { onFailure: { destination: watchdogDlq.arn } },
       },
       parent,
     );

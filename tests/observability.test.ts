@@ -69,6 +69,10 @@ describe('lateness watchdog wiring', () => {
       const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'etl-watchdog-policy').inputs.policy);
       const start = policy.Statement.find((s: any) => s.Sid === 'StartLostDownstreams');
       assert.deepEqual(start.Resource, pipelines.map((p: any) => p.downstreamArn));
+      const asyncConfig = run.one('aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig', 'watchdog-async');
+      const dlq = run.one('aws:sqs/queue:Queue', 'watchdog-async-dlq');
+      assert.equal(asyncConfig.inputs.maximumRetryAttempts, 0);
+      assert.equal(asyncConfig.inputs.destinationConfig.onFailure.destination, dlq.state.arn);
       const invoke = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'watchdog-schedule-policy').inputs.policy);
       assert.deepEqual(invoke.Statement[0].Action, ['lambda:InvokeFunction']);
       assert.deepEqual(invoke.Statement[0].Resource, [fn.state.arn]);
