@@ -172,7 +172,10 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
   const batchIdPattern = `${p}-*T*Z`;
   // A batch id of a longer pipeline name sharing our prefix ("policycenter-x-2026...") has a second hyphen.
   const otherPipelinePattern = `${p}-*-*`;
+  // IsString first: a non-string batch id (e.g. a number) must end InvalidTriggerEvent, not
+  // fail StringMatches with an unnamed runtime error.
   const batchIdOk = (path: string): BooleanExpression[] => [
+    { Variable: path, IsString: true },
     { Variable: path, StringMatches: batchIdPattern },
     { Not: { Variable: path, StringMatches: otherPipelinePattern } },
   ];

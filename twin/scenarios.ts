@@ -339,9 +339,9 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
     expect.equal('dbt API: runs', twin.dbtRuns().length, 0);
     expect.equal('executions that did not fail', fails.filter((f) => !f.startsWith('FAILED')), []);
     expect.equal('fails by error', countBy(fails), countBy(fails)); // recorded in the report
-    // Known finding: the downstream's StringMatches on a non-string batchId is a TypeError in the
-    // local engine (ClassifyTrigger checks IsPresent but not IsString before StringMatches).
-    expect.equal('failed with a named error, except the known StringMatches-on-a-number finding', fails.filter((f) => !/^FAILED:[A-Z][A-Za-z]+$/.test(f) || f === 'FAILED:TypeError'), ['FAILED:TypeError']);
+    // A numeric batchId used to be an unnamed TypeError (StringMatches on a number); the downstream
+    // now checks IsString first, so every failure is named (InvalidTriggerEvent for that one).
+    expect.equal('failed with a named error', fails.filter((f) => !/^FAILED:[A-Z][A-Za-z]+$/.test(f) || f === 'FAILED:TypeError'), []);
     expect.equal('DLQ: the oversized event', dlq.map((m) => m.attributes.ERROR_CODE), ['InvalidExecutionInput']);
     expect.equal('every bad input ended in a Fail or a DLQ', fails.length + dlq.length, kinds);
   });

@@ -1,0 +1,69 @@
+/**
+ * Regenerates docs/bad-input.md from the cases themselves: BAD_CONFIG_CASES (tests/config.test.ts)
+ * run through the real program under mocks, and MALFORMED_EVENTS (tests/harness/malformed-events.ts)
+ * fed to start-downstream for its exact message. tests/bad-input-matrix.test.ts checks the doc.
+ *
+ *   npx ts-node --transpile-only scripts/bad-input-doc.ts
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+// tests/config.test.ts registers mocha suites when loaded; outside mocha they are no-ops.
+const g = globalThis as Record<string, unknown>;
+for (const name of ['describe', 'it', 'before', 'after', 'beforeEach', 'afterEach']) g[name] ??= () => undefined;
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+async function main(): Promise<void> {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { BAD_CONFIG_CASES } = require('../tests/config.test') as typeof import('../tests/config.test');
+  const { runProgram } = require('../tests/harness/program') as typeof import('../tests/harness/program');
+  const { MALFORMED_EVENTS } = require('../tests/harness/malformed-events') as typeof import('../tests/harness/malformed-events');
+  const { handler, setSfnClient } = require('../handlers/start-downstream') as typeof import('../handlers/start-downstream');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+
+  const configRows: string[] = [];
+  let i = 0;
+  for (const c of BAD_CONFIG_CASES) {
+    const run = await runProgram({ stack: 'prod-east', config: c.config, secrets: c.secrets });
+    if (!run.error) throw new Error(`${c.title}: the program accepted it`);
+    const problems = run.error.message.split('\n').slice(1).map((l) => l.replace(/^\s*-\s*/, '')).join(' / ');
+    configRows.push(`| ${++i} | ${c.title} | \`${cell(problems)}\` | ${run.resources.length} |`);
+  }
+
+  Object.assign(process.env, {
+    DOWNSTREAM_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:etl-platform-downstream-policycenter',
+    PIPELINES: 'policycenter,billingcenter',
+    EVENT_SOURCE: 'com.insurer.etl-platform',
+  });
+  setSfnClient({ send: async () => ({ executionArn: 'arn:x' }) });
+  const eventRows: string[] = [];
+  for (const m of MALFORMED_EVENTS) {
+    let lambda: string;
+    try {
+      const out = await handler(m.input());
+      lambda = `${out.status} (StartExecution called)`;
+    } catch (e) {
+      const err = e as Error;
+      lambda = `${err.name}: \`${cell(err.message.length > 240 ? `${err.message.slice(0, 240)}…` : err.message)}\``;
+    }
+    const input = JSON.stringify(m.input()) ?? 'undefined';
+    const shown = input.length > 90 ? `${input.slice(0, 90)}… (${Math.round(input.length / 1024)} KB)` : input;
+    const workflow = m.accepted ? 'SUCCEEDED: accepted, one dbt run (see note)' : `Fail \`${m.workflow}\`; nothing written, no dbt call`;
+    eventRows.push(`| ${m.kind} | \`${cell(shown)}\` | ${workflow} | ${lambda} |`);
+  }
+
+  const template = fs.readFileSync(path.join(__dirname, 'bad-input-doc.template.md'), 'utf8');
+  const doc = template
+    .replace('<!-- CONFIG_ROWS -->', configRows.join('\n'))
+    .replace('<!-- EVENT_ROWS -->', eventRows.join('\n'));
+  fs.writeFileSync(path.join(__dirname, '..', 'docs', 'bad-input.md'), doc);
+  console.log(`docs/bad-input.md: ${configRows.length} config cases, ${eventRows.length} malformed events`);
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
