@@ -68,11 +68,14 @@ export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
       Condition: { StringLike: { 's3:prefix': [`raw/${pipeline}/*`, `_runs/${pipeline}/*`] } },
     },
     { Sid: 'LakeKey', Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [refs.lake.kmsKeyArn] },
+    // Scripts are shared by every pipeline's jobs and uploaded by Pulumi: the jobs only read them
+    // (write access would let one pipeline's job rewrite another pipeline's code).
+    { Sid: 'ReadScripts', Effect: 'Allow', Action: ['s3:GetObject'], Resource: [pulumi.interpolate`${refs.artifacts.arn}/glue/*`] },
     {
-      Sid: 'ScriptsAndTemp',
+      Sid: 'OwnTempDir',
       Effect: 'Allow',
       Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
-      Resource: [pulumi.interpolate`${refs.artifacts.arn}/glue/*`, pulumi.interpolate`${refs.artifacts.arn}/tmp/${pipeline}/*`],
+      Resource: [pulumi.interpolate`${refs.artifacts.arn}/tmp/${pipeline}/*`],
     },
     { Sid: 'SnowflakeSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [refs.snowflake.secretArnPattern] },
     {
