@@ -81,6 +81,7 @@ const ARN_SHAPES: Record<string, ArnShape> = {
 /** Resources whose Pulumi id is not their name. */
 function idFor(type: string, physical: string, state: Record<string, any>): string {
   if (type === 'aws:sqs/queue:Queue') return state.url;
+  if (type === 'aws:s3/bucket:Bucket' || type === 'aws:s3/bucketV2:BucketV2') return state.bucket;
   if (type === 'aws:sfn/stateMachine:StateMachine' || type === 'aws:sns/topic:Topic') return state.arn;
   if (type === 'aws:kms/key:Key') return physical;
   return physical;
