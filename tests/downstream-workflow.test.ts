@@ -21,9 +21,8 @@ import { validateAsl } from './harness/asl-validate';
 import { startDynalite, type LocalDynamo } from './harness/dynalite';
 import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from './harness/fake-dbt-api';
 import { allStates, runWorkflow, type LambdaHandler, type RunOptions, type RunResult } from './harness/sfn-local';
+import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent as wellFormedEvent } from './harness/malformed-events';
 
-const ACCOUNT = '123456789012';
-const REGION = 'us-east-1';
 const OTHER_REGION = 'us-west-1';
 const TABLE = 'etl-platform-control';
 const TABLE_ARN = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`;
@@ -37,9 +36,6 @@ const FN = {
 const BUS_ARN = `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/etl-platform`;
 const TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`;
 const KMS_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
-const SOURCE = 'com.insurer.etl-platform';
-const PIPELINE = 'policycenter';
-const TABLES = ['pc_policy', 'pc_claim'];
 
 const refs: DownstreamWorkflowRefs = {
   region: REGION,
@@ -65,28 +61,7 @@ const BATCH = 'policycenter-20261127T020000Z';
 const BATCH_2 = 'policycenter-20261127T030000Z';
 
 function upstreamEvent(batchId: string, detail: Record<string, unknown> = {}, envelope: Record<string, unknown> = {}) {
-  return {
-    version: '0',
-    id: `evt-${batchId}`,
-    'detail-type': 'UpstreamBatchSucceeded',
-    source: SOURCE,
-    account: ACCOUNT,
-    time: '2026-11-27T02:40:00Z',
-    region: REGION,
-    resources: [],
-    detail: {
-      schemaVersion: '1.0',
-      pipeline: PIPELINE,
-      batchId,
-      region: REGION,
-      tables: TABLES.map((name) => ({ name, rows: 10, lakePath: `s3://lake/raw/${name}/${batchId}/` })),
-      startedAt: '2026-11-27T02:00:05Z',
-      completedAt: '2026-11-27T02:39:00Z',
-      upstreamExecutionArn: `arn:aws:states:${REGION}:${ACCOUNT}:execution:etl-platform-upstream:${batchId}`,
-      ...detail,
-    },
-    ...envelope,
-  };
+  return wellFormedEvent(detail, envelope, batchId);
 }
 
 const item = (attrs: Record<string, string | number>): Record<string, AttributeValue> =>

@@ -10,10 +10,11 @@ export const PIPELINE = 'policycenter';
 export const TABLES = ['pc_policy', 'pc_claim'];
 export const BATCH = 'policycenter-20261127T020000Z';
 
-export function upstreamEvent(detail: Record<string, unknown> = {}, envelope: Record<string, unknown> = {}): Record<string, any> {
+/** A well-formed `UpstreamBatchSucceeded` event as EventBridge delivers it; overrides make it bad. */
+export function upstreamEvent(detail: Record<string, unknown> = {}, envelope: Record<string, unknown> = {}, batchId = BATCH): Record<string, any> {
   return {
     version: '0',
-    id: `evt-${BATCH}`,
+    id: `evt-${batchId}`,
     'detail-type': 'UpstreamBatchSucceeded',
     source: SOURCE,
     account: ACCOUNT,
@@ -23,12 +24,12 @@ export function upstreamEvent(detail: Record<string, unknown> = {}, envelope: Re
     detail: {
       schemaVersion: '1.0',
       pipeline: PIPELINE,
-      batchId: BATCH,
+      batchId,
       region: REGION,
-      tables: TABLES.map((name) => ({ name, rows: 10, lakePath: `s3://lake/raw/${name}/${BATCH}/` })),
+      tables: TABLES.map((name) => ({ name, rows: 10, lakePath: `s3://lake/raw/${name}/${batchId}/` })),
       startedAt: '2026-11-27T02:00:05Z',
       completedAt: '2026-11-27T02:39:00Z',
-      upstreamExecutionArn: `arn:aws:states:${REGION}:${ACCOUNT}:execution:etl-platform-upstream:${BATCH}`,
+      upstreamExecutionArn: `arn:aws:states:${REGION}:${ACCOUNT}:execution:etl-platform-upstream:${batchId}`,
       ...detail,
     },
     ...envelope,
