@@ -88,7 +88,7 @@ export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
       Sid: 'ContinuousLogging',
       Effect: 'Allow',
       Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:AssociateKmsKey'],
-      Resource: [pulumi.interpolate`arn:${partition}:logs:${refs.region}:${accountId}:log-group:/aws-glue/*`],
+      Resource: [pulumi.interpolate`arn:${partition}:logs:${refs.region}:${accountId}:log-group:/aws-glue/jobs/*`],
     },
     // PutMetricData has no resource-level permissions; AWS requires "*", narrowed by namespace.
     { Sid: 'JobMetrics', Effect: 'Allow', Action: ['cloudwatch:PutMetricData'], Resource: ['*'], Condition: { StringEquals: { 'cloudwatch:namespace': 'Glue' } } },
