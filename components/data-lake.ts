@@ -33,8 +33,8 @@ export const LAKE_LIFECYCLE: aws.types.input.s3.BucketLifecycleConfigurationRule
     ],
   },
   { id: 'run-results', status: 'Enabled', filter: { prefix: '_runs/' }, expiration: { days: 400 } },
-  { id: 'noncurrent-versions', status: 'Enabled', filter: {}, noncurrentVersionExpiration: { noncurrentDays: 90 } },
-  { id: 'incomplete-uploads', status: 'Enabled', filter: {}, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 } },
+  { id: 'noncurrent-versions', status: 'Enabled', filter: { prefix: '' }, noncurrentVersionExpiration: { noncurrentDays: 90 } },
+  { id: 'incomplete-uploads', status: 'Enabled', filter: { prefix: '' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 } },
 ];
 
 export interface DataLakeArgs {
@@ -95,7 +95,7 @@ export class DataLake extends pulumi.ComponentResource {
         kmsKeyArn: this.key.arn,
         lifecycleRules: [
           { id: 'glue-temp', status: 'Enabled', filter: { prefix: 'tmp/' }, expiration: { days: 7 } },
-          { id: 'noncurrent-versions', status: 'Enabled', filter: {}, noncurrentVersionExpiration: { noncurrentDays: 30 } },
+          { id: 'noncurrent-versions', status: 'Enabled', filter: { prefix: '' }, noncurrentVersionExpiration: { noncurrentDays: 30 } },
         ],
         tags: args.tags,
       },
@@ -166,7 +166,7 @@ export class DataLake extends pulumi.ComponentResource {
           {
             id: 'to-peer-region',
             status: 'Enabled',
-            filter: {},
+            filter: { prefix: '' },
             deleteMarkerReplication: { status: 'Enabled' },
             sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: 'Enabled' } },
             destination: { bucket: peerBucketArn, storageClass: 'STANDARD', encryptionConfiguration: { replicaKmsKeyId: peerKeyAlias } },

@@ -305,6 +305,13 @@ export class RegionalPlatform extends pulumi.ComponentResource {
     );
     this.toggles.push({ kind: 'rule', name: forwarding.ruleName, state: settings.role.ruleState });
 
+    // Scheduler invokes Lambda asynchronously: no retries (the next tick re-checks everything), and a
+    // failed tick lands in its own alarmed DLQ rather than vanishing.
+    const watchdogDlq = new DeadLetterQueue(
+      `${name}-watchdog-async-dlq`,
+      { purpose: 'lateness watchdog failed ticks', alarmTopicArn: this.alerts.topicArn, tags: { ...settings.tags } },
+      parent,
+    );
     // The lateness watchdog: one cheap Lambda tick, ENABLED only where schedules run (docs/watchdog.md).
     const watchdog = new HandlerFunction(
       `${name}-watchdog`,
@@ -336,26 +343,10 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           { Sid: 'StartLostDownstreams', Effect: 'Allow', Action: ['states:StartExecution'], Resource: this.downstreams.map((d) => d.workflow.arn) },
           { Sid: 'Alerts', Effect: 'Allow', Action: ['sns:Publish'], Resource: [this.alerts.topicArn] },
           { Sid: 'AlertsKey', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [this.alerts.key.arn] },
+          // The on-failure destination is written with the function's own role.
+          { Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [watchdogDlq.arn] },
         ],
         tags: { ...settings.tags },
-      },
-      parent,
-    );
-    // Scheduler invokes Lambda asynchronously: no retries (the next tick re-checks everything), and a
-    // failed tick lands in its own alarmed DLQ rather than vanishing.
-    const watchdogDlq = new DeadLetterQueue(
-      `${name}-watchdog-async-dlq`,
-      { purpose: 'lateness watchdog failed ticks', alarmTopicArn: this.alerts.topicArn, tags: { ...settings.tags } },
-      parent,
-    );
-    new aws.iam.RolePolicy(
-      `${name}-watchdog-dlq-policy`,
-      {
-        role: watchdog.role.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [{ Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [watchdogDlq.arn] }],
-        }),
       },
       parent,
     );

@@ -65,7 +65,10 @@ export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
       Effect: 'Allow',
       Action: ['s3:ListBucket'],
       Resource: [refs.lake.arn],
-      Condition: { StringLike: { 's3:prefix': [`raw/${pipeline}/*`, `_runs/${pipeline}/*`] } },
+      // Spark and Hadoop also list the prefix itself (with and without the slash) to test existence.
+      Condition: {
+        StringLike: { 's3:prefix': [`raw/${pipeline}`, `raw/${pipeline}/*`, `_runs/${pipeline}`, `_runs/${pipeline}/*`] },
+      },
     },
     { Sid: 'LakeKey', Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [refs.lake.kmsKeyArn] },
     // Scripts are shared by every pipeline's jobs and uploaded by Pulumi: the jobs only read them

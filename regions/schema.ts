@@ -129,7 +129,10 @@ export const configSchema = z
       .default('com.insurer.etl-platform'),
     eventBusName: z
       .string()
-      .regex(/^[A-Za-z0-9._-]{1,256}$/, { error: 'is not a valid bus name. Fix: letters, digits, . _ -' })
+      .regex(/^[A-Za-z0-9._-]{1,40}$/, {
+        // The archive is named `<bus>-archive`, and archive names stop at 48 characters.
+        error: 'is not a usable bus name. Fix: 1-40 letters, digits, . _ - (the archive adds "-archive")',
+      })
       .default('etl-platform'),
     controlTableName: z
       .string()

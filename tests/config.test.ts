@@ -101,6 +101,11 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
     expect: [/etl-platform:lambdaAsync\.maximumRetryAttempts = 3: maximumRetryAttempts is above AWS's maximum of 2/],
   },
   {
+    title: 'a bus name too long for its archive',
+    config: { eventBusName: 'etl-platform-for-the-insurance-data-lake-prod' },
+    expect: [/etl-platform:eventBusName = "etl-platform-for-the-insurance-data-lake-prod": is not a usable bus name\. Fix: 1-40 letters/],
+  },
+  {
     title: 'a misspelt field',
     config: { dbtReplicas: { active: 2, pasive: 1 } },
     expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive\. Fix: remove them or check the spelling/],
