@@ -86,6 +86,8 @@ export class ControlTable extends pulumi.ComponentResource {
       {
         handler: 'fence-writer',
         purpose: 'fence-writer',
+        // Room for its retries while IAM propagates on the first deployment.
+        timeoutSeconds: 60,
         region: args.region,
         logRetentionDays: args.logRetentionDays,
         environment: { CONTROL_TABLE_NAME: args.tableName },

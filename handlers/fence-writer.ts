@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import * as z from 'zod';
 import { requireEnv } from './lib/env';
-import { type FenceState, writeFence } from './lib/fence';
+import { type FenceState, writeFence, writeFenceWhenReady } from './lib/fence';
 
 /**
  * Invoked by `pulumi up` (aws.lambda.Invocation) in the stack's own region, so the fence is set
@@ -24,7 +24,8 @@ export async function handler(event: unknown): Promise<FenceState> {
     error.name = 'InvalidInput';
     throw error;
   }
-  const state = await writeFence(client, requireEnv('CONTROL_TABLE_NAME'), parsed.data.activeRegion, parsed.data.stack);
+  const tableName = requireEnv('CONTROL_TABLE_NAME');
+  const state = await writeFenceWhenReady(() => writeFence(client, tableName, parsed.data.activeRegion, parsed.data.stack));
   logger.info('fence written', { ...state, stack: parsed.data.stack, region: process.env.AWS_REGION });
   return state;
 }

@@ -48,3 +48,45 @@ describe('fence writer', () => {
     assert.equal((await read(tables.west))?.activeRegion?.S, 'us-west-1');
   });
 });
+
+describe('fence writer right after deployment', () => {
+  const { writeFenceWhenReady } = require('../handlers/lib/fence') as typeof import('../handlers/lib/fence');
+  const named = (name: string) => Object.assign(new Error(name), { name });
+  const done = { activeRegion: 'us-west-1', epoch: 2, changed: true };
+
+  it('retries while IAM propagates or the replica is being created, then writes', async () => {
+    const failures = [named('AccessDeniedException'), named('ResourceNotFoundException')];
+    const slept: number[] = [];
+    const state = await writeFenceWhenReady(
+      async () => {
+        const next = failures.shift();
+        if (next) throw next;
+        return done;
+      },
+      { delayMs: 10, sleep: async (ms) => void slept.push(ms) },
+    );
+    assert.deepEqual(state, done);
+    assert.deepEqual(slept, [10, 10]);
+  });
+
+  it('fails at once on any other error, and after the last attempt', async () => {
+    let calls = 0;
+    await assert.rejects(
+      writeFenceWhenReady(async () => {
+        calls++;
+        throw named('ValidationException');
+      }, { sleep: async () => undefined }),
+      /ValidationException/,
+    );
+    assert.equal(calls, 1);
+    calls = 0;
+    await assert.rejects(
+      writeFenceWhenReady(async () => {
+        calls++;
+        throw named('AccessDeniedException');
+      }, { attempts: 3, sleep: async () => undefined }),
+      /AccessDeniedException/,
+    );
+    assert.equal(calls, 3);
+  });
+});

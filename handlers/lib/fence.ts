@@ -54,3 +54,27 @@ export async function writeFence(
     return { activeRegion, epoch: Number(current.Item?.epoch?.N ?? '0'), changed: false };
   }
 }
+
+/** Errors that mean "not yet" right after deployment: IAM propagation, the replica still being created. */
+const NOT_YET = new Set(['AccessDeniedException', 'ResourceNotFoundException']);
+
+/**
+ * `writeFence`, retried while the role's new policy propagates or the peer's replica appears, so the
+ * first `pulumi up` does not fail on eventual consistency. Any other error fails at once.
+ */
+export async function writeFenceWhenReady(
+  write: () => Promise<FenceState>,
+  options: { attempts?: number; delayMs?: number; sleep?: (ms: number) => Promise<void> } = {},
+): Promise<FenceState> {
+  const attempts = options.attempts ?? 7;
+  const delayMs = options.delayMs ?? 5_000;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!NOT_YET.has((error as Error).name) || attempt >= attempts) throw error;
+      await sleep(delayMs);
+    }
+  }
+}
