@@ -92,6 +92,9 @@ RESULT_SCHEMA_VERSION = 1
 
 JOB_CDA_TO_LAKE = "cda_to_lake"
 JOB_LAKE_TO_SNOWFLAKE = "lake_to_snowflake"
+# cda_to_lake's full result, with the per-folder list: it can outgrow Step Functions' 256 KiB state
+# limit on a long first load, so the workflow reads only the summary (see summary_of).
+JOB_CDA_TO_LAKE_DETAIL = "cda_to_lake_detail"
 RESULT_STATUSES = ("SUCCEEDED", "FAILED")
 
 
@@ -405,6 +408,8 @@ def result_key(pipeline: str, batch_id: str, table: str, job: str = JOB_CDA_TO_L
         return join_key(RUNS_PREFIX, pipeline, batch_id, f"{table}.json")
     if job == JOB_LAKE_TO_SNOWFLAKE:
         return join_key(RUNS_PREFIX, pipeline, batch_id, "snowflake", f"{table}.json")
+    if job == JOB_CDA_TO_LAKE_DETAIL:
+        return join_key(RUNS_PREFIX, pipeline, batch_id, "detail", f"{table}.json")
     raise CdaError(f"unknown job {job!r}; expected {JOB_CDA_TO_LAKE!r} or {JOB_LAKE_TO_SNOWFLAKE!r}")
 
 
@@ -492,6 +497,15 @@ def build_result(
             raise CdaError(f"extra fields would overwrite {', '.join(sorted(clash))}")
         result.update(extra)
     return result
+
+
+def summary_of(result: Mapping[str, Any], detail_key: str) -> dict[str, Any]:
+    """The result the workflow reads: everything but the per-folder list, whose size grows with
+    the number of CDA folders (a 256 KiB state payload overflows in Step Functions, uncatchably)."""
+    summary = {k: v for k, v in result.items() if k != "folders"}
+    summary["folderCount"] = len(result.get("folders", []))
+    summary["detailKey"] = detail_key
+    return summary
 
 
 def result_json(result: Mapping[str, Any]) -> str:

@@ -44,6 +44,7 @@ from typing import Any, Sequence
 from cda_logic import (
     CDA_TO_LAKE_ARGS,
     JOB_CDA_TO_LAKE,
+    JOB_CDA_TO_LAKE_DETAIL,
     CdaToLakeArgs,
     build_result,
     folder_result,
@@ -58,6 +59,7 @@ from cda_logic import (
     result_key,
     s3_uri,
     schema_folder_prefix,
+    summary_of,
     select_folders,
     table_source_prefix,
     timestamp_folder_names,
@@ -90,6 +92,13 @@ def publish_result(s3: Any, bucket: str, key: str, result: dict[str, Any]) -> No
     print(f"CDA_TO_LAKE_RESULT {body}")  # driver stdout -> CloudWatch /aws-glue/jobs/output
     LOG.info("result s3://%s/%s: %s", bucket, key, body)
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+
+
+def publish_results(s3: Any, args: CdaToLakeArgs, result: dict[str, Any]) -> None:
+    """The full result (with folders) for lake_to_snowflake, then the bounded summary the workflow reads."""
+    detail_key = result_key(args.pipeline, args.batch_id, args.table, JOB_CDA_TO_LAKE_DETAIL)
+    publish_result(s3, args.lake_bucket, detail_key, result)
+    publish_result(s3, args.lake_bucket, result_key(args.pipeline, args.batch_id, args.table, JOB_CDA_TO_LAKE), summary_of(result, detail_key))
 
 
 def run(args: CdaToLakeArgs, s3: Any, spark: Any, glue_run_id: str, started_at: str) -> dict[str, Any]:
@@ -165,8 +174,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     job = Job(glue_context)
     job.init(resolved["JOB_NAME"], resolved)
     s3 = boto3.client("s3")
-    key = result_key(args.pipeline, args.batch_id, args.table, JOB_CDA_TO_LAKE)
-
     try:
         result = run(args, s3, glue_context.spark_session, glue_run_id, started_at)
     except Exception as exc:
@@ -185,12 +192,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             error=f"{type(exc).__name__}: {exc}",
         )
         try:
-            publish_result(s3, args.lake_bucket, key, failed)
+            publish_results(s3, args, failed)
         except Exception:  # the original error matters more than the report
             LOG.exception("could not write the FAILED result object")
         raise
 
-    publish_result(s3, args.lake_bucket, key, result)
+    publish_results(s3, args, result)
     job.commit()
 
 

@@ -42,7 +42,7 @@ from typing import Any, Sequence
 from cda_logic import (
     BATCH_ID_COLUMN,
     CDA_TIMESTAMP_COLUMN,
-    JOB_CDA_TO_LAKE,
+    JOB_CDA_TO_LAKE_DETAIL,
     JOB_LAKE_TO_SNOWFLAKE,
     LAKE_TO_SNOWFLAKE_ARGS,
     SNOWFLAKE_SCHEMA,
@@ -69,7 +69,8 @@ LOG = logging.getLogger("lake_to_snowflake")
 
 
 def read_upstream_result(s3: Any, args: LakeToSnowflakeArgs) -> dict[str, Any]:
-    key = result_key(args.pipeline, args.batch_id, args.table, JOB_CDA_TO_LAKE)
+    # The full result: the summary the workflow reads has no per-folder list.
+    key = result_key(args.pipeline, args.batch_id, args.table, JOB_CDA_TO_LAKE_DETAIL)
     try:
         body = s3.get_object(Bucket=args.lake_bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey:

@@ -161,6 +161,20 @@ class CdaToLakeRunTest(unittest.TestCase):
             cda_to_lake.run(cda_args(), FakeS3(cda_objects(bad)), spark, "jr", "t")
         self.assertEqual(spark.written, {})
 
+    def test_publish_results_writes_the_detail_and_a_bounded_summary(self):
+        s3 = FakeS3({})
+        folders = [L.folder_result(L.TimestampFolder(1000 + i, "111"), f"s3://gw/{i}/", f"s3://lake/{i}/", 1) for i in range(5000)]
+        result = {"status": "SUCCEEDED", "rows": 5000, "watermark": "5999", "folders": folders}
+        with contextlib.redirect_stdout(io.StringIO()):
+            cda_to_lake.publish_results(s3, cda_args(), result)
+        detail_key = f"_runs/policycenter/{BATCH}/detail/pc_policyperiod.json"
+        self.assertEqual(len(json.loads(s3.objects[(LAKE, detail_key)])["folders"]), 5000)
+        summary_body = s3.objects[(LAKE, f"_runs/policycenter/{BATCH}/pc_policyperiod.json")]
+        summary = json.loads(summary_body)
+        self.assertNotIn("folders", summary)
+        self.assertEqual((summary["folderCount"], summary["detailKey"], summary["rows"]), (5000, detail_key, 5000))
+        self.assertLess(len(summary_body), 2048, "the workflow's payload must not grow with the folder count")
+
     def test_publish_result_writes_the_documented_key(self):
         s3 = FakeS3({})
         key = L.result_key("policycenter", BATCH, "pc_policyperiod")
@@ -268,7 +282,7 @@ class LakeToSnowflakeRunTest(unittest.TestCase):
     T2 = f"s3://{LAKE}/raw/policycenter/pc_policyperiod/batch_id={BATCH}/ts=3000/"
 
     def setup(self, frames, folders):
-        key = L.result_key("policycenter", BATCH, "pc_policyperiod")
+        key = L.result_key("policycenter", BATCH, "pc_policyperiod", L.JOB_CDA_TO_LAKE_DETAIL)
         s3 = FakeS3({(LAKE, key): L.result_json(upstream_result(folders)).encode()})
         return s3, FakeGlue(frames)
 

@@ -12,6 +12,7 @@ import {
 } from './schema';
 import type { TriggerMode } from './limits';
 import { deriveRole, type RegionRole } from './role';
+import { HISTORY_EVENTS_PER_ROUND, MAX_HISTORY_EVENTS, worstCasePollingRounds } from '../state-machines/downstream';
 
 /**
  * The one place that reads `pulumi.Config`. Everything downstream receives `PlatformSettings`
@@ -191,6 +192,17 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
       key: `${fullKey('dbt')}.pollMaxSeconds`,
       value: dbt.pollMaxSeconds,
       message: `is below pollInitialSeconds (${initial}). Fix: raise pollMaxSeconds or lower pollInitialSeconds`,
+    });
+  }
+  const maxRun = typeof dbt.maxRunMinutes === 'number' ? dbt.maxRunMinutes : 240;
+  const lockWait = typeof dbt.lockWaitMinutes === 'number' ? dbt.lockWaitMinutes : 60;
+  const pollMax = typeof dbt.pollMaxSeconds === 'number' ? dbt.pollMaxSeconds : 300;
+  const rounds = worstCasePollingRounds({ maxRunMinutes: maxRun, pollMaxSeconds: pollMax, lockWaitMinutes: lockWait });
+  if (rounds * HISTORY_EVENTS_PER_ROUND > MAX_HISTORY_EVENTS) {
+    problems.push({
+      key: `${fullKey('dbt')}.pollMaxSeconds`,
+      value: pollMax,
+      message: `lets a ${maxRun}-minute run poll ~${rounds} times, past Step Functions' ${MAX_HISTORY_EVENTS}-event history limit. Fix: raise pollMaxSeconds or lower maxRunMinutes`,
     });
   }
   return problems;

@@ -99,6 +99,20 @@ export interface DownstreamWorkflow {
 
 const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
 
+/** A Standard execution fails, uncatchably, past 25,000 history events. */
+export const MAX_HISTORY_EVENTS = 25_000;
+/** One poll or lock-wait round: Wait, Pass, Choices and a Lambda task's five events. */
+export const HISTORY_EVENTS_PER_ROUND = 20;
+
+/** Poll and lock-wait rounds in the worst case the settings allow (plus the ramp-up rounds). */
+export function worstCasePollingRounds(dbt: { maxRunMinutes: number; pollMaxSeconds: number; lockWaitMinutes: number; lockWaitMaxSeconds?: number }): number {
+  return (
+    Math.ceil((dbt.maxRunMinutes * 60) / Math.max(1, dbt.pollMaxSeconds)) +
+    Math.ceil((dbt.lockWaitMinutes * 60) / Math.max(1, dbt.lockWaitMaxSeconds ?? 300)) +
+    20
+  );
+}
+
 function validateRefs(refs: DownstreamWorkflowRefs): void {
   const problems: string[] = [];
   const { dbt } = refs;
@@ -107,6 +121,10 @@ function validateRefs(refs: DownstreamWorkflowRefs): void {
   const positive = (name: string, v: number | undefined) => {
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) problems.push(`${name} = ${v} must be a positive integer`);
   };
+  const rounds = worstCasePollingRounds(dbt);
+  if (rounds * HISTORY_EVENTS_PER_ROUND > MAX_HISTORY_EVENTS) {
+    problems.push(`dbt.maxRunMinutes/pollMaxSeconds and lockWaitMinutes allow ~${rounds} polling rounds (~${rounds * HISTORY_EVENTS_PER_ROUND} history events, over Step Functions' 25,000): raise pollMaxSeconds`);
+  }
   positive('dbt.pollInitialSeconds', dbt.pollInitialSeconds);
   positive('dbt.pollMaxSeconds', dbt.pollMaxSeconds);
   positive('dbt.maxRunMinutes', dbt.maxRunMinutes);

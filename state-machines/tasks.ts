@@ -70,6 +70,10 @@ export const RETRYABLE = {
     'DynamoDB.ThrottlingException',
     'DynamoDB.RequestLimitExceeded',
     'DynamoDB.InternalServerErrorException',
+    // Optimized integrations name errors after the SDK exception class; unmodelled codes
+    // (such as ThrottlingException) arrive as AmazonDynamoDBException.
+    'DynamoDB.RequestLimitExceededException',
+    'DynamoDB.AmazonDynamoDBException',
   ],
   dynamodbSdk: [
     'DynamoDb.ProvisionedThroughputExceededException',

@@ -106,6 +106,11 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
     expect: [/etl-platform:eventBusName = "etl-platform-for-the-insurance-data-lake-prod": is not a usable bus name\. Fix: 1-40 letters/],
   },
   {
+    title: 'dbt polling that would outgrow the execution history',
+    config: { dbt: { imageTag: '1.8.7-r3', pollInitialSeconds: 30, pollMaxSeconds: 30, maxRunMinutes: 1440 } },
+    expect: [/etl-platform:dbt\.pollMaxSeconds = 30: lets a 1440-minute run poll ~\d+ times, past Step Functions' 25000-event history limit\. Fix: raise pollMaxSeconds/],
+  },
+  {
     title: 'a misspelt field',
     config: { dbtReplicas: { active: 2, pasive: 1 } },
     expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive\. Fix: remove them or check the spelling/],

@@ -528,3 +528,13 @@ describe('downstream workflow', function () {
     });
   });
 });
+
+describe('downstream workflow: execution history bound', () => {
+  it('refuses poll settings whose worst case passes 25,000 history events', () => {
+    assert.throws(
+      () => downstreamWorkflow({ ...refs, dbt: { ...refs.dbt, pollMaxSeconds: 30, maxRunMinutes: 1440 }, timeoutSeconds: 200_000 }),
+      /over Step Functions' 25,000/,
+    );
+    assert.doesNotThrow(() => downstreamWorkflow({ ...refs, dbt: { ...refs.dbt, pollMaxSeconds: 300, maxRunMinutes: 1440 }, timeoutSeconds: 200_000 }));
+  });
+});
