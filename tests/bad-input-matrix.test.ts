@@ -1,21 +1,20 @@
 import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DeleteItemCommand, DynamoDBClient, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
 import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
 import { pollerWorkflow } from '../state-machines/poller';
 import { handler as batchContextHandler } from '../handlers/batch-context';
-import { handler as checkConsistencyHandler, setDocumentClient } from '../handlers/check-consistency';
+import { handler as checkConsistencyHandler } from '../handlers/check-consistency';
 import { handler as getDbtRunHandler } from '../handlers/get-dbt-run';
 import { handler as startDbtRunHandler } from '../handlers/start-dbt-run';
 import { handler as startDownstreamHandler, setSfnClient, type SfnLike } from '../handlers/start-downstream';
-import { logger } from '../handlers/lib/logger';
 import { BAD_CONFIG_CASES } from './config.test';
 import { runProgram } from './harness/program';
 import { startDynalite, type LocalDynamo } from './harness/dynalite';
-import { startFakeDbtApi, type FakeDbtApi } from './harness/fake-dbt-api';
+import { useLocalDownstream } from './harness/local-downstream';
+import type { FakeDbtApi } from './harness/fake-dbt-api';
 import { runWorkflow, type LambdaHandler, type RunResult } from './harness/sfn-local';
 import { MALFORMED_EVENTS, PIPELINE, REGION, SOURCE, BATCH, TABLES, ACCOUNT } from './harness/malformed-events';
 
@@ -97,49 +96,21 @@ describe('bad-input matrix (issue G)', function () {
   describe('malformed events', () => {
     let db: LocalDynamo;
     let api: FakeDbtApi;
-    const savedEnv: Record<string, string | undefined> = {};
-    const env = (): Record<string, string> => ({
-      CONTROL_TABLE_NAME: TABLE,
-      DBT_API_URL: api.url,
-      DBT_API_TOKEN: api.token,
-      DBT_API_TIMEOUT_MS: '2000',
-      AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
-      AWS_REGION: REGION,
-      AWS_ACCESS_KEY_ID: 'x',
-      AWS_SECRET_ACCESS_KEY: 'x',
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
+    const local = useLocalDownstream(TABLE, REGION, () => ({
       DOWNSTREAM_STATE_MACHINE_ARN: `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:etl-platform-downstream-${PIPELINE}`,
       PIPELINES: `${PIPELINE},billingcenter`,
       EVENT_SOURCE: SOURCE,
-    });
+    }));
     let previousSfn: SfnLike | undefined;
-
-    before(async () => {
-      logger.setLogLevel('SILENT');
-      db = await startDynalite({ tableName: TABLE });
-      api = await startFakeDbtApi();
-      for (const [k, v] of Object.entries(env())) {
-        savedEnv[k] = process.env[k];
-        process.env[k] = v;
-      }
-      setDocumentClient(DynamoDBDocumentClient.from(new DynamoDBClient({})));
+    before(() => {
+      ({ db, api } = local);
     });
-    after(async () => {
-      for (const [k, v] of Object.entries(savedEnv)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+    after(() => {
       if (previousSfn) setSfnClient(previousSfn);
-      await api.close();
-      await db.close();
     });
 
     async function reset(): Promise<void> {
-      const { Items = [] } = await db.client.send(new ScanCommand({ TableName: TABLE }));
-      for (const it of Items) await db.client.send(new DeleteItemCommand({ TableName: TABLE, Key: { pk: it.pk, sk: it.sk } }));
-      api.runs.length = 0;
-      api.requests.length = 0;
-      api.clearFaults();
+      await local.clear();
       const put = (attrs: Record<string, string | number>) => db.client.send(new PutItemCommand({ TableName: TABLE, Item: item(attrs) }));
       await put({ pk: 'FENCE', sk: 'ACTIVE', activeRegion: REGION, epoch: 3, changedAt: '2026-11-01T00:00:00Z', changedBy: 'prod-east' });
       const pk = `PIPELINE#${PIPELINE}`;

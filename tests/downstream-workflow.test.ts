@@ -1,25 +1,23 @@
 import { strict as assert } from 'assert';
 import {
   DeleteItemCommand,
-  DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   ScanCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TaskState } from '../state-machines/asl';
 import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
 import { checkGraph } from '../state-machines/graph';
 import { mergeStatements, type ResolvedStatement } from '../state-machines/policy';
 import { handler as batchContextHandler } from '../handlers/batch-context';
-import { handler as checkConsistencyHandler, setDocumentClient } from '../handlers/check-consistency';
+import { handler as checkConsistencyHandler } from '../handlers/check-consistency';
 import { handler as getDbtRunHandler } from '../handlers/get-dbt-run';
 import { handler as startDbtRunHandler } from '../handlers/start-dbt-run';
-import { logger } from '../handlers/lib/logger';
 import { validateAsl } from './harness/asl-validate';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
-import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from './harness/fake-dbt-api';
+import type { LocalDynamo } from './harness/dynalite';
+import { useLocalDownstream } from './harness/local-downstream';
+import type { FakeDbtApi, FakeRun } from './harness/fake-dbt-api';
 import { allStates, runWorkflow, type LambdaHandler, type RunOptions, type RunResult } from './harness/sfn-local';
 import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent as wellFormedEvent } from './harness/malformed-events';
 
@@ -145,49 +143,13 @@ describe('downstream workflow', function () {
   describe('executed locally (dynalite + real handlers + fake dbt API)', () => {
     let db: LocalDynamo;
     let api: FakeDbtApi;
-    const savedEnv: Record<string, string | undefined> = {};
-    const env = (): Record<string, string> => ({
-      CONTROL_TABLE_NAME: TABLE,
-      DBT_API_URL: api.url,
-      DBT_API_TOKEN: api.token,
-      DBT_API_TIMEOUT_MS: '2000',
-      // The SDK's own per-service endpoint override: the handlers' default clients reach dynalite.
-      AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
-      AWS_REGION: REGION,
-      AWS_ACCESS_KEY_ID: 'x',
-      AWS_SECRET_ACCESS_KEY: 'x',
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-    });
-
-    before(async () => {
-      logger.setLogLevel('SILENT');
-      db = await startDynalite({ tableName: TABLE });
-      api = await startFakeDbtApi();
-      for (const [k, v] of Object.entries(env())) {
-        savedEnv[k] = process.env[k];
-        process.env[k] = v;
-      }
-      // Other suites swap check-consistency's module client; give it back a default one, which is
-      // configured from the environment above exactly as in Lambda.
-      setDocumentClient(DynamoDBDocumentClient.from(new DynamoDBClient({})));
-    });
-    after(async () => {
-      for (const [k, v] of Object.entries(savedEnv)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-      await api.close();
-      await db.close();
+    const local = useLocalDownstream(TABLE, REGION);
+    before(() => {
+      ({ db, api } = local);
     });
 
     beforeEach(async () => {
-      const { Items = [] } = await db.client.send(new ScanCommand({ TableName: TABLE }));
-      for (const it of Items) {
-        await db.client.send(new DeleteItemCommand({ TableName: TABLE, Key: { pk: it.pk, sk: it.sk } }));
-      }
-      api.runs.length = 0;
-      api.requests.length = 0;
-      api.clearFaults();
+      await local.clear();
       await seedFence(REGION);
     });
 
