@@ -2,6 +2,7 @@ import type * as pulumi from '@pulumi/pulumi';
 import type { BooleanExpression, Catcher, PayloadTemplate, Retrier, StateMachineDefinition } from './asl';
 import type { PolicyStatement } from './policy';
 import {
+  CONDITIONAL_CHECK_FAILED,
   backoff,
   choice,
   dynamoDeleteItem,
@@ -166,7 +167,7 @@ function invoke(
   return { state: result.state, statements: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [fn.arn] }] };
 }
 
-const CONDITION_FAILED = 'DynamoDB.ConditionalCheckFailedException';
+const CONDITION_FAILED = CONDITIONAL_CHECK_FAILED;
 
 // ---------------------------------------------------------------- the definition
 

@@ -48,6 +48,21 @@ export type TaskOptions = ErrorHandling & {
 
 export const DEFAULT_ERROR_RESULT_PATH = '$.error';
 
+/** What a failed DynamoDB condition raises through the optimized integration. */
+export const CONDITIONAL_CHECK_FAILED = 'DynamoDB.ConditionalCheckFailedException';
+
+/**
+ * Catchers for a conditional write whose failed condition is an expected outcome: that goes to
+ * `onConditionFailed` (input unchanged), any other error to `otherwise` with the error at `$.error`
+ * (or to the given catchers).
+ */
+export function conditionFailedTo(onConditionFailed: string, otherwise: string | Catcher[]): Catcher[] {
+  return [
+    { ErrorEquals: [CONDITIONAL_CHECK_FAILED], Next: onConditionFailed, ResultPath: null },
+    ...(typeof otherwise === 'string' ? [{ ErrorEquals: ['States.ALL'], Next: otherwise, ResultPath: DEFAULT_ERROR_RESULT_PATH }] : otherwise),
+  ];
+}
+
 /** Exponential backoff with full jitter for transient/throttling errors. */
 export function backoff(errorEquals: string[], overrides: Partial<Retrier> = {}): Retrier {
   return {

@@ -4,6 +4,7 @@ import type { PolicyStatement } from './policy';
 import {
   backoff,
   choice,
+  conditionFailedTo,
   dynamoDeleteItem,
   dynamoGetItem,
   dynamoPutItem,
@@ -107,7 +108,6 @@ export interface UpstreamWorkflowRefs {
 const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-const CONDITION_FAILED = 'DynamoDB.ConditionalCheckFailedException';
 
 // State names used across transitions.
 const S = {
@@ -357,10 +357,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         next: S.markTableSucceeded,
         resultPath: null,
         comment: 'Only forward; a failed condition means the stored watermark is newer, which is fine.',
-        catch: [
-          { ErrorEquals: [CONDITION_FAILED], Next: S.markTableSucceeded, ResultPath: null },
-          { ErrorEquals: ['States.ALL'], Next: toTableFailure, ResultPath: '$.error' },
-        ],
+        catch: conditionFailedTo(S.markTableSucceeded, toTableFailure),
       },
     ),
     [S.markTableSucceeded]: dynamoUpdateItem(
@@ -502,10 +499,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         {
           next: S.acquireLock,
           resultPath: null,
-          catch: [
-            { ErrorEquals: [CONDITION_FAILED], Next: S.duplicate, ResultPath: null },
-            { ErrorEquals: ['States.ALL'], Next: toFailure, ResultPath: '$.error' },
-          ],
+          catch: conditionFailedTo(S.duplicate, toFailure),
         },
       ),
       [S.duplicate]: succeed('This schedule tick already has a batch; a repeated delivery starts nothing.'),
@@ -527,10 +521,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         {
           next: S.loadTables,
           resultPath: null,
-          catch: [
-            { ErrorEquals: [CONDITION_FAILED], Next: S.readLockHolder, ResultPath: null },
-            { ErrorEquals: ['States.ALL'], Next: toFailure, ResultPath: '$.error' },
-          ],
+          catch: conditionFailedTo(S.readLockHolder, toFailure),
         },
       ),
       [S.readLockHolder]: dynamoGetItem(
@@ -625,11 +616,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         {
           next: S.publishSucceeded,
           resultPath: null,
-          catch: [
-            // Our lease ran out and another batch took the lock: not ours to delete.
-            { ErrorEquals: [CONDITION_FAILED], Next: S.publishSucceeded, ResultPath: null },
-            { ErrorEquals: ['States.ALL'], Next: toFailure, ResultPath: '$.error' },
-          ],
+          catch: conditionFailedTo(S.publishSucceeded, toFailure),
         },
       ),
       [S.publishSucceeded]: eventsPutEvents(
@@ -690,10 +677,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         {
           next: S.releaseLockAfterFailure,
           resultPath: null,
-          catch: [
-            { ErrorEquals: [CONDITION_FAILED], Next: S.releaseLockAfterFailure, ResultPath: null },
-            ...failurePathCatch,
-          ],
+          catch: conditionFailedTo(S.releaseLockAfterFailure, failurePathCatch),
         },
       ),
       [S.releaseLockAfterFailure]: dynamoDeleteItem(
@@ -706,10 +690,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         {
           next: S.alertFailure,
           resultPath: null,
-          catch: [
-            { ErrorEquals: [CONDITION_FAILED], Next: S.alertFailure, ResultPath: null },
-            ...failurePathCatch,
-          ],
+          catch: conditionFailedTo(S.alertFailure, failurePathCatch),
         },
       ),
       [S.alertFailure]: snsPublish(
