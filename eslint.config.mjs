@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'bin/**', 'reports/**'] },
+  { ignores: ['.venv/**', 'node_modules/**', 'dist/**', 'bin/**', 'reports/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -12,7 +12,6 @@ Run with ONE process (the registry is in-memory): gunicorn -w 1 --threads 8 -b 0
 import os
 
 from flask import Flask, jsonify, request
-
 from runs import RunRegistry, Worker, authorize, subprocess_runner
 
 

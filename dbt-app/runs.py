@@ -21,8 +21,9 @@ import re
 import subprocess
 import threading
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 BATCH_ID_RE = re.compile(r"^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{8})T(\d{6})Z$")
 SELECT_RE = re.compile(r"^[A-Za-z0-9_.:+*@,/ -]{1,1000}$")
@@ -31,11 +32,11 @@ COMMANDS = ("build", "run", "test", "seed", "snapshot")
 STATUSES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED")
 ACTIVE = ("QUEUED", "RUNNING")
 
-Response = Tuple[int, Dict[str, Any]]
+Response = tuple[int, dict[str, Any]]
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -47,7 +48,7 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
 # --- auth -------------------------------------------------------------------------------------
 
 
-def authorize(header: Optional[str], token: str, read_token: Optional[str] = None, write: bool = True) -> Optional[Response]:
+def authorize(header: str | None, token: str, read_token: str | None = None, write: bool = True) -> Response | None:
     """None if allowed, else the 401/403 response. Constant-time comparisons."""
     if not token:
         raise ValueError("API_TOKEN is empty; refusing to run an unauthenticated API")
@@ -65,7 +66,7 @@ def authorize(header: Optional[str], token: str, read_token: Optional[str] = Non
 # --- validation -------------------------------------------------------------------------------
 
 
-def batch_id_problem(batch_id: Any) -> Optional[str]:
+def batch_id_problem(batch_id: Any) -> str | None:
     if not isinstance(batch_id, str):
         return "batchId: required string"
     m = BATCH_ID_RE.match(batch_id)
@@ -78,11 +79,11 @@ def batch_id_problem(batch_id: Any) -> Optional[str]:
     return None
 
 
-def validate_create(body: Any) -> Tuple[Optional[Dict[str, Any]], Optional[Response]]:
+def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
     """(request, None) or (None, 400/422 response)."""
     if not isinstance(body, dict):
         return None, error(400, "BadRequest", "body must be a JSON object")
-    problems: List[str] = []
+    problems: list[str] = []
     allowed = {"batchId", "pipeline", "command", "select", "vars", "attempt"}
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -94,7 +95,7 @@ def validate_create(body: Any) -> Tuple[Optional[Dict[str, Any]], Optional[Respo
     if not isinstance(pipeline, str):
         problems.append("pipeline: required string")
     elif not problem and BATCH_ID_RE.match(body["batchId"]).group(1) != pipeline:
-        problems.append("batchId: belongs to another pipeline than %r" % pipeline)
+        problems.append(f"batchId: belongs to another pipeline than {pipeline!r}")
     command = body.get("command", "build")
     if command not in COMMANDS:
         problems.append("command: must be one of " + ", ".join(COMMANDS))
@@ -122,7 +123,7 @@ def validate_create(body: Any) -> Tuple[Optional[Dict[str, Any]], Optional[Respo
 # --- dbt command line -------------------------------------------------------------------------
 
 
-def build_dbt_argv(run: Dict[str, Any], dbt_bin: str = "dbt") -> List[str]:
+def build_dbt_argv(run: dict[str, Any], dbt_bin: str = "dbt") -> list[str]:
     """The argv for a run. No shell is involved; batch_id and pipeline are always passed as vars."""
     argv = [dbt_bin, run["command"]]
     if run.get("select"):
@@ -145,14 +146,14 @@ class RunRegistry:
 
     def __init__(self, clock: Callable[[], str] = utc_now, new_id: Callable[[], str] = lambda: "run-" + uuid.uuid4().hex):
         self._lock = threading.Lock()
-        self._runs: Dict[str, Dict[str, Any]] = {}
-        self._by_key: Dict[Tuple[str, int], str] = {}
+        self._runs: dict[str, dict[str, Any]] = {}
+        self._by_key: dict[tuple[str, int], str] = {}
         self._clock = clock
         self._new_id = new_id
-        self.on_created: Callable[[Dict[str, Any]], None] = lambda run: None
+        self.on_created: Callable[[dict[str, Any]], None] = lambda run: None
 
     @staticmethod
-    def view(run: Dict[str, Any]) -> Dict[str, Any]:
+    def view(run: dict[str, Any]) -> dict[str, Any]:
         out = {k: run[k] for k in ("runId", "batchId", "pipeline", "command", "attempt", "status", "startedAt", "finishedAt")}
         if run.get("error"):
             out["error"] = run["error"]
@@ -189,14 +190,14 @@ class RunRegistry:
 
     def get(self, run_id: str) -> Response:
         if not RUN_ID_RE.match(run_id or ""):
-            return error(404, "NotFound", "no run %r" % run_id)
+            return error(404, "NotFound", f"no run {run_id!r}")
         with self._lock:
             run = self._runs.get(run_id)
             if not run:
-                return error(404, "NotFound", "no run %r" % run_id)
+                return error(404, "NotFound", f"no run {run_id!r}")
             return 200, self.view(run)
 
-    def snapshot(self, run_id: str) -> Dict[str, Any]:
+    def snapshot(self, run_id: str) -> dict[str, Any]:
         with self._lock:
             return dict(self._runs[run_id])
 
@@ -206,14 +207,14 @@ class RunRegistry:
             run["status"] = "RUNNING"
             run["startedAt"] = self._clock()
 
-    def mark_finished(self, run_id: str, ok: bool, message: Optional[str] = None) -> None:
+    def mark_finished(self, run_id: str, ok: bool, message: str | None = None) -> None:
         with self._lock:
             run = self._runs[run_id]
             run["status"] = "SUCCEEDED" if ok else "FAILED"
             run["finishedAt"] = self._clock()
             run["error"] = None if ok else (message or "dbt failed without output")
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         with self._lock:
             out = {s: 0 for s in STATUSES}
             for run in self._runs.values():
@@ -223,20 +224,20 @@ class RunRegistry:
 
 # --- worker -----------------------------------------------------------------------------------
 
-Runner = Callable[[Dict[str, Any]], Tuple[bool, Optional[str]]]
+Runner = Callable[[dict[str, Any]], tuple[bool, str | None]]
 
 
-def subprocess_runner(dbt_bin: str = "dbt", timeout_seconds: float = 4 * 3600, cwd: Optional[str] = None) -> Runner:
+def subprocess_runner(dbt_bin: str = "dbt", timeout_seconds: float = 4 * 3600, cwd: str | None = None) -> Runner:
     """Runs dbt; (True, None) on exit 0, else (False, the last lines of its output)."""
 
-    def run(run_record: Dict[str, Any]) -> Tuple[bool, Optional[str]]:
+    def run(run_record: dict[str, Any]) -> tuple[bool, str | None]:
         argv = build_dbt_argv(run_record, dbt_bin)
         try:
             proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout_seconds, check=False)
         except subprocess.TimeoutExpired:
             return False, "dbt did not finish within %d s" % timeout_seconds
         except OSError as exc:
-            return False, "could not start dbt: %s" % exc
+            return False, f"could not start dbt: {exc}"
         if proc.returncode == 0:
             return True, None
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-20:]
@@ -251,12 +252,12 @@ class Worker:
     def __init__(self, registry: RunRegistry, runner: Runner):
         self.registry = registry
         self.runner = runner
-        self._queue: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="dbt-worker", daemon=True)
-        self._drain_events: Dict[int, threading.Event] = {}
+        self._drain_events: dict[int, threading.Event] = {}
         registry.on_created = lambda run: self._queue.put(run["runId"])
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self._thread.start()
         return self
 
@@ -273,7 +274,7 @@ class Worker:
         self._queue.put("__drain__:%d" % id(done))
         self._drain_events[id(done)] = done
         if not done.wait(timeout):
-            raise TimeoutError("worker did not drain in %.1f s" % timeout)
+            raise TimeoutError(f"worker did not drain in {timeout:.1f} s")
 
     def _loop(self) -> None:
         while True:
@@ -287,5 +288,5 @@ class Worker:
             try:
                 ok, message = self.runner(self.registry.snapshot(run_id))
             except Exception as exc:  # a runner bug must not kill the worker
-                ok, message = False, "runner error: %r" % (exc,)
+                ok, message = False, f"runner error: {exc!r}"
             self.registry.mark_finished(run_id, ok, message)

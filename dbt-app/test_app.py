@@ -232,7 +232,7 @@ class SubprocessRunnerTest(unittest.TestCase):
 class NoFlaskTest(unittest.TestCase):
     def test_runs_module_does_not_import_flask(self):
         out = subprocess.run(
-            [sys.executable, "-c", "import sys; sys.path.insert(0, %r); import runs; print('flask' in sys.modules)" % os.path.dirname(os.path.abspath(__file__))],
+            [sys.executable, "-c", f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import runs; print('flask' in sys.modules)"],
             capture_output=True,
             text=True,
             check=True,

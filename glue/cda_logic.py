@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -419,7 +420,7 @@ def result_key(pipeline: str, batch_id: str, table: str, job: str = JOB_CDA_TO_L
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def folder_result(folder: TimestampFolder, source_uri: str, target_uri: str, rows: int) -> dict[str, Any]:

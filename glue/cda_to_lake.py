@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cda_logic import (
     CDA_TO_LAKE_ARGS,
@@ -59,8 +60,8 @@ from cda_logic import (
     result_key,
     s3_uri,
     schema_folder_prefix,
-    summary_of,
     select_folders,
+    summary_of,
     table_source_prefix,
     timestamp_folder_names,
     timestamp_folder_prefix,

@@ -36,8 +36,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from functools import reduce
-from typing import Any, Sequence
+from typing import Any
 
 from cda_logic import (
     BATCH_ID_COLUMN,

@@ -229,7 +229,7 @@ class DF:
         return DF(self.cols + [c for c in other.cols if c[0] not in names], self.rows + other.rows)
 
     def toDF(self, *names):
-        return DF([(n, t) for n, (_, t) in zip(names, self.cols)], self.rows)
+        return DF([(n, t) for n, (_, t) in zip(names, self.cols, strict=True)], self.rows)
 
     def persist(self):
         return self
