@@ -13,14 +13,25 @@ export interface SnowflakeCredentials {
   readonly role: string;
 }
 
-/** The keys the Glue Snowflake connector reads from its secret (v1 connection keys). */
-export function connectorSecret(credentials: SnowflakeCredentials): Record<string, string> {
+/**
+ * The secret's JSON, read by two consumers: the Glue Snowflake connector (its v1 connection keys,
+ * `sf*`) and the dbt app (dbt-app/credentials.py: `account, user, password, role, warehouse,
+ * database`, which it hands to dbt's profiles.yml). The account is in it because the dbt app has
+ * no Glue connection to carry the host.
+ */
+export function snowflakeSecretValue(credentials: SnowflakeCredentials): Record<string, string> {
   return {
     sfUser: credentials.user,
     sfPassword: credentials.password,
     sfWarehouse: credentials.warehouse,
     sfDatabase: credentials.database,
     sfRole: credentials.role,
+    account: credentials.account,
+    user: credentials.user,
+    password: credentials.password,
+    role: credentials.role,
+    warehouse: credentials.warehouse,
+    database: credentials.database,
   };
 }
 
@@ -63,7 +74,7 @@ export class Snowflake extends pulumi.ComponentResource {
       );
       const version = new aws.secretsmanager.SecretVersion(
         `${name}-secret-value`,
-        { secretId: secret.id, secretString: pulumi.secret(credentials.apply((c) => JSON.stringify(connectorSecret(c)))) },
+        { secretId: secret.id, secretString: pulumi.secret(credentials.apply((c) => JSON.stringify(snowflakeSecretValue(c)))) },
         { parent: this },
       );
       dependsOn.push(version);

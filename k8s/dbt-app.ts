@@ -2,6 +2,7 @@ import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { iamRoleName, type AccountContext } from '../components/naming';
+import envContract from '../dbt-app/env-contract.json';
 
 /**
  * The dbt API (a Flask app that runs dbt against Snowflake) in this region's existing EKS cluster.
@@ -19,6 +20,67 @@ export const TOKEN_SECRET_KEY = 'token';
 export const HEALTH_PATH = '/healthz';
 /** Non-root uid/gid the image runs as (any non-zero id; the image must not need a named user). */
 export const RUN_AS_ID = 10001;
+
+/** The app's own run registry: one table per region, never global (docs/dbt-app.md, "Run registry"). */
+export const RUNS_TABLE_NAME = 'etl-platform-dbt-runs';
+export const RUNS_STATUS_INDEX = 'byStatus';
+/** Run records expire this attribute's epoch seconds after creation (the app sets it to +90 days). */
+export const RUNS_TTL_ATTRIBUTE = 'expiresAt';
+
+/**
+ * After SIGTERM the app finishes an in-flight run for up to this long, then stops dbt and marks the
+ * run INTERRUPTED; gunicorn's graceful_timeout (dbt-app/gunicorn.conf.py) sits between the two.
+ */
+export const SHUTDOWN_GRACE_SECONDS = 100;
+/** The pod's grace: the app's own grace plus time to mark the run and send the callback. */
+export const TERMINATION_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS + 30;
+
+/** Who supplies a variable in a deployed pod (dbt-app/env-contract.json). */
+export type EnvSource = 'deployment' | 'secret' | 'webhook' | 'image';
+export interface EnvContractEntry {
+  readonly from: EnvSource;
+  readonly required: boolean;
+  readonly default?: string;
+  readonly description: string;
+}
+/** The one list of variables the app reads; the Deployment's env is built from it and checked against it. */
+export const APP_ENV_CONTRACT: Readonly<Record<string, EnvContractEntry>> = envContract.variables as Record<string, EnvContractEntry>;
+
+export interface SecretKeyRef {
+  readonly name: string;
+  readonly key: string;
+}
+
+/**
+ * The container's env from the contract: `values` for `deployment` variables, `secrets` for
+ * `secret` ones. Throws when a name is not in the contract, comes from the wrong source, or a
+ * required variable is missing, so a rename on either side fails the build (tests/dbt-app.test.ts).
+ */
+export function containerEnv(
+  values: Readonly<Record<string, pulumi.Input<string>>>,
+  secrets: Readonly<Record<string, SecretKeyRef>>,
+  contract: Readonly<Record<string, EnvContractEntry>> = APP_ENV_CONTRACT,
+): k8s.types.input.core.v1.EnvVar[] {
+  const problems: string[] = [];
+  const check = (name: string, from: EnvSource) => {
+    const entry = contract[name];
+    if (!entry) problems.push(`${name} is not in dbt-app/env-contract.json`);
+    else if (entry.from !== from) problems.push(`${name} is supplied as ${from} but the contract says ${entry.from}`);
+  };
+  Object.keys(values).forEach((name) => check(name, 'deployment'));
+  Object.keys(secrets).forEach((name) => check(name, 'secret'));
+  for (const [name, entry] of Object.entries(contract)) {
+    const supplied = name in values || name in secrets;
+    if (entry.required && (entry.from === 'deployment' || entry.from === 'secret') && !supplied) {
+      problems.push(`${name} is required by the app but the Deployment does not set it`);
+    }
+  }
+  if (problems.length) throw new Error(`dbt-app env does not match its contract: ${problems.join('; ')}`);
+  return [
+    ...Object.entries(values).map(([name, value]) => ({ name, value })),
+    ...Object.entries(secrets).map(([name, ref]) => ({ name, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } })),
+  ];
+}
 
 export interface ContainerResources {
   readonly requests: { readonly cpu: string; readonly memory: string; readonly 'ephemeral-storage'?: string };
@@ -137,11 +199,51 @@ export function irsaTrustPolicy(providerArn: string, issuer: string, namespace: 
   };
 }
 
-/** What the app's role may do: read the Snowflake credentials secret, nothing else. */
-export function snowflakeReadPolicy(secretArn: string) {
+/** DynamoDB actions the run registry uses (dbt-app/registry.py): create, claim, heartbeat, finish, find. */
+export const RUNS_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'] as const;
+/** The callbacks that end, or keep alive, a workflow's `.waitForTaskToken` wait. */
+export const CALLBACK_ACTIONS = ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'] as const;
+
+/**
+ * What the app's role may do: read the Snowflake secret, use its own region's runs table, and
+ * answer task tokens. The SendTask* actions have no resource types in the Service Authorization
+ * Reference (the token names the execution), so they take Resource "*", held to this region.
+ */
+export function dbtAppPolicy(p: { snowflakeSecretArn: string; runsTableArn: string; region: string }) {
   return {
     Version: '2012-10-17',
-    Statement: [{ Sid: 'ReadSnowflakeCredentials', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [secretArn] }],
+    Statement: [
+      { Sid: 'ReadSnowflakeCredentials', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [p.snowflakeSecretArn] },
+      { Sid: 'RunRegistry', Effect: 'Allow', Action: [...RUNS_TABLE_ACTIONS], Resource: [p.runsTableArn, `${p.runsTableArn}/index/${RUNS_STATUS_INDEX}`] },
+      {
+        Sid: 'WorkflowCallbacks',
+        Effect: 'Allow',
+        Action: [...CALLBACK_ACTIONS],
+        Resource: ['*'],
+        Condition: { StringEquals: { 'aws:RequestedRegion': p.region } },
+      },
+    ],
+  };
+}
+
+/** The runs table: per region, on demand, encrypted, PITR, TTL; status index for the workers' queue. */
+export function runsTableArgs(tags: Record<string, string>): aws.dynamodb.TableArgs {
+  return {
+    name: RUNS_TABLE_NAME,
+    billingMode: 'PAY_PER_REQUEST',
+    hashKey: 'pk',
+    rangeKey: 'sk',
+    attributes: [
+      { name: 'pk', type: 'S' },
+      { name: 'sk', type: 'S' },
+      { name: 'status', type: 'S' },
+      { name: 'queuedAt', type: 'S' },
+    ],
+    globalSecondaryIndexes: [{ name: RUNS_STATUS_INDEX, hashKey: 'status', rangeKey: 'queuedAt', projectionType: 'ALL' }],
+    pointInTimeRecovery: { enabled: true },
+    serverSideEncryption: { enabled: true },
+    ttl: { attributeName: RUNS_TTL_ATTRIBUTE, enabled: true },
+    tags,
   };
 }
 
@@ -150,7 +252,31 @@ export interface PodSpecInputs {
   readonly port: number;
   readonly region: string;
   readonly snowflakeSecretId: pulumi.Input<string>;
+  /** Name of this region's runs table. */
+  readonly runsTable: pulumi.Input<string>;
   readonly resources: ContainerResources;
+}
+
+/** The app's env as the Deployment sets it: built from the contract, secrets by reference only. */
+export function appEnv(p: Pick<PodSpecInputs, 'port' | 'region' | 'snowflakeSecretId' | 'runsTable'>): k8s.types.input.core.v1.EnvVar[] {
+  return containerEnv(
+    {
+      PORT: String(p.port),
+      AWS_REGION: p.region,
+      AWS_STS_REGIONAL_ENDPOINTS: 'regional',
+      DBT_RUNS_TABLE: p.runsTable,
+      SNOWFLAKE_SECRET_ID: p.snowflakeSecretId,
+      DBT_TARGET: 'prod',
+      SHUTDOWN_GRACE_SECONDS: String(SHUTDOWN_GRACE_SECONDS),
+      // The root filesystem is read-only: everything dbt and Python write goes to /tmp.
+      HOME: '/tmp',
+      TMPDIR: '/tmp',
+      DBT_LOG_PATH: '/tmp/dbt/logs',
+      DBT_TARGET_PATH: '/tmp/dbt/target',
+      PYTHONDONTWRITEBYTECODE: '1',
+    },
+    { DBT_API_TOKEN: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } },
+  );
 }
 
 /** Pod-level half of the "restricted" Pod Security Standard. */
@@ -189,8 +315,9 @@ export function deploymentSpec(replicas: number, p: PodSpecInputs): k8s.types.in
         // The app does not call the Kubernetes API. IRSA's web-identity token is a separate
         // projected volume added by the EKS pod identity webhook, so it is unaffected.
         automountServiceAccountToken: false,
-        // In-flight dbt runs get this long to finish on rollouts and drains; the Lambdas retry the rest.
-        terminationGracePeriodSeconds: 120,
+        // In-flight dbt runs get SHUTDOWN_GRACE_SECONDS to finish on rollouts and drains; after
+        // that the app marks them INTERRUPTED and calls the workflow back before the pod is killed.
+        terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
         securityContext: { ...POD_SECURITY_CONTEXT },
         topologySpreadConstraints: [
           {
@@ -215,19 +342,7 @@ export function deploymentSpec(replicas: number, p: PodSpecInputs): k8s.types.in
             image: p.image,
             imagePullPolicy: 'IfNotPresent',
             ports: [{ name: 'http', containerPort: p.port, protocol: 'TCP' }],
-            env: [
-              { name: 'PORT', value: String(p.port) },
-              { name: 'DBT_API_TOKEN', valueFrom: { secretKeyRef: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } } },
-              { name: 'SNOWFLAKE_SECRET_ID', value: p.snowflakeSecretId },
-              { name: 'AWS_REGION', value: p.region },
-              { name: 'AWS_STS_REGIONAL_ENDPOINTS', value: 'regional' },
-              // The root filesystem is read-only: everything dbt and Python write goes to /tmp.
-              { name: 'HOME', value: '/tmp' },
-              { name: 'TMPDIR', value: '/tmp' },
-              { name: 'DBT_LOG_PATH', value: '/tmp/dbt/logs' },
-              { name: 'DBT_TARGET_PATH', value: '/tmp/dbt/target' },
-              { name: 'PYTHONDONTWRITEBYTECODE', value: '1' },
-            ],
+            env: appEnv(p),
             resources: { requests: { ...p.resources.requests }, limits: { ...p.resources.limits } },
             startupProbe: { ...probe, periodSeconds: 5, failureThreshold: 24 },
             readinessProbe: { ...probe, periodSeconds: 10, failureThreshold: 3 },
@@ -308,6 +423,8 @@ export function apiUrlFrom(status: k8s.types.output.core.v1.ServiceStatus | unde
 export class DbtApp extends pulumi.ComponentResource {
   readonly provider: k8s.Provider;
   readonly role: aws.iam.Role;
+  /** This region's run registry (the app's own table, not the global control table). */
+  readonly runsTable: aws.dynamodb.Table;
   readonly deployment: k8s.apps.v1.Deployment;
   readonly service: k8s.core.v1.Service;
   /** `http://<internal NLB hostname>`: the Lambdas' DBT_API_URL. */
@@ -349,9 +466,15 @@ export class DbtApp extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+    this.runsTable = new aws.dynamodb.Table(`${name}-runs`, runsTableArgs(tags), { parent: this });
     new aws.iam.RolePolicy(
       `${name}-irsa-policy`,
-      { role: this.role.id, policy: pulumi.output(args.snowflakeSecret.arnPattern).apply((arn) => JSON.stringify(snowflakeReadPolicy(arn))) },
+      {
+        role: this.role.id,
+        policy: pulumi
+          .all([args.snowflakeSecret.arnPattern, this.runsTable.arn])
+          .apply(([snowflakeSecretArn, runsTableArn]) => JSON.stringify(dbtAppPolicy({ snowflakeSecretArn, runsTableArn, region: args.region }))),
+      },
       { parent: this },
     );
 
@@ -400,6 +523,7 @@ export class DbtApp extends pulumi.ComponentResource {
           port,
           region: args.region,
           snowflakeSecretId: args.snowflakeSecret.name,
+          runsTable: this.runsTable.name,
           resources: args.resources ?? DEFAULT_RESOURCES,
         }),
       },

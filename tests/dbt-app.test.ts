@@ -4,13 +4,18 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import {
+  APP_ENV_CONTRACT,
   buildKubeconfig,
+  containerEnv,
   deploymentSpec,
   DEFAULT_RESOURCES,
   disruptionBudgetSpec,
   irsaTrustPolicy,
   networkPolicySpec,
   oidcProviderArn,
+  RUNS_STATUS_INDEX,
+  RUNS_TABLE_NAME,
+  SHUTDOWN_GRACE_SECONDS,
 } from '../k8s/dbt-app';
 import { DBT_REPOSITORY_NAME, lifecycleRules } from '../k8s/dbt-image';
 import { diffRuns } from './harness/diff';
@@ -129,6 +134,54 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       });
       assert.equal(env.AWS_REGION.value, region);
       assert.equal(env.SNOWFLAKE_SECRET_ID.value, 'etl-platform/snowflake');
+      assert.equal(env.DBT_RUNS_TABLE.value, run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs.name);
+      assert.equal(env.PORT.value, String(container.ports[0].containerPort), `${key}: the app binds the port the container declares`);
+    }
+  });
+
+  it('the Deployment sets only variables of the app\'s env contract, every required one, and secrets only by reference', () => {
+    for (const { key, run } of all()) {
+      const env = envOf(run);
+      for (const [name, e] of Object.entries<any>(env)) {
+        const entry = APP_ENV_CONTRACT[name];
+        assert.ok(entry, `${key}: ${name} is set by the Deployment but is not in dbt-app/env-contract.json`);
+        assert.ok(entry.from === 'deployment' || entry.from === 'secret', `${key}: ${name} is ${entry.from}-supplied, yet the Deployment sets it`);
+        assert.equal(entry.from === 'secret', e.valueFrom?.secretKeyRef !== undefined, `${key}: ${name} secret-ness`);
+      }
+      for (const [name, entry] of Object.entries(APP_ENV_CONTRACT)) {
+        if (entry.required && (entry.from === 'deployment' || entry.from === 'secret')) assert.ok(env[name], `${key}: required ${name} is not set`);
+      }
+    }
+  });
+
+  it('containerEnv refuses a name outside the contract, a wrong source and a missing required variable', () => {
+    const contract = { A: { from: 'deployment', required: true, description: '' }, S: { from: 'secret', required: true, description: '' } } as const;
+    const ref = { name: 'n', key: 'k' };
+    assert.deepEqual(
+      containerEnv({ A: '1' }, { S: ref }, contract).map((e) => e.name),
+      ['A', 'S'],
+    );
+    assert.throws(() => containerEnv({ A: '1', API_TOKEN: 'x' }, { S: ref }, contract), /API_TOKEN is not in dbt-app\/env-contract.json/);
+    assert.throws(() => containerEnv({ A: '1', S: 'literal' }, {}, contract), /S is supplied as deployment but the contract says secret/);
+    assert.throws(() => containerEnv({}, { S: ref }, contract), /A is required by the app but the Deployment does not set it/);
+  });
+
+  it('the pod outlives the app\'s own shutdown grace, so an in-flight run is finished or marked INTERRUPTED before the kill', () => {
+    for (const { key, run } of all()) {
+      const spec = deploymentOf(run).inputs.spec.template.spec;
+      assert.equal(envOf(run).SHUTDOWN_GRACE_SECONDS.value, String(SHUTDOWN_GRACE_SECONDS));
+      assert.ok(spec.terminationGracePeriodSeconds >= SHUTDOWN_GRACE_SECONDS + 20, `${key}: ${spec.terminationGracePeriodSeconds}`);
+    }
+  });
+
+  it('each region has its own runs table (not global) with the status index the workers query', () => {
+    for (const { key, run } of all()) {
+      const table = run.one('aws:dynamodb/table:Table', 'dbt-runs');
+      assert.equal(table.inputs.name, RUNS_TABLE_NAME);
+      assert.deepEqual(table.inputs.replicas ?? [], [], `${key}: the run registry must not replicate`);
+      assert.deepEqual(table.inputs.globalSecondaryIndexes.map((i: any) => [i.name, i.hashKey, i.rangeKey]), [[RUNS_STATUS_INDEX, 'status', 'queuedAt']]);
+      assert.equal(table.inputs.serverSideEncryption.enabled, true);
+      assert.equal(table.inputs.pointInTimeRecovery.enabled, true);
     }
   });
 
@@ -174,7 +227,7 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
     }
   });
 
-  it('the IRSA role trusts exactly the app service account, and may read only the Snowflake secret', () => {
+  it('the IRSA role trusts exactly the app service account; it may read the Snowflake secret, use its runs table and answer task tokens', () => {
     for (const { key, run, region } of all()) {
       const sa = run.one('kubernetes:core/v1:ServiceAccount');
       const role = run.one('aws:iam/role:Role', 'dbt-irsa');
@@ -197,8 +250,17 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
 
       const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'dbt-irsa').inputs.policy);
       assert.deepEqual(
-        policy.Statement.map((s: any) => [s.Effect, s.Action, s.Resource]),
-        [['Allow', ['secretsmanager:GetSecretValue'], [`arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:etl-platform/snowflake-??????`]]],
+        policy.Statement.map((s: any) => [s.Effect, s.Action, s.Resource, s.Condition]),
+        [
+          ['Allow', ['secretsmanager:GetSecretValue'], [`arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:etl-platform/snowflake-??????`], undefined],
+          [
+            'Allow',
+            ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+            [`arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${RUNS_TABLE_NAME}`, `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${RUNS_TABLE_NAME}/index/${RUNS_STATUS_INDEX}`],
+            undefined,
+          ],
+          ['Allow', ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'], ['*'], { StringEquals: { 'aws:RequestedRegion': region } }],
+        ],
       );
     }
   });
@@ -330,7 +392,7 @@ describe('dbt app: pure builders', () => {
 
   it('deploymentSpec and disruptionBudgetSpec validate for 0, 1 and 3 replicas', () => {
     for (const replicas of [0, 1, 3]) {
-      const spec = deploymentSpec(replicas, { image: 'r/x:1', port: 8080, region: 'us-east-1', snowflakeSecretId: 'etl-platform/snowflake', resources: DEFAULT_RESOURCES });
+      const spec = deploymentSpec(replicas, { image: 'r/x:1', port: 8080, region: 'us-east-1', snowflakeSecretId: 'etl-platform/snowflake', runsTable: RUNS_TABLE_NAME, resources: DEFAULT_RESOURCES });
       new Deployment({ metadata: { name: 'dbt-app' }, spec: spec as any }).validate();
       new PodDisruptionBudget({ metadata: { name: 'dbt-app' }, spec: disruptionBudgetSpec() as any }).validate();
     }

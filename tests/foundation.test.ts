@@ -48,7 +48,7 @@ describe('foundation: the program in all four stack × activeRegion combinations
 
   it('declares the control global table once, in the home stack, with a replica in the peer region', () => {
     const home = get('prod-east', 'us-east-1');
-    const table = home.one('aws:dynamodb/table:Table');
+    const table = home.one('aws:dynamodb/table:Table', 'control-table');
     assert.equal(table.inputs.name, 'etl-platform-control');
     assert.deepEqual(table.inputs.replicas, [{ regionName: 'us-west-1', pointInTimeRecovery: true, propagateTags: true }]);
     assert.equal(table.inputs.pointInTimeRecovery.enabled, true);
@@ -58,7 +58,11 @@ describe('foundation: the program in all four stack × activeRegion combinations
       table.inputs.globalSecondaryIndexes.map((i: any) => [i.name, i.hashKey, i.rangeKey]),
       [['byPipelineStatus', 'gsi1pk', 'gsi1sk']],
     );
-    for (const active of REGIONS) assert.equal(get('prod-west', active).ofType('aws:dynamodb/table:Table').length, 0);
+    // The peer declares no control table (only the dbt app's own, regional runs table).
+    for (const active of REGIONS) {
+      const tables = get('prod-west', active).ofType('aws:dynamodb/table:Table');
+      assert.deepEqual(tables.map((t) => t.inputs.name), ['etl-platform-dbt-runs']);
+    }
   });
 
   it('the peer stack refers to the same table by name, through its own region', () => {

@@ -79,8 +79,18 @@ const STAR_ALLOWED: Record<string, string> = {
   'ec2:UnassignPrivateIpAddresses': 'Lambda VPC ENIs (AWSLambdaVPCAccessExecutionRole uses "*")',
   // PutMetricData has no resource-level permissions; allowed only with a cloudwatch:namespace condition.
   'cloudwatch:PutMetricData': 'no resource-level permissions; must carry a cloudwatch:namespace condition',
+  // Task-token callbacks: no resource types in the Service Authorization Reference (the token names
+  // the execution); held to the role's own region by an aws:RequestedRegion condition.
+  'states:SendTaskSuccess': 'callback: no resource-level permissions; must carry aws:RequestedRegion',
+  'states:SendTaskFailure': 'callback: no resource-level permissions; must carry aws:RequestedRegion',
+  'states:SendTaskHeartbeat': 'callback: no resource-level permissions; must carry aws:RequestedRegion',
 };
-const STAR_NEEDS_CONDITION: Record<string, string> = { 'cloudwatch:PutMetricData': 'cloudwatch:namespace' };
+const STAR_NEEDS_CONDITION: Record<string, string> = {
+  'cloudwatch:PutMetricData': 'cloudwatch:namespace',
+  'states:SendTaskSuccess': 'aws:RequestedRegion',
+  'states:SendTaskFailure': 'aws:RequestedRegion',
+  'states:SendTaskHeartbeat': 'aws:RequestedRegion',
+};
 
 // ---------------------------------------------------------------------------------------------
 // The ARNs a run computed, looked up from its recorded resources.
@@ -96,6 +106,8 @@ interface Ctx {
   fn(name: string): string;
   queue(prefix: string): string;
   table: string;
+  /** This region's dbt run registry (the app's own table). */
+  runsTable: string;
   index: string;
   bus: string;
   defaultBus: string;
@@ -165,6 +177,7 @@ function makeCtx(stack: StackName, mode: Mode, run: ProgramRun, peer?: Ctx): Ctx
       ).state.arn,
     // The global table is declared by the home stack; the other stack uses its replica (same name).
     table: `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${run.outputs.controlTableName}`,
+    runsTable: `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs.name}`,
     index: `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${run.outputs.controlTableName}/index/byPipelineStatus`,
     bus: arnByName('aws:cloudwatch/eventBus:EventBus', 'etl-platform'),
     defaultBus: `arn:aws:events:${region}:${ACCOUNT_ID}:event-bus/default`,
@@ -495,9 +508,24 @@ const EXPECTATIONS: readonly Expectation[] = [
     name: 'etl-dbt-app-<region> (IRSA)',
     pattern: /^etl-dbt-app-(?<region>[a-z0-9-]+)$/,
     trust: 'federated:oidc-provider/oidc.eks',
-    allowed: (c) => [['secretsmanager:GetSecretValue', c.snowflakeSecret]],
+    allowed: (c) => [
+      ['secretsmanager:GetSecretValue', c.snowflakeSecret],
+      ['dynamodb:PutItem', c.runsTable],
+      ['dynamodb:UpdateItem', c.runsTable],
+      ['dynamodb:GetItem', c.runsTable],
+      ['dynamodb:Query', `${c.runsTable}/index/byStatus`],
+      ['states:SendTaskSuccess', '*', { 'aws:RequestedRegion': c.region }],
+      ['states:SendTaskFailure', '*', { 'aws:RequestedRegion': c.region }],
+      ['states:SendTaskHeartbeat', '*', { 'aws:RequestedRegion': c.region }],
+    ],
     denied: (c) => [
       ['secretsmanager:GetSecretValue', c.tokenSecret],
+      ['states:SendTaskSuccess', '*', { 'aws:RequestedRegion': peerOf(c).region }],
+      ['states:StartExecution', c.sm(`etl-${c.pipelines[0]}-downstream`)],
+      ['dynamodb:DeleteItem', c.runsTable],
+      ['dynamodb:Scan', c.runsTable],
+      ['dynamodb:PutItem', c.table],
+      ['dynamodb:GetItem', peerOf(c).runsTable],
       ['secretsmanager:GetSecretValue', peerOf(c).snowflakeSecret],
       ['secretsmanager:PutSecretValue', c.snowflakeSecret],
       ['s3:GetObject', `${c.lake}/raw/policycenter/part-0.parquet`],

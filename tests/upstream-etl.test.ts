@@ -135,7 +135,12 @@ describe('upstream ETL under mocks', () => {
     assert.deepEqual(secret.inputs.replicas, [{ region: 'us-west-1' }]);
     const version = east.one('aws:secretsmanager/secretVersion:SecretVersion', 'snowflake-secret-value');
     assert.ok(version.secretPaths.includes('secretString'));
-    assert.deepEqual(Object.keys(JSON.parse(version.inputs.secretString)).sort(), ['sfDatabase', 'sfPassword', 'sfRole', 'sfUser', 'sfWarehouse']);
+    assert.deepEqual(Object.keys(JSON.parse(version.inputs.secretString)).sort(), [
+      // the dbt app's keys (dbt-app/credentials.py), account included
+      'account', 'database', 'password', 'role', 'user', 'warehouse',
+      // the Glue connector's
+      'sfDatabase', 'sfPassword', 'sfRole', 'sfUser', 'sfWarehouse',
+    ]);
     assert.equal(runs['prod-west/us-east-1'].ofType('aws:secretsmanager/secretVersion:SecretVersion').filter((r) => r.name.includes('snowflake')).length, 0);
     const connection = runs['prod-west/us-east-1'].one('aws:glue/connection:Connection');
     assert.equal(connection.inputs.connectionType, 'SNOWFLAKE');
