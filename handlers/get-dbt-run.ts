@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { getRun } from './lib/dbt-client';
+import { getRun, type RunStatus } from './lib/dbt-client';
 import { DbtRunFailed } from './lib/errors';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
@@ -24,7 +24,7 @@ export type GetDbtRunInput = z.input<typeof getDbtRunInputSchema>;
 export interface GetDbtRunOutput {
   runId: string;
   batchId: string;
-  status: 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  status: RunStatus;
   startedAt: string | null;
   finishedAt: string | null;
   error?: string;
@@ -43,8 +43,9 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
     ...(run.error ? { error: run.error } : {}),
   };
   logger.info('dbt run polled', { ...output });
-  if (run.status === 'FAILED' && input.failOnFailed) {
-    throw new DbtRunFailed(run.error || `dbt run ${run.runId} of ${run.batchId} FAILED without an error message`, run.runId);
+  // LOST and INTERRUPTED runs are over too: the build did not finish, so they fail like FAILED.
+  if ((run.status === 'FAILED' || run.status === 'LOST' || run.status === 'INTERRUPTED') && input.failOnFailed) {
+    throw new DbtRunFailed(run.error || `dbt run ${run.runId} of ${run.batchId} ended ${run.status} without an error message`, run.runId);
   }
   return output;
 };

@@ -6,7 +6,7 @@ import { parseInput } from './lib/validate';
 
 /**
  * Starts (idempotently) the dbt run of a batch.
- * Input  {pipeline, batchId, command?='build', select?, vars?, attempt?=1}
+ * Input  {pipeline, batchId, command?='build', select?, vars?, attempt?=1, fence: {region, epoch}, taskToken?}
  * Output {runId, status, created}
  * Env    DBT_API_URL, DBT_API_TOKEN_SECRET_ARN (or DBT_API_TOKEN locally), DBT_API_TIMEOUT_MS?
  * Errors InvalidInput, DbtApiUnavailable (retry), DbtApiRejected, MissingConfiguration
@@ -23,6 +23,15 @@ export const startDbtRunInputSchema = z
       .optional(),
     vars: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
     attempt: z.number({ error: 'must be a number' }).int().min(1).max(100).default(1),
+    fence: z.object(
+      {
+        region: z.string({ error: 'must be a string' }).regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'is not an AWS region' }),
+        // The workflow reads the fence item's epoch as DynamoDB's N string.
+        epoch: z.coerce.number({ error: 'must be a number' }).int().min(1),
+      },
+      { error: 'must be {region, epoch}: the fence the claim was made under' },
+    ),
+    taskToken: z.string({ error: 'must be a string' }).min(1).max(1024).optional(),
   })
   .superRefine((input, ctx) => {
     const parsed = parseBatchId(input.batchId);
@@ -49,6 +58,8 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
     ...(input.select === undefined ? {} : { select: input.select }),
     ...(input.vars === undefined ? {} : { vars: input.vars }),
     attempt: input.attempt,
+    fence: input.fence,
+    ...(input.taskToken === undefined ? {} : { taskToken: input.taskToken }),
   });
   logger.info(run.created ? 'dbt run created' : 'dbt run already existed for this batch', { ...run });
   return { runId: run.runId, status: run.status, created: run.created };

@@ -517,6 +517,8 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
         command: 'build',
         ...(refs.pipeline.dbtSelect === undefined ? {} : { select: refs.pipeline.dbtSelect }),
         'attempt.$': '$.claim.attempt',
+        // The fence this claim was made under: dbt's on-run-start checks it against the warehouse fence.
+        fence: { 'region.$': '$.fenceItem.Item.activeRegion.S', 'epoch.$': '$.fenceItem.Item.epoch.N' },
       },
       resultSelector: { 'runId.$': '$.Payload.runId', 'status.$': '$.Payload.status' },
       resultPath: '$.dbt',

@@ -51,9 +51,9 @@ describe('dbt API contract: OpenAPI document vs the fake server', () => {
 
   it('every status the fake returns is documented, and bodies have the documented fields', async () => {
     const cases: Array<[string, string, string, () => Promise<{ status: number; body: Record<string, unknown> }>, number, string]> = [
-      ['POST new', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter' }), 202, 'CreateRunResponse'],
-      ['POST repeat', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter' }), 200, 'CreateRunResponse'],
-      ['POST conflict', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', select: 'x' }), 409, 'Error'],
+      ['POST new', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 } }), 202, 'CreateRunResponse'],
+      ['POST repeat', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 } }), 200, 'CreateRunResponse'],
+      ['POST conflict', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 }, select: 'x' }), 409, 'Error'],
       ['POST invalid', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: 'nope', pipeline: 'policycenter' }), 422, 'Error'],
       ['POST not an object', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', [1]), 400, 'Error'],
       ['POST no token', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', {}, null), 401, 'Error'],

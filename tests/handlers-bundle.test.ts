@@ -70,7 +70,7 @@ describe('handler bundles (esbuild, node22 cjs, @aws-sdk external)', function ()
     try {
       const start = load(dirs.get('start-dbt-run')!).handler as Handler;
       const get = load(dirs.get('get-dbt-run')!).handler as Handler;
-      const run = (await start({ pipeline: 'policycenter', batchId: 'policycenter-20261127T020000Z' })) as { runId: string };
+      const run = (await start({ pipeline: 'policycenter', batchId: 'policycenter-20261127T020000Z', fence: { region: 'us-east-1', epoch: 1 } })) as { runId: string };
       assert.equal(((await get({ runId: run.runId })) as { status: string }).status, 'RUNNING');
       api.inject({ kind: 'status', status: 503 });
       await assert.rejects(get({ runId: run.runId }), (e: Error) => e.name === 'DbtApiUnavailable');

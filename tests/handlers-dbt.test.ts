@@ -7,6 +7,7 @@ import { handler as startDbtRun } from '../handlers/start-dbt-run';
 import { startFakeDbtApi, type FakeDbtApi } from './harness/fake-dbt-api';
 
 const BATCH = 'policycenter-20261127T020000Z';
+const FENCE = { region: 'us-east-1', epoch: 3 };
 const ENV_KEYS = ['DBT_API_URL', 'DBT_API_TOKEN', 'DBT_API_TOKEN_SECRET_ARN', 'DBT_API_TIMEOUT_MS'];
 
 async function rejectsWith(promise: Promise<unknown>, name: string, message?: RegExp): Promise<Error> {
@@ -56,7 +57,7 @@ describe('dbt handlers against the fake dbt API', () => {
   });
 
   it('starts a run and polls it QUEUED -> RUNNING -> SUCCEEDED', async () => {
-    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'tag:semantic' });
+    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'tag:semantic' });
     assert.equal(started.status, 'QUEUED');
     assert.equal(started.created, true);
     assert.equal(api.runs.length, 1);
@@ -80,8 +81,8 @@ describe('dbt handlers against the fake dbt API', () => {
   });
 
   it('a repeated start for the same batch returns the same run and creates no second one', async () => {
-    const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
-    const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
+    const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     assert.equal(second.runId, first.runId);
     assert.equal(second.created, false);
     assert.equal(api.runsFor(BATCH).length, 1, 'exactly one dbt run per batch');
@@ -93,29 +94,29 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('a retry after a 503 still yields exactly one run', async () => {
     api.inject({ kind: 'status', status: 503, count: 1, method: 'POST' });
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /503/);
-    const retried = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /503/);
+    const retried = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     assert.equal(retried.created, true);
     assert.equal(api.runsFor(BATCH).length, 1);
   });
 
   it('500 -> DbtApiUnavailable', async () => {
     api.inject({ kind: 'status', status: 500 });
-    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /500/);
+    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /500/);
     assert.equal((e as { status?: number }).status, 500);
     assert.equal(api.runs.length, 0);
   });
 
   it('429 -> DbtApiUnavailable (throttled is retryable)', async () => {
     api.inject({ kind: 'status', status: 429 });
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /429/);
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /429/);
   });
 
   it('a hung request times out -> DbtApiUnavailable', async () => {
     process.env.DBT_API_TIMEOUT_MS = '150';
     api.inject({ kind: 'hang' });
     const t0 = Date.now();
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /timed out after 150 ms/);
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /timed out after 150 ms/);
     const elapsed = Date.now() - t0;
     assert.ok(elapsed >= 140 && elapsed < 3000, `timed out after ${elapsed} ms`);
   });
@@ -123,13 +124,13 @@ describe('dbt handlers against the fake dbt API', () => {
   it('a slow answer within the timeout succeeds', async () => {
     process.env.DBT_API_TIMEOUT_MS = '2000';
     api.inject({ kind: 'delay', ms: 100 });
-    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     assert.equal(started.created, true);
   });
 
   it('connection refused -> DbtApiUnavailable', async () => {
     process.env.DBT_API_URL = `http://127.0.0.1:${await closedPort()}`;
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiUnavailable', /ECONNREFUSED/);
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /ECONNREFUSED/);
   });
 
   it('connection reset -> DbtApiUnavailable', async () => {
@@ -139,13 +140,13 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('400 -> DbtApiRejected, with the server message', async () => {
     api.inject({ kind: 'status', status: 400, body: { error: 'BadRequest', message: 'nope' } });
-    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiRejected', /400: BadRequest: nope/);
+    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiRejected', /400: BadRequest: nope/);
     assert.equal((e as { status?: number }).status, 400);
   });
 
   it('a wrong token -> 401 -> DbtApiRejected', async () => {
     process.env.DBT_API_TOKEN = 'not-the-token';
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'DbtApiRejected', /401/);
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiRejected', /401/);
     assert.equal(api.runs.length, 0);
   });
 
@@ -154,14 +155,14 @@ describe('dbt handlers against the fake dbt API', () => {
   });
 
   it('the same batch and attempt with different parameters -> 409 -> DbtApiRejected', async () => {
-    await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'a' });
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'b' }), 'DbtApiRejected', /409/);
+    await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'a' });
+    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'b' }), 'DbtApiRejected', /409/);
     assert.equal(api.runs.length, 1);
   });
 
   it('a run that ends FAILED -> DbtRunFailed carrying the dbt error; failOnFailed:false returns it', async () => {
     api.inject({ kind: 'fail-run', batchId: BATCH, error: 'Database Error in model dim_policy' });
-    const { runId } = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const { runId } = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     assert.equal((await getDbtRun({ runId })).status, 'RUNNING');
     const e = await rejectsWith(getDbtRun({ runId }), 'DbtRunFailed', /Database Error in model dim_policy/);
     assert.equal((e as { runId?: string }).runId, runId);
@@ -172,7 +173,7 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('a slow run stays RUNNING for the configured polls', async () => {
     api.inject({ kind: 'slow-run', polls: 3 });
-    const { runId } = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const { runId } = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     const seen: string[] = [];
     for (let i = 0; i < 5; i++) seen.push((await getDbtRun({ runId })).status);
     assert.deepEqual(seen, ['RUNNING', 'RUNNING', 'RUNNING', 'SUCCEEDED', 'SUCCEEDED']);
@@ -180,9 +181,9 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('a rerun with attempt 2 after a FAILED attempt creates a second run', async () => {
     api.inject({ kind: 'fail-run', batchId: BATCH });
-    const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+    const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     api.finish(first.runId, 'FAILED');
-    const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, attempt: 2 });
+    const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, attempt: 2 });
     assert.notEqual(second.runId, first.runId);
     assert.deepEqual(api.runsFor(BATCH).map((r) => r.attempt), [1, 2]);
   });
@@ -190,11 +191,15 @@ describe('dbt handlers against the fake dbt API', () => {
   describe('malformed input -> InvalidInput', () => {
     const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
       ['no batchId', () => startDbtRun({ pipeline: 'policycenter' }), /batchId/],
-      ['batchId of another pipeline', () => startDbtRun({ pipeline: 'billingcenter', batchId: BATCH }), /batchId: belongs to pipeline "policycenter"/],
-      ['batchId with a colon', () => startDbtRun({ pipeline: 'policycenter', batchId: 'policycenter-2026-11-27T02:00:00Z' }), /batchId: is not a batch id/],
-      ['unknown command', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, command: 'run-operation' }), /command: must be one of/],
-      ['shell metacharacters in select', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, select: 'a; rm -rf /' }), /select/],
-      ['vars not an object', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, vars: 'x' }), /vars: must be an object/],
+      ['batchId of another pipeline', () => startDbtRun({ pipeline: 'billingcenter', batchId: BATCH, fence: FENCE }), /batchId: belongs to pipeline "policycenter"/],
+      ['batchId with a colon', () => startDbtRun({ pipeline: 'policycenter', batchId: 'policycenter-2026-11-27T02:00:00Z', fence: FENCE }), /batchId: is not a batch id/],
+      ['no fence', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), /fence: must be \{region, epoch\}/],
+      ['fence epoch 0', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: { region: 'us-east-1', epoch: 0 } }), /fence.epoch/],
+      ['fence region not a region', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: { region: 'east', epoch: 1 } }), /fence.region: is not an AWS region/],
+      ['task token empty', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, taskToken: '' }), /taskToken/],
+      ['unknown command', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, command: 'run-operation' }), /command: must be one of/],
+      ['shell metacharacters in select', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'a; rm -rf /' }), /select/],
+      ['vars not an object', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, vars: 'x' }), /vars: must be an object/],
       ['null event', () => startDbtRun(null), /Invalid start-dbt-run input/],
       ['runId missing', () => getDbtRun({}), /runId/],
       ['runId with a slash', () => getDbtRun({ runId: '../etc' }), /runId: is not a run id/],
@@ -211,7 +216,7 @@ describe('dbt handlers against the fake dbt API', () => {
   describe('configuration', () => {
     it('missing DBT_API_URL -> an error naming the variable', async () => {
       delete process.env.DBT_API_URL;
-      await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), 'MissingConfiguration', /DBT_API_URL/);
+      await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'MissingConfiguration', /DBT_API_URL/);
     });
 
     it('neither DBT_API_TOKEN nor DBT_API_TOKEN_SECRET_ARN -> an error naming the secret variable', async () => {
@@ -232,7 +237,7 @@ describe('dbt handlers against the fake dbt API', () => {
       let fetched = 0;
       tokenSource.getSecretString = async () => served[Math.min(fetched++, served.length - 1)];
       try {
-        const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH });
+        const first = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
         assert.equal(fetched, 2, 'stale token -> 401 -> refetched once');
         await getDbtRun({ runId: first.runId });
         assert.equal(fetched, 2, 'cached after that');

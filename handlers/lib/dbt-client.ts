@@ -15,8 +15,16 @@ import { formatIssues } from './validate';
  * - DBT_API_TIMEOUT_MS          per-request timeout, default 10000
  */
 
-export const RUN_STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED'] as const;
+export const RUN_STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'LOST', 'INTERRUPTED'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+/** Statuses a run never leaves. LOST: its worker stopped heartbeating; INTERRUPTED: stopped at shutdown. */
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'FAILED', 'LOST', 'INTERRUPTED'];
+
+/** The fence a claim was made under; the app passes it to dbt, whose on-run-start checks the warehouse fence. */
+export interface RunFence {
+  region: string;
+  epoch: number;
+}
 export const DBT_COMMANDS = ['build', 'run', 'test', 'seed', 'snapshot'] as const;
 export type DbtCommand = (typeof DBT_COMMANDS)[number];
 
@@ -28,6 +36,9 @@ export interface CreateRunRequest {
   vars?: Record<string, unknown>;
   /** 1 unless the workflow deliberately reruns the batch; (batchId, attempt) is the idempotency key. */
   attempt?: number;
+  fence: RunFence;
+  /** A Step Functions task token: the app calls back with SendTask* (never logged, never returned). */
+  taskToken?: string;
 }
 
 const createRunResponseSchema = z.object({ runId: z.string().min(1), status: z.enum(RUN_STATUSES) });
@@ -36,9 +47,12 @@ export type CreateRunResponse = z.output<typeof createRunResponseSchema> & { cre
 const runSchema = z.object({
   runId: z.string().min(1),
   batchId: z.string().min(1),
+  attempt: z.number().int().min(1).optional(),
   status: z.enum(RUN_STATUSES),
+  queuedAt: z.string().nullable().optional(),
   startedAt: z.string().nullable().optional(),
   finishedAt: z.string().nullable().optional(),
+  heartbeatAt: z.string().nullable().optional(),
   error: z.string().nullable().optional(),
 });
 export type DbtRun = z.output<typeof runSchema>;
@@ -180,6 +194,12 @@ export async function createRun(request: CreateRunRequest): Promise<CreateRunRes
 export async function getRun(runId: string): Promise<DbtRun> {
   const result = await send('GET', `/api/v1/runs/${encodeURIComponent(runId)}`);
   return parseReply(runSchema, result, 'GET /api/v1/runs/{runId}');
+}
+
+/** GET /api/v1/batches/{batchId}/attempts/{attempt}: reconciliation by key (404 → DbtApiRejected with status 404). */
+export async function getRunByKey(batchId: string, attempt: number): Promise<DbtRun> {
+  const result = await send('GET', `/api/v1/batches/${encodeURIComponent(batchId)}/attempts/${attempt}`);
+  return parseReply(runSchema, result, 'GET /api/v1/batches/{batchId}/attempts/{attempt}');
 }
 
 /** GET /healthz; resolves when the app answers 200. */

@@ -182,6 +182,12 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (body.select !== undefined && typeof body.select !== 'string') problems.push('select: must be a string');
     if (body.vars !== undefined && (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))) problems.push('vars: must be an object');
     if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) problems.push('attempt: must be an integer >= 1');
+    // The real app requires the claim's fence (it becomes dbt's fence vars); so does the fake.
+    const fence = body.fence as { region?: unknown; epoch?: unknown } | undefined;
+    if (!fence || typeof fence !== 'object' || typeof fence.region !== 'string' || !Number.isInteger(fence.epoch) || (fence.epoch as number) < 1) {
+      problems.push('fence: required {region: string, epoch: integer >= 1}');
+    }
+    if (body.taskToken !== undefined && typeof body.taskToken !== 'string') problems.push('taskToken: must be a string');
     if (problems.length) return { status: 422, body: { error: 'ValidationError', message: problems.join('; ') } };
 
     const request = {
