@@ -10,6 +10,11 @@ export interface DbtFunctionsArgs {
   readonly apiToken: pulumi.Output<string>;
   /** The dbt app's internal load balancer URL in this region. */
   readonly apiUrl: pulumi.Input<string>;
+  /**
+   * The explicit, unsafe `dbt.allowPlainHttp`: lets the client call an `http://` URL.
+   * @default false
+   */
+  readonly allowPlainHttp?: boolean;
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
   readonly network: { readonly subnetIds: readonly string[]; readonly securityGroupIds: readonly string[] };
   readonly logRetentionDays: number;
@@ -40,7 +45,12 @@ export class DbtFunctions extends pulumi.ComponentResource {
     new aws.secretsmanager.SecretVersion(`${name}-token-value`, { secretId: secret.id, secretString: args.apiToken }, parent);
     this.tokenSecretArn = secret.arn;
 
-    const dbtEnv = { DBT_API_URL: args.apiUrl, DBT_API_TOKEN_SECRET_ARN: secret.arn, DBT_API_TIMEOUT_MS: '10000' };
+    const dbtEnv = {
+      DBT_API_URL: args.apiUrl,
+      DBT_API_TOKEN_SECRET_ARN: secret.arn,
+      DBT_API_TIMEOUT_MS: '10000',
+      ...(args.allowPlainHttp ? { DBT_API_ALLOW_PLAIN_HTTP: 'true' } : {}),
+    };
     const readToken = { Sid: 'ReadApiToken', Effect: 'Allow' as const, Action: ['secretsmanager:GetSecretValue'], Resource: [secret.arn] };
     const common = { region: args.region, logRetentionDays: args.logRetentionDays, tags };
 

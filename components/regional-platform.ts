@@ -211,6 +211,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         loadBalancerSubnetIds: settings.network.subnetIds,
         account: this.account,
         tags: { ...settings.tags },
+        tls: settings.dbt.tls ? { hostedZoneId: settings.dbt.tls.hostedZoneId, ...settings.dbt.tls.endpoints[settings.region] } : undefined,
       },
       parent,
     );
@@ -221,6 +222,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         region: settings.region,
         apiToken: settings.secrets.dbtApiToken,
         apiUrl: this.dbtApp.apiUrl,
+        allowPlainHttp: settings.dbt.tls === undefined,
         controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
         network: settings.network,
         logRetentionDays: settings.logRetentionDays,

@@ -123,6 +123,8 @@ export interface DbtAppArgs {
   readonly resources?: ContainerResources;
   /** AWS tags for the IAM role and the load balancer. */
   readonly tags?: Record<string, string>;
+  /** TLS for this region's endpoint; undefined only with the explicit, unsafe `dbt.allowPlainHttp`. */
+  readonly tls?: DbtApiTls;
 }
 
 /** Labels on every object; the selector is the stable subset. Role-free by construction. */
@@ -357,9 +359,29 @@ export function deploymentSpec(replicas: number, p: PodSpecInputs): k8s.types.in
   };
 }
 
-/** AWS Load Balancer Controller annotations for an internal NLB with ip targets. */
-export function serviceAnnotations(subnetIds: readonly string[], tags: Record<string, string>): Record<string, string> {
+/** TLS on the NLB for this region's endpoint: the Lambdas call `https://<hostname>` and verify the certificate. */
+export interface DbtApiTls {
+  /** DNS name the certificate covers; a CNAME to the NLB is created in `hostedZoneId`. */
+  readonly hostname: string;
+  /** ACM certificate in this region. */
+  readonly certificateArn: string;
+  /** Private hosted zone the Lambdas resolve `hostname` in. */
+  readonly hostedZoneId: string;
+}
+
+/** TLS 1.2+ only (ELB's TLS 1.3 policy that still accepts 1.2 clients). */
+export const TLS_POLICY = 'ELBSecurityPolicy-TLS13-1-2-2021-06';
+
+/** AWS Load Balancer Controller annotations for an internal NLB with ip targets (TLS-terminating unless `tls` is undefined). */
+export function serviceAnnotations(subnetIds: readonly string[], tags: Record<string, string>, tls?: Pick<DbtApiTls, 'certificateArn'>): Record<string, string> {
   const annotations: Record<string, string> = {
+    ...(tls
+      ? {
+          'service.beta.kubernetes.io/aws-load-balancer-ssl-cert': tls.certificateArn,
+          'service.beta.kubernetes.io/aws-load-balancer-ssl-ports': 'https',
+          'service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy': TLS_POLICY,
+        }
+      : {}),
     'service.beta.kubernetes.io/aws-load-balancer-type': 'external',
     'service.beta.kubernetes.io/aws-load-balancer-nlb-target-type': 'ip',
     'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal',
@@ -376,11 +398,12 @@ export function serviceAnnotations(subnetIds: readonly string[], tags: Record<st
   return annotations;
 }
 
-export function serviceSpec(lambdaCidrs: readonly string[]): k8s.types.input.core.v1.ServiceSpec {
+export function serviceSpec(lambdaCidrs: readonly string[], tls: boolean): k8s.types.input.core.v1.ServiceSpec {
   return {
     type: 'LoadBalancer',
     selector: selectorLabels(),
-    ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+    // With TLS the NLB listens on 443 and forwards decrypted traffic to the pod, inside the VPC.
+    ports: [tls ? { name: 'https', port: 443, targetPort: 'http', protocol: 'TCP' } : { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
     // Applied by the controller to the NLB's security group.
     loadBalancerSourceRanges: [...lambdaCidrs],
   };
@@ -412,12 +435,17 @@ export function disruptionBudgetSpec(): k8s.types.input.policy.v1.PodDisruptionB
   return { selector: { matchLabels: selectorLabels() }, maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' };
 }
 
-/** `http://<hostname>` of the Service's load balancer; throws if the controller gave it none. */
-export function apiUrlFrom(status: k8s.types.output.core.v1.ServiceStatus | undefined): string {
+/** The hostname of the Service's load balancer; throws if the controller gave it none. */
+export function loadBalancerHost(status: k8s.types.output.core.v1.ServiceStatus | undefined): string {
   const ingress = status?.loadBalancer?.ingress?.[0];
   const host = ingress?.hostname ?? ingress?.ip;
   if (!host) throw new Error('dbt-app Service has no load balancer address; is the AWS Load Balancer Controller running?');
-  return `http://${host}`;
+  return host;
+}
+
+/** The Lambdas' DBT_API_URL: `https://<tls hostname>`, or `http://<NLB>` only when plain HTTP was chosen. */
+export function apiUrlFor(tls: Pick<DbtApiTls, 'hostname'> | undefined, nlbHost: string): string {
+  return tls ? `https://${tls.hostname}` : `http://${nlbHost}`;
 }
 
 export class DbtApp extends pulumi.ComponentResource {
@@ -427,7 +455,7 @@ export class DbtApp extends pulumi.ComponentResource {
   readonly runsTable: aws.dynamodb.Table;
   readonly deployment: k8s.apps.v1.Deployment;
   readonly service: k8s.core.v1.Service;
-  /** `http://<internal NLB hostname>`: the Lambdas' DBT_API_URL. */
+  /** `https://<tls hostname>` (or `http://<NLB>` with plain HTTP): the Lambdas' DBT_API_URL. */
   readonly apiUrl: pulumi.Output<string>;
 
   constructor(name: string, args: DbtAppArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -534,8 +562,8 @@ export class DbtApp extends pulumi.ComponentResource {
     this.service = new k8s.core.v1.Service(
       `${name}-service`,
       {
-        metadata: { ...inNamespace(APP_NAME), annotations: serviceAnnotations(args.loadBalancerSubnetIds, tags) },
-        spec: cidrs.apply((c) => serviceSpec(c)),
+        metadata: { ...inNamespace(APP_NAME), annotations: serviceAnnotations(args.loadBalancerSubnetIds, tags, args.tls) },
+        spec: cidrs.apply((c) => serviceSpec(c, args.tls !== undefined)),
       },
       k8sOpts,
     );
@@ -548,7 +576,16 @@ export class DbtApp extends pulumi.ComponentResource {
       k8sOpts,
     );
 
-    this.apiUrl = this.service.status.apply(apiUrlFrom);
+    const nlbHost = this.service.status.apply(loadBalancerHost);
+    if (args.tls) {
+      // The certificate names `hostname`, so the Lambdas must reach the NLB by that name.
+      new aws.route53.Record(
+        `${name}-api-dns`,
+        { zoneId: args.tls.hostedZoneId, name: args.tls.hostname, type: 'CNAME', ttl: 60, records: [nlbHost] },
+        { parent: this },
+      );
+    }
+    this.apiUrl = nlbHost.apply((host) => apiUrlFor(args.tls, host));
     this.registerOutputs({ apiUrl: this.apiUrl });
   }
 }

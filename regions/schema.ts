@@ -226,6 +226,31 @@ export const configSchema = z
         pollMaxSeconds: int('pollMaxSeconds', 30, 3_600, ' seconds').default(300),
         maxRunMinutes: int('maxRunMinutes', 5, 1_440, ' minutes').default(240),
         lockWaitMinutes: int('lockWaitMinutes', 1, 1_440, ' minutes').default(60),
+        tls: z
+          .object({
+            hostedZoneId: z
+              .string()
+              .regex(/^Z[A-Z0-9]{1,31}$/, { error: 'is not a Route 53 hosted zone id. Fix: the private zone the Lambdas resolve, e.g. Z0123456789ABCDEFGHIJ' }),
+            endpoints: z.record(
+              z.string(),
+              z
+                .object({
+                  hostname: z
+                    .string()
+                    .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, { error: 'is not a DNS name. Fix: e.g. dbt-api.use1.dataplatform.example.com' }),
+                  certificateArn: z
+                    .string()
+                    .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/, { error: 'is not an ACM certificate ARN. Fix: arn:aws:acm:<region>:<account>:certificate/<uuid>' }),
+                })
+                .strict(),
+              { error: 'must map each region to {hostname, certificateArn}. Fix: see Pulumi.prod-east.yaml' },
+            ),
+          })
+          .strict()
+          .optional(),
+        allowPlainHttp: z
+          .boolean({ error: 'must be true or false' })
+          .default(false),
       })
       .strict(),
     pipelines: z

@@ -194,6 +194,7 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
       message: `is below pollInitialSeconds (${initial}). Fix: raise pollMaxSeconds or lower pollInitialSeconds`,
     });
   }
+  problems.push(...dbtTlsProblems(raw, dbt));
   const maxRun = typeof dbt.maxRunMinutes === 'number' ? dbt.maxRunMinutes : 240;
   const lockWait = typeof dbt.lockWaitMinutes === 'number' ? dbt.lockWaitMinutes : 60;
   const pollMax = typeof dbt.pollMaxSeconds === 'number' ? dbt.pollMaxSeconds : 300;
@@ -204,6 +205,47 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
       value: pollMax,
       message: `lets a ${maxRun}-minute run poll ~${rounds} times, past Step Functions' ${MAX_HISTORY_EVENTS}-event history limit. Fix: raise pollMaxSeconds or lower maxRunMinutes`,
     });
+  }
+  return problems;
+}
+
+/**
+ * The dbt API's TLS: required unless plain HTTP is chosen explicitly. Every region needs an endpoint,
+ * and ACM certificates are regional, so each certificate must be in its endpoint's region.
+ */
+function dbtTlsProblems(raw: Record<string, unknown>, dbt: Record<string, unknown>): ConfigProblem[] {
+  const key = `${fullKey('dbt')}.tls`;
+  const tls = isRecord(dbt.tls) ? dbt.tls : undefined;
+  if (!tls) {
+    if (dbt.allowPlainHttp === true) return [];
+    return [
+      {
+        key,
+        value: undefined,
+        message:
+          'is not set, so the API token would cross the VPC in plain HTTP. Fix: set dbt.tls {hostedZoneId, endpoints: {<region>: {hostname, certificateArn}}} ' +
+          '(see docs/config.md), or, knowingly and unsafely, pulumi config set --path dbt.allowPlainHttp true',
+      },
+    ];
+  }
+  const problems: ConfigProblem[] = [];
+  const endpoints = isRecord(tls.endpoints) ? tls.endpoints : {};
+  for (const region of Array.isArray(raw.regions) ? raw.regions : []) {
+    if (typeof region !== 'string') continue;
+    const endpoint = endpoints[region];
+    if (!isRecord(endpoint)) {
+      problems.push({ key: `${key}.endpoints`, value: Object.keys(endpoints), message: `has no endpoint for ${region}. Fix: add endpoints.${region} {hostname, certificateArn}` });
+      continue;
+    }
+    const arn = endpoint.certificateArn;
+    const arnRegion = typeof arn === 'string' ? arn.split(':')[3] : undefined;
+    if (arnRegion !== undefined && arnRegion !== region) {
+      problems.push({
+        key: `${key}.endpoints.${region}.certificateArn`,
+        value: arn,
+        message: `is in ${arnRegion}, but an NLB in ${region} can only use a certificate of its own region. Fix: issue or import the certificate in ${region}`,
+      });
+    }
   }
   return problems;
 }

@@ -412,3 +412,58 @@ function pathsContaining(value: unknown, needle: string, path = ''): string[] {
   }
   return [];
 }
+
+describe('dbt API TLS (the bearer token never crosses the VPC in clear)', () => {
+  const dbtWith = (stack: StackName, extra: Record<string, unknown>) => ({ ...JSON.parse(stackConfig(stack)['etl-platform:dbt']), ...extra });
+  const envOfFn = (run: ProgramRun, part: string) => run.one('aws:lambda/function:Function', part).inputs.environment.variables;
+
+  it('the shipped stacks terminate TLS on the NLB with their own region\'s certificate, behind a CNAME the certificate names', async () => {
+    for (const stack of STACKS) {
+      const run = await runProgram({ stack });
+      if (run.error) throw run.error;
+      const region = REGION_OF[stack];
+      const tls = JSON.parse(stackConfig(stack)['etl-platform:dbt']).tls;
+      const endpoint = tls.endpoints[region];
+      const service = run.one('kubernetes:core/v1:Service');
+      assert.deepEqual(service.inputs.spec.ports, [{ name: 'https', port: 443, targetPort: 'http', protocol: 'TCP' }]);
+      const annotations = service.inputs.metadata.annotations;
+      assert.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-cert'], endpoint.certificateArn);
+      assert.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-ports'], 'https');
+      assert.equal(endpoint.certificateArn.split(':')[3], region);
+      const record = run.one('aws:route53/record:Record', 'api-dns');
+      assert.equal(record.inputs.name, endpoint.hostname);
+      assert.equal(record.inputs.zoneId, tls.hostedZoneId);
+      assert.equal(record.inputs.type, 'CNAME');
+      assert.match(record.inputs.records[0], new RegExp(`\\.elb\\.${region}\\.amazonaws\\.com$`));
+      for (const fn of ['start-dbt-run', 'get-dbt-run']) {
+        const env = envOfFn(run, fn);
+        assert.equal(env.DBT_API_URL, `https://${endpoint.hostname}`, `${stack} ${fn}`);
+        assert.equal(env.DBT_API_ALLOW_PLAIN_HTTP, undefined);
+      }
+    }
+  });
+
+  it('without dbt.tls the program refuses to deploy, naming the fix, unless plain HTTP is chosen explicitly', async () => {
+    const refused = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: undefined }) } });
+    assert.match(String(refused.error?.message), /etl-platform:dbt\.tls.*plain HTTP.*Fix: set dbt\.tls .*dbt\.allowPlainHttp true/s);
+    assert.equal(refused.resources.filter((r) => !r.type.startsWith('pulumi:')).length, 0, 'nothing declared');
+
+    const plain = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: undefined, allowPlainHttp: true }) } });
+    if (plain.error) throw plain.error;
+    assert.deepEqual(plain.one('kubernetes:core/v1:Service').inputs.spec.ports[0].port, 80);
+    assert.equal(plain.ofType('aws:route53/record:Record').length, 0);
+    const env = envOfFn(plain, 'start-dbt-run');
+    assert.match(env.DBT_API_URL, /^http:\/\/.*\.elb\.us-east-1\.amazonaws\.com$/);
+    assert.equal(env.DBT_API_ALLOW_PLAIN_HTTP, 'true');
+  });
+
+  it('a certificate from another region, or a region without an endpoint, is refused before anything is declared', async () => {
+    const tls = JSON.parse(stackConfig('prod-east')['etl-platform:dbt']).tls;
+    const swapped = { ...tls, endpoints: { ...tls.endpoints, 'us-east-1': { ...tls.endpoints['us-east-1'], certificateArn: tls.endpoints['us-west-1'].certificateArn } } };
+    const wrongRegion = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: swapped }) } });
+    assert.match(String(wrongRegion.error?.message), /dbt\.tls\.endpoints\.us-east-1\.certificateArn = .*is in us-west-1, but an NLB in us-east-1/);
+    const missing = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: { ...tls, endpoints: { 'us-east-1': tls.endpoints['us-east-1'] } } }) } });
+    assert.match(String(missing.error?.message), /has no endpoint for us-west-1/);
+    for (const run of [wrongRegion, missing]) assert.equal(run.resources.filter((r) => !r.type.startsWith('pulumi:')).length, 0);
+  });
+});

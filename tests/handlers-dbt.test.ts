@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { handler as getDbtRun } from '../handlers/get-dbt-run';
@@ -222,6 +226,39 @@ describe('dbt handlers against the fake dbt API', () => {
     it('neither DBT_API_TOKEN nor DBT_API_TOKEN_SECRET_ARN -> an error naming the secret variable', async () => {
       delete process.env.DBT_API_TOKEN;
       await rejectsWith(getDbtRun({ runId: 'r1' }), 'MissingConfiguration', /DBT_API_TOKEN_SECRET_ARN/);
+    });
+
+    it('plain HTTP off loopback is refused unless dbt.allowPlainHttp set DBT_API_ALLOW_PLAIN_HTTP', async () => {
+      // 0.0.0.0 reaches this machine but is not a loopback name, so it stands in for an NLB address.
+      process.env.DBT_API_URL = api.url.replace('127.0.0.1', '0.0.0.0');
+      await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'MissingConfiguration', /plain HTTP\. Fix: configure dbt\.tls/);
+      assert.equal(api.requests.length, 0);
+      process.env.DBT_API_ALLOW_PLAIN_HTTP = 'true';
+      try {
+        const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
+        assert.equal(started.status, 'QUEUED');
+      } finally {
+        delete process.env.DBT_API_ALLOW_PLAIN_HTTP;
+      }
+    });
+
+    it('https: a certificate the runtime does not trust fails the call before any request is served', async () => {
+      const served: string[] = [];
+      const server = https.createServer(
+        { key: fs.readFileSync(path.join(__dirname, 'fixtures/self-signed.key')), cert: fs.readFileSync(path.join(__dirname, 'fixtures/self-signed.crt')) },
+        (req, res) => {
+          served.push(req.url ?? '');
+          res.end('{}');
+        },
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        process.env.DBT_API_URL = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        await rejectsWith(getDbtRun({ runId: 'r1' }), 'DbtApiUnavailable', /SELF_SIGNED|certificate/i);
+        assert.deepEqual(served, [], 'the token was never sent to an unverified server');
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
 
     it('a non-numeric DBT_API_TIMEOUT_MS is refused', async () => {

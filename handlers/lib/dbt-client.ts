@@ -13,6 +13,9 @@ import { formatIssues } from './validate';
  * - DBT_API_TOKEN_SECRET_ARN    Secrets Manager secret holding the bearer token (required unless DBT_API_TOKEN)
  * - DBT_API_TOKEN               LOCAL ONLY (tests, local twin): the token itself; takes precedence
  * - DBT_API_TIMEOUT_MS          per-request timeout, default 10000
+ * - DBT_API_ALLOW_PLAIN_HTTP    'true' only with dbt.allowPlainHttp: permits an http:// URL off loopback
+ *
+ * https URLs are verified against the runtime's CA store (fetch's default); nothing disables it.
  */
 
 export const RUN_STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'LOST', 'INTERRUPTED'] as const;
@@ -91,13 +94,25 @@ async function bearerToken(): Promise<{ token: string; fromSecret: boolean }> {
   return { token, fromSecret: true };
 }
 
+const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
 function baseUrl(): string {
   const raw = requireEnv('DBT_API_URL');
+  let url: URL;
   try {
-    return new URL(raw).toString().replace(/\/+$/, '');
+    url = new URL(raw);
   } catch {
     throw new MissingConfiguration(`Environment variable DBT_API_URL="${raw}" is not a URL`);
   }
+  // The bearer token must not cross the network in clear: plain HTTP only on loopback (tests, the
+  // local twin) or with the explicit, unsafe dbt.allowPlainHttp (DBT_API_ALLOW_PLAIN_HTTP=true).
+  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.test(url.hostname) && process.env.DBT_API_ALLOW_PLAIN_HTTP !== 'true') {
+    throw new MissingConfiguration(
+      `DBT_API_URL="${raw}" is plain HTTP. Fix: configure dbt.tls (https), or set dbt.allowPlainHttp true, which sets DBT_API_ALLOW_PLAIN_HTTP=true`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MissingConfiguration(`DBT_API_URL="${raw}" is not an http(s) URL`);
+  return url.toString().replace(/\/+$/, '');
 }
 
 interface HttpResult {
