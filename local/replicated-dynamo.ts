@@ -331,6 +331,7 @@ export class ReplicatedDynamo {
   private readonly proxyInflight = new Set<Promise<unknown>>();
   private readonly log: DeliveryEvent[] = [];
   private readonly errors: Error[] = [];
+  private readonly orphans = new Set<http.Server>();
   private readonly agent = new http.Agent({ keepAlive: true });
   private readonly now: () => number;
   private readonly timers: boolean;
@@ -367,6 +368,7 @@ export class ReplicatedDynamo {
 
   private async startReplica(region: string, tables: readonly CreateTableCommandInput[]): Promise<void> {
     const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    this.orphans.add(server); // closed by stop() if this replica never completes
     const dynaliteEndpoint = await listen(server);
     const client = new DynamoDBClient({
       endpoint: dynaliteEndpoint,
@@ -389,6 +391,7 @@ export class ReplicatedDynamo {
       stats: { requests: {}, throttled: 0, replicatedOut: 0, applied: 0, skippedOlder: 0 },
     };
     this.replicas.set(region, replica);
+    this.orphans.delete(server);
     for (const t of tables) await client.send(new CreateTableCommand(t));
   }
 
@@ -797,6 +800,7 @@ export class ReplicatedDynamo {
       r.client.destroy();
       if (r.dynalite.listening) await close(r.dynalite);
     }
+    for (const s of this.orphans) if (s.listening) await close(s);
     this.agent.destroy();
     this.queue.length = 0;
   }
