@@ -403,6 +403,25 @@ describe('local/replicated-dynamo: per-region replicas with async last-writer-wi
     );
   });
 
+  it('an engine error in a proxy answers HTTP 500 and is re-thrown by flush', async () => {
+    const engine = await start({ now: virtualClock().now, lag: () => Number.NaN });
+    await assert.rejects(
+      doc(engine, EAST).send(new PutCommand({ TableName: TABLE, Item: { pk: 'N', sk: 'S' } })),
+      (e: Error & { $metadata?: { httpStatusCode?: number } }) => {
+        return (
+          e.name === 'InternalServerError' &&
+          e.$metadata?.httpStatusCode === 500 &&
+          /lag function returned NaN/.test(e.message)
+        );
+      },
+    );
+    await assert.rejects(
+      engine.flush(),
+      /1 error\(s\): .*lag function returned NaN .*return a finite number of ms >= 0/,
+    );
+    await engine.flush(); // reported once
+  });
+
   it('quiesce refuses during a partition and converges after heal', async () => {
     const engine = await start({ lag: 5_000, now: virtualClock().now });
     await doc(engine, EAST).send(new PutCommand({ TableName: TABLE, Item: { pk: 'Z', sk: 'S' } }));
