@@ -87,7 +87,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 
     for name, spec in CONTRACT.items():
         if spec.get("required") and raw[name] is None:
-            bad(name, "is required", spec["description"])
+            bad(name, "is required", "set it in the Deployment; " + spec["description"])
     token, read_token = raw["DBT_API_TOKEN"], raw["DBT_API_READ_TOKEN"]
     if token is not None and len(token) < 16:
         bad("DBT_API_TOKEN", "is shorter than 16 characters", "mount a random token, e.g. openssl rand -hex 32")
