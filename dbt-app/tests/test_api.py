@@ -26,13 +26,21 @@ def aws():
         yield session
 
 
+@pytest.fixture(scope="module")
+def shared(aws, tmp_path_factory):
+    """One runtime per module (building boto3 resources is the slow part); each test resets it."""
+    clock, sfn = Clock(), RecordingSfn()
+    runtime = Runtime(settings.load(env_for(tmp_path_factory.mktemp("api"), "/nonexistent/dbt")), session=aws, clock=clock, sfn=sfn)
+    return runtime, create_app(runtime).test_client(), clock, sfn
+
+
 @pytest.fixture
-def env(aws, tmp_path):
+def env(aws, shared):
     clear_table(aws)
-    clock = Clock()
-    sfn = RecordingSfn()
-    runtime = Runtime(settings.load(env_for(tmp_path, "/nonexistent/dbt")), session=aws, clock=clock, sfn=sfn)
-    client = create_app(runtime).test_client()
+    runtime, client, clock, sfn = shared
+    clock.now = Clock().now
+    sfn.calls.clear()
+    runtime.callbacks.sfn = sfn
     yield type("Env", (), {"session": aws, "clock": clock, "sfn": sfn, "runtime": runtime, "client": client})
 
 
@@ -188,13 +196,15 @@ def test_healthz_is_503_until_the_worker_runs(env):
     assert res.status_code == 503 and res.get_json()["error"] == "Unavailable"
 
 
-def test_healthz_is_200_with_the_worker_and_503_while_draining(env):
-    env.runtime.start()
+def test_healthz_is_200_with_the_worker_and_503_while_draining(aws, tmp_path):
+    runtime = Runtime(settings.load(env_for(tmp_path, "/nonexistent/dbt")), session=aws, sfn=RecordingSfn())
+    client = create_app(runtime).test_client()
+    runtime.start()
     try:
-        assert env.client.get("/healthz").get_json() == {"status": "ok"}
+        assert client.get("/healthz").get_json() == {"status": "ok"}
     finally:
-        env.runtime.drain()
-    res = env.client.get("/healthz")
+        runtime.drain()
+    res = client.get("/healthz")
     assert res.status_code == 503 and "draining" in res.get_json()["message"]
 
 

@@ -142,3 +142,12 @@ def test_bad_secrets_name_keys_not_values(secret, fragment):
         credentials.parse("etl/snowflake", secret)
     assert fragment in str(caught.value) and "etl/snowflake" in str(caught.value)
     assert SECRET["password"] not in str(caught.value)
+
+
+def test_the_image_copies_every_app_module_and_uses_the_gunicorn_config():
+    dockerfile = (APP_DIR / "Dockerfile").read_text(encoding="utf-8")
+    copy = dockerfile[dockerfile.index("COPY app.py") : dockerfile.index("./\n", dockerfile.index("COPY app.py"))]
+    for path in APP_MODULES + [APP_DIR / "env-contract.json"]:
+        assert path.name in copy, f"{path.name} is not copied into the image"
+    assert "tests" not in copy and "fake_dbt" not in dockerfile
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:app"]' in dockerfile
