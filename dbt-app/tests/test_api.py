@@ -327,3 +327,13 @@ def test_every_answer_is_declared_in_the_openapi_document_with_its_schema(env):
         if raw is not None:
             hdrs.setdefault("Content-Type", "application/json")
         _check(spec, template, method.lower(), c.open(path, method=method, headers=hdrs, data=raw))
+
+
+def test_bad_input_doc_lists_every_case():
+    for doc in ("docs/bad-input.md", "scripts/bad-input-doc.template.md"):
+        text = (APP_DIR.parent / doc).read_text(encoding="utf-8")
+        section = text[text.index("## (d) dbt app HTTP API") :]
+        rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| case") and not line.startswith("|---")]
+        assert len(rows) == len(BAD_REQUESTS), doc
+        for row, (name, _m, _p, _h, _r, status, error) in zip(rows, BAD_REQUESTS, strict=True):
+            assert row.startswith(f"| {name} |") and row.endswith(f"| {status} `{error}` |"), (doc, row)
