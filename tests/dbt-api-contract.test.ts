@@ -36,9 +36,9 @@ describe('dbt API contract: OpenAPI document vs the fake server', () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
 
-  it('is OpenAPI 3.1 with the three paths', () => {
+  it('is OpenAPI 3.1 with the four paths', () => {
     assert.equal(spec.openapi, '3.1.0');
-    assert.deepEqual(Object.keys(spec.paths).sort(), ['/api/v1/runs', '/api/v1/runs/{runId}', '/healthz']);
+    assert.deepEqual(Object.keys(spec.paths).sort(), ['/api/v1/batches/{batchId}/attempts/{attempt}', '/api/v1/runs', '/api/v1/runs/{runId}', '/healthz']);
   });
 
   it('the documented batch id pattern is the handlers\' pattern', async () => {
@@ -51,8 +51,8 @@ describe('dbt API contract: OpenAPI document vs the fake server', () => {
 
   it('every status the fake returns is documented, and bodies have the documented fields', async () => {
     const cases: Array<[string, string, string, () => Promise<{ status: number; body: Record<string, unknown> }>, number, string]> = [
-      ['POST new', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 } }), 202, 'CreateRunResponse'],
-      ['POST repeat', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 } }), 200, 'CreateRunResponse'],
+      ['POST new', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 } }), 202, 'Run'],
+      ['POST repeat', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 } }), 200, 'Run'],
       ['POST conflict', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: BATCH, pipeline: 'policycenter', fence: { region: 'us-east-1', epoch: 1 }, select: 'x' }), 409, 'Error'],
       ['POST invalid', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', { batchId: 'nope', pipeline: 'policycenter' }), 422, 'Error'],
       ['POST not an object', '/api/v1/runs', 'post', () => call('POST', '/api/v1/runs', [1]), 400, 'Error'],

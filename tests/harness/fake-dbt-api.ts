@@ -212,7 +212,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
           body: { error: 'Conflict', message: `batch ${request.batchId} attempt ${request.attempt} already exists with different parameters`, runId: existing.runId },
         };
       }
-      return { status: 200, body: { runId: existing.runId, status: existing.status } };
+      return { status: 200, body: view(existing) };
     }
     const inFlight = sameBatch.find((r) => r.status === 'QUEUED' || r.status === 'RUNNING');
     if (inFlight) {
@@ -239,7 +239,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (run.vars === undefined) delete run.vars;
     runs.push(run);
     byId.set(run.runId, run);
-    return { status: 202, body: { runId: run.runId, status: run.status } };
+    return { status: 202, body: view(run) };
   };
 
   const route = (method: string, path: string, auth: string | undefined, body: unknown): { status: number; body: unknown } => {

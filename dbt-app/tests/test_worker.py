@@ -1,0 +1,173 @@
+"""The dbt worker in-process over moto: it runs the fake dbt (tests/fake_dbt.py) as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import boto3
+import pytest
+import settings
+from moto import mock_aws
+from registry import FAILED, INTERRUPTED, LOST, QUEUED, RUNNING, SUCCEEDED, iso
+from support import BATCH, FENCE, REGION, SECRET, RecordingSfn, body, clear_table, create_aws, env_for, invocations, wait_for, write_fake_dbt
+from tests_shared import AUTH
+from web import Runtime, create_app
+from worker import build_dbt_argv
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        create_aws(session)
+        yield session
+
+
+@pytest.fixture
+def app(aws, tmp_path, caplog):
+    clear_table(aws)
+    caplog.set_level(logging.INFO)  # the level gunicorn.conf.py configures (botocore DEBUG logs bodies)
+    sfn = RecordingSfn()
+    runtime = Runtime(settings.load(env_for(tmp_path, write_fake_dbt(tmp_path), SHUTDOWN_GRACE_SECONDS="1")), session=aws, sfn=sfn).start()
+    client = create_app(runtime).test_client()
+    env = type("App", (), {"session": aws, "sfn": sfn, "runtime": runtime, "client": client, "dir": tmp_path})
+    yield env
+    runtime.drain()
+
+
+def start(app, **overrides):
+    res = app.client.post("/api/v1/runs", json=body(**overrides), headers=AUTH)
+    assert res.status_code == 202, res.get_json()
+    return res.get_json()["runId"]
+
+
+def status_of(app, run_id):
+    return app.client.get(f"/api/v1/runs/{run_id}", headers=AUTH).get_json()
+
+
+def ended(app, run_id, timeout=10):
+    return wait_for(lambda: (r := status_of(app, run_id))["status"] not in (QUEUED, RUNNING) and r, timeout, what=f"{run_id} to end")
+
+
+def sent(app, name, count=1):
+    """The recorded callbacks of one kind, once `count` arrived (the record is written just before)."""
+    return wait_for(lambda: len(app.sfn.named(name)) >= count and app.sfn.named(name), 5, what=name)
+
+
+def test_a_run_succeeds_with_heartbeats_and_one_success_callback(app):
+    run_id = start(app, taskToken="tok-1", vars={"fake_sleep": 0.8})
+    run = ended(app, run_id)
+    assert run["status"] == SUCCEEDED and run["startedAt"] and run["finishedAt"] and run["heartbeatAt"]
+    assert "error" not in run
+    assert len(invocations(app.dir)) == 1
+    assert app.sfn.named("send_task_heartbeat"), "SendTaskHeartbeat while running"
+    [success] = sent(app, "send_task_success")
+    assert success["taskToken"] == "tok-1"
+    output = json.loads(success["output"])
+    assert output == {k: run[k] for k in ("runId", "batchId", "pipeline", "attempt", "status", "queuedAt", "startedAt", "finishedAt")}
+    assert app.sfn.named("send_task_failure") == []
+
+
+def test_fence_and_run_vars_reach_dbt_and_request_vars_cannot_override_them(app):
+    run_id = start(app, vars={"batch_id": "evil", "fence_epoch": 99, "run_id": "x", "full_refresh_tables": ["a"]})
+    ended(app, run_id)
+    [call] = invocations(app.dir)
+    argv = call["argv"]
+    assert argv[1:10] == ["build", "--project-dir", str(app.dir), "--profiles-dir", app.runtime.settings.dbt_profiles_dir, "--target", "prod", "--select", "tag:semantic"]
+    assert json.loads(argv[argv.index("--vars") + 1]) == {
+        "batch_id": BATCH,
+        "pipeline": "policycenter",
+        "attempt": 1,
+        "run_id": f"{BATCH}.1",
+        "fence_region": FENCE["region"],
+        "fence_epoch": FENCE["epoch"],
+        "full_refresh_tables": ["a"],
+    }
+
+
+def test_credentials_reach_dbt_only_through_its_environment(app, caplog):
+    run_id = start(app, taskToken="tok-secret-check")
+    ended(app, run_id)
+    [call] = invocations(app.dir)
+    assert call["snowflake"] == {"SNOWFLAKE_" + k.upper(): v for k, v in SECRET.items()} | {"SNOWFLAKE_SCHEMA": "SEMANTIC"}
+    assert "DBT_API_TOKEN" not in call["env_keys"] and "DBT_API_READ_TOKEN" not in call["env_keys"]
+    logged = "\n".join(r.getMessage() for r in caplog.get_records("setup") + caplog.get_records("call"))
+    assert "dbt worker" in logged and run_id in logged, "the logs were captured"
+    for value in list(SECRET.values()) + ["tok-secret-check"]:
+        assert value not in json.dumps(call["argv"])
+        assert value not in logged
+    assert not any(k.startswith("SNOWFLAKE_") for k in os.environ), "never in the app's own environment"
+
+
+def test_a_failing_build_is_failed_with_the_output_tail(app):
+    run_id = start(app, taskToken="tok-1", vars={"fake_exit": 1, "fake_output": "Database Error in model dim_policy"})
+    run = ended(app, run_id)
+    assert run["status"] == FAILED and "dbt exited 1" in run["error"] and "dim_policy" in run["error"]
+    [failure] = sent(app, "send_task_failure")
+    assert failure["error"] == "DbtRunFailed" and "dim_policy" in json.loads(failure["cause"])["error"]
+
+
+def test_a_build_refused_by_the_warehouse_fence_is_dbtrunfenced(app):
+    run_id = start(app, taskToken="tok-1", vars={"fake_exit": 1, "fake_output": "STALE_FENCE: epoch 3 < 4"})
+    assert ended(app, run_id)["status"] == FAILED
+    assert [f["error"] for f in sent(app, "send_task_failure")] == ["DbtRunFenced"]
+
+
+def test_shutdown_interrupts_a_run_longer_than_the_grace(app):
+    run_id = start(app, taskToken="tok-1", vars={"fake_sleep": 30})
+    wait_for(lambda: status_of(app, run_id)["status"] == RUNNING, 5, what="RUNNING")
+    app.runtime.drain()  # grace 1 s
+    run = status_of(app, run_id)
+    assert run["status"] == INTERRUPTED and "shutdown grace" in run["error"]
+    assert [f["error"] for f in sent(app, "send_task_failure")] == ["DbtRunInterrupted"]
+    assert app.client.get("/healthz").status_code == 503
+
+
+def test_shutdown_lets_a_short_run_finish(app):
+    run_id = start(app, vars={"fake_sleep": 0.5})
+    wait_for(lambda: status_of(app, run_id)["status"] == RUNNING, 5, what="RUNNING")
+    app.runtime.drain()
+    assert status_of(app, run_id)["status"] == SUCCEEDED
+
+
+def test_a_worker_that_lost_its_run_kills_dbt_and_keeps_lost(app):
+    run_id = start(app, vars={"fake_sleep": 30})
+    wait_for(lambda: invocations(app.dir), 5, what="dbt to start")
+    table = app.session.resource("dynamodb", region_name=REGION).Table("etl-dbt-runs-us-east-1")
+    [item] = table.scan()["Items"]
+    item.update(status=LOST, error="marked LOST by another replica")
+    table.put_item(Item=item)
+    pid = invocations(app.dir)[0]["pid"]
+    wait_for(lambda: not _alive(pid), 5, what="dbt to be killed")
+    assert status_of(app, run_id)["status"] == LOST
+
+
+def test_a_claimed_attempt_is_refused_while_another_attempt_runs(app):
+    now = iso(app.runtime.store.clock())
+    first = app.runtime.store.new_item(_request(1)) | {"status": RUNNING, "workerId": "elsewhere", "startedAt": now, "heartbeatAt": now}
+    app.runtime.store.put_new(first)
+    app.runtime.store.put_new(app.runtime.store.new_item(_request(2)))
+    app.runtime.worker.nudge()
+    run = ended(app, f"{BATCH}.2")
+    assert run["status"] == FAILED and "attempt 1" in run["error"] and "RUNNING" in run["error"]
+    assert invocations(app.dir) == []
+
+
+def test_argv_without_select():
+    run = {"command": "test", "select": None, "varsJson": "{}", "fence": FENCE, "batchId": BATCH, "pipeline": "policycenter", "attempt": 2, "runId": f"{BATCH}.2"}
+    argv = build_dbt_argv(run, "dbt", "dev", "/p", "/q")
+    assert "--select" not in argv and argv[:2] == ["dbt", "test"] and argv[argv.index("--target") + 1] == "dev"
+
+
+def _request(attempt):
+    return {"batchId": BATCH, "pipeline": "policycenter", "command": "build", "select": None, "vars": {}, "attempt": attempt, "fence": FENCE, "taskToken": None}
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
