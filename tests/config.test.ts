@@ -113,7 +113,7 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
   {
     title: 'a misspelt field',
     config: { dbtReplicas: { active: 2, pasive: 1 } },
-    expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive\. Fix: remove them or check the spelling/],
+    expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive \(did you mean passive\?\)\. Fix: rename or remove them/],
   },
   {
     title: 'missing secrets',
