@@ -77,6 +77,9 @@ export function knownFieldsAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey
   return current?._zod?.def?.type === 'object' ? Object.keys(current._zod.def.shape) : [];
 }
 
+// Month names keep the message the same from year to year (docs/bad-input.md is generated from it).
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
 /** One pipeline schedule whose cron lands in a daylight-saving gap. */
 export interface DstGapFinding {
   readonly index: number;
@@ -119,7 +122,7 @@ export function dstGapFindings(pipelines: unknown, now: Date, years = 5): DstGap
       timezone,
       allowed: schedule?.allowDstGap === true,
       message:
-        `fires at ${times} ${timezone}, which does not exist on ${first.date} (clocks skip ${from}-${to}), so Scheduler skips that day's batch. ` +
+        `fires at ${times} ${timezone}, which does not exist on the spring-forward day in ${MONTHS[Number(first.date.slice(5, 7)) - 1]} (clocks skip ${from}-${to}), so Scheduler skips that day's batch. ` +
         `Fix: schedule outside ${from}-${to} local${suggestion ? ` (e.g. "${suggestion}")` : ''} or use timezone "UTC"; ` +
         `to accept the skipped run: ${configSetCommand(allowPath, 'true')}`,
     });

@@ -207,7 +207,7 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
     });
   }
   for (const region of new Set(regions)) {
-    if (isRecord(raw.eksClusters) && !raw.eksClusters[region]) {
+    if (isRecord(raw.eksClusters) && raw.eksClusters[region] === undefined) {
       problems.push({
         key: `${fullKey('eksClusters')}.${region}`,
         value: undefined,

@@ -154,7 +154,7 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
     title: 'a cron in the spring-forward gap (02:00 New York)',
     config: { pipelines: withPipeline(0, { schedule: { expression: 'cron(0 2 * * ? *)', timezone: 'America/New_York' } }) },
     expect: [
-      /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on \d{4}-03-\d\d \(clocks skip 02:00-03:00\), so Scheduler skips that day's batch\. Fix: schedule outside 02:00-03:00 local \(e\.g\. "cron\(0 3 \* \* \? \*\)"\) or use timezone "UTC"; to accept the skipped run: pulumi config set --path 'pipelines\[0\]\.schedule\.allowDstGap' true/,
+      /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on the spring-forward day in March \(clocks skip 02:00-03:00\), so Scheduler skips that day's batch\. Fix: schedule outside 02:00-03:00 local \(e\.g\. "cron\(0 3 \* \* \? \*\)"\) or use timezone "UTC"; to accept the skipped run: pulumi config set --path 'pipelines\[0\]\.schedule\.allowDstGap' true/,
     ],
   },
   {

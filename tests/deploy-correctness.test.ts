@@ -168,7 +168,7 @@ describe('deploy correctness: a DST-gap cron accepted on purpose warns', () => {
     assert.equal(run.error, undefined);
     assert.ok(run.resources.length > 0);
     assert.ok(
-      warnings.some((w) => /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on .*\(accepted: allowDstGap is true\)/.test(w)),
+      warnings.some((w) => /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on the spring-forward day in March .*\(accepted: allowDstGap is true\)/.test(w)),
       warnings.join('\n'),
     );
   });
