@@ -56,25 +56,38 @@ export function configSetCommand(path: ReadonlyArray<PropertyKey>, value: string
 }
 
 /** Field names the schema knows at `path` (objects only), walking through defaults, arrays and maps. */
+/** The parts of zod 4's schema definitions this walk reads. */
+interface SchemaDef {
+  type: string;
+  innerType?: SchemaNode;
+  in?: SchemaNode;
+  shape?: Record<string, SchemaNode>;
+  element?: SchemaNode;
+  valueType?: SchemaNode;
+}
+interface SchemaNode {
+  _zod?: { def: SchemaDef };
+}
+
 export function knownFieldsAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): string[] {
-  let current: any = schema;
+  let current: SchemaNode | undefined = schema as unknown as SchemaNode;
   const unwrap = () => {
     while (current?._zod?.def && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(current._zod.def.type)) {
       current = current._zod.def.innerType;
     }
-    if (current?._zod?.def?.type === 'pipe') current = current._zod.def.in;
+    if (current?._zod?.def.type === 'pipe') current = current._zod.def.in;
   };
   unwrap();
   for (const part of path) {
-    const def = current?._zod?.def;
+    const def: SchemaDef | undefined = current?._zod?.def;
     if (!def) return [];
-    if (def.type === 'object') current = def.shape[String(part)];
+    if (def.type === 'object') current = def.shape?.[String(part)];
     else if (def.type === 'array') current = def.element;
     else if (def.type === 'record') current = def.valueType;
     else return [];
     unwrap();
   }
-  return current?._zod?.def?.type === 'object' ? Object.keys(current._zod.def.shape) : [];
+  return current?._zod?.def.type === 'object' ? Object.keys(current._zod.def.shape ?? {}) : [];
 }
 
 // Month names keep the message the same from year to year (docs/bad-input.md is generated from it).

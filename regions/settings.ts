@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import * as runtimeConfig from '@pulumi/pulumi/runtime/config';
 import type { z } from 'zod';
 import {
   CONFIG_KEYS,
@@ -353,8 +354,8 @@ function deepFreeze<T>(value: T): T {
  * if it is ever missing, every unknown key is treated as secret, so no value is echoed.
  */
 function isConfigSecret(key: string): boolean {
-  const runtimeConfig = require('@pulumi/pulumi/runtime/config') as { isConfigSecret?: (k: string) => boolean };
-  return typeof runtimeConfig.isConfigSecret === 'function' ? runtimeConfig.isConfigSecret(key) : true;
+  const check = (runtimeConfig as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+  return typeof check === 'function' ? check(key) : true;
 }
 
 /** Reads this stack's config from Pulumi and validates it before any resource is declared. */
