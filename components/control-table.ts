@@ -20,6 +20,28 @@ export interface ControlTableArgs {
   readonly stack: string;
   readonly account: AccountContext;
   readonly logRetentionDays: number;
+  /**
+   * When this `up` asserts the fence; it is part of the invocation's input so that every `up`
+   * invokes the fence writer.
+   * @default the time the program runs
+   */
+  readonly assertedAt?: Date;
+}
+
+/**
+ * The fence writer's invocation. `lifecycleScope: "CRUD"` invokes on update as well as on create
+ * (passing `tf.action`), and `assertedAt` changes on every run, so every `pulumi up` is an update
+ * that re-asserts the fence: a fence moved by the other stack (or by hand) is put back to this
+ * stack's config. The write is idempotent, so the epoch moves only on a real change of region.
+ * No `triggers`: a trigger change replaces the resource, and a CRUD replacement also invokes the
+ * old one with `delete`. Cost: every preview shows this one resource as an update.
+ */
+export function fenceInvocationArgs(functionName: pulumi.Input<string>, activeRegion: string, stack: string, assertedAt: Date): aws.lambda.InvocationArgs {
+  return {
+    functionName,
+    input: JSON.stringify({ activeRegion, stack, assertedAt: assertedAt.toISOString() }),
+    lifecycleScope: 'CRUD',
+  };
 }
 
 /** The global table's declaration, as a pure function of the config (tests call it directly). */
@@ -106,12 +128,7 @@ export class ControlTable extends pulumi.ComponentResource {
 
     const invocation = new aws.lambda.Invocation(
       `${name}-fence`,
-      {
-        functionName: writer.name,
-        input: JSON.stringify({ activeRegion: args.activeRegion, stack: args.stack }),
-        // Re-invoke whenever the fence must move (and only then).
-        triggers: { activeRegion: args.activeRegion },
-      },
+      fenceInvocationArgs(writer.name, args.activeRegion, args.stack, args.assertedAt ?? new Date()),
       { parent: this },
     );
     this.fenceEpoch = invocation.result.apply((result) => Number(JSON.parse(result || '{}').epoch ?? 0));

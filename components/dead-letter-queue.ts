@@ -1,5 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { knownMetric } from './metric-names';
 
 /** Who may send to the queue: an AWS service principal, for the named source ARNs only. */
 export interface DeadLetterSender {
@@ -86,7 +87,7 @@ export class DeadLetterQueue extends pulumi.ComponentResource {
       {
         alarmDescription: `Dead letters waiting: ${args.purpose}. See docs/runbooks/dlq-alarm.md`,
         namespace: 'AWS/SQS',
-        metricName: 'ApproximateNumberOfMessagesVisible',
+        metricName: knownMetric('AWS/SQS', 'ApproximateNumberOfMessagesVisible'),
         dimensions: { QueueName: this.queue.name },
         statistic: 'Maximum',
         period: 60,

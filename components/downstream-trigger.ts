@@ -39,13 +39,17 @@ interface RuleTargetArgs {
   readonly targetArn: pulumi.Input<string>;
   /** Role EventBridge assumes to deliver (workflows and buses); Lambda targets use a permission instead. */
   readonly roleArn?: pulumi.Input<string>;
-  readonly retry: TargetRetry;
+  /**
+   * The target's retry policy. Leave it out for event-bus targets: EventBridge supports none there
+   * (CDK's EventBusProps: "Retry policy is not supported for Event bus targets"), only a DLQ and a role.
+   */
+  readonly retry?: TargetRetry;
   readonly alarmTopicArn: pulumi.Input<string>;
   readonly ruleArn: pulumi.Input<string>;
   readonly tags: Record<string, string>;
 }
 
-/** A rule with one target, its retry policy and its own DLQ (only this rule may send to it). */
+/** A rule with one target, its retry policy (if the target takes one) and its own DLQ (only this rule may send to it). */
 export class RuleWithTarget extends pulumi.ComponentResource {
   readonly rule: aws.cloudwatch.EventRule;
   readonly dlq: DeadLetterQueue;
@@ -81,10 +85,9 @@ export class RuleWithTarget extends pulumi.ComponentResource {
         eventBusName: args.busName,
         arn: args.targetArn,
         roleArn: args.roleArn,
-        retryPolicy: {
-          maximumRetryAttempts: args.retry.maximumRetryAttempts,
-          maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds,
-        },
+        ...(args.retry
+          ? { retryPolicy: { maximumRetryAttempts: args.retry.maximumRetryAttempts, maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds } }
+          : {}),
         deadLetterConfig: { arn: this.dlq.arn },
       },
       { parent: this },
@@ -325,7 +328,6 @@ export interface ForwardingArgs {
   readonly eventSource: string;
   readonly busName: string;
   readonly ruleState: ToggleState;
-  readonly retry: TargetRetry;
   readonly alarmTopicArn: pulumi.Input<string>;
   readonly tags: Record<string, string>;
 }
@@ -355,7 +357,7 @@ export class CrossRegionForwarding extends pulumi.ComponentResource {
         state: args.ruleState,
         targetArn: peerBusArn,
         roleArn: role.arn,
-        retry: args.retry,
+        // No retry policy: the target is an event bus (see RuleTargetArgs.retry). The DLQ stays.
         alarmTopicArn: args.alarmTopicArn,
         ruleArn: pulumi.interpolate`arn:${partition}:events:${args.region}:${accountId}:rule/${args.busName}/${this.ruleName}`,
         tags: args.tags,

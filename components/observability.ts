@@ -1,11 +1,13 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { knownMetric, type MetricName } from './metric-names';
 
 /** Step Functions metrics that mean something did not finish as it should. */
-export const WORKFLOW_ALARM_METRICS = ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionThrottled', 'ExecutionsAborted'] as const;
-export const FUNCTION_ALARM_METRICS = ['Errors', 'Throttles'] as const;
-export const RULE_ALARM_METRICS = ['FailedInvocations', 'InvocationsSentToDLQ'] as const;
-export const SCHEDULER_ALARM_METRICS = ['TargetErrorCount', 'InvocationDroppedCount'] as const;
+export const WORKFLOW_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/States'>> = ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionThrottled', 'ExecutionsAborted'];
+export const FUNCTION_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Lambda'>> = ['Errors', 'Throttles'];
+/** A DLQ'd delivery, and one that could not even reach the DLQ (the event is then gone). */
+export const RULE_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Events'>> = ['FailedInvocations', 'InvocationsSentToDlq', 'InvocationsFailedToBeSentToDlq'];
+export const SCHEDULER_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Scheduler'>> = ['TargetErrorCount', 'InvocationDroppedCount'];
 
 export interface ObservedPipeline {
   readonly name: string;
@@ -41,18 +43,18 @@ export function dashboardBody(region: string, pipelines: ReadonlyArray<{ name: s
     });
     widgets.push(
       metric('batches per day', 0, [
-        ['AWS/States', 'ExecutionsSucceeded', 'StateMachineArn', p.upstreamArn, { label: 'upstream' }],
-        ['AWS/States', 'ExecutionsSucceeded', 'StateMachineArn', p.downstreamArn, { label: 'downstream' }],
+        ['AWS/States', knownMetric('AWS/States', 'ExecutionsSucceeded'), 'StateMachineArn', p.upstreamArn, { label: 'upstream' }],
+        ['AWS/States', knownMetric('AWS/States', 'ExecutionsSucceeded'), 'StateMachineArn', p.downstreamArn, { label: 'downstream' }],
       ], 'Sum', 86_400),
       // The downstream's duration is the dbt build plus the lock wait; the lag is measured by the
       // watchdog and the control records (etl-ops status), which CloudWatch cannot join.
-      metric('downstream duration (dbt)', 6, [['AWS/States', 'ExecutionTime', 'StateMachineArn', p.downstreamArn, { stat: 'p90' }]], 'Average', 3_600),
+      metric('downstream duration (dbt)', 6, [['AWS/States', knownMetric('AWS/States', 'ExecutionTime'), 'StateMachineArn', p.downstreamArn, { stat: 'p90' }]], 'Average', 3_600),
       metric('failures', 12, [
-        ['AWS/States', 'ExecutionsFailed', 'StateMachineArn', p.upstreamArn, { label: 'upstream failed' }],
-        ['AWS/States', 'ExecutionsFailed', 'StateMachineArn', p.downstreamArn, { label: 'downstream failed' }],
-        ['AWS/States', 'ExecutionsTimedOut', 'StateMachineArn', p.downstreamArn, { label: 'downstream timed out' }],
+        ['AWS/States', knownMetric('AWS/States', 'ExecutionsFailed'), 'StateMachineArn', p.upstreamArn, { label: 'upstream failed' }],
+        ['AWS/States', knownMetric('AWS/States', 'ExecutionsFailed'), 'StateMachineArn', p.downstreamArn, { label: 'downstream failed' }],
+        ['AWS/States', knownMetric('AWS/States', 'ExecutionsTimedOut'), 'StateMachineArn', p.downstreamArn, { label: 'downstream timed out' }],
       ], 'Sum', 3_600),
-      metric('DLQ depth', 18, p.dlqNames.map((q) => ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', q]), 'Maximum', 300),
+      metric('DLQ depth', 18, p.dlqNames.map((q) => ['AWS/SQS', knownMetric('AWS/SQS', 'ApproximateNumberOfMessagesVisible'), 'QueueName', q]), 'Maximum', 300),
     );
   });
   widgets.push({

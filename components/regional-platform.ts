@@ -194,7 +194,12 @@ export class RegionalPlatform extends pulumi.ComponentResource {
 
     this.dbtImage = new DbtImage(
       `${name}-dbt-image`,
-      { isHome: settings.role.isHome, peerRegion: settings.role.peerRegion, accountId: this.account.accountId },
+      {
+        isHome: settings.role.isHome,
+        replicate: settings.dbt.ecrReplication,
+        peerRegion: settings.role.peerRegion,
+        accountId: this.account.accountId,
+      },
       parent,
     );
     this.dbtApp = new DbtApp(
@@ -299,7 +304,6 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         eventSource: settings.eventSource,
         busName: settings.eventBusName,
         ruleState: settings.role.ruleState,
-        retry: settings.triggerRetry,
         alarmTopicArn: this.alerts.topicArn,
         tags: { ...settings.tags },
       },

@@ -4,8 +4,8 @@ import * as pulumi from '@pulumi/pulumi';
 
 /**
  * The dbt app's container registry: one ECR repository of the same name in each region, and, in
- * the home region only, the registry replication that copies every image pushed there to the
- * peer region. See docs/dbt-app.md ("Images and ECR replication") for why both stacks declare the
+ * the home region only and when opted in, the registry replication that copies every image pushed
+ * there to the peer region. See docs/dbt-app.md ("Images and ECR replication") for why both stacks declare the
  * repository and what the deploy order must be.
  */
 
@@ -13,8 +13,15 @@ import * as pulumi from '@pulumi/pulumi';
 export const DBT_REPOSITORY_NAME = 'etl-platform/dbt-app';
 
 export interface DbtImageArgs {
-  /** Whether this is the home region, which pushes (and replicates) images. */
+  /** Whether this is the home region, which pushes (and, with `replicate`, replicates) images. */
   readonly isHome: boolean;
+  /**
+   * Declare the registry's replication configuration (home region only). ECR has ONE replication
+   * configuration per registry and region, so this replaces any replication rule anyone else set up
+   * in this account and region: it is opt-in (`dbt.ecrReplication`).
+   * @default false
+   */
+  readonly replicate?: boolean;
   /** Where the home region replicates to. */
   readonly peerRegion: string;
   /** The account that owns both registries (replication stays in the account). */
@@ -87,7 +94,7 @@ export class DbtImage extends pulumi.ComponentResource {
     );
     this.repositoryUrl = this.repository.url;
 
-    if (args.isHome) {
+    if (args.isHome && args.replicate === true) {
       this.replication = new aws.ecr.ReplicationConfiguration(
         `${name}-replication`,
         { replicationConfiguration: replicationRules(this.repositoryName, args.peerRegion, args.accountId) },

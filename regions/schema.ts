@@ -71,6 +71,8 @@ const schedule = z
       FLEXIBLE_WINDOW_MINUTES.max,
       ' minutes (0 turns the window off)',
     ).default(0),
+    // Accept a cron that fires in a daylight-saving gap (Scheduler skips that day's run): a warning instead of an error.
+    allowDstGap: z.boolean({ error: 'must be true or false. Fix: write allowDstGap: true without quotes' }).default(false),
   })
   .strict();
 
@@ -117,7 +119,7 @@ export const configSchema = z
       }),
     activeRegion: region,
     eksClusters: z.record(z.string(), z.string().min(1), {
-      error: 'must map each region to its EKS cluster name. Fix: {"us-east-1": "...", "us-west-1": "..."}',
+      error: `must map each region to its EKS cluster name. Fix: pulumi config set --path 'eksClusters["us-east-1"]' <cluster-name> (and the same for the other region)`,
     }),
     alertEmail: z.email({ error: 'is not an e-mail address. Fix: set the on-call distribution list' }),
     eventSource: z
@@ -250,6 +252,10 @@ export const configSchema = z
           .optional(),
         allowPlainHttp: z
           .boolean({ error: 'must be true or false' })
+          .default(false),
+        // Account-wide: replaces the home registry's whole replication configuration (docs/config.md).
+        ecrReplication: z
+          .boolean({ error: 'must be true or false. Fix: pulumi config set --path dbt.ecrReplication true (replaces the account\'s ECR replication rules in the home region; see docs/dbt-app.md)' })
           .default(false),
       })
       .strict(),

@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import * as runtimeConfig from '@pulumi/pulumi/runtime/config';
 import type { z } from 'zod';
 import {
   CONFIG_KEYS,
@@ -13,6 +14,7 @@ import {
 import type { TriggerMode } from './limits';
 import { deriveRole, type RegionRole } from './role';
 import { HISTORY_EVENTS_PER_ROUND, MAX_HISTORY_EVENTS, worstCasePollingRounds } from '../state-machines/downstream';
+import { closest, configSetCommand, dstGapFindings, knownFieldsAt } from './config-hints';
 
 /**
  * The one place that reads `pulumi.Config`. Everything downstream receives `PlatformSettings`
@@ -114,12 +116,63 @@ function issuesToProblems(raw: Record<string, unknown>, issues: readonly z.core.
           ? `is required. Fix: add "${String(issue.path[issue.path.length - 1])}" (see docs/config.md)`
           : `is required. Fix: pulumi config set ${String(issue.path[0])} ... (see Pulumi.yaml for its description)`;
     } else if (issue.code === 'unrecognized_keys') {
-      message = `has unknown field(s) ${issue.keys.join(', ')}. Fix: remove them or check the spelling against docs/config.md`;
+      const known = knownFieldsAt(configSchema, issue.path);
+      const hints = issue.keys.map((k) => {
+        const near = closest(k, known);
+        return near ? `${k} (did you mean ${near}?)` : k;
+      });
+      message = `has unknown field(s) ${hints.join(', ')}. Fix: rename or remove them; the fields are listed in docs/config.md`;
+    } else if (issue.code === 'invalid_type' && quotedScalar(issue.expected, value) !== undefined) {
+      // A number or boolean written in quotes (YAML "10"): say so, with the literal to write.
+      const literal = quotedScalar(issue.expected, value) as string;
+      message = `is a string; write ${literal} without quotes. Fix: ${configSetCommand(issue.path, literal)}`;
+    } else if (issue.path[0] === 'eksClusters' && issue.path.length === 2) {
+      message = `is empty. Fix: ${configSetCommand(issue.path, '<cluster-name>')}`;
     } else if (issue.code === 'invalid_type') {
       message = `${message.replace(/^Invalid input: /, 'has the wrong type: ')}${message.includes('Fix:') ? '' : '. Fix: see docs/config.md for this key'}`;
     }
     return { key: keyFor(issue.path), value, message };
   });
+}
+
+/** The unquoted literal a quoted number/boolean stands for, when that is what the schema wanted. */
+function quotedScalar(expected: unknown, value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  if (expected === 'number' && text !== '' && Number.isFinite(Number(text))) return text;
+  if (expected === 'boolean' && (text === 'true' || text === 'false')) return text;
+  return undefined;
+}
+
+/**
+ * Keys in the project's namespace that the program does not read: a misspelt key would otherwise
+ * deploy with its default and no message.
+ */
+export function unknownKeyProblems(all: Readonly<Record<string, string>>, isSecret: (key: string) => boolean = () => false): ConfigProblem[] {
+  const known = [...CONFIG_KEYS.filter((k) => !k.includes(':')), ...Object.keys(SECRET_KEYS)];
+  const problems: ConfigProblem[] = [];
+  for (const [key, text] of Object.entries(all)) {
+    if (!key.startsWith(`${PROJECT}:`)) continue;
+    const name = key.slice(PROJECT.length + 1);
+    if ((known as string[]).includes(name)) continue;
+    let value: unknown = text;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // a plain string
+    }
+    const near = closest(name, known);
+    const secret = isSecret(key) || SECRET_KEYS[near as SecretKey] !== undefined;
+    const isScalar = value === null || typeof value !== 'object';
+    problems.push({
+      key,
+      value: secret ? '(secret)' : value,
+      message: near
+        ? `is not a key of this project; did you mean ${near}? Fix: pulumi config rm ${name}, then ${isScalar && !secret ? `pulumi config set ${near} ${text}` : `set ${near} instead`}`
+        : `is not a key of this project. Fix: pulumi config rm ${name} (the keys are listed in docs/config.md)`,
+    });
+  }
+  return problems;
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -155,7 +208,7 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
     });
   }
   for (const region of new Set(regions)) {
-    if (isRecord(raw.eksClusters) && !raw.eksClusters[region]) {
+    if (isRecord(raw.eksClusters) && raw.eksClusters[region] === undefined) {
       problems.push({
         key: `${fullKey('eksClusters')}.${region}`,
         value: undefined,
@@ -263,11 +316,26 @@ export function parseSettings(
     /** Plaintext, only to check the shape; never echoed in a message. */
     plaintext?: Partial<Record<SecretKey, string>>;
   },
+  options: {
+    /** Every config key of the stack (full key → text), to refuse unknown ones. */
+    readonly allConfig?: Readonly<Record<string, string>>;
+    /** Whether a full key holds a secret (its value is never echoed). @default none */
+    readonly isSecret?: (key: string) => boolean;
+    /** Where accepted-but-risky settings are reported. @default no-op */
+    readonly warn?: (message: string) => void;
+    /** Start of the daylight-saving check window. @default new Date() */
+    readonly now?: Date;
+  } = {},
 ): PlatformSettings {
   const parsed = configSchema.safeParse(raw);
+  const dst = dstGapFindings(raw.pipelines, options.now ?? new Date());
   const problems: ConfigProblem[] = [
+    ...unknownKeyProblems(options.allConfig ?? {}, options.isSecret),
     ...(parsed.success ? [] : issuesToProblems(raw, parsed.error.issues)),
     ...crossKeyProblems(raw),
+    ...dst
+      .filter((f) => !f.allowed)
+      .map((f) => ({ key: `${fullKey('pipelines')}[${f.index}].schedule.expression`, value: f.expression, message: f.message })),
   ];
   for (const [key, command] of Object.entries(SECRET_KEYS)) {
     if (!secrets.present.has(key as SecretKey)) {
@@ -280,6 +348,11 @@ export function parseSettings(
     if (missing) problems.push({ key: fullKey('snowflakeCredentials'), value: '(secret)', message: `${missing}. Fix: ${SECRET_KEYS.snowflakeCredentials}` });
   }
   if (!parsed.success || problems.length > 0) throw new ConfigValidationError(stack, problems);
+  for (const f of dst.filter((d) => d.allowed)) {
+    options.warn?.(
+      `${fullKey('pipelines')}[${f.index}].schedule.expression = ${render(f.expression)}: ${f.message.replace(/ Fix: .*$/, '')} (accepted: allowDstGap is true)`,
+    );
+  }
 
   const config = parsed.data;
   const region = config['aws:region'];
@@ -318,6 +391,15 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * Whether a full config key holds a secret. The runtime's check is internal (not in its typings);
+ * if it is ever missing, every unknown key is treated as secret, so no value is echoed.
+ */
+function isConfigSecret(key: string): boolean {
+  const check = (runtimeConfig as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+  return typeof check === 'function' ? check(key) : true;
+}
+
 /** Reads this stack's config from Pulumi and validates it before any resource is declared. */
 export function loadSettings(): PlatformSettings {
   const raw = readRawConfig((key) => pulumi.runtime.getConfig(key));
@@ -329,5 +411,14 @@ export function loadSettings(): PlatformSettings {
     values[key] = pulumi.secret(config.getSecret(key)).apply((v) => v ?? '');
   }
   const plaintext = { snowflakeCredentials: pulumi.runtime.getConfig(fullKey('snowflakeCredentials')) };
-  return parseSettings(pulumi.getStack(), raw, { present, values, plaintext });
+  return parseSettings(
+    pulumi.getStack(),
+    raw,
+    { present, values, plaintext },
+    {
+      allConfig: pulumi.runtime.allConfig(),
+      isSecret: isConfigSecret,
+      warn: (message) => void pulumi.log.warn(message),
+    },
+  );
 }

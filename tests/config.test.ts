@@ -113,7 +113,54 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
   {
     title: 'a misspelt field',
     config: { dbtReplicas: { active: 2, pasive: 1 } },
-    expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive\. Fix: remove them or check the spelling/],
+    expect: [/etl-platform:dbtReplicas = .*has unknown field\(s\) pasive \(did you mean passive\?\)\. Fix: rename or remove them/],
+  },
+  {
+    title: 'a misspelt top-level key (lakeReplicaton)',
+    config: { lakeReplicaton: false },
+    expect: [/etl-platform:lakeReplicaton = false: is not a key of this project; did you mean lakeReplication\? Fix: pulumi config rm lakeReplicaton, then pulumi config set lakeReplication false/],
+  },
+  {
+    title: 'a misspelt top-level key (archiveRetentionDay)',
+    config: { archiveRetentionDay: 7 },
+    expect: [/etl-platform:archiveRetentionDay = 7: is not a key of this project; did you mean archiveRetentionDays\? Fix: pulumi config rm archiveRetentionDay, then pulumi config set archiveRetentionDays 7/],
+  },
+  {
+    title: 'a key that resembles none',
+    config: { colour: 'blue' },
+    expect: [/etl-platform:colour = "blue": is not a key of this project\. Fix: pulumi config rm colour \(the keys are listed in docs\/config\.md\)/],
+  },
+  {
+    title: 'a misspelt nested field',
+    config: { pipelines: withPipeline(1, { glue: { workerType: 'G.1X', numberOfWorker: 4 } }) },
+    expect: [/etl-platform:pipelines\[1\]\.glue = .*has unknown field\(s\) numberOfWorker \(did you mean numberOfWorkers\?\)/],
+  },
+  {
+    title: 'a number written in quotes',
+    config: { pipelines: withPipeline(0, { glue: { workerType: 'G.1X', numberOfWorkers: '10', timeoutMinutes: 120 } }) },
+    expect: [/etl-platform:pipelines\[0\]\.glue\.numberOfWorkers = "10": is a string; write 10 without quotes\. Fix: pulumi config set --path 'pipelines\[0\]\.glue\.numberOfWorkers' 10$/m],
+  },
+  {
+    title: 'a boolean written in quotes',
+    config: { dbt: { imageTag: '1.8.7-r3', ecrReplication: 'true' } },
+    expect: [/etl-platform:dbt\.ecrReplication = "true": is a string; write true without quotes\. Fix: pulumi config set --path 'dbt\.ecrReplication' true$/m],
+  },
+  {
+    title: 'an empty EKS cluster name',
+    config: { eksClusters: { 'us-east-1': 'dataplatform-prod-use1', 'us-west-1': '' } },
+    expect: [/etl-platform:eksClusters\.us-west-1 = "": is empty\. Fix: pulumi config set --path 'eksClusters\["us-west-1"\]' <cluster-name>$/m],
+  },
+  {
+    title: 'a cron in the spring-forward gap (02:00 New York)',
+    config: { pipelines: withPipeline(0, { schedule: { expression: 'cron(0 2 * * ? *)', timezone: 'America/New_York' } }) },
+    expect: [
+      /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on the spring-forward day in March \(clocks skip 02:00-03:00\), so Scheduler skips that day's batch\. Fix: schedule outside 02:00-03:00 local \(e\.g\. "cron\(0 3 \* \* \? \*\)"\) or use timezone "UTC"; to accept the skipped run: pulumi config set --path 'pipelines\[0\]\.schedule\.allowDstGap' true/,
+    ],
+  },
+  {
+    title: 'a cron in the spring-forward gap (02:30 New York)',
+    config: { pipelines: withPipeline(1, { schedule: { expression: 'cron(30 2 * * ? *)', timezone: 'America/New_York' } }) },
+    expect: [/etl-platform:pipelines\[1\]\.schedule\.expression = "cron\(30 2 \* \* \? \*\)": fires at 02:30 America\/New_York, which does not exist/],
   },
   {
     title: 'missing secrets',

@@ -335,7 +335,9 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.deepEqual(policy.ingress[0].ports, [{ protocol: 'TCP', port: containerPort }]);
       assert.deepEqual(policy.podSelector.matchLabels, deploymentOf(run).inputs.spec.selector.matchLabels);
 
-      assert.match(run.outputs.dbtApiUrl, new RegExp(`^http://[a-z0-9-]+\\.elb\\.${region}\\.amazonaws\\.com$`));
+      // TLS (shipped stacks): the URL names the certificate's host, which a CNAME points at this NLB.
+      assert.match(run.outputs.dbtApiUrl, new RegExp(`^https://dbt-api\\.[a-z0-9]+\\.dataplatform\\.example-insurer\\.com$`));
+      assert.match(run.one('aws:route53/record:Record', 'api-dns').inputs.records[0], new RegExp(`^[a-z0-9-]+\\.elb\\.${region}\\.amazonaws\\.com$`));
     }
   });
 

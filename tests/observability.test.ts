@@ -61,9 +61,9 @@ describe('lateness watchdog wiring', () => {
       const env = fn.inputs.environment.variables;
       const pipelines = JSON.parse(env.PIPELINES_JSON);
       assert.deepEqual(pipelines.map((p: any) => [p.name, p.expression, p.timezone, p.graceMinutes]), [
-        ['policycenter', 'cron(0 2 * * ? *)', 'America/New_York', 55],
-        ['claimcenter', 'cron(30 2 * * ? *)', 'America/New_York', 55],
-        ['billingcenter', 'cron(0 3 * * ? *)', 'America/New_York', 55],
+        ['policycenter', 'cron(0 7 * * ? *)', 'UTC', 55],
+        ['claimcenter', 'cron(30 7 * * ? *)', 'UTC', 55],
+        ['billingcenter', 'cron(0 8 * * ? *)', 'UTC', 55],
       ]);
       assert.equal(env.MAX_DOWNSTREAM_MINUTES, '300');
       const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'etl-watchdog-policy').inputs.policy);

@@ -134,12 +134,13 @@ describe('trigger modes under mocks (every mode × both stacks × both active re
             );
           });
 
-          it('every target has a retry policy and a DLQ, a role unless it is a Lambda; every DLQ has an alarm', () => {
+          it('every target has a DLQ, a retry policy unless it is an event bus, a role unless it is a Lambda; every DLQ has an alarm', () => {
             const queues = new Map(run.ofType('aws:sqs/queue:Queue').map((q) => [q.state.arn as string, q.state.name as string]));
             const alarmed = new Set(run.ofType('aws:cloudwatch/metricAlarm:MetricAlarm').map((a) => a.inputs.dimensions?.QueueName));
             const dlqs: string[] = [];
             for (const t of run.ofType('aws:cloudwatch/eventTarget:EventTarget')) {
-              assert.ok(t.inputs.retryPolicy?.maximumRetryAttempts >= 0 && t.inputs.retryPolicy?.maximumEventAgeInSeconds >= 60, `${t.name} retry policy`);
+              if (/:event-bus\//.test(String(t.inputs.arn))) assert.equal(t.inputs.retryPolicy, undefined, `${t.name}: event-bus targets take no retry policy`);
+              else assert.ok(t.inputs.retryPolicy?.maximumRetryAttempts >= 0 && t.inputs.retryPolicy?.maximumEventAgeInSeconds >= 60, `${t.name} retry policy`);
               assert.ok(t.inputs.deadLetterConfig?.arn, `${t.name} DLQ`);
               dlqs.push(t.inputs.deadLetterConfig.arn);
               if (String(t.inputs.arn).includes(':lambda:')) assert.equal(t.inputs.roleArn, undefined, `${t.name}: Lambda targets use a permission`);

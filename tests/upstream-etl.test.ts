@@ -36,7 +36,7 @@ describe('upstream ETL under mocks', () => {
       const dlq = run.one('aws:sqs/queue:Queue', `${pipeline.name}-upstream-schedule-dlq`);
       assert.equal(schedule.inputs.target.deadLetterConfig.arn, dlq.state.arn);
       assert.deepEqual(JSON.parse(schedule.inputs.target.input), { pipeline: pipeline.name, scheduledTime: '<aws.scheduler.scheduled-time>' });
-      assert.equal(schedule.inputs.scheduleExpressionTimezone, 'America/New_York');
+      assert.equal(schedule.inputs.scheduleExpressionTimezone, 'UTC');
       assert.deepEqual(schedule.inputs.flexibleTimeWindow, { mode: 'FLEXIBLE', maximumWindowInMinutes: 10 });
       const sm = run.one('aws:sfn/stateMachine:StateMachine', `${pipeline.name}-upstream-workflow`);
       assert.equal(schedule.inputs.target.arn, sm.state.arn);

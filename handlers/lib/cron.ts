@@ -390,3 +390,67 @@ export function lastFireTime(
 ): Date | undefined {
   return previousFireTimes(expression, timezone, before, 1, options)[0];
 }
+
+// ---------------------------------------------------------------- daylight-saving gaps
+
+/** One local fire time that does not exist: Scheduler skips that run. */
+export interface SkippedFireTime {
+  /** Local date of the spring-forward day, YYYY-MM-DD. */
+  readonly date: string;
+  /** The local time the expression names, HH:MM. */
+  readonly time: string;
+  /** The missing local hour(s): `[from, to)`, HH:MM. */
+  readonly gap: readonly [string, string];
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+const hhmm = (naiveMs: number) => {
+  const d = new Date(naiveMs);
+  return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+};
+
+/**
+ * The local fire times of a cron() expression that fall into a daylight-saving gap of `timezone`
+ * (a spring-forward hour that the wall clock skips) between `from` and `from + years`. Scheduler
+ * skips those runs (aws-facts). rate() expressions run on absolute time and have none.
+ * Transitions are found from the zone's own offsets (Intl), so any zone's rules apply.
+ */
+export function skippedFireTimes(expression: string | Schedule, timezone: string, from: Date, years = 5): SkippedFireTime[] {
+  const schedule = typeof expression === 'string' ? parseSchedule(expression) : expression;
+  if (schedule.kind === 'rate') return [];
+  formatter(timezone); // validate the zone up front
+  const f = schedule.fields;
+  const out: SkippedFireTime[] = [];
+  const DAY = 86_400_000;
+  const start = Math.floor(from.getTime() / DAY) * DAY;
+  const end = start + Math.ceil(years * 366) * DAY;
+  let before = offsetAt(start, timezone);
+  for (let t = start; t < end; t += DAY) {
+    const after = offsetAt(t + DAY, timezone);
+    if (after > before) {
+      // Spring forward within (t, t + DAY]: find the first minute on the new offset.
+      let lo = t;
+      let hi = t + DAY;
+      while (hi - lo > MINUTE_MS) {
+        const mid = lo + Math.floor((hi - lo) / 2 / MINUTE_MS) * MINUTE_MS;
+        if (offsetAt(mid, timezone) === after) hi = mid;
+        else lo = mid;
+      }
+      // Local wall-clock minutes [hi + before, hi + after) do not exist (as naive UTC ms).
+      const gapStart = hi + before;
+      const gapEnd = hi + after;
+      for (let local = gapStart; local < gapEnd; local += MINUTE_MS) {
+        const d = new Date(local);
+        const year = d.getUTCFullYear();
+        const month = d.getUTCMonth() + 1;
+        const day = d.getUTCDate();
+        if (!f.hours.has(d.getUTCHours()) || !f.minutes.has(d.getUTCMinutes()) || !f.months.has(month)) continue;
+        if (f.years && !f.years.has(year)) continue;
+        if (!dayMatches(f, year, month, day)) continue;
+        out.push({ date: `${year}-${pad(month)}-${pad(day)}`, time: hhmm(local), gap: [hhmm(gapStart), hhmm(gapEnd)] });
+      }
+    }
+    before = after;
+  }
+  return out;
+}
