@@ -11,6 +11,9 @@ from typing import Any
 
 REQUIRED = ("account", "user", "password", "role", "warehouse", "database")
 OPTIONAL = ("schema", "host", "port", "protocol")  # host/port/protocol: only for a local warehouse stand-in
+# The same secret serves the Glue Snowflake connector (components/snowflake.ts snowflakeSecretValue):
+# its v1 connection keys are expected there and ignored here.
+GLUE_CONNECTOR_KEYS = ("sfUser", "sfPassword", "sfWarehouse", "sfDatabase", "sfRole")
 DEFAULT_SCHEMA = "SEMANTIC"
 
 
@@ -38,7 +41,7 @@ def parse(secret_id: str, secret_string: str | None) -> dict[str, str]:
         problems.append("port: must be 1..65535")
     if "protocol" in data and data["protocol"] not in ("http", "https"):
         problems.append("protocol: must be http or https")
-    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
+    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL) - set(GLUE_CONNECTOR_KEYS))
     if unknown:
         problems.append("unknown keys: " + ", ".join(unknown) + " (check the spelling)")
     if problems:

@@ -126,6 +126,13 @@ def test_secret_to_dbt_env_with_defaults_and_local_options():
     assert (local["SNOWFLAKE_SCHEMA"], local["SNOWFLAKE_HOST"], local["SNOWFLAKE_PORT"], local["SNOWFLAKE_PROTOCOL"]) == ("S2", "localhost", "8085", "http")
 
 
+def test_the_glue_connector_keys_of_the_shared_secret_are_accepted_and_not_passed_to_dbt():
+    shared = SECRET | {"sfUser": "u", "sfPassword": "p", "sfWarehouse": "w", "sfDatabase": "d", "sfRole": "r"}
+    env = credentials.parse("s", json.dumps(shared))
+    assert env["SNOWFLAKE_USER"] == SECRET["user"]
+    assert not any(value in ("u", "p", "w", "d", "r") for value in env.values())
+
+
 @pytest.mark.parametrize(
     "secret,fragment",
     [
