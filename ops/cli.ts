@@ -258,13 +258,14 @@ export async function run(argv: string[], deps: CliDeps): Promise<number> {
   }
 }
 
-if (require.main === module) {
+/** The process entry: `npm run ops`, and bin/etl-ops.js (which registers ts-node first). */
+export function main(argv: string[] = process.argv.slice(2)): void {
   // Operators cannot act on the SDK's Node-version notice; it would bury the command's output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Lazy: the AWS and Pulumi modules load only for the commands that use them.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const io = consoleIo();
-  run(process.argv.slice(2), {
+  run(argv, {
     io,
     clients: () => (require('./aws-clients') as typeof import('./aws-clients')).awsClients(),
     stackOps: (workDir) => (require('./stack-ops') as typeof import('./stack-ops')).automationStackOps(workDir),
@@ -273,3 +274,5 @@ if (require.main === module) {
     process.exitCode = code;
   });
 }
+
+if (require.main === module) main();

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -86,7 +86,6 @@ describe('etl-ops errors say what to do', function () {
   });
 
   it('an expired SSO session (a CredentialsProviderError constructed from the SDK class) says to log in again', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { CredentialsProviderError } = require('@smithy/core/config') as { CredentialsProviderError: new (m: string) => Error };
     const e = explainError(new CredentialsProviderError('The SSO session associated with this profile has expired. To refresh this SSO session run aws sso login.'));
     assert.equal(e.kind, 'expired-credentials');
@@ -190,5 +189,35 @@ describe('etl-ops errors say what to do', function () {
       await assert.rejects(sfnAdapter(client).describeStateMachine('arn:aws:states:us-east-1:123456789012:stateMachine:x'), (e: unknown) => describeError(e).startsWith('SFN.DescribeStateMachine: no AWS credentials found'));
       client.destroy();
     });
+  });
+});
+
+describe('etl-ops runs without a build step', function () {
+  this.timeout(60_000);
+  const root = path.join(__dirname, '..');
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+
+  it('the package.json bin is a committed shim (not tsc output) that runs the CLI from any directory', () => {
+    const bin = path.join(root, pkg.bin['etl-ops']);
+    assert.ok(fs.existsSync(bin), `${pkg.bin['etl-ops']} exists after npm ci, with no build`);
+    assert.match(fs.readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node/);
+    const ignored = spawnSync('git', ['check-ignore', '-q', pkg.bin['etl-ops']], { cwd: root });
+    if (ignored.status !== 128) assert.equal(ignored.status, 1, `${pkg.bin['etl-ops']} must not be gitignored`); // 128: not a git checkout
+    const r = spawnSync(process.execPath, [bin, 'failback', '--dry-run'], {
+      cwd: os.tmpdir(),
+      env: { ...process.env, PATH: '/nonexistent', ...Object.fromEntries(Object.entries(NO_CREDENTIALS).filter(([, v]) => v !== undefined)) },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Plan \(dry run, nothing will be changed\):/);
+    assert.doesNotMatch(r.stdout + r.stderr, /NodeVersionSupportWarning|ENOENT/);
+  });
+
+  it('npm run ops runs the TypeScript directly; the README shows failback beside failover', () => {
+    assert.match(pkg.scripts.ops, /ts-node .*ops\/cli\.ts/);
+    const r = spawnSync('npm', ['run', '-s', 'ops', '--', '--help'], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /failback/);
+    assert.match(fs.readFileSync(path.join(root, 'README.md'), 'utf8'), /`failover`, `failback`/);
   });
 });
