@@ -76,7 +76,9 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
   const result = evaluateConsistency(records, input.expectedTables, input.batchId, { rerun: input.rerun });
   // Reruns would inflate the lag: only first attempts are measured.
   const lag = input.rerun ? undefined : triggerLagMetric(records, input.pipeline, input.batchId, new Date());
-  if (lag) process.stdout.write(`${JSON.stringify(lag)}\n`);
+  // EMF to stdout is how Lambda publishes it; POWERTOOLS_METRICS_DISABLED (Powertools' own switch)
+  // routes it nowhere in tests and local tools.
+  if (lag && process.env.POWERTOOLS_METRICS_DISABLED !== 'true') process.stdout.write(`${JSON.stringify(lag)}\n`);
   if (result.consistencyStatus === 'SUCCESS') logger.info('batch is consistent', { tables: input.expectedTables.length });
   else logger.warn('batch is not consistent', { reasons: result.reasons });
   return result;

@@ -25,10 +25,34 @@ import {
 } from '@aws-sdk/client-sqs';
 
 import type { ControlTable, EventsOps, RegionClients, RuleSummary, RuleTarget, ScheduleSummary, SchedulerOps, SfnOps, SqsOps } from './clients';
+import { tagCall } from './errors';
 import { OpsError } from './io';
 import { PLATFORM } from './settings';
 
 export const CLIENT_CONFIG = { retryMode: 'standard', maxAttempts: 3 } as const;
+
+interface WithStack {
+  middlewareStack: { add(mw: unknown, opts: { step: 'initialize'; name: string; override?: boolean }): void };
+}
+
+/**
+ * Records on every error which call failed (`SFN.DescribeExecution`), credential resolution
+ * included, so ops/errors.ts can name it instead of guessing.
+ */
+export function nameFailedCalls<C extends WithStack>(client: C): C {
+  client.middlewareStack.add(
+    (next: (args: unknown) => Promise<unknown>, context: { clientName?: string; commandName?: string }) => async (args: unknown) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        tagCall(error, `${(context.clientName ?? 'AWS').replace(/Client$/, '')}.${(context.commandName ?? 'call').replace(/Command$/, '')}`);
+        throw error;
+      }
+    },
+    { step: 'initialize', name: 'etlOpsNameFailedCalls', override: true },
+  );
+  return client;
+}
 
 function memo<T>(make: (region: string) => T): (region: string) => T {
   const cache = new Map<string, T>();
@@ -99,17 +123,17 @@ export interface AwsClientOptions {
 /** Real clients, built lazily per region. */
 export function awsClients(opts: AwsClientOptions = {}): RegionClients {
   const tableName = opts.tableName ?? PLATFORM.controlTable;
-  const sfnClient = memo((region) => new SFNClient({ region, ...CLIENT_CONFIG }));
+  const sfnClient = memo((region) => nameFailedCalls(new SFNClient({ region, ...CLIENT_CONFIG })));
   const control = memo((region): ControlTable => {
-    const client = new DynamoDBClient({ region, ...CLIENT_CONFIG });
+    const client = nameFailedCalls(new DynamoDBClient({ region, ...CLIENT_CONFIG }));
     return { doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName, region };
   });
   return {
     control,
     sfn: memo((region) => sfnAdapter(sfnClient(region))),
-    events: memo((region) => eventsAdapter(new EventBridgeClient({ region, ...CLIENT_CONFIG }))),
-    scheduler: memo((region) => schedulerAdapter(new SchedulerClient({ region, ...CLIENT_CONFIG }))),
-    sqs: memo((region) => sqsAdapter(new SQSClient({ region, ...CLIENT_CONFIG }))),
+    events: memo((region) => eventsAdapter(nameFailedCalls(new EventBridgeClient({ region, ...CLIENT_CONFIG })))),
+    scheduler: memo((region) => schedulerAdapter(nameFailedCalls(new SchedulerClient({ region, ...CLIENT_CONFIG })))),
+    sqs: memo((region) => sqsAdapter(nameFailedCalls(new SQSClient({ region, ...CLIENT_CONFIG })))),
     async reachable(region) {
       // A cheap read-only control-plane call in that region, one attempt, short timeout.
       const probe = new SFNClient({ region, retryMode: 'standard', maxAttempts: 1 });

@@ -13,8 +13,9 @@ import { redrive } from './commands/redrive';
 import { replay } from './commands/replay';
 import { rerun } from './commands/rerun';
 import { discoverDlqs, readFence, status } from './commands/status';
-import { consoleIo, errorMessage, errorName, type Io, OpsError } from './io';
-import { assertRegion, DEFAULT_STACKS, knownRegions, parseTime, pipelinesFromStackFile } from './settings';
+import { describeError } from './errors';
+import { consoleIo, type Io, OpsError } from './io';
+import { assertRegion, configFromStackFile, DEFAULT_STACKS, knownRegions, parseTime, pipelinesFromStackFile } from './settings';
 
 export interface CliDeps {
   io: Io;
@@ -196,6 +197,7 @@ export function buildProgram(deps: CliDeps): Command {
       },
       stateDir: path.join(workDir, '.etl-ops'),
       now,
+      configFromFile: (stack: string, key: string) => configFromStackFile(workDir, stack, key),
     };
   };
   mutating(
@@ -251,16 +253,19 @@ export async function run(argv: string[], deps: CliDeps): Promise<number> {
       deps.io.err(`error: ${error.message}`);
       return error.exitCode;
     }
-    deps.io.err(`error: ${errorName(error)}: ${errorMessage(error)}`);
+    deps.io.err(`error: ${describeError(error)}`);
     return 1;
   }
 }
 
-if (require.main === module) {
+/** The process entry: `npm run ops`, and bin/etl-ops.js (which registers ts-node first). */
+export function main(argv: string[] = process.argv.slice(2)): void {
+  // Operators cannot act on the SDK's Node-version notice; it would bury the command's output.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Lazy: the AWS and Pulumi modules load only for the commands that use them.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const io = consoleIo();
-  run(process.argv.slice(2), {
+  run(argv, {
     io,
     clients: () => (require('./aws-clients') as typeof import('./aws-clients')).awsClients(),
     stackOps: (workDir) => (require('./stack-ops') as typeof import('./stack-ops')).automationStackOps(workDir),
@@ -269,3 +274,5 @@ if (require.main === module) {
     process.exitCode = code;
   });
 }
+
+if (require.main === module) main();

@@ -40,6 +40,15 @@ export function pipelinesFromStackFile(workDir: string, stack: string): string[]
   return Array.isArray(pipelines) ? pipelines.map((p) => String((p as { name?: unknown }).name)).filter(Boolean) : [];
 }
 
+/** A key of the project's namespace in the committed Pulumi.<stack>.yaml, as a string (undefined if unset). */
+export function configFromStackFile(workDir: string, stack: string, key: string): string | undefined {
+  const file = path.join(workDir, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) return undefined;
+  const doc = parse(fs.readFileSync(file, 'utf8')) as { config?: Record<string, unknown> };
+  const value = doc?.config?.[`etl-platform:${key}`];
+  return value === undefined || value === null ? undefined : String(value);
+}
+
 const DURATION = /^(\d+)\s*([smhd])$/;
 const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

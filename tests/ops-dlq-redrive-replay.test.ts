@@ -91,7 +91,7 @@ describe('etl-ops dlq', () => {
     // After the visibility timeout they are receivable again, bodies intact.
     queue.clock += 301;
     assert.deepEqual((await queue.depth()).visible, 3);
-    assert.match(io.errors.join('\n'), /m-2: re-send failed, message kept in the queue \(Error: PutEvents rejected the entry: InternalFailure/);
+    assert.match(io.errors.join('\n'), /m-2: re-send failed, message kept in the queue \(PutEvents rejected the entry: InternalFailure/);
     assert.match(io.errors.join('\n'), /m-3: re-send failed, message kept in the queue \(ThrottlingException: Rate exceeded\)/);
   });
 
@@ -160,7 +160,7 @@ describe('etl-ops redrive', () => {
   const awsErrors: Array<[string, RegExp]> = [
     ['ExecutionNotRedrivable', /AWS refused the redrive \(ExecutionNotRedrivable.*definition has not changed/s],
     ['ExecutionDoesNotExist', /does not exist \(ExecutionDoesNotExist\)/],
-    ['ExecutionLimitExceeded', /Too many running executions/],
+    ['ExecutionLimitExceeded', /too many running executions/i],
     ['AccessDeniedException', /states:RedriveExecution/],
     ['ValidationException', /ValidationException/],
   ];

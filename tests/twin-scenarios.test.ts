@@ -69,6 +69,9 @@ describe('twin scenarios', function () {
     const r = await SCENARIOS['malformed-events']();
     assertChecks(r);
     assert.equal(r.figures.dbtRuns, 0);
+    // Compared against each input's expected error (it used to compare a count with itself).
+    const byError = r.checks.find((c) => c.name === 'fails by error, as each bad input expects');
+    assert.equal(byError?.detail, '= {"FAILED:InvalidTriggerEvent":9,"FAILED:InvalidInput":3,"FAILED:DataInconsistencyError":1}');
   });
 });
 
@@ -86,6 +89,7 @@ describe('twin all-modes', function () {
     for (const row of r.table) {
       if (KNOWN_DEFECTS[String(row.mode)]) continue;
       assert.equal(row.result, 'built once', `${row.mode}`);
+      assert.equal(row['builds of policycenter-20261127T070000Z'], 1, `${row.mode}: "built once" means one dbt build`);
     }
   });
 });

@@ -3,7 +3,7 @@
  * writes an HTML report under reports/. With no argument: happy, dbt-failure-rerun, region-loss.
  * `npm run demo -- list` lists the scenarios; `all` runs every one.
  */
-import { DEFAULT_DEMO, SCENARIOS, type ScenarioResult } from './scenarios';
+import { DEFAULT_DEMO, listScenarios, SCENARIOS, type ScenarioResult } from './scenarios';
 import { printScenario, writeHtmlReport } from './report';
 
 // The handlers log through Powertools; the timeline is the readable log here.
@@ -12,7 +12,7 @@ process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args[0] === 'list') {
-    console.log(Object.keys(SCENARIOS).join('\n'));
+    for (const line of listScenarios()) console.log(line);
     return 0;
   }
   const names = args.length === 0 ? DEFAULT_DEMO : args[0] === 'all' ? Object.keys(SCENARIOS) : args;

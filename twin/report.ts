@@ -13,13 +13,24 @@ export function printScenario(r: ScenarioResult, out: (line: string) => void = c
   out('');
   for (const c of r.checks) out(`  ${c.ok ? '✔' : '✘'} ${c.name} ${c.detail}`);
   if (r.table) {
-    const cols = Object.keys(r.table[0] ?? {});
     out('');
-    out(`  ${cols.map((c) => c.padEnd(14)).join(' ')}`);
-    for (const row of r.table) out(`  ${cols.map((c) => String(row[c]).padEnd(14)).join(' ')}`);
+    for (const line of formatTable(r.table)) out(`  ${line}`);
   }
   const f = r.figures;
   out(`  figures: hops ${f.hops} · transitions ${f.transitions} · Lambda calls ${f.lambdaCalls} · dbt runs ${f.dbtRuns} · alerts ${f.alerts} · DLQ messages ${f.dlqMessages} · executions ${f.executions} · wall ${r.wallMs} ms`);
+}
+
+/** Rows as an aligned text table: each column as wide as its widest cell, numbers right-aligned. */
+export function formatTable(rows: ReadonlyArray<Record<string, string | number>>): string[] {
+  const cols = Object.keys(rows[0] ?? {});
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((row) => String(row[c]).length)));
+  const numeric = cols.map((c) => rows.every((row) => typeof row[c] === 'number'));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (numeric[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((row) => line(cols.map((c) => String(row[c]))))];
 }
 
 function participant(name: string): string {
@@ -58,8 +69,23 @@ export function mermaidSequence(timeline: TimelineEntry[], maxMessages = 80): st
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
+/** The browser build of mermaid from the npm package (a devDependency): one classic script, no CDN. */
+export const MERMAID_SCRIPT = 'mermaid.min.js';
+
+/**
+ * Copies mermaid's browser bundle beside the reports (once per version), so a report opens
+ * offline, from file://, with no network.
+ */
+export function copyMermaid(dir: string): string {
+  const source = require.resolve(`mermaid/dist/${MERMAID_SCRIPT}`);
+  const target = path.join(dir, MERMAID_SCRIPT);
+  if (!fs.existsSync(target) || fs.statSync(target).size !== fs.statSync(source).size) fs.copyFileSync(source, target);
+  return target;
+}
+
 export function writeHtmlReport(results: ScenarioResult[], dir = path.resolve(__dirname, '..', 'reports')): string {
   fs.mkdirSync(dir, { recursive: true });
+  copyMermaid(dir);
   const file = path.join(dir, `twin-${new Date().toISOString().replace(/[:.]/g, '-')}.html`);
   const metricRows = results
     .map((r) => {
@@ -86,7 +112,8 @@ ${table}<ul>${checks}</ul>
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>etl-platform local twin</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 td:first-child{text-align:left}.ok{color:#070}.bad{color:#b00}pre{font-size:12px;overflow:auto}</style>
-<script type="module">import mermaid from 'https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs'; mermaid.initialize({ startOnLoad: true, sequence: { useMaxWidth: false } });</script>
+<script src="${MERMAID_SCRIPT}"></script>
+<script>mermaid.initialize({ startOnLoad: true, sequence: { useMaxWidth: false } });</script>
 </head><body><h1>etl-platform — local twin report</h1>
 <p>Both regions (us-east-1 active, us-west-1 passive) run from the program's own definitions, patterns, schedules and handlers; times are virtual.</p>
 <table><tr><th>scenario</th><th>checks</th><th>hops</th><th>transitions</th><th>Lambda calls</th><th>dbt runs</th><th>alerts</th><th>DLQ messages</th><th>executions</th><th>wall ms</th></tr>

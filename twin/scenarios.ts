@@ -299,19 +299,21 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
     const east = twin.region('us-east-1');
     const src = east.model.eventSource;
     const good = { schemaVersion: '1.0', pipeline: PIPELINE, batchId: BATCH, region: 'us-east-1', tables: [], startedAt: FIRST_TICK, completedAt: FIRST_TICK, upstreamExecutionArn: 'arn:aws:states:us-east-1:123456789012:execution:x:y' };
-    const events: Array<[string, Record<string, unknown>]> = [
-      ['schemaVersion 2.0', { ...good, schemaVersion: '2.0' }],
-      ['schemaVersion missing', { ...good, schemaVersion: undefined }],
-      ['batchId missing', { ...good, batchId: undefined }],
-      ['batchId is a number', { ...good, batchId: 20261127 }],
-      ['batchId not <p>-<ts>Z', { ...good, batchId: 'policycenter-yesterday' }],
-      ['batchId of a longer pipeline name', { ...good, batchId: 'policycenter-eu-20261127T070000Z' }],
-      ['batchId of another pipeline', { ...good, batchId: 'claimcenter-20261127T070000Z' }],
-      ['batchId with whitespace', { ...good, batchId: 'policycenter-20261127T070000Z x' }],
+    // Each bad input with the outcome it must have: the downstream's named Fail, or a DLQ message.
+    const INVALID = 'FAILED:InvalidTriggerEvent';
+    const events: Array<[string, Record<string, unknown>, string]> = [
+      ['schemaVersion 2.0', { ...good, schemaVersion: '2.0' }, INVALID],
+      ['schemaVersion missing', { ...good, schemaVersion: undefined }, INVALID],
+      ['batchId missing', { ...good, batchId: undefined }, INVALID],
+      ['batchId is a number', { ...good, batchId: 20261127 }, INVALID],
+      ['batchId not <p>-<ts>Z', { ...good, batchId: 'policycenter-yesterday' }, INVALID],
+      ['batchId of a longer pipeline name', { ...good, batchId: 'policycenter-eu-20261127T070000Z' }, INVALID],
+      ['batchId of another pipeline', { ...good, batchId: 'claimcenter-20261127T070000Z' }, INVALID],
+      ['batchId with whitespace', { ...good, batchId: 'policycenter-20261127T070000Z x' }, INVALID],
     ];
     // Fits PutEvents' 256 KB entry limit, but the event (envelope added) exceeds StartExecution's.
     const room = 262_144 - 40 - src.length - 'UpstreamBatchSucceeded'.length - JSON.stringify({ ...good, padding: '' }).length;
-    events.push(['oversized event (execution input > 256 KB)', { ...good, padding: 'x'.repeat(room) }]);
+    events.push(['oversized event (execution input > 256 KB)', { ...good, padding: 'x'.repeat(room) }, 'DLQ:InvalidExecutionInput']);
     for (const [label, detail] of events) {
       twin.log('us-east-1', 'scenario', `bad event: ${label}`, 'bus us-east-1');
       const res = east.bus.putEvents([{ Source: src, DetailType: 'UpstreamBatchSucceeded', Detail: JSON.stringify(detail) }]);
@@ -320,12 +322,12 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
     await twin.idle();
     const up = east.machineByName(`${PIPELINE}-upstream`);
     const down = east.machineByName(`${PIPELINE}-downstream`);
-    const direct: Array<[string, string, unknown]> = [
-      ['upstream: empty Scheduler payload', up.arn, {}],
-      ['upstream: payload of another pipeline', up.arn, { pipeline: 'claimcenter', scheduledTime: FIRST_TICK }],
-      ['upstream: scheduledTime not ISO-8601', up.arn, { pipeline: PIPELINE, scheduledTime: 'yesterday' }],
-      ['downstream: rerun without a reason', down.arn, { rerun: { pipeline: PIPELINE, batchId: BATCH } }],
-      ['downstream: rerun of a batch that never ran upstream', down.arn, { rerun: { pipeline: PIPELINE, batchId: batchIdOf(PIPELINE, '2026-11-20T07:00:00Z'), reason: 'typo' } }],
+    const direct: Array<[string, string, unknown, string]> = [
+      ['upstream: empty Scheduler payload', up.arn, {}, 'FAILED:InvalidInput'],
+      ['upstream: payload of another pipeline', up.arn, { pipeline: 'claimcenter', scheduledTime: FIRST_TICK }, 'FAILED:InvalidInput'],
+      ['upstream: scheduledTime not ISO-8601', up.arn, { pipeline: PIPELINE, scheduledTime: 'yesterday' }, 'FAILED:InvalidInput'],
+      ['downstream: rerun without a reason', down.arn, { rerun: { pipeline: PIPELINE, batchId: BATCH } }, INVALID],
+      ['downstream: rerun of a batch that never ran upstream', down.arn, { rerun: { pipeline: PIPELINE, batchId: batchIdOf(PIPELINE, '2026-11-20T07:00:00Z'), reason: 'typo' } }, 'FAILED:DataInconsistencyError'],
     ];
     for (const [label, arn, input] of direct) {
       twin.log('us-east-1', 'scenario', `bad input: ${label}`);
@@ -338,11 +340,12 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
     expect.ok(`${kinds} kinds of bad input`, kinds >= 10, String(kinds));
     expect.equal('dbt API: runs', twin.dbtRuns().length, 0);
     expect.equal('executions that did not fail', fails.filter((f) => !f.startsWith('FAILED')), []);
-    expect.equal('fails by error', countBy(fails), countBy(fails)); // recorded in the report
+    const expected = [...events.map((e) => e[2]), ...direct.map((d) => d[3])];
+    expect.equal('fails by error, as each bad input expects', countBy(fails), countBy(expected.filter((e) => e.startsWith('FAILED:'))));
     // A numeric batchId used to be an unnamed TypeError (StringMatches on a number); the downstream
     // now checks IsString first, so every failure is named (InvalidTriggerEvent for that one).
     expect.equal('failed with a named error', fails.filter((f) => !/^FAILED:[A-Z][A-Za-z]+$/.test(f) || f === 'FAILED:TypeError'), []);
-    expect.equal('DLQ: the oversized event', dlq.map((m) => m.attributes.ERROR_CODE), ['InvalidExecutionInput']);
+    expect.equal('DLQ: the oversized event', dlq.map((m) => `DLQ:${m.attributes.ERROR_CODE}`), expected.filter((e) => e.startsWith('DLQ:')));
     expect.equal('every bad input ended in a Fail or a DLQ', fails.length + dlq.length, kinds);
   });
 
@@ -362,6 +365,16 @@ function countBy(items: string[]): Record<string, number> {
 export const KNOWN_DEFECTS: Record<string, { what: string; cause: string }> = {
 };
 
+/**
+ * The all-modes verdict of one mode, computed: "built once" only when its checks passed AND the
+ * batch had exactly one dbt build.
+ */
+export function modeVerdict(known: { what: string } | undefined, checksOk: boolean, builds: number): string {
+  if (known) return `KNOWN DEFECT: ${known.what}`;
+  if (!checksOk) return 'FAILED';
+  return builds === 1 ? 'built once' : `built ${builds} times`;
+}
+
 export const TRIGGER_MODES_UNDER_TEST = ['rule-direct', 'rule-lambda', 'rule-intermediate-sfn', 'upstream-direct', 'schedule-poll'] as const;
 
 export async function allModes(o: ScenarioOptions & { modes?: readonly string[] } = {}): Promise<ScenarioResult> {
@@ -371,6 +384,7 @@ export async function allModes(o: ScenarioOptions & { modes?: readonly string[] 
   const timeline: TimelineEntry[] = [];
   const total: Metrics = { hops: 0, transitions: 0, lambdaCalls: 0, dbtRuns: 0, alerts: 0, dlqMessages: 0, executions: 0 };
   for (const mode of o.modes ?? TRIGGER_MODES_UNDER_TEST) {
+    let builds = 0;
     const res = await withTwin(`all-modes/${mode}`, `happy + duplicates with defaultTriggerMode=${mode}`, { ...o, config: { defaultTriggerMode: mode } }, async (twin, expect) => {
       const start = twin.clock.now();
       const ev = await firstBatch(twin).catch(() => undefined);
@@ -392,10 +406,11 @@ export async function allModes(o: ScenarioOptions & { modes?: readonly string[] 
       }
       expect.equal(`${mode}: alerts`, twin.alerts.length, 0);
       expect.equal(`${mode}: DLQ`, twin.dlqMessages().length, 0);
+      builds = runsOf(twin, BATCH).length;
     });
     const f = res.figures;
     const known = KNOWN_DEFECTS[mode];
-    table.push({ mode, result: known ? `KNOWN DEFECT: ${known.what}` : res.checks.every((c) => c.ok) ? 'built once' : 'FAILED', dbtRuns: f.dbtRuns, executions: f.executions, transitions: f.transitions, lambdaCalls: f.lambdaCalls, hops: f.hops, alerts: f.alerts, dlq: f.dlqMessages });
+    table.push({ mode, result: modeVerdict(known, res.checks.every((c) => c.ok), builds), [`builds of ${BATCH}`]: builds, dbtRuns: f.dbtRuns, executions: f.executions, transitions: f.transitions, lambdaCalls: f.lambdaCalls, hops: f.hops, alerts: f.alerts, dlq: f.dlqMessages });
     checks.push(...res.checks);
     timeline.push(...res.timeline);
     for (const k of Object.keys(total) as Array<keyof Metrics>) total[k] += f[k];
@@ -415,5 +430,26 @@ export const SCENARIOS: Record<string, (o?: ScenarioOptions) => Promise<Scenario
   'malformed-events': malformedEvents,
   'all-modes': allModes,
 };
+
+/** What each scenario shows (`npm run demo -- list`; the same table is in docs/local-twin.md). */
+export const SCENARIO_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  happy: 'one scheduled upstream batch → one dbt run, SUCCEEDED everywhere',
+  duplicates: 'the same UpstreamBatchSucceeded delivered 100× + archive replay → 1 dbt run, 101 DUPLICATE',
+  'dbt-failure-rerun': 'dbt run FAILED, alert; the operator rerun succeeds with attempt 2',
+  'consistency-failure': 'a table load record lost → DataInconsistencyError, alert, no dbt run',
+  'glue-failure': 'a Glue job fails → upstream FAILED, UpstreamBatchFailed, alert, no downstream',
+  'transient-faults': 'dbt 503×2, Glue ConcurrentRunsExceeded×1, Lambda throttle×1 → built once, no alert',
+  'region-loss': 'us-east-1 dark mid-flight; failover to us-west-1; replay from its archive → every batch built once',
+  'split-brain': 'us-east-1 returns with rules ENABLED and sees a late event → fenced (SKIPPED_NOT_ACTIVE), 0 extra dbt runs',
+  'malformed-events': '14 kinds of bad input → each its expected named Fail or a DLQ message, never a dbt run',
+  'all-modes': 'happy + duplicates per defaultTriggerMode → one result table (built once per mode)',
+};
+
+/** `npm run demo -- list`: each scenario with what it shows, aligned; the default demo marked. */
+export function listScenarios(): string[] {
+  const names = Object.keys(SCENARIOS);
+  const width = Math.max(...names.map((n) => n.length));
+  return names.map((n) => `${n.padEnd(width)}  ${SCENARIO_DESCRIPTIONS[n] ?? '(no description)'}${DEFAULT_DEMO.includes(n) ? '  (default)' : ''}`);
+}
 
 export const DEFAULT_DEMO = ['happy', 'dbt-failure-rerun', 'region-loss'];

@@ -1,5 +1,6 @@
 import type { EventsOps, PutEventEntry, QueueMessage, SfnOps, SqsOps } from '../clients';
-import { errorMessage, errorName, type Io, OpsError, planAndConfirm, type RunOptions, table } from '../io';
+import { describeError } from '../errors';
+import { errorMessage, type Io, OpsError, planAndConfirm, type RunOptions, table } from '../io';
 import type { DiscoveredDlq } from './status';
 
 /** Attributes the services put on dead-lettered messages. */
@@ -170,7 +171,7 @@ export async function redriveQueue(io: Io, args: DlqRedriveArgs, deps: DlqDeps):
         result.resent++;
         io.out(`[${processed}/${Math.min(max, depth.visible)}] ${message.messageId}: ${describeResend(resend)} ok, deleted`);
       } catch (error) {
-        const text = `${errorName(error)}: ${errorMessage(error)}`;
+        const text = describeError(error).replace('\n', ' ');
         result.failed.push({ messageId: message.messageId, error: text });
         io.err(`[${processed}/${Math.min(max, depth.visible)}] ${message.messageId}: re-send failed, message kept in the queue (${text})`);
       }

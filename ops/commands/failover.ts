@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { describeError, isPulumiMissing } from '../errors';
 import { errorMessage, type Io, OpsError, planAndConfirm, type RunOptions } from '../io';
 
 /** What failover needs from Pulumi: implemented with the Automation API in ops/stack-ops.ts. */
@@ -63,6 +64,11 @@ export interface FailoverDeps {
   replay(region: string, since: Date): Promise<void>;
   stateDir: string;
   now?: () => Date;
+  /**
+   * A stack's config value from its committed Pulumi.<stack>.yaml: lets `--dry-run` print the plan
+   * when the Pulumi CLI is missing.
+   */
+  configFromFile?(stack: string, key: string): string | undefined;
 }
 
 export const ACTIVE_REGION_KEY = 'activeRegion';
@@ -135,9 +141,21 @@ export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): 
     io.out(`Resuming ${state.command} to ${state.to} from ${stateFile}:`);
   } else {
     const from = regions.find((r) => r !== args.to) as string;
-    const current = await Promise.all(regions.map(async (r) => [r, await deps.stacks.getConfig(deps.stackFor[r], ACTIVE_REGION_KEY)] as const));
+    let current: Array<readonly [string, string | undefined]>;
+    let fromFiles = false;
+    try {
+      current = await Promise.all(regions.map(async (r) => [r, await deps.stacks.getConfig(deps.stackFor[r], ACTIVE_REGION_KEY)] as const));
+    } catch (error) {
+      // A dry run only prints the plan: the committed stack files are enough for that.
+      if (!(args.dryRun && deps.configFromFile && isPulumiMissing(error))) throw error;
+      fromFiles = true;
+      io.out('The Pulumi CLI is not installed: reading the current config from the committed Pulumi.<stack>.yaml files (the backend may differ). A real run needs the CLI.');
+      current = regions.map((r) => [r, deps.configFromFile?.(deps.stackFor[r], ACTIVE_REGION_KEY)] as const);
+    }
     io.out(`Current ${ACTIVE_REGION_KEY}: ${current.map(([r, v]) => `${deps.stackFor[r]}=${v ?? '(unset)'}`).join(', ')}`);
-    if (current.every(([, v]) => v === args.to)) {
+    if (fromFiles && current.every(([, v]) => v === args.to)) {
+      io.out(`The stack files already name ${args.to}; whether it is deployed can only be checked with the CLI.`);
+    } else if (current.every(([, v]) => v === args.to)) {
       const out = (await deps.stacks.outputs(deps.stackFor[args.to]).catch(() => ({}))) as Record<string, unknown>;
       if (verifyFailoverOutput(out.failover as FailoverOutputView, args.to).length === 0) {
         throw new OpsError(`${args.to} is already the active region (config on every stack and ${deps.stackFor[args.to]}'s failover output agree). Nothing changed.`);
@@ -214,7 +232,7 @@ export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): 
       io.out(`${tag}: ${outcome.status}${outcome.message ? ` (${outcome.message})` : ''}`);
     } catch (error) {
       step.status = 'failed';
-      step.message = errorMessage(error);
+      step.message = describeError(error).replace('\n', ' ');
       step.endedAt = now().toISOString();
       writeState(stateFile, state, now());
       throw new OpsError(

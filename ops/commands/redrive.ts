@@ -1,5 +1,6 @@
 import { parseBatchId } from '../../handlers/event-schema';
 import type { ExecutionDescription, SfnOps } from '../clients';
+import { callOf, describeError, tagCall } from '../errors';
 import { errorMessage, errorName, type Io, OpsError, planAndConfirm, type RunOptions } from '../io';
 import { rerunCommand } from './rerun';
 
@@ -77,26 +78,39 @@ export function alternative(arn: ParsedExecutionArn, execution?: ExecutionDescri
   );
 }
 
-/** RedriveExecution's documented errors, explained. */
-export function explainRedriveError(error: unknown): string {
+/** Tags a failure with the Step Functions call it came from (unless the SDK middleware already did). */
+async function named<T>(call: string, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    tagCall(error, call);
+    throw error;
+  }
+}
+
+/**
+ * The documented errors of the redrive's calls, explained, naming the call that failed
+ * (`call`, default the one recorded on the error, else RedriveExecution).
+ */
+export function explainRedriveError(error: unknown, call = callOf(error) ?? 'SFN.RedriveExecution'): string {
   const name = errorName(error);
   switch (name) {
     case 'ExecutionNotRedrivable':
-      return `AWS refused the redrive (ExecutionNotRedrivable: ${errorMessage(error)}). Redrive needs a Standard execution that FAILED, TIMED_OUT or ABORTED less than 14 days ago, whose state machine definition has not changed since, and that has not reached the redrive limit.`;
+      return `${call}: AWS refused the redrive (ExecutionNotRedrivable: ${errorMessage(error)}). Redrive needs a Standard execution that FAILED, TIMED_OUT or ABORTED less than 14 days ago, whose state machine definition has not changed since, and that has not reached the redrive limit.`;
     case 'ExecutionDoesNotExist':
-      return 'The execution does not exist (ExecutionDoesNotExist): check the ARN and the region; executions are kept 90 days after they stop.';
+      return `${call}: the execution does not exist (ExecutionDoesNotExist): check the ARN and the region; executions are kept 90 days after they stop.`;
     case 'ExecutionLimitExceeded':
-      return 'Too many running executions in this account and region (ExecutionLimitExceeded): wait for some to finish and retry.';
+      return `${call}: too many running executions in this account and region (ExecutionLimitExceeded): wait for some to finish and retry.`;
     case 'InvalidArn':
-      return `AWS rejected the ARN (InvalidArn: ${errorMessage(error)}).`;
+      return `${call}: AWS rejected the ARN (InvalidArn: ${errorMessage(error)}).`;
     case 'ValidationException':
-      return `The request was invalid (ValidationException: ${errorMessage(error)}); Express executions, for one, cannot be redriven.`;
+      return `${call}: the request was invalid (ValidationException: ${errorMessage(error)}); Express executions, for one, cannot be redriven.`;
     case 'AccessDeniedException':
-      return `Not allowed (AccessDeniedException): your role needs states:RedriveExecution on the execution. ${errorMessage(error)}`;
+      return `${call}: not allowed (AccessDeniedException): your role needs ${call.replace(/^SFN\./, 'states:')} on the execution. ${errorMessage(error)}`;
     case 'ThrottlingException':
-      return 'Throttled by Step Functions (ThrottlingException): retry in a minute.';
+      return `${call}: throttled by Step Functions (ThrottlingException): retry in a minute.`;
     default:
-      return `RedriveExecution failed: ${name}: ${errorMessage(error)}`;
+      return describeError(error, call);
   }
 }
 
@@ -114,9 +128,9 @@ export async function redriveBlocker(sfn: SfnOps, arn: ParsedExecutionArn, execu
   if (execution.redriveStatus === 'NOT_REDRIVABLE') {
     return `AWS reports it NOT_REDRIVABLE${execution.redriveStatusReason ? `: ${execution.redriveStatusReason}` : ''}`;
   }
-  const machine = await sfn.describeStateMachine(execution.stateMachineArn || arn.stateMachineArn);
+  const machine = await named('SFN.DescribeStateMachine', sfn.describeStateMachine(execution.stateMachineArn || arn.stateMachineArn));
   if (machine.type !== 'STANDARD') return `its state machine is ${machine.type}; only Standard workflows can be redriven`;
-  const ran = await sfn.describeStateMachineForExecution(execution.executionArn);
+  const ran = await named('SFN.DescribeStateMachineForExecution', sfn.describeStateMachineForExecution(execution.executionArn));
   if (ran.definition !== undefined && machine.definition !== undefined && ran.definition !== machine.definition) {
     return 'the state machine definition changed after the execution ran (a redrive would run the old definition); start a new execution instead';
   }
@@ -133,18 +147,23 @@ export async function redrive(io: Io, args: RedriveArgs, sfnFor: (region: string
   const sfn = sfnFor(arn.region);
   let execution: ExecutionDescription;
   try {
-    execution = await sfn.describeExecution(args.executionArn.trim());
+    execution = await named('SFN.DescribeExecution', sfn.describeExecution(args.executionArn.trim()));
   } catch (error) {
     throw new OpsError(`${explainRedriveError(error)}\n${alternative(arn)}`);
   }
   io.out(`Execution ${arn.executionName} of ${arn.stateMachineName} (${arn.region}): ${execution.status}${execution.error ? ` (${execution.error})` : ''}, stopped ${execution.stopDate?.toISOString() ?? '-'}, redrives so far ${execution.redriveCount ?? 0}.`);
-  const blocker = await redriveBlocker(sfn, arn, execution, now());
+  let blocker: string | undefined;
+  try {
+    blocker = await redriveBlocker(sfn, arn, execution, now());
+  } catch (error) {
+    throw new OpsError(`${explainRedriveError(error)}\n${alternative(arn, execution)}`);
+  }
   if (blocker) throw new OpsError(`Cannot redrive: ${blocker}.\n${alternative(arn, execution)}`);
 
   const plan = [`RedriveExecution ${execution.executionArn}: same ARN and input; the steps that succeeded are not run again, the run resumes at the failed state`];
   if (!(await planAndConfirm(io, plan, args, 'Redrive this execution?'))) return 'dry-run';
   try {
-    const result = await sfn.redriveExecution(execution.executionArn);
+    const result = await named('SFN.RedriveExecution', sfn.redriveExecution(execution.executionArn));
     io.out(`Redriven at ${result.redriveDate?.toISOString() ?? now().toISOString()}: ${execution.executionArn}`);
     return 'redriven';
   } catch (error) {

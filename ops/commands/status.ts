@@ -1,6 +1,7 @@
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { ControlTable, EventsOps, SchedulerOps, SqsOps } from '../clients';
-import { errorMessage, type Io, table } from '../io';
+import { explainError } from '../errors';
+import { type Io, table } from '../io';
 import { batchIdAt, formatDuration, PLATFORM } from '../settings';
 
 export const UPSTREAM_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'SKIPPED'] as const;
@@ -156,6 +157,12 @@ export interface StatusArgs {
 /** Prints the status report. Returns the number of sections that could not be read (exit 1 if > 0). */
 export async function status(io: Io, args: StatusArgs): Promise<number> {
   let problems = 0;
+  const fixes = new Set<string>();
+  const unavailable = (error: unknown): string => {
+    const e = explainError(error);
+    if (e.fix) fixes.add(e.fix);
+    return e.summary;
+  };
   io.out(`Batches since ${args.since.toISOString()} (control table ${args.records.tableName}, ${args.records.region} replica), pipelines: ${args.pipelines.join(', ')}`);
   for (const pipeline of args.pipelines) {
     io.out('');
@@ -166,47 +173,49 @@ export async function status(io: Io, args: StatusArgs): Promise<number> {
       else for (const line of batchTable(rows)) io.out(`  ${line}`);
     } catch (error) {
       problems++;
-      io.err(`  could not read batches: ${errorMessage(error)}`);
+      io.err(`  could not read batches: ${unavailable(error)}`);
     }
   }
   for (const view of args.regions) {
     io.out('');
     io.out(`Region ${view.region}`);
-    problems += await regionStatus(io, view);
+    problems += await regionStatus(io, view, unavailable);
   }
+  // Each distinct fix once, after the sections it explains.
+  for (const fix of fixes) io.err(`\n${fix}`);
   return problems;
 }
 
-async function section(io: Io, title: string, body: () => Promise<string[]>): Promise<number> {
+async function section(io: Io, title: string, body: () => Promise<string[]>, unavailable: (error: unknown) => string): Promise<number> {
   try {
     const lines = await body();
     io.out(`  ${title}:`);
     for (const line of lines) io.out(`    ${line}`);
     return 0;
   } catch (error) {
-    io.err(`  ${title}: unavailable (${errorMessage(error)})`);
+    io.err(`  ${title}: unavailable (${unavailable(error)})`);
     return 1;
   }
 }
 
-async function regionStatus(io: Io, view: RegionView): Promise<number> {
+async function regionStatus(io: Io, view: RegionView, unavailable: (error: unknown) => string): Promise<number> {
   let problems = 0;
   problems += await section(io, 'fence', async () => {
     const fence = await readFence(view.control);
     if (!fence) return ['MISSING: no FENCE/ACTIVE item in this replica (no region may claim batches)'];
     const note = fence.activeRegion === view.region ? 'this region is active' : `this region is passive (active: ${fence.activeRegion})`;
     return [`activeRegion=${fence.activeRegion} epoch=${fence.epoch} changedAt=${fence.changedAt ?? '-'} changedBy=${fence.changedBy ?? '-'}  (${note})`];
-  });
+  }, unavailable);
   problems += await section(io, `rules on bus ${PLATFORM.busName}`, async () => {
     if (!view.events) throw new Error('no EventBridge client');
     const rules = await view.events.listRules(PLATFORM.busName);
     return rules.length === 0 ? ['(none)'] : table(['RULE', 'STATE'], rules.map((r) => [r.name, r.state]));
-  });
+  }, unavailable);
   problems += await section(io, `schedules in group ${PLATFORM.scheduleGroup}`, async () => {
     if (!view.scheduler) throw new Error('no Scheduler client');
     const schedules = await view.scheduler.listSchedules(PLATFORM.scheduleGroup);
     return schedules.length === 0 ? ['(none)'] : table(['SCHEDULE', 'STATE'], schedules.map((s) => [s.name, s.state]));
-  });
+  }, unavailable);
   problems += await section(io, 'dead-letter queues', async () => {
     if (!view.sqs || !view.events || !view.scheduler) throw new Error('needs the EventBridge, Scheduler and SQS clients');
     const dlqs = await discoverDlqs(view.events, view.scheduler, view.sqs);
@@ -217,7 +226,7 @@ async function regionStatus(io: Io, view: RegionView): Promise<number> {
       rows.push([dlq.queueName, String(depth.visible), String(depth.inFlight), dlq.sources.join(', ')]);
     }
     return table(['QUEUE', 'DEPTH', 'IN FLIGHT', 'CATCHES'], rows);
-  });
+  }, unavailable);
   return problems;
 }
 

@@ -61,7 +61,8 @@ export async function startDynalite(opts: { tableName?: string } = {}): Promise<
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    maxAttempts: 1, // surface throttling/condition errors to the caller, as Step Functions sees them
+    // The SDK's normal retry (standard, 3 attempts), as in Lambda: a keep-alive socket that dynalite
+    // closed (read ECONNRESET) is retried, not failed. Condition failures are never retried.
   });
   await createControlTable(client, tableName);
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });

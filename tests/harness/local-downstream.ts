@@ -35,6 +35,7 @@ export function useLocalDownstream(tableName: string, region: string, extraEnv: 
       AWS_ACCESS_KEY_ID: 'x',
       AWS_SECRET_ACCESS_KEY: 'x',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
+      POWERTOOLS_METRICS_DISABLED: 'true', // EMF lines stay out of test and tool output
       ...extraEnv(),
     };
     for (const [k, v] of Object.entries(env)) {

@@ -244,6 +244,7 @@ export class LocalRegion {
       AWS_ACCESS_KEY_ID: 'x',
       AWS_SECRET_ACCESS_KEY: 'x',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
+      POWERTOOLS_METRICS_DISABLED: 'true', // EMF lines stay out of test and tool output
     };
     const saved: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(env)) {
