@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// `npm test`: sets up the Python env, then runs the independent parts side by side (they share no
+// ports or files: every server in the suites binds port 0), prints each part's output as it ends,
+// and a table of wall times at the end. Exits non-zero if any part failed.
+//   node scripts/test.mjs            # everything
+//   node scripts/test.mjs mocha py   # only these parts
+import { spawn } from 'node:child_process';
+
+const PARTS = {
+  typecheck: ['npx', ['tsc', '--noEmit', '-p', '.']],
+  lint: ['npm', ['run', '--silent', 'lint']],
+  mocha: ['npx', ['mocha']],
+  py: ['.venv/bin/pytest', ['-q', 'glue', 'dbt-app']],
+};
+
+function run(name, [command, args]) {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (code, signal) => {
+      const seconds = (Date.now() - started) / 1000;
+      process.stdout.write(`\n===== ${name} (${seconds.toFixed(1)} s, ${code === 0 ? 'ok' : `FAILED: ${signal ?? `exit ${code}`}`}) =====\n${output}`);
+      resolve({ name, seconds, ok: code === 0 });
+    });
+  });
+}
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !(w in PARTS));
+if (unknown.length) {
+  console.error(`unknown part(s): ${unknown.join(', ')}; known: ${Object.keys(PARTS).join(', ')}`);
+  process.exit(2);
+}
+const started = Date.now();
+const setup = await run('python env', ['bash', ['scripts/python-env.sh']]);
+const results = setup.ok ? await Promise.all(Object.entries(PARTS).filter(([n]) => !wanted.length || wanted.includes(n)).map(([n, c]) => run(n, c))) : [];
+const all = [setup, ...results];
+console.log('\n===== times (wall; parts run in parallel) =====');
+for (const r of all) console.log(`${r.name.padEnd(12)} ${r.seconds.toFixed(1).padStart(7)} s  ${r.ok ? 'ok' : 'FAILED'}`);
+console.log(`${'total'.padEnd(12)} ${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s`);
+process.exit(all.every((r) => r.ok) ? 0 : 1);
