@@ -25,7 +25,8 @@ export const defaultProvider = (init: Init = {}): AwsCredentialIdentityProvider 
   let chain: AwsCredentialIdentityProvider | undefined;
   return async (props?: Parameters<AwsCredentialIdentityProvider>[0]): Promise<AwsCredentialIdentity> => {
     const profile = init.profile ?? process.env.AWS_PROFILE;
-    if (!profile && process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY) return fromEnv(init)();
+    if (!profile && process.env.AWS_ACCESS_KEY_ID && process.env.AWS_SECRET_ACCESS_KEY)
+      return fromEnv(init)();
     // module.require, not require: esbuild must leave this a run-time lookup, not bundle the chain.
     chain ??= (module.require(FULL_CHAIN) as { defaultProvider: Chain }).defaultProvider(init);
     return chain(props);
