@@ -107,8 +107,29 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
   },
   {
     title: 'dbt polling that would outgrow the execution history',
-    config: { dbt: { imageTag: '1.8.7-r3', pollInitialSeconds: 30, pollMaxSeconds: 30, maxRunMinutes: 1440 } },
+    config: { dbt: { imageTag: '1.8.7-r3', pollInitialSeconds: 30, pollMaxSeconds: 30, maxRunMinutes: 1440, allowPlainHttp: true } },
     expect: [/etl-platform:dbt\.pollMaxSeconds = 30: lets a 1440-minute run poll ~\d+ times, past Step Functions' 25000-event history limit\. Fix: raise pollMaxSeconds/],
+  },
+  {
+    title: 'the dbt API without TLS (and without the explicit plain-HTTP opt-in)',
+    config: { dbt: { imageTag: '1.8.7-r3' } },
+    expect: [/etl-platform:dbt\.tls = \(not set\): is not set, so the API token would cross the VPC in plain HTTP\. Fix: set dbt\.tls .*pulumi config set --path dbt\.allowPlainHttp true/],
+  },
+  {
+    title: 'a TLS certificate from another region than its endpoint',
+    config: {
+      dbt: {
+        imageTag: '1.8.7-r3',
+        tls: {
+          hostedZoneId: 'Z04512345ABCDEFGHIJKL',
+          endpoints: {
+            'us-east-1': { hostname: 'dbt-api.use1.example.com', certificateArn: 'arn:aws:acm:us-west-1:123456789012:certificate/7e2d4a9b-1c3f-4b8e-a6d5-9f0e1b2c3d02' },
+            'us-west-1': { hostname: 'dbt-api.usw1.example.com', certificateArn: 'arn:aws:acm:us-west-1:123456789012:certificate/7e2d4a9b-1c3f-4b8e-a6d5-9f0e1b2c3d02' },
+          },
+        },
+      },
+    },
+    expect: [/etl-platform:dbt\.tls\.endpoints\.us-east-1\.certificateArn = .*: is in us-west-1, but an NLB in us-east-1 can only use a certificate of its own region/],
   },
   {
     title: 'a misspelt field',

@@ -109,7 +109,7 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
         isolated,
         { AWS_ACCESS_KEY_ID: 'AKIDLAMBDA', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'token', AWS_ENDPOINT_URL_DYNAMODB: db.endpoint, CONTROL_TABLE_NAME: db.tableName },
       );
-      assert.deepEqual(JSON.parse(out), { activeRegion: 'us-west-1', epoch: 1, changed: true });
+      assert.deepEqual(JSON.parse(out), { action: 'create', activeRegion: 'us-west-1', epoch: 1, changed: true });
     } finally {
       await db.close();
     }
