@@ -212,6 +212,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         replicas: settings.role.dbtReplicas,
         apiToken: settings.secrets.dbtApiToken,
         snowflakeSecret: { name: this.snowflake.secretName, arnPattern: this.snowflake.secretArnPattern },
+        controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
         lambdaCidrs: settings.network.subnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, parent).cidrBlock),
         loadBalancerSubnetIds: settings.network.subnetIds,
         account: this.account,

@@ -18,6 +18,9 @@ OUTPUT_FIELDS = ("runId", "batchId", "pipeline", "attempt", "status", "queuedAt"
 FAILURE_ERRORS = {FAILED: "DbtRunFailed", LOST: "DbtRunLost", INTERRUPTED: "DbtRunInterrupted"}
 FENCED_ERROR = "DbtRunFenced"
 FENCE_MARKER = "STALE_FENCE"  # printed by the warehouse fence check when a build carries a stale epoch
+# Error texts the app itself writes when a run's own deadline passes (POST `deadlines`).
+QUEUE_TIMEOUT_MARKER = "QUEUE_TIMEOUT"
+RUN_TIMEOUT_MARKER = "RUN_TIMEOUT"
 MAX_CAUSE = 32_000  # SendTaskFailure's cause is at most 32,768 characters
 
 
@@ -26,7 +29,12 @@ def output_of(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_name(run: dict[str, Any]) -> str:
-    if run["status"] == FAILED and FENCE_MARKER in (run.get("error") or ""):
+    text = run.get("error") or ""
+    if run["status"] == FAILED and text.startswith(QUEUE_TIMEOUT_MARKER):
+        return "DbtRunQueueTimeout"
+    if run["status"] == FAILED and text.startswith(RUN_TIMEOUT_MARKER):
+        return "DbtRunTimeout"
+    if run["status"] == FAILED and FENCE_MARKER in text:
         return FENCED_ERROR
     return FAILURE_ERRORS[run["status"]]
 

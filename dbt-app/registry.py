@@ -142,6 +142,10 @@ class RunStore:
         }
         if request.get("taskToken"):
             item["taskToken"] = request["taskToken"]
+        if request.get("lease"):
+            item["lease"] = dict(request["lease"])
+        if request.get("deadlines"):
+            item["deadlines"] = dict(request["deadlines"])
         return item
 
     def put_new(self, item: dict[str, Any]) -> bool:
@@ -220,8 +224,9 @@ class RunStore:
             {":running": RUNNING, ":seen": run.get("heartbeatAt")},
         )
 
-    def set_token(self, run: dict[str, Any], token: str) -> dict[str, Any] | None:
-        return self.update(run, {"taskToken": token}, "attribute_exists(#pk)")
+    def set_token(self, run: dict[str, Any], token: str, lease: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """A retried task's new token (and its execution's lease, when it carries one) replace the old."""
+        return self.update(run, {"taskToken": token, **({"lease": dict(lease)} if lease else {})}, "attribute_exists(#pk)")
 
     def record_callback(self, run: dict[str, Any], error: str | None) -> None:
         self.update(run, {"callbackAt": iso(self.clock()), "callbackError": error}, "attribute_exists(#pk)")

@@ -13,17 +13,27 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from callbacks import Callbacks
-from registry import ACTIVE, QUEUED, RUNNING, SAME_REQUEST_FIELDS, TERMINAL, RunStore, is_stale, plain, run_id, view
+from callbacks import QUEUE_TIMEOUT_MARKER, Callbacks
+from lease import LeaseRenewer
+from registry import ACTIVE, QUEUED, RUNNING, SAME_REQUEST_FIELDS, TERMINAL, RunStore, epoch_of, is_stale, plain, run_id, view
 from validation import Response, error, validate_create
 
 log = logging.getLogger("dbt-app.runs")
 
 
 class RunService:
-    def __init__(self, store: RunStore, callbacks: Callbacks, lost_after: float, task_heartbeat: float, nudge: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        store: RunStore,
+        callbacks: Callbacks,
+        lost_after: float,
+        task_heartbeat: float,
+        nudge: Callable[[], None] = lambda: None,
+        leases: LeaseRenewer | None = None,
+    ):
         self.store = store
         self.callbacks = callbacks
+        self.leases = leases or LeaseRenewer(None, store.clock)
         self.lost_after = lost_after
         self.task_heartbeat = task_heartbeat
         self.nudge = nudge
@@ -61,7 +71,7 @@ class RunService:
         token = request.get("taskToken")
         if token and token != existing.get("taskToken"):
             # A Step Functions task retry brings a new token: it replaces the old one.
-            existing = self.store.set_token(existing, token) or existing
+            existing = self.store.set_token(existing, token, request.get("lease")) or existing
             log.info("run %s: task token replaced", existing["runId"])
             if existing["status"] in TERMINAL:
                 self.deliver(existing)
@@ -105,11 +115,32 @@ class RunService:
         self.store.record_callback(run, self.callbacks.terminal(run))
 
     def sweep(self) -> None:
-        """Idle-worker housekeeping: stale RUNNING -> LOST; SendTaskHeartbeat for QUEUED runs."""
+        """Idle-worker housekeeping: stale RUNNING -> LOST; QUEUED past its queue deadline -> FAILED;
+        for the other QUEUED runs, once per interval across replicas, SendTaskHeartbeat and the lease."""
         for run in self.store.by_status(RUNNING):
             self.settle(run)
         for run in self.store.by_status(QUEUED):
-            if run.get("taskToken") and self.store.claim_task_heartbeat(run, self.task_heartbeat):
-                problem = self.callbacks.heartbeat(run)
-                if problem:
-                    self.store.record_callback(run, problem)
+            if self.queue_expired(run):
+                continue
+            if (run.get("taskToken") or run.get("lease")) and self.store.claim_task_heartbeat(run, self.task_heartbeat):
+                self.keep_alive(run)
+
+    def keep_alive(self, run: dict[str, Any]) -> None:
+        """The run is alive: tell the waiting workflow, and push its pipeline lock's lease forward."""
+        if run.get("taskToken"):
+            problem = self.callbacks.heartbeat(run)
+            if problem:
+                self.store.record_callback(run, problem)
+        self.leases.renew(run)
+
+    def queue_expired(self, run: dict[str, Any]) -> bool:
+        """A QUEUED run past `deadlines.maxQueueMinutes` ends FAILED (callback DbtRunQueueTimeout)."""
+        deadlines = run.get("deadlines") or {}
+        limit = deadlines.get("maxQueueMinutes")
+        if not limit or not run.get("queuedAt") or self.store.clock() < epoch_of(run["queuedAt"]) + int(limit) * 60:
+            return False
+        failed = self.store.fail_queued(run, f"{QUEUE_TIMEOUT_MARKER}: still QUEUED {int(limit)} minutes after {run['queuedAt']} (no free worker)")
+        if failed is not None:
+            log.warning("run %s: queue deadline passed", failed["runId"])
+            self.deliver(failed)
+        return True

@@ -50,6 +50,7 @@ class Settings:
     port: int
     aws_region: str
     runs_table: str
+    control_table: str | None
     snowflake_secret_id: str
     dbt_target: str
     dbt_project_dir: str
@@ -102,6 +103,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     table = raw["DBT_RUNS_TABLE"]
     if table is not None and not TABLE_RE.match(table):
         bad("DBT_RUNS_TABLE", "is not a DynamoDB table name", "use 3-255 letters, digits, _ . or -")
+    control = raw["CONTROL_TABLE"]
+    if control is not None and not TABLE_RE.match(control):
+        bad("CONTROL_TABLE", "is not a DynamoDB table name", "use the control table's name, e.g. etl-platform-control")
     seconds: dict[str, float] = {}
     for name in SECONDS:
         try:
@@ -120,6 +124,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         port=int(port or "0"),
         aws_region=region or "",
         runs_table=table or "",
+        control_table=control or None,
         snowflake_secret_id=raw["SNOWFLAKE_SECRET_ID"] or "",
         dbt_target=raw["DBT_TARGET"] or "",
         dbt_project_dir=raw["DBT_PROJECT_DIR"] or "",

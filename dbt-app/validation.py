@@ -14,7 +14,10 @@ BATCH_ID_RE = re.compile(r"^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{8})T(\d{6})Z$")  
 SELECT_RE = re.compile(r"^[A-Za-z0-9_.:+*@,/ -]{1,1000}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 COMMANDS = ("build", "run", "test", "seed", "snapshot")
-FIELDS = ("batchId", "pipeline", "command", "select", "vars", "attempt", "fence", "taskToken")
+FIELDS = ("batchId", "pipeline", "command", "select", "vars", "attempt", "fence", "taskToken", "lease", "deadlines")
+LEASE_PK_RE = re.compile(r"^PIPELINE#[a-z][a-z0-9-]{0,22}[a-z0-9]$")
+LEASE_SK = ("LOCK#DOWNSTREAM",)
+EXECUTION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]+:[^:\s]+$")
 MAX_VARS_JSON = 16_384
 MAX_EPOCH = 2**53 - 1
 
@@ -101,6 +104,8 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
     token = body.get("taskToken")
     if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 1024):
         problems.append("taskToken: must be a string of 1..1024 characters")
+    problems += lease_problems(body.get("lease"), pipeline)
+    problems += deadline_problems(body.get("deadlines"))
     if problems:
         return None, error(422, "ValidationError", "; ".join(problems))
     return {
@@ -112,4 +117,46 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
         "attempt": attempt,
         "fence": {"region": fence["region"], "epoch": fence["epoch"]},
         "taskToken": token,
+        "lease": body.get("lease"),
+        "deadlines": body.get("deadlines"),
     }, None
+
+
+def lease_problems(lease: Any, pipeline: Any) -> list[str]:
+    """`lease` is optional: {pk: PIPELINE#<pipeline>, sk: LOCK#DOWNSTREAM, holder: execution ARN, seconds: 60..86400}."""
+    if lease is None:
+        return []
+    if not isinstance(lease, dict):
+        return ["lease: must be an object {pk, sk, holder, seconds}"]
+    problems = []
+    extra = sorted(set(lease) - {"pk", "sk", "holder", "seconds"})
+    if extra:
+        problems.append("lease: unknown fields " + ", ".join(e[:40] for e in extra[:10]))
+    pk = lease.get("pk")
+    if not isinstance(pk, str) or not LEASE_PK_RE.match(pk):
+        problems.append("lease.pk: must be PIPELINE#<pipeline>")
+    elif isinstance(pipeline, str) and pk != f"PIPELINE#{pipeline}":
+        problems.append("lease.pk: names another pipeline's lock")
+    if lease.get("sk") not in LEASE_SK:
+        problems.append("lease.sk: must be " + " or ".join(LEASE_SK))
+    if not isinstance(lease.get("holder"), str) or not EXECUTION_ARN_RE.match(lease["holder"]):
+        problems.append("lease.holder: must be a Step Functions execution ARN")
+    if not is_int(lease.get("seconds")) or not 60 <= lease["seconds"] <= 86_400:
+        problems.append("lease.seconds: must be an integer 60..86400")
+    return problems
+
+
+def deadline_problems(deadlines: Any) -> list[str]:
+    """`deadlines` is optional: {maxQueueMinutes, maxRunMinutes}, each 1..1440."""
+    if deadlines is None:
+        return []
+    if not isinstance(deadlines, dict):
+        return ["deadlines: must be an object {maxQueueMinutes, maxRunMinutes}"]
+    problems = []
+    extra = sorted(set(deadlines) - {"maxQueueMinutes", "maxRunMinutes"})
+    if extra:
+        problems.append("deadlines: unknown fields " + ", ".join(e[:40] for e in extra[:10]))
+    for name in ("maxQueueMinutes", "maxRunMinutes"):
+        if not is_int(deadlines.get(name)) or not 1 <= deadlines[name] <= 1_440:
+            problems.append(f"deadlines.{name}: must be an integer 1..1440")
+    return problems

@@ -23,6 +23,7 @@ import boto3
 import credentials
 from callbacks import Callbacks
 from flask import Flask, Response, request
+from lease import LeaseRenewer
 from registry import RunStore, parse_run_id
 from runs import RunService
 from settings import Settings
@@ -45,7 +46,15 @@ class Runtime:
         self.session = session
         self.store = RunStore(session.resource("dynamodb", region_name=settings.aws_region).Table(settings.runs_table), clock)
         self.callbacks = Callbacks(sfn or session.client("stepfunctions", region_name=settings.aws_region))
-        self.service = RunService(self.store, self.callbacks, settings.run_lost_after_seconds, settings.task_heartbeat_seconds, nudge=self._nudge)
+        control = session.resource("dynamodb", region_name=settings.aws_region).Table(settings.control_table) if settings.control_table else None
+        self.service = RunService(
+            self.store,
+            self.callbacks,
+            settings.run_lost_after_seconds,
+            settings.task_heartbeat_seconds,
+            nudge=self._nudge,
+            leases=LeaseRenewer(control, clock),
+        )
         self.worker: Worker | None = None
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.draining = threading.Event()

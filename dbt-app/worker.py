@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from callbacks import FENCE_MARKER
+from callbacks import FENCE_MARKER, RUN_TIMEOUT_MARKER
 from registry import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, plain
 from runs import RunService
 
@@ -184,14 +184,14 @@ class Worker:
         started = self.monotonic()
         next_renew = started + self.run_heartbeat
         next_task_beat = started  # tell the workflow at once that the run is alive
+        run_timeout = self.run_timeout_of(run)
+        keeps_alive = bool(run.get("taskToken") or run.get("lease"))
         while True:
             now = self.monotonic()
-            if run.get("taskToken") and now >= next_task_beat:
-                problem = self.service.callbacks.heartbeat(run)
-                if problem:
-                    self.store.record_callback(run, problem)
+            if keeps_alive and now >= next_task_beat:
+                self.service.keep_alive(run)
                 next_task_beat = now + self.task_heartbeat
-            wait_until = min(next_renew, next_task_beat if run.get("taskToken") else next_renew, started + self.run_timeout)
+            wait_until = min(next_renew, next_task_beat if keeps_alive else next_renew, started + run_timeout)
             code = self._wait(proc, wait_until - now)
             if code is not None:
                 break
@@ -202,9 +202,9 @@ class Worker:
                     run, self.worker_id, INTERRUPTED, "interrupted: the pod was stopped (SIGTERM) and the run did not finish within the shutdown grace period"
                 )
                 return
-            if now >= started + self.run_timeout:
+            if now >= started + run_timeout:
                 proc.kill()
-                self.service.finish(run, self.worker_id, FAILED, "dbt did not finish within %g s (DBT_RUN_TIMEOUT_SECONDS)" % self.run_timeout)
+                self.service.finish(run, self.worker_id, FAILED, f"{RUN_TIMEOUT_MARKER}: dbt did not finish within {run_timeout:g} s of starting")
                 return
             if now >= next_renew:
                 renewed = self.store.renew(run, self.worker_id)
@@ -221,6 +221,11 @@ class Worker:
             self.service.finish(run, self.worker_id, FAILED, f"{FENCE_MARKER}: the warehouse fence refused this build (fence {plain(run['fence'])})\n{output}")
         else:
             self.service.finish(run, self.worker_id, FAILED, "dbt exited %d: %s" % (code, output or "(no output)"))
+
+    def run_timeout_of(self, run: dict[str, Any]) -> float:
+        """DBT_RUN_TIMEOUT_SECONDS, or the run's own `deadlines.maxRunMinutes` when shorter (counted from RUNNING)."""
+        limit = (run.get("deadlines") or {}).get("maxRunMinutes")
+        return min(self.run_timeout, int(limit) * 60) if limit else self.run_timeout
 
     def _wait(self, proc: DbtProcess, timeout: float) -> int | None:
         """Waits for dbt, waking early on an interrupt request."""

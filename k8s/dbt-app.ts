@@ -109,6 +109,8 @@ export interface DbtAppArgs {
    * pattern (AWS appends a random suffix); the app reads the secret by name.
    */
   readonly snowflakeSecret: { readonly name: pulumi.Input<string>; readonly arnPattern: pulumi.Input<string> };
+  /** The control table (global; this region's replica): the app renews pipeline-lock leases on it. */
+  readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
   /** CIDRs of the Lambdas' subnets: the only sources admitted to the app port. */
   readonly lambdaCidrs: pulumi.Input<pulumi.Input<string>[]>;
   /**
@@ -211,10 +213,26 @@ export const CALLBACK_ACTIONS = ['states:SendTaskSuccess', 'states:SendTaskFailu
  * answer task tokens. The SendTask* actions have no resource types in the Service Authorization
  * Reference (the token names the execution), so they take Resource "*", held to this region.
  */
-export function dbtAppPolicy(p: { snowflakeSecretArn: string; runsTableArn: string; region: string }) {
+/** Attributes the app may write on the control table: a lock's lease, nothing else (dbt-app/lease.py). */
+export const LEASE_ATTRIBUTES = ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] as const;
+
+export function dbtAppPolicy(p: { snowflakeSecretArn: string; runsTableArn: string; controlTableArn: string; region: string }) {
   return {
     Version: '2012-10-17',
     Statement: [
+      {
+        // Lease renewal of the pipeline lock a run's workflow holds: UpdateItem on PIPELINE# items,
+        // touching only the lease attributes (so no status, claim or fence can be written).
+        Sid: 'RenewPipelineLockLease',
+        Effect: 'Allow',
+        Action: ['dynamodb:UpdateItem'],
+        Resource: [p.controlTableArn],
+        Condition: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PIPELINE#*'] },
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...LEASE_ATTRIBUTES] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+        },
+      },
       { Sid: 'ReadSnowflakeCredentials', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [p.snowflakeSecretArn] },
       { Sid: 'RunRegistry', Effect: 'Allow', Action: [...RUNS_TABLE_ACTIONS], Resource: [p.runsTableArn, `${p.runsTableArn}/index/${RUNS_STATUS_INDEX}`] },
       {
@@ -256,17 +274,20 @@ export interface PodSpecInputs {
   readonly snowflakeSecretId: pulumi.Input<string>;
   /** Name of this region's runs table. */
   readonly runsTable: pulumi.Input<string>;
+  /** Name of the control table (this region's replica): the app renews pipeline-lock leases there. */
+  readonly controlTable: pulumi.Input<string>;
   readonly resources: ContainerResources;
 }
 
 /** The app's env as the Deployment sets it: built from the contract, secrets by reference only. */
-export function appEnv(p: Pick<PodSpecInputs, 'port' | 'region' | 'snowflakeSecretId' | 'runsTable'>): k8s.types.input.core.v1.EnvVar[] {
+export function appEnv(p: Pick<PodSpecInputs, 'port' | 'region' | 'snowflakeSecretId' | 'runsTable' | 'controlTable'>): k8s.types.input.core.v1.EnvVar[] {
   return containerEnv(
     {
       PORT: String(p.port),
       AWS_REGION: p.region,
       AWS_STS_REGIONAL_ENDPOINTS: 'regional',
       DBT_RUNS_TABLE: p.runsTable,
+      CONTROL_TABLE: p.controlTable,
       SNOWFLAKE_SECRET_ID: p.snowflakeSecretId,
       DBT_TARGET: 'prod',
       SHUTDOWN_GRACE_SECONDS: String(SHUTDOWN_GRACE_SECONDS),
@@ -500,8 +521,10 @@ export class DbtApp extends pulumi.ComponentResource {
       {
         role: this.role.id,
         policy: pulumi
-          .all([args.snowflakeSecret.arnPattern, this.runsTable.arn])
-          .apply(([snowflakeSecretArn, runsTableArn]) => JSON.stringify(dbtAppPolicy({ snowflakeSecretArn, runsTableArn, region: args.region }))),
+          .all([args.snowflakeSecret.arnPattern, this.runsTable.arn, args.controlTable.arn])
+          .apply(([snowflakeSecretArn, runsTableArn, controlTableArn]) =>
+            JSON.stringify(dbtAppPolicy({ snowflakeSecretArn, runsTableArn, controlTableArn, region: args.region })),
+          ),
       },
       { parent: this },
     );
@@ -552,6 +575,7 @@ export class DbtApp extends pulumi.ComponentResource {
           region: args.region,
           snowflakeSecretId: args.snowflakeSecret.name,
           runsTable: this.runsTable.name,
+          controlTable: args.controlTable.name,
           resources: args.resources ?? DEFAULT_RESOURCES,
         }),
       },

@@ -135,6 +135,7 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.equal(env.AWS_REGION.value, region);
       assert.equal(env.SNOWFLAKE_SECRET_ID.value, 'etl-platform/snowflake');
       assert.equal(env.DBT_RUNS_TABLE.value, run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs.name);
+      assert.equal(env.CONTROL_TABLE.value, 'etl-platform-control', `${key}: the app renews leases on the control table`);
       assert.equal(env.PORT.value, String(container.ports[0].containerPort), `${key}: the app binds the port the container declares`);
     }
   });
@@ -252,6 +253,16 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.deepEqual(
         policy.Statement.map((s: any) => [s.Effect, s.Action, s.Resource, s.Condition]),
         [
+          [
+            'Allow',
+            ['dynamodb:UpdateItem'],
+            [`arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/etl-platform-control`],
+            {
+              'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PIPELINE#*'] },
+              'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] },
+              StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+            },
+          ],
           ['Allow', ['secretsmanager:GetSecretValue'], [`arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:etl-platform/snowflake-??????`], undefined],
           [
             'Allow',
@@ -394,7 +405,7 @@ describe('dbt app: pure builders', () => {
 
   it('deploymentSpec and disruptionBudgetSpec validate for 0, 1 and 3 replicas', () => {
     for (const replicas of [0, 1, 3]) {
-      const spec = deploymentSpec(replicas, { image: 'r/x:1', port: 8080, region: 'us-east-1', snowflakeSecretId: 'etl-platform/snowflake', runsTable: RUNS_TABLE_NAME, resources: DEFAULT_RESOURCES });
+      const spec = deploymentSpec(replicas, { image: 'r/x:1', port: 8080, region: 'us-east-1', snowflakeSecretId: 'etl-platform/snowflake', runsTable: RUNS_TABLE_NAME, controlTable: 'etl-platform-control', resources: DEFAULT_RESOURCES });
       new Deployment({ metadata: { name: 'dbt-app' }, spec: spec as any }).validate();
       new PodDisruptionBudget({ metadata: { name: 'dbt-app' }, spec: disruptionBudgetSpec() as any }).validate();
     }
