@@ -5,7 +5,8 @@
   lets the app (and tests) tell this refusal from any other failure.
 #}
 
-
+{# Every command that runs hooks is checked (fail-safe), except ones that never write: hooks do not
+   run for those today, and listing them keeps a future dbt that does from demanding fence vars. #}
 {% macro fence_applies() %}
   {{ return(flags.WHICH not in ('compile', 'parse', 'list', 'ls', 'show', 'docs', 'debug', 'deps', 'clean')) }}
 {% endmacro %}
