@@ -1,0 +1,99 @@
+"""The app as deployed, end to end, with no stand-in for dbt: the worker runs the real dbt CLI on the
+real project with the PRODUCTION profiles.yml (target prod), fed only by the Snowflake secret, whose
+host/port/protocol point at the local warehouse (a fakesnow server: the stand-in for the one
+Snowflake account both regions share). AWS is moto, in-process.
+
+What it shows: the secret → credentials.py → dbt's env → profiles.yml → dbt-snowflake chain works;
+the fence vars the app passes are the ones the project's on-run-start checks; the build is recorded
+in the warehouse under the app's run id; a stale epoch is refused at the sink and reported as
+DbtRunFenced.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+import settings
+from local_warehouse import Warehouse, serve
+from moto import mock_aws
+from registry import FAILED, SUCCEEDED
+from support import APP_DIR, REGION, SECRET, RecordingSfn, create_aws, env_for, wait_for
+from tests_shared import AUTH
+from web import Runtime, create_app
+
+pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
+
+EPOCH = 3
+BATCH = "billingcenter-20261127T080000Z"
+
+
+@pytest.fixture(scope="module")
+def warehouse():
+    with serve() as port:
+        w = Warehouse(port)
+        w.seed()
+        w.set_fence("us-east-1", EPOCH)
+        yield w
+        w.close()
+
+
+@pytest.fixture(scope="module")
+def app(warehouse, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real-dbt")
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        secret = {**SECRET, "host": "127.0.0.1", "port": warehouse.port, "protocol": "http", "database": "ETL", "schema": "SEMANTIC"}
+        create_aws(session, secret)
+        env = env_for(
+            tmp,
+            Path(sys.executable).with_name("dbt"),
+            DBT_PROJECT_DIR=str(APP_DIR / "dbt_project"),
+            DBT_PROFILES_DIR=str(APP_DIR / "profiles"),
+            DBT_TARGET="prod",
+            DBT_LOG_PATH=str(tmp / "logs"),
+            DBT_TARGET_PATH=str(tmp / "target"),
+            RUN_LOST_AFTER_SECONDS="30",
+            DBT_RUN_TIMEOUT_SECONDS="240",
+        )
+        sfn = RecordingSfn()
+        runtime = Runtime(settings.load(env), session=session, sfn=sfn).start()
+        client = create_app(runtime).test_client()
+        yield type("App", (), {"client": client, "sfn": sfn, "runtime": runtime})
+        runtime.drain()
+
+
+def post(app, batch_id, epoch, token):
+    body = {"batchId": batch_id, "pipeline": "billingcenter", "command": "build", "select": "tag:billingcenter", "fence": {"region": "us-east-1", "epoch": epoch}, "taskToken": token}
+    res = app.client.post("/api/v1/runs", json=body, headers=AUTH)
+    assert res.status_code == 202, res.get_json()
+    return res.get_json()["runId"]
+
+
+def ended(app, run_id):
+    return wait_for(lambda: (r := app.client.get(f"/api/v1/runs/{run_id}", headers=AUTH).get_json())["status"] not in ("QUEUED", "RUNNING") and r, 240, 0.25, f"{run_id} to end")
+
+
+def test_a_build_through_the_app_runs_real_dbt_with_the_production_profile_and_is_recorded_once(app, warehouse):
+    run_id = post(app, BATCH, EPOCH, "tok-ok")
+    run = ended(app, run_id)
+    assert run["status"] == SUCCEEDED, run.get("error")
+    [build] = [b for b in warehouse.builds(batch_id=BATCH) if b["command"] == "build"]
+    assert (build["run_id"], build["status"], build["region"], int(build["epoch"])) == (run_id, "SUCCEEDED", "us-east-1", EPOCH)
+    assert warehouse.count("SEMANTIC.fct_invoice") > 0, "the mart was built from the seeded base layer"
+    [success] = app.sfn.named("send_task_success")
+    assert json.loads(success["output"])["runId"] == run_id
+
+
+def test_a_stale_epoch_is_refused_by_the_warehouse_and_reported_as_dbtrunfenced(app, warehouse):
+    batch = "billingcenter-20261128T080000Z"
+    builds_before = len(warehouse.builds())
+    run_id = post(app, batch, EPOCH - 1, "tok-stale")
+    run = ended(app, run_id)
+    assert run["status"] == FAILED and "STALE_FENCE" in run["error"]
+    assert len(warehouse.builds()) == builds_before, "a refused build writes nothing, not even its build row"
+    failures = [f for f in app.sfn.named("send_task_failure") if f["taskToken"] == "tok-stale"]
+    assert [f["error"] for f in failures] == ["DbtRunFenced"]
