@@ -67,14 +67,23 @@ def app(warehouse, tmp_path_factory):
 
 
 def post(app, batch_id, epoch, token):
-    body = {"batchId": batch_id, "pipeline": "billingcenter", "command": "build", "select": "tag:billingcenter", "fence": {"region": "us-east-1", "epoch": epoch}, "taskToken": token}
+    body = {
+        "batchId": batch_id,
+        "pipeline": "billingcenter",
+        "command": "build",
+        "select": "tag:billingcenter",
+        "fence": {"region": "us-east-1", "epoch": epoch},
+        "taskToken": token,
+    }
     res = app.client.post("/api/v1/runs", json=body, headers=AUTH)
     assert res.status_code == 202, res.get_json()
     return res.get_json()["runId"]
 
 
 def ended(app, run_id):
-    return wait_for(lambda: (r := app.client.get(f"/api/v1/runs/{run_id}", headers=AUTH).get_json())["status"] not in ("QUEUED", "RUNNING") and r, 240, 0.25, f"{run_id} to end")
+    return wait_for(
+        lambda: (r := app.client.get(f"/api/v1/runs/{run_id}", headers=AUTH).get_json())["status"] not in ("QUEUED", "RUNNING") and r, 240, 0.25, f"{run_id} to end"
+    )
 
 
 def test_a_build_through_the_app_runs_real_dbt_with_the_production_profile_and_is_recorded_once(app, warehouse):
