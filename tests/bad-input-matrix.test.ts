@@ -46,8 +46,7 @@ const refs: DownstreamWorkflowRefs = {
   },
   bus: { arn: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/etl-platform` },
   alerts: { arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`, kmsKeyArn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
-  dbt: { pollInitialSeconds: 30, pollMaxSeconds: 300, maxRunMinutes: 30, lockWaitMinutes: 60 },
-  timeoutSeconds: 6 * 3600,
+  dbt: { maxRunMinutes: 30, maxQueueMinutes: 60, heartbeatSeconds: 300, maxLostRetries: 1, lockWaitMinutes: 60, lockLeaseMinutes: 15, replicationWaitMinutes: 5 },
 };
 const { definition } = downstreamWorkflow(refs);
 
