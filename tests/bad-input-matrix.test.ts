@@ -1,3 +1,4 @@
+import { dbtCallbackDriver } from './harness/dbt-callback';
 import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -142,7 +143,7 @@ describe('bad-input matrix (issue G)', function () {
           await reset();
           const before = await itemCount();
           const res: RunResult = await runWorkflow(definition, m.input() as never, {
-            handlers: { dynamodb: db.client, lambda: realHandlers },
+            handlers: { dynamodb: db.client, lambda: realHandlers, taskToken: dbtCallbackDriver({ api, start: realHandlers[FN.startDbtRun] }).handler },
           });
           if (m.accepted) {
             // Not malformed to the workflow: it reads only pipeline and batchId; the control table's
