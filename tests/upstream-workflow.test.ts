@@ -238,7 +238,16 @@ describe('upstream workflow', () => {
       ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, ...attrs } }));
     beforeEach(async () => {
       ddb = await startDynalite();
-      await putFence({ activeRegion: { S: 'us-east-1' }, epoch: { N: '2' } });
+      // Under load the new table may not be ACTIVE yet: retry the first write briefly.
+      for (let i = 0; ; i++) {
+        try {
+          await putFence({ activeRegion: { S: 'us-east-1' }, epoch: { N: '2' } });
+          break;
+        } catch (e) {
+          if ((e as Error).name !== 'ResourceNotFoundException' || i >= 50) throw e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
     });
     afterEach(async () => ddb.close());
 
