@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { PipelineSettings } from '../regions/settings';
-import { downstreamWorkflow } from '../state-machines/downstream';
+import { downstreamTimeoutSeconds, downstreamWorkflow, type DownstreamDbtSettings } from '../state-machines/downstream';
 import type { AccountContext } from './naming';
 import { Workflow } from './workflow';
 
@@ -19,14 +19,13 @@ export interface DownstreamSharedRefs {
   };
   readonly bus: { readonly arn: pulumi.Input<string> };
   readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
-  readonly dbt: { readonly pollInitialSeconds: number; readonly pollMaxSeconds: number; readonly maxRunMinutes: number; readonly lockWaitMinutes: number };
+  /** The config's `dbt` settings (docs/config.md); the workflow waits for the app's callback. */
+  readonly dbt: Readonly<DownstreamDbtSettings>;
   readonly tags: Record<string, string>;
 }
 
-/** The downstream run may wait for the lock, then run dbt to its guard; plus slack for bookkeeping. */
-export function downstreamTimeoutSeconds(dbt: DownstreamSharedRefs['dbt']): number {
-  return (dbt.lockWaitMinutes + dbt.maxRunMinutes + 15) * 60;
-}
+/** Lock wait + replication wait + one dbt wait per allowed attempt + bookkeeping (state-machines/downstream.ts). */
+export { downstreamTimeoutSeconds } from '../state-machines/downstream';
 
 /** The deterministic ARN, so triggers (and the upstream's last state) can name it before it exists. */
 export function downstreamArn(account: AccountContext, region: string, pipeline: string): pulumi.Output<string> {
@@ -56,7 +55,15 @@ export class DownstreamElt extends pulumi.ComponentResource {
       },
       bus: shared.bus,
       alerts: { arn: shared.alerts.topicArn, kmsKeyArn: shared.alerts.keyArn },
-      dbt: { ...shared.dbt },
+      dbt: {
+        maxRunMinutes: shared.dbt.maxRunMinutes,
+        maxQueueMinutes: shared.dbt.maxQueueMinutes,
+        heartbeatSeconds: shared.dbt.heartbeatSeconds,
+        maxLostRetries: shared.dbt.maxLostRetries,
+        lockWaitMinutes: shared.dbt.lockWaitMinutes,
+        lockLeaseMinutes: shared.dbt.lockLeaseMinutes,
+        replicationWaitMinutes: shared.dbt.replicationWaitMinutes,
+      },
       timeoutSeconds: downstreamTimeoutSeconds(shared.dbt),
     });
     this.workflow = new Workflow(

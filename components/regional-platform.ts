@@ -8,7 +8,7 @@ import { PlatformEventBus } from './event-bus';
 import { DataLake } from './data-lake';
 import { DeadLetterQueue } from './dead-letter-queue';
 import { DbtFunctions } from './dbt-functions';
-import { DownstreamElt, downstreamArn } from './downstream-elt';
+import { DownstreamElt, downstreamArn, downstreamTimeoutSeconds } from './downstream-elt';
 import { CrossRegionForwarding, DownstreamTrigger } from './downstream-trigger';
 import { HandlerFunction } from './handler-function';
 import { accountContext, type AccountContext } from './naming';
@@ -340,7 +340,8 @@ export class RegionalPlatform extends pulumi.ComponentResource {
             })),
           ),
           LOST_TRIGGER_MINUTES: String(settings.watchdog.lostTriggerMinutes),
-          MAX_DOWNSTREAM_MINUTES: String(settings.dbt.maxRunMinutes + settings.dbt.lockWaitMinutes),
+          // The downstream execution's own bound: a claim CLAIMED longer than that is stuck.
+          MAX_DOWNSTREAM_MINUTES: String(Math.ceil(downstreamTimeoutSeconds(settings.dbt) / 60)),
           ALERTS_TOPIC_ARN: this.alerts.topicArn,
           EVENT_SOURCE: settings.eventSource,
         },

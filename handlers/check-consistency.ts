@@ -1,7 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
-import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
+import { parseBatchId } from '../contracts/batch-id';
+import { batchIdSchema, pipelineNameSchema } from './event-schema';
 import { evaluateConsistency, triggerLagMetric, WATERMARK_SK, type ConsistencyResult, type ControlRecord } from './lib/consistency';
 import { requireEnv } from './lib/env';
 import { logger, withContext, type LambdaContext } from './lib/logger';
@@ -12,7 +13,7 @@ export { evaluateConsistency } from './lib/consistency';
 /**
  * Checks the control table before the downstream dbt build.
  * Input  {pipeline, batchId, expectedTables: string[], rerun?=false}
- * Output {consistencyStatus: 'SUCCESS'|'FAILED', reasons: string[]}  (FAILED is a result, not an error)
+ * Output {consistencyStatus: 'SUCCESS'|'NOT_YET_REPLICATED'|'FAILED', reasons: string[]}  (results, not errors)
  * Env    CONTROL_TABLE_NAME
  * Errors InvalidInput, MissingConfiguration, DynamoDB SDK errors (e.g. ProvisionedThroughputExceededException)
  */
@@ -80,6 +81,7 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
   // routes it nowhere in tests and local tools.
   if (lag && process.env.POWERTOOLS_METRICS_DISABLED !== 'true') process.stdout.write(`${JSON.stringify(lag)}\n`);
   if (result.consistencyStatus === 'SUCCESS') logger.info('batch is consistent', { tables: input.expectedTables.length });
+  else if (result.consistencyStatus === 'NOT_YET_REPLICATED') logger.info('upstream records not here yet', { reasons: result.reasons });
   else logger.warn('batch is not consistent', { reasons: result.reasons });
   return result;
 };

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { parseBatchId } from '../contracts/batch-id';
 import { PIPELINE_NAME_PATTERN, REGION_PATTERN } from '../regions/limits';
 
 /**
@@ -10,36 +11,8 @@ import { PIPELINE_NAME_PATTERN, REGION_PATTERN } from '../regions/limits';
 export const UPSTREAM_BATCH_SUCCEEDED = 'UpstreamBatchSucceeded' as const;
 export const SUPPORTED_SCHEMA_VERSIONS = ['1.0'] as const;
 
-/**
- * `<pipeline>-<yyyyMMdd>T<HHmmss>Z`, from the scheduled time in UTC. Group 1 is the pipeline
- * (same rule as PIPELINE_NAME_PATTERN), groups 2-7 the date and time parts.
- */
-export const BATCH_ID_PATTERN = /^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
-
-export interface ParsedBatchId {
-  pipeline: string;
-  /** The scheduled time the id was derived from, ISO-8601 UTC. */
-  scheduledTime: string;
-}
-
-/** Splits a batch id, or returns undefined if it does not match the format or names no real instant. */
-export function parseBatchId(batchId: string): ParsedBatchId | undefined {
-  const m = BATCH_ID_PATTERN.exec(batchId);
-  if (!m) return undefined;
-  const [, pipeline, y, mo, d, h, mi, s] = m;
-  const iso = `${y}-${mo}-${d}T${h}:${mi}:${s}.000Z`;
-  const date = new Date(iso);
-  // Round-trip check rejects 20261331T250000Z and friends, which Date would silently roll over.
-  if (Number.isNaN(date.getTime()) || date.toISOString() !== iso) return undefined;
-  return { pipeline, scheduledTime: `${y}-${mo}-${d}T${h}:${mi}:${s}Z` };
-}
-
-/** The batch id for a pipeline and a scheduled time (the inverse of parseBatchId). */
-export function formatBatchId(pipeline: string, scheduledTime: Date | string): string {
-  const iso = new Date(scheduledTime).toISOString(); // 2026-11-27T02:00:00.000Z
-  const compact = iso.slice(0, 19).replace(/[-:]/g, ''); // 20261127T020000
-  return `${pipeline}-${compact}Z`;
-}
+// The batch-id rule lives in contracts/batch-id.ts (one rule for the ASL and every handler).
+export { BATCH_ID_PATTERN, formatBatchId, parseBatchId, type ParsedBatchId } from '../contracts/batch-id';
 
 export const pipelineNameSchema = z.string({ error: 'must be a string' }).regex(PIPELINE_NAME_PATTERN, {
   error: 'is not a pipeline name (2-24 lowercase letters, digits or hyphens, starting with a letter)',

@@ -6,7 +6,10 @@ import { parseInput } from './lib/validate';
 
 /**
  * Starts (idempotently) the dbt run of a batch.
- * Input  {pipeline, batchId, command?='build', select?, vars?, attempt?=1, fence: {region, epoch}, taskToken?}
+ * Input  {pipeline, batchId, command?='build', select?, vars?, attempt?=1, fence: {region, epoch}, taskToken?,
+ *         lease?: {pk, sk, holder, seconds}, deadlines?: {maxQueueMinutes, maxRunMinutes}}
+ * With a taskToken (the workflow's waitForTaskToken start) the workflow waits for the app's callback,
+ * not for this return value.
  * Output {runId, status, created}
  * Env    DBT_API_URL, DBT_API_TOKEN_SECRET_ARN (or DBT_API_TOKEN locally), DBT_API_TIMEOUT_MS?
  * Errors InvalidInput, DbtApiUnavailable (retry), DbtApiRejected, MissingConfiguration
@@ -32,6 +35,30 @@ export const startDbtRunInputSchema = z
       { error: 'must be {region, epoch}: the fence the claim was made under' },
     ),
     taskToken: z.string({ error: 'must be a string' }).min(1).max(1024).optional(),
+    lease: z
+      .object(
+        {
+          pk: z.string({ error: 'must be a string' }).regex(/^PIPELINE#[a-z][a-z0-9-]{0,22}[a-z0-9]$/, { error: 'is not PIPELINE#<pipeline>' }),
+          sk: z.enum(['LOCK#DOWNSTREAM'], { error: 'must be LOCK#DOWNSTREAM' }),
+          holder: z
+            .string({ error: 'must be a string' })
+            .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]+:[^:\s]+$/, { error: 'is not a Step Functions execution ARN' }),
+          seconds: z.number({ error: 'must be a number' }).int().min(60).max(86_400),
+        },
+        { error: 'must be {pk, sk, holder, seconds}: the lock the app renews on each heartbeat' },
+      )
+      .strict()
+      .optional(),
+    deadlines: z
+      .object(
+        {
+          maxQueueMinutes: z.number({ error: 'must be a number' }).int().min(1).max(1_440),
+          maxRunMinutes: z.number({ error: 'must be a number' }).int().min(1).max(1_440),
+        },
+        { error: 'must be {maxQueueMinutes, maxRunMinutes}' },
+      )
+      .strict()
+      .optional(),
   })
   .superRefine((input, ctx) => {
     const parsed = parseBatchId(input.batchId);
@@ -60,6 +87,8 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
     attempt: input.attempt,
     fence: input.fence,
     ...(input.taskToken === undefined ? {} : { taskToken: input.taskToken }),
+    ...(input.lease === undefined ? {} : { lease: input.lease }),
+    ...(input.deadlines === undefined ? {} : { deadlines: input.deadlines }),
   });
   logger.info(run.created ? 'dbt run created' : 'dbt run already existed for this batch', { ...run });
   return { runId: run.runId, status: run.status, created: run.created };

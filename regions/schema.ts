@@ -25,6 +25,14 @@ const int = (what: string, min: number, max: number, unit = '') =>
     .min(min, { error: `${what} is below AWS's minimum of ${min}${unit}. Fix: use ${min}..${max}${unit}` })
     .max(max, { error: `${what} is above AWS's maximum of ${max}${unit}. Fix: use ${min}..${max}${unit}` });
 
+/** A dbt key that no longer means anything: refused with the reason, never silently ignored. */
+const pollingGone = (key: string) =>
+  z
+    .never({
+      error: `${key} is no longer used: the downstream workflow waits for the dbt app's callback instead of polling. Fix: remove dbt.${key}; see dbt.heartbeatSeconds and dbt.maxQueueMinutes`,
+    })
+    .optional();
+
 const region = z
   .string({ error: 'must be a region name. Fix: use a name such as us-east-1' })
   .regex(REGION_PATTERN, { error: 'is not an AWS region name. Fix: use a name such as us-east-1 or us-west-1' });
@@ -224,10 +232,16 @@ export const configSchema = z
       .object({
         imageTag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, { error: 'is not an image tag. Fix: e.g. 1.8.2' }),
         namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: 'is not a Kubernetes namespace name' }).default('dbt'),
-        pollInitialSeconds: int('pollInitialSeconds', 5, 300, ' seconds').default(30),
-        pollMaxSeconds: int('pollMaxSeconds', 30, 3_600, ' seconds').default(300),
+        // The workflow waits for the dbt app's callback (issue I): nothing polls any more.
+        pollInitialSeconds: pollingGone('pollInitialSeconds'),
+        pollMaxSeconds: pollingGone('pollMaxSeconds'),
         maxRunMinutes: int('maxRunMinutes', 5, 1_440, ' minutes').default(240),
+        maxQueueMinutes: int('maxQueueMinutes', 1, 1_440, ' minutes').default(60),
+        heartbeatSeconds: int('heartbeatSeconds', 120, 3_600, ' seconds').default(300),
+        maxLostRetries: int('maxLostRetries', 0, 5).default(1),
         lockWaitMinutes: int('lockWaitMinutes', 1, 1_440, ' minutes').default(60),
+        lockLeaseMinutes: int('lockLeaseMinutes', 5, 240, ' minutes').default(15),
+        replicationWaitMinutes: int('replicationWaitMinutes', 0, 60, ' minutes').default(5),
         tls: z
           .object({
             hostedZoneId: z

@@ -13,8 +13,8 @@ import {
 } from './schema';
 import type { TriggerMode } from './limits';
 import { deriveRole, type RegionRole } from './role';
-import { HISTORY_EVENTS_PER_ROUND, MAX_HISTORY_EVENTS, worstCasePollingRounds } from '../state-machines/downstream';
 import { closest, configSetCommand, dstGapFindings, knownFieldsAt } from './config-hints';
+import { leaseProblem } from '../state-machines/downstream';
 
 /**
  * The one place that reads `pulumi.Config`. Everything downstream receives `PlatformSettings`
@@ -239,26 +239,19 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
     }
   });
   const dbt = isRecord(raw.dbt) ? raw.dbt : {};
-  const initial = typeof dbt.pollInitialSeconds === 'number' ? dbt.pollInitialSeconds : 30;
-  if (typeof dbt.pollMaxSeconds === 'number' && dbt.pollMaxSeconds < initial) {
-    problems.push({
-      key: `${fullKey('dbt')}.pollMaxSeconds`,
-      value: dbt.pollMaxSeconds,
-      message: `is below pollInitialSeconds (${initial}). Fix: raise pollMaxSeconds or lower pollInitialSeconds`,
-    });
-  }
   problems.push(...dbtTlsProblems(raw, dbt));
-  const maxRun = typeof dbt.maxRunMinutes === 'number' ? dbt.maxRunMinutes : 240;
-  const lockWait = typeof dbt.lockWaitMinutes === 'number' ? dbt.lockWaitMinutes : 60;
-  const pollMax = typeof dbt.pollMaxSeconds === 'number' ? dbt.pollMaxSeconds : 300;
-  const rounds = worstCasePollingRounds({ maxRunMinutes: maxRun, pollMaxSeconds: pollMax, lockWaitMinutes: lockWait });
-  if (rounds * HISTORY_EVENTS_PER_ROUND > MAX_HISTORY_EVENTS) {
-    problems.push({
-      key: `${fullKey('dbt')}.pollMaxSeconds`,
-      value: pollMax,
-      message: `lets a ${maxRun}-minute run poll ~${rounds} times, past Step Functions' ${MAX_HISTORY_EVENTS}-event history limit. Fix: raise pollMaxSeconds or lower maxRunMinutes`,
-    });
-  }
+  // The lock lease must cover the bounded replication wait before the app's first renewal.
+  const num = (k: string, d: number) => (typeof dbt[k] === 'number' ? (dbt[k] as number) : d);
+  const lease = leaseProblem({
+    maxRunMinutes: num('maxRunMinutes', 240),
+    maxQueueMinutes: num('maxQueueMinutes', 60),
+    heartbeatSeconds: num('heartbeatSeconds', 300),
+    maxLostRetries: num('maxLostRetries', 1),
+    lockWaitMinutes: num('lockWaitMinutes', 60),
+    lockLeaseMinutes: num('lockLeaseMinutes', 15),
+    replicationWaitMinutes: num('replicationWaitMinutes', 5),
+  });
+  if (lease) problems.push({ key: `${fullKey('dbt')}.lockLeaseMinutes`, value: num('lockLeaseMinutes', 15), message: lease });
   return problems;
 }
 

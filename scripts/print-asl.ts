@@ -23,8 +23,7 @@ export const EXAMPLE_REFS: DownstreamWorkflowRefs = {
   },
   bus: { arn: `arn:aws:events:${region}:${account}:event-bus/etl-platform` },
   alerts: { arn: `arn:aws:sns:${region}:${account}:etl-platform-alerts` },
-  dbt: { pollInitialSeconds: 30, pollMaxSeconds: 300, maxRunMinutes: 240, lockWaitMinutes: 60 },
-  timeoutSeconds: 6 * 3600,
+  dbt: { maxRunMinutes: 240, maxQueueMinutes: 60, heartbeatSeconds: 300, maxLostRetries: 1, lockWaitMinutes: 60, lockLeaseMinutes: 15, replicationWaitMinutes: 5 },
 };
 
 const { definition } = downstreamWorkflow(EXAMPLE_REFS);

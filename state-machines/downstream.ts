@@ -1,5 +1,7 @@
 import type * as pulumi from '@pulumi/pulumi';
+import { batchIdGlob } from '../contracts/batch-id';
 import type { BooleanExpression, Catcher, PayloadTemplate, Retrier, StateMachineDefinition } from './asl';
+import { assertGraph } from './graph';
 import type { PolicyStatement } from './policy';
 import {
   CONDITIONAL_CHECK_FAILED,
@@ -12,6 +14,7 @@ import {
   eventsPutEvents,
   fail,
   lambdaInvoke,
+  lambdaInvokeWaitForTaskToken,
   pass,
   RETRYABLE,
   snsPublish,
@@ -24,14 +27,16 @@ import {
 } from './tasks';
 
 /**
- * The downstream workflow: UpstreamBatchSucceeded → fence → claim → pipeline lock → consistency
- * check → dbt run (adaptive poll) → SUCCEEDED record, watermark, lock release, event.
+ * The downstream workflow: UpstreamBatchSucceeded → intake → fence → claim → pipeline lock →
+ * consistency (waits out replication lag) → fence again → dbt run with a task token (the app calls
+ * back; no polling) → fence again → SUCCEEDED record, watermark, lock release, event.
  *
- * ONE workflow per pipeline (decision, docs/downstream.md): the pipeline's expected tables and
- * dbt selector are constants in its definition, malformed or foreign events are refused before
- * anything is written, and the execution name (= batch id) is unique per state machine.
+ * Built from fragments (intake, fence, claim, lock, consistency, build, reconcile, success,
+ * failure), each a function returning its states; every state name is a constant in `S`. The
+ * builder runs checkGraph and throws on an unreachable or missing state.
  *
- * JSONPath only (the local engine ignores JSONata) and no `$$.State.*` (not provided locally).
+ * ONE workflow per pipeline (docs/downstream.md). JSONPath only (the local engine ignores JSONata)
+ * and no `$$.State.*` (not provided locally).
  */
 
 export const UPSTREAM_DETAIL_TYPE = 'UpstreamBatchSucceeded';
@@ -39,19 +44,132 @@ export const SUPPORTED_SCHEMA_VERSION = '1.0';
 export const DOWNSTREAM_SUCCEEDED = 'DownstreamRunSucceeded';
 export const DOWNSTREAM_FAILED = 'DownstreamRunFailed';
 
-/** Error names the workflow itself raises (Fail states). */
+/** Error names the workflow itself raises (Pass → failure path, or Fail states). */
 export const WORKFLOW_ERRORS = {
   InvalidTriggerEvent: 'InvalidTriggerEvent',
+  FenceMissing: 'FenceMissing',
+  FenceMoved: 'FenceMoved',
   DataInconsistencyError: 'DataInconsistencyError',
+  DataNotReplicated: 'DataNotReplicated',
   PipelineLockTimeout: 'PipelineLockTimeout',
+  DbtRunFailed: 'DbtRunFailed',
+  DbtRunLost: 'DbtRunLost',
   DbtRunTimeout: 'DbtRunTimeout',
+  DbtRunUnresponsive: 'DbtRunUnresponsive',
+  DbtRunNotStarted: 'DbtRunNotStarted',
+  DbtRunFateUnknown: 'DbtRunFateUnknown',
   UnexpectedDbtStatus: 'UnexpectedDbtStatus',
   EventPublishFailed: 'EventPublishFailed',
 } as const;
 
+/** Errors the dbt app reports through SendTaskFailure (docs/dbt-api.md, callbacks). */
+export const CALLBACK_ERRORS = {
+  failed: 'DbtRunFailed',
+  lost: 'DbtRunLost',
+  interrupted: 'DbtRunInterrupted',
+  fenced: 'DbtRunFenced',
+} as const;
+
 /** Lambda error names (handlers/lib/errors.ts) that are retried; the others never are. */
 export const RETRIED_HANDLER_ERRORS = ['DbtApiUnavailable'] as const;
-export const NEVER_RETRIED_HANDLER_ERRORS = ['DbtRunFailed', 'DbtApiRejected', 'InvalidInput', 'MissingConfiguration'] as const;
+export const NEVER_RETRIED_HANDLER_ERRORS = ['DbtRunFailed', 'DbtRunNotFound', 'DbtApiRejected', 'InvalidInput', 'MissingConfiguration'] as const;
+
+/** Failures after which an automatic replay (same event again) may claim the batch anew. */
+export const RETRYABLE_FAILURES = [WORKFLOW_ERRORS.DataNotReplicated, WORKFLOW_ERRORS.FenceMoved, CALLBACK_ERRORS.fenced] as const;
+
+/** Every state name. Tests, the bench and the twin refer to states through this map. */
+export const S = {
+  // intake
+  classify: 'ClassifyTrigger',
+  checkEnvelope: 'CheckEnvelope',
+  checkSource: 'CheckSource',
+  checkDetailShape: 'CheckDetailShape',
+  checkDetail: 'CheckDetail',
+  fromEvent: 'FromEvent',
+  checkRerunShape: 'CheckRerunShape',
+  checkRerun: 'CheckRerun',
+  fromRerun: 'FromRerun',
+  invalidTrigger: 'InvalidTriggerEvent',
+  batchContext: 'BatchContext',
+  // fence
+  readFence: 'ReadFence',
+  fenceRoute: 'FenceRoute',
+  fenceMissing: 'FenceMissing',
+  recordSkip: 'RecordSkip',
+  skipResult: 'SkipResult',
+  skipped: 'SkippedNotActive',
+  readFenceBeforeStart: 'ReadFenceBeforeStart',
+  fenceBeforeStart: 'FenceUnchangedBeforeStart',
+  fenceMovedBeforeStart: 'FenceMovedBeforeStart',
+  readFenceBeforeSuccess: 'ReadFenceBeforeSuccess',
+  fenceBeforeSuccess: 'FenceUnchangedBeforeSuccess',
+  fenceMovedBeforeSuccess: 'FenceMovedBeforeSuccess',
+  // claim
+  claimBatch: 'ClaimBatch',
+  claimRerun: 'ClaimRerun',
+  duplicateResult: 'DuplicateResult',
+  duplicate: 'Duplicate',
+  // lock
+  acquireLock: 'AcquirePipelineLock',
+  lockHeld: 'LockHeld',
+  waitForLock: 'WaitForLock',
+  countLockWait: 'CountLockWait',
+  clampLockWait: 'ClampLockWait',
+  capLockWait: 'CapLockWait',
+  refreshContext: 'RefreshContext',
+  lockTimeout: 'PipelineLockTimeout',
+  // consistency
+  consistencyCheck: 'ConsistencyCheck',
+  isConsistent: 'IsConsistent',
+  replicationWaitLeft: 'ReplicationWaitLeft',
+  waitForReplication: 'WaitForReplication',
+  countReplicationWait: 'CountReplicationWait',
+  clampReplicationWait: 'ClampReplicationWait',
+  capReplicationWait: 'CapReplicationWait',
+  dataNotReplicated: 'DataNotReplicated',
+  dataInconsistent: 'DataInconsistent',
+  // build
+  startDbtRun: 'StartDbtRun',
+  runFenced: 'DbtRunFenced',
+  keepLockOnRejected: 'KeepLockOnRejectedStart',
+  lostOrInterrupted: 'LostOrInterrupted',
+  newAttempt: 'NewAttempt',
+  countLostRetry: 'CountLostRetry',
+  runLost: 'RunLostNoRetriesLeft',
+  // reconcile
+  reconcile: 'ReconcileRun',
+  reconciledStatus: 'ReconciledStatus',
+  adoptReconciled: 'AdoptReconciledRun',
+  reconciledFailed: 'ReconciledRunFailed',
+  runStillActive: 'RunStillActive',
+  countRewait: 'CountRewait',
+  runTimeout: 'DbtRunTimeout',
+  runUnresponsive: 'DbtRunUnresponsive',
+  notStarted: 'RunNotStarted',
+  countRestart: 'CountRestart',
+  neverStarted: 'DbtRunNeverStarted',
+  fateUnknown: 'DbtRunFateUnknown',
+  unexpectedStatus: 'UnexpectedDbtStatus',
+  // success
+  finishContext: 'FinishContext',
+  markSucceeded: 'MarkSucceeded',
+  advanceWatermark: 'AdvanceWatermark',
+  releaseLock: 'ReleasePipelineLock',
+  publishSucceeded: 'PublishSucceeded',
+  successResult: 'SuccessResult',
+  succeeded: 'Succeeded',
+  alertNotPublished: 'AlertNotPublished',
+  eventNotPublished: 'EventNotPublished',
+  // failure
+  failureDefaults: 'FailureDefaults',
+  recordFailure: 'RecordFailure',
+  shouldReleaseLock: 'ShouldReleaseLock',
+  releaseLockOnFailure: 'ReleaseLockOnFailure',
+  alertFailure: 'AlertFailure',
+  publishFailure: 'PublishFailure',
+  failed: 'Failed',
+} as const;
+export const DOWNSTREAM_STATES = S;
 
 type Arn = pulumi.Input<string>;
 
@@ -62,6 +180,32 @@ export interface DownstreamPipeline {
   expectedTables: string[];
   /** dbt `--select`; omitted → the dbt app's default selection. */
   dbtSelect?: string;
+}
+
+/** dbt and lock settings (config `dbt`, docs/config.md). */
+export interface DownstreamDbtSettings {
+  /** Bound on RUNNING time, counted from startedAt by the app (v2 deadlines). */
+  maxRunMinutes: number;
+  /** Bound on QUEUED time, counted from queuedAt by the app (v2 deadlines). @default 60 */
+  maxQueueMinutes: number;
+  /** StartDbtRun's HeartbeatSeconds; the app heartbeats every 60 s. @default 300 */
+  heartbeatSeconds: number;
+  /** LOST/INTERRUPTED runs retried as a new attempt, per execution. @default 1 */
+  maxLostRetries: number;
+  /** How long to wait for another execution's pipeline lock. */
+  lockWaitMinutes: number;
+  /** Lease of LOCK#DOWNSTREAM; renewed by the app on each heartbeat while the run lives. @default 15 */
+  lockLeaseMinutes: number;
+  /** Bound of the wait for upstream records that have not replicated yet. @default 5 */
+  replicationWaitMinutes: number;
+  /** First lock wait (default 30 s), doubling up to lockWaitMaxSeconds (default 300 s). */
+  lockWaitInitialSeconds?: number;
+  lockWaitMaxSeconds?: number;
+  /** First replication wait (default 10 s), doubling up to replicationWaitMaxSeconds (default 120 s). */
+  replicationWaitInitialSeconds?: number;
+  replicationWaitMaxSeconds?: number;
+  /** Re-waits (same attempt, new task token) after heartbeat timeouts or a 404 start. @default 3 */
+  maxRewaits?: number;
 }
 
 export interface DownstreamWorkflowRefs {
@@ -79,18 +223,9 @@ export interface DownstreamWorkflowRefs {
   };
   bus: { arn: Arn };
   alerts: { arn: Arn; kmsKeyArn?: Arn };
-  dbt: {
-    pollInitialSeconds: number;
-    pollMaxSeconds: number;
-    maxRunMinutes: number;
-    lockWaitMinutes: number;
-    /** First wait while another batch holds the pipeline lock (default 30 s), doubling... */
-    lockWaitInitialSeconds?: number;
-    /** ...up to this cap (default 300 s). */
-    lockWaitMaxSeconds?: number;
-  };
-  /** Execution timeout; also the lock lease, so a lock never outlives its holder's execution. */
-  timeoutSeconds: number;
+  dbt: DownstreamDbtSettings;
+  /** Execution timeout; at least `downstreamTimeoutSeconds(dbt)`. Default: exactly that. */
+  timeoutSeconds?: number;
 }
 
 export interface DownstreamWorkflow {
@@ -99,48 +234,107 @@ export interface DownstreamWorkflow {
 }
 
 const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
+/** Slack on StartDbtRun's TimeoutSeconds beyond queue + run bounds (the app's callback, retries). */
+export const DBT_TASK_MARGIN_SECONDS = 600;
+/** Time between acquiring the lock and the app's first lease renewal, beyond the replication wait. */
+export const LEASE_MARGIN_SECONDS = 300;
 
 /** A Standard execution fails, uncatchably, past 25,000 history events. */
 export const MAX_HISTORY_EVENTS = 25_000;
-/** One poll or lock-wait round: Wait, Pass, Choices and a Lambda task's five events. */
+/** One lock-wait or replication-wait round: Wait, Pass, Choices and a Task's five events. */
 export const HISTORY_EVENTS_PER_ROUND = 20;
 
-/** Poll and lock-wait rounds in the worst case the settings allow (plus the ramp-up rounds). */
-export function worstCasePollingRounds(dbt: { maxRunMinutes: number; pollMaxSeconds: number; lockWaitMinutes: number; lockWaitMaxSeconds?: number }): number {
+const defaults = (dbt: DownstreamDbtSettings) => ({
+  lockWaitInitial: dbt.lockWaitInitialSeconds ?? 30,
+  lockWaitMax: dbt.lockWaitMaxSeconds ?? 300,
+  replicationWaitInitial: dbt.replicationWaitInitialSeconds ?? 10,
+  replicationWaitMax: dbt.replicationWaitMaxSeconds ?? 120,
+  maxRewaits: dbt.maxRewaits ?? 3,
+});
+
+/** StartDbtRun's TimeoutSeconds: queue bound + run bound + margin (the app enforces both bounds). */
+export function dbtTaskTimeoutSeconds(dbt: Pick<DownstreamDbtSettings, 'maxQueueMinutes' | 'maxRunMinutes'>): number {
+  return (dbt.maxQueueMinutes + dbt.maxRunMinutes) * 60 + DBT_TASK_MARGIN_SECONDS;
+}
+
+/**
+ * The execution timeout: lock wait + replication wait + one dbt wait per allowed attempt + 15 min
+ * of bookkeeping. An execution timeout cannot be caught (it would leave the claim CLAIMED), so the
+ * builder refuses a shorter one.
+ */
+export function downstreamTimeoutSeconds(dbt: DownstreamDbtSettings): number {
+  const d = defaults(dbt);
   return (
-    Math.ceil((dbt.maxRunMinutes * 60) / Math.max(1, dbt.pollMaxSeconds)) +
-    Math.ceil((dbt.lockWaitMinutes * 60) / Math.max(1, dbt.lockWaitMaxSeconds ?? 300)) +
+    dbt.lockWaitMinutes * 60 +
+    dbt.replicationWaitMinutes * 60 +
+    d.replicationWaitMax +
+    (1 + dbt.maxLostRetries) * dbtTaskTimeoutSeconds(dbt) +
+    900
+  );
+}
+
+/** Wait rounds (lock + replication) in the worst case the settings allow, plus reconcile rounds. */
+export function worstCaseWaitRounds(dbt: DownstreamDbtSettings): number {
+  const d = defaults(dbt);
+  return (
+    Math.ceil((dbt.lockWaitMinutes * 60) / Math.max(1, d.lockWaitMax)) +
+    Math.ceil((dbt.replicationWaitMinutes * 60) / Math.max(1, d.replicationWaitMax)) +
+    (1 + dbt.maxLostRetries) * (1 + d.maxRewaits) +
     20
   );
 }
 
-function validateRefs(refs: DownstreamWorkflowRefs): void {
+/**
+ * The lock's lease must outlast the steps between acquiring it and the app's first renewal: the
+ * bounded replication wait (plus one capped wait past the bound) and LEASE_MARGIN_SECONDS for the
+ * Lambda calls and fence reads. Returned as a problem message, or undefined when it fits.
+ */
+export function leaseProblem(dbt: DownstreamDbtSettings): string | undefined {
+  const need = dbt.replicationWaitMinutes * 60 + defaults(dbt).replicationWaitMax + LEASE_MARGIN_SECONDS;
+  if (dbt.lockLeaseMinutes * 60 >= need) return undefined;
+  return (
+    `lockLeaseMinutes = ${dbt.lockLeaseMinutes} (${dbt.lockLeaseMinutes * 60} s) does not cover the replication wait before dbt starts ` +
+    `(replicationWaitMinutes × 60 + ${defaults(dbt).replicationWaitMax} + ${LEASE_MARGIN_SECONDS} = ${need} s). Fix: raise lockLeaseMinutes or lower replicationWaitMinutes`
+  );
+}
+
+function validateRefs(refs: DownstreamWorkflowRefs): number {
   const problems: string[] = [];
   const { dbt } = refs;
   if (!PIPELINE_NAME.test(refs.pipeline.name)) problems.push(`pipeline.name "${refs.pipeline.name}" is not a pipeline name`);
   if (refs.pipeline.expectedTables.length === 0) problems.push('pipeline.expectedTables is empty');
-  const positive = (name: string, v: number | undefined) => {
-    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) problems.push(`${name} = ${v} must be a positive integer`);
+  const whole = (name: string, v: number | undefined, min = 1) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min)) problems.push(`${name} = ${v} must be an integer >= ${min}`);
   };
-  const rounds = worstCasePollingRounds(dbt);
+  whole('dbt.maxRunMinutes', dbt.maxRunMinutes);
+  whole('dbt.maxQueueMinutes', dbt.maxQueueMinutes);
+  whole('dbt.heartbeatSeconds', dbt.heartbeatSeconds, 61);
+  whole('dbt.maxLostRetries', dbt.maxLostRetries, 0);
+  whole('dbt.lockWaitMinutes', dbt.lockWaitMinutes);
+  whole('dbt.lockLeaseMinutes', dbt.lockLeaseMinutes);
+  whole('dbt.replicationWaitMinutes', dbt.replicationWaitMinutes, 0);
+  whole('dbt.lockWaitInitialSeconds', dbt.lockWaitInitialSeconds);
+  whole('dbt.lockWaitMaxSeconds', dbt.lockWaitMaxSeconds);
+  whole('dbt.replicationWaitInitialSeconds', dbt.replicationWaitInitialSeconds);
+  whole('dbt.replicationWaitMaxSeconds', dbt.replicationWaitMaxSeconds);
+  whole('dbt.maxRewaits', dbt.maxRewaits, 0);
+  const lease = leaseProblem(dbt);
+  if (lease) problems.push(`dbt.${lease}`);
+  if (dbt.heartbeatSeconds >= dbtTaskTimeoutSeconds(dbt)) problems.push(`dbt.heartbeatSeconds = ${dbt.heartbeatSeconds} is not below the dbt task timeout`);
+  const rounds = worstCaseWaitRounds(dbt);
   if (rounds * HISTORY_EVENTS_PER_ROUND > MAX_HISTORY_EVENTS) {
-    problems.push(`dbt.maxRunMinutes/pollMaxSeconds and lockWaitMinutes allow ~${rounds} polling rounds (~${rounds * HISTORY_EVENTS_PER_ROUND} history events, over Step Functions' 25,000): raise pollMaxSeconds`);
+    problems.push(`dbt lock/replication waits allow ~${rounds} rounds (~${rounds * HISTORY_EVENTS_PER_ROUND} history events, over Step Functions' 25,000): raise lockWaitMaxSeconds`);
   }
-  positive('dbt.pollInitialSeconds', dbt.pollInitialSeconds);
-  positive('dbt.pollMaxSeconds', dbt.pollMaxSeconds);
-  positive('dbt.maxRunMinutes', dbt.maxRunMinutes);
-  positive('dbt.lockWaitMinutes', dbt.lockWaitMinutes);
-  positive('dbt.lockWaitInitialSeconds', dbt.lockWaitInitialSeconds);
-  positive('dbt.lockWaitMaxSeconds', dbt.lockWaitMaxSeconds);
-  positive('timeoutSeconds', refs.timeoutSeconds);
-  if (dbt.pollMaxSeconds < dbt.pollInitialSeconds) problems.push('dbt.pollMaxSeconds is below dbt.pollInitialSeconds');
-  if (refs.timeoutSeconds < (dbt.maxRunMinutes + dbt.lockWaitMinutes) * 60) {
+  const minimum = downstreamTimeoutSeconds(dbt);
+  const timeout = refs.timeoutSeconds ?? minimum;
+  if (!Number.isInteger(timeout) || timeout < minimum) {
     problems.push(
-      `timeoutSeconds = ${refs.timeoutSeconds} is shorter than maxRunMinutes + lockWaitMinutes (${(dbt.maxRunMinutes + dbt.lockWaitMinutes) * 60} s): ` +
+      `timeoutSeconds = ${timeout} is shorter than the waits it must cover (${minimum} s: lock wait + replication wait + dbt waits + 15 min): ` +
         'an execution timeout cannot be caught, so it would leave the claim CLAIMED and the lock held',
     );
   }
   if (problems.length > 0) throw new Error(`downstreamWorkflow: ${problems.join('; ')}`);
+  return timeout;
 }
 
 // ---------------------------------------------------------------- retry policy
@@ -159,162 +353,126 @@ const CONSISTENCY_DDB_RETRY = backoff(
  * lambda:invoke with the exact function ARN as the only IAM resource: the workflow invokes
  * unqualified ARNs, so the toolkit's `:*` (versions/aliases) grant is not needed.
  */
-function invoke(
-  fn: { arn: Arn },
-  opts: TaskOptions & { payload: PayloadTemplate; retry: Retrier[] },
-): TaskResult {
+function invoke(fn: { arn: Arn }, opts: TaskOptions & { payload: PayloadTemplate; retry: Retrier[] }): TaskResult {
   const result = lambdaInvoke(fn, opts);
   return { state: result.state, statements: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [fn.arn] }] };
 }
 
-const CONDITION_FAILED = CONDITIONAL_CHECK_FAILED;
+// ---------------------------------------------------------------- shared pieces of the fragments
 
-// ---------------------------------------------------------------- the definition
+interface Ctx {
+  refs: DownstreamWorkflowRefs;
+  p: string;
+  table: DownstreamWorkflowRefs['controlTable'];
+  pk: { S: string };
+  downstreamKey: PayloadTemplate;
+  lockKey: PayloadTemplate;
+  gsi1pk: (status: string) => { S: string };
+  leaseSeconds: number;
+  d: ReturnType<typeof defaults>;
+}
 
-export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWorkflow {
-  validateRefs(refs);
-  const p = refs.pipeline.name;
-  const table = refs.controlTable;
-  const { dbt } = refs;
-  const lockWaitInitial = dbt.lockWaitInitialSeconds ?? 30;
-  const lockWaitMax = dbt.lockWaitMaxSeconds ?? 300;
-  const lockWaitSeconds = dbt.lockWaitMinutes * 60;
-  const maxRunSeconds = dbt.maxRunMinutes * 60;
+const n = (path: string) => ({ 'N.$': `States.Format('{}', ${path})` });
+const s = (path: string) => ({ 'S.$': path });
+const execArn = { 'S.$': '$$.Execution.Id' };
 
-  const pk = { S: `PIPELINE#${p}` };
-  const downstreamKey = { pk, sk: { 'S.$': "States.Format('BATCH#{}#DOWNSTREAM', $.batchId)" } };
-  const lockKey = { pk, sk: { S: 'LOCK#DOWNSTREAM' } };
-  const gsi1pk = (status: string) => ({ S: `PIPELINE#${p}#DOWNSTREAM#${status}` });
-  const n = (path: string) => ({ 'N.$': `States.Format('{}', ${path})` });
-  const s = (path: string) => ({ 'S.$': path });
-  const execArn = { 'S.$': '$$.Execution.Id' };
-  const batchIdPattern = `${p}-*T*Z`;
-  // A batch id of a longer pipeline name sharing our prefix ("policycenter-x-2026...") has a second hyphen.
-  const otherPipelinePattern = `${p}-*-*`;
-  // IsString first: a non-string batch id (e.g. a number) must end InvalidTriggerEvent, not
-  // fail StringMatches with an unnamed runtime error.
+/** A Pass that sets `$.error` for a workflow-raised error and goes to the failure path. */
+function raise(error: string, cause: PayloadTemplate, flags: { keepLock?: boolean; retryable?: boolean } = {}) {
+  return pass({
+    next: S.failureDefaults,
+    parameters: { Error: error, ...cause, ...(flags.keepLock ? { keepLock: true } : {}), ...(flags.retryable ? { retryable: true } : {}) },
+    resultPath: '$.error',
+  });
+}
+
+/** A fence item (GetItem result at `path`) that names a region and an epoch N >= 1. */
+function fenceValid(path: string): BooleanExpression[] {
+  return [
+    { Variable: `${path}.Item.activeRegion.S`, IsPresent: true },
+    { Not: { Variable: `${path}.Item.activeRegion.S`, StringEquals: '' } },
+    { Variable: `${path}.Item.epoch.N`, IsPresent: true },
+    // DynamoDB normalises N: "0", negatives and fractions are the only ways to be below 1.
+    { Not: { Variable: `${path}.Item.epoch.N`, StringEquals: '0' } },
+    { Not: { Variable: `${path}.Item.epoch.N`, StringMatches: '-*' } },
+    { Not: { Variable: `${path}.Item.epoch.N`, StringMatches: '*.*' } },
+  ];
+}
+
+/** The fence read at `path` still names the claim's region and epoch (`$.fenceItem`). */
+function fenceUnchanged(path: string): BooleanExpression {
+  return {
+    And: [
+      { Variable: `${path}.Item.activeRegion.S`, IsPresent: true },
+      { Variable: `${path}.Item.epoch.N`, IsPresent: true },
+      { Variable: `${path}.Item.activeRegion.S`, StringEqualsPath: '$.fenceItem.Item.activeRegion.S' },
+      { Variable: `${path}.Item.epoch.N`, StringEqualsPath: '$.fenceItem.Item.epoch.N' },
+    ],
+  };
+}
+
+function batchContext(c: Ctx, next: string, catchers: Catcher[]): TaskResult {
+  return invoke(c.refs.functions.batchContext, {
+    next,
+    payload: { pipeline: c.p, 'batchId.$': '$.batchId', leaseSeconds: c.leaseSeconds },
+    resultSelector: {
+      'now.$': '$.Payload.now',
+      'nowIso.$': '$.Payload.nowIso',
+      'leaseExpiresAt.$': '$.Payload.leaseExpiresAt',
+      'recordExpiresAt.$': '$.Payload.recordExpiresAt',
+    },
+    resultPath: '$.ctx',
+    retry: [LAMBDA_SERVICE_RETRY],
+    catch: catchers,
+  });
+}
+
+const readFence = (c: Ctx, next: string, resultPath: string, catchTo: string) =>
+  dynamoGetItem(c.table, { Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } }, ConsistentRead: true }, { next, resultPath, catchTo });
+
+// ---------------------------------------------------------------- fragments
+
+/** Any trigger's input → {pipeline, batchId, rerun, counters}; the batch id's calendar check is BatchContext's. */
+function intake(c: Ctx): StatesInput {
+  const { p, refs } = c;
+  const glob = batchIdGlob(p);
+  // IsString first: a non-string batch id must end InvalidTriggerEvent, not fail StringMatches.
   const batchIdOk = (path: string): BooleanExpression[] => [
     { Variable: path, IsString: true },
-    { Variable: path, StringMatches: batchIdPattern },
-    { Not: { Variable: path, StringMatches: otherPipelinePattern } },
+    { Variable: path, StringMatches: glob.accept },
+    { Not: { Variable: path, StringMatches: glob.reject } },
   ];
-
-  /** What every trigger is normalised into (plus loop counters). */
   const normalised = (batchIdPath: string, rerun: boolean, reasonPath?: string): PayloadTemplate => ({
     pipeline: p,
     'batchId.$': batchIdPath,
     rerun,
     ...(reasonPath ? { 'rerunReason.$': reasonPath } : {}),
-    lockWait: { waitSeconds: lockWaitInitial, elapsedSeconds: 0 },
-    poll: { waitSeconds: dbt.pollInitialSeconds, elapsedSeconds: 0 },
+    lockWait: { waitSeconds: c.d.lockWaitInitial, elapsedSeconds: 0 },
+    replicationWait: { waitSeconds: c.d.replicationWaitInitial, elapsedSeconds: 0 },
+    build: { rewaits: 0, lostRetries: 0 },
+    defaults: { error: { keepLock: false, retryable: false } },
   });
-
-  const batchContext = (next: string, catchTo: string, extraCatch: { ErrorEquals: string[]; Next: string; ResultPath: string }[] = []) =>
-    invoke(refs.functions.batchContext, {
-      next,
-      payload: { pipeline: p, 'batchId.$': '$.batchId', leaseSeconds: refs.timeoutSeconds },
-      resultSelector: {
-        'now.$': '$.Payload.now',
-        'nowIso.$': '$.Payload.nowIso',
-        'leaseExpiresAt.$': '$.Payload.leaseExpiresAt',
-        'recordExpiresAt.$': '$.Payload.recordExpiresAt',
-      },
-      resultPath: '$.ctx',
-      retry: [LAMBDA_SERVICE_RETRY],
-      catch: [...extraCatch, { ErrorEquals: ['States.ALL'], Next: catchTo, ResultPath: '$.error' }],
-    });
-
-  const claimValues = (rerun: boolean): PayloadTemplate => ({
-    ':p': { S: p },
-    ':b': s('$.batchId'),
-    ':claimed': { S: 'CLAIMED' },
-    ':zero': { N: '0' },
-    ':one': { N: '1' },
-    ':region': { S: refs.region },
-    // fenceEpoch is N; the GetItem result already holds its string form.
-    ':epoch': { 'N.$': '$.fenceItem.Item.epoch.N' },
-    ':exec': execArn,
-    ':now': s('$.ctx.nowIso'),
-    ':exp': n('$.ctx.recordExpiresAt'),
-    ':gsi1pk': gsi1pk('CLAIMED'),
-    ...(rerun ? { ':failed': { S: 'FAILED' }, ':reason': s('$.rerunReason') } : {}),
-  });
-  const claimUpdate = (rerun: boolean) =>
-    'SET pipeline = :p, batchId = :b, #status = :claimed, attempt = if_not_exists(attempt, :zero) + :one, ' +
-    '#region = :region, fenceEpoch = :epoch, executionArn = :exec, startedAt = :now, expiresAt = :exp, ' +
-    `gsi1pk = :gsi1pk, gsi1sk = :b${rerun ? ', rerunReason = :reason' : ''} ` +
-    'REMOVE #error, #cause, completedAt, dbtRunId, dbtStartedAt, dbtFinishedAt';
-  const claimNames = { '#status': 'status', '#region': 'region', '#error': 'error', '#cause': 'cause' };
-  const claim = (rerun: boolean) =>
-    dynamoUpdateItem(
-      table,
-      {
-        Key: downstreamKey,
-        UpdateExpression: claimUpdate(rerun),
-        ConditionExpression: rerun ? 'attribute_not_exists(pk) OR #status = :failed' : 'attribute_not_exists(pk)',
-        ExpressionAttributeNames: claimNames,
-        ExpressionAttributeValues: claimValues(rerun),
-        ReturnValues: 'ALL_NEW',
-      },
-      {
-        next: 'AcquirePipelineLock',
-        resultSelector: { 'attempt.$': 'States.StringToJson($.Attributes.attempt.N)' },
-        resultPath: '$.claim',
-        catch: [
-          { ErrorEquals: [CONDITION_FAILED], Next: 'DuplicateResult', ResultPath: '$.claimError' },
-          { ErrorEquals: ['States.ALL'], Next: 'AlertFailure', ResultPath: '$.error' },
-        ],
-      },
-    );
-
-  /** A Pass that sets `$.error` for a workflow-raised error; `keepLock` when the dbt run's fate is unknown. */
-  const raise = (error: string, cause: PayloadTemplate, keepLock = false) =>
-    pass({
-      next: 'RecordFailure',
-      parameters: { Error: error, ...cause, ...(keepLock ? { keepLock: true } : {}) },
-      resultPath: '$.error',
-    });
-
-  const postClaimCatch = { catchTo: 'RecordFailure' } as const;
-  /** Once the dbt run exists, an error whose outcome is unknown keeps the lock (see docs). */
-  const dbtRunUnknownCatch = (runFailedTo: string): { catch: Catcher[] } => ({
-    catch: [
-      { ErrorEquals: ['DbtRunFailed'], Next: runFailedTo, ResultPath: '$.error' },
-      { ErrorEquals: ['States.ALL'], Next: 'KeepLockOnUnknownRun', ResultPath: '$.error' },
-    ],
-  });
-
-  const states: StatesInput = {
-    // ---- 0. Normalise: any trigger's input → {pipeline, batchId, rerun}
-    ClassifyTrigger: choice(
+  return {
+    [S.classify]: choice(
       [
-        { Variable: '$.rerun', IsPresent: true, Next: 'CheckRerunShape' },
-        { Variable: '$.detail-type', IsPresent: true, Next: 'CheckEnvelope' },
+        { Variable: '$.rerun', IsPresent: true, Next: S.checkRerunShape },
+        { Variable: '$.detail-type', IsPresent: true, Next: S.checkEnvelope },
         {
           And: [
             { Variable: '$.detail', IsPresent: true },
             { Variable: '$.AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID', IsPresent: true },
           ],
-          Next: 'CheckDetailShape',
+          Next: S.checkDetailShape,
         },
       ],
-      'InvalidTriggerEvent',
+      S.invalidTrigger,
       'EventBridge envelope (rule target or rule-lambda), Step Functions parent, or operator rerun',
     ),
-    CheckEnvelope: choice(
-      [
-        {
-          And: [
-            { Variable: '$.detail-type', StringEquals: UPSTREAM_DETAIL_TYPE },
-            { Variable: '$.source', IsPresent: true },
-          ],
-          Next: 'CheckSource',
-        },
-      ],
-      'InvalidTriggerEvent',
+    [S.checkEnvelope]: choice(
+      [{ And: [{ Variable: '$.detail-type', StringEquals: UPSTREAM_DETAIL_TYPE }, { Variable: '$.source', IsPresent: true }], Next: S.checkSource }],
+      S.invalidTrigger,
     ),
-    CheckSource: choice([{ Variable: '$.source', StringEquals: refs.eventSource, Next: 'CheckDetailShape' }], 'InvalidTriggerEvent'),
-    CheckDetailShape: choice(
+    [S.checkSource]: choice([{ Variable: '$.source', StringEquals: refs.eventSource, Next: S.checkDetailShape }], S.invalidTrigger),
+    [S.checkDetailShape]: choice(
       [
         {
           And: [
@@ -322,26 +480,26 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
             { Variable: '$.detail.pipeline', IsPresent: true },
             { Variable: '$.detail.batchId', IsPresent: true },
           ],
-          Next: 'CheckDetail',
+          Next: S.checkDetail,
         },
       ],
-      'InvalidTriggerEvent',
+      S.invalidTrigger,
     ),
-    CheckDetail: choice(
+    [S.checkDetail]: choice(
       [
         {
           And: [
             { Variable: '$.detail.schemaVersion', StringEquals: SUPPORTED_SCHEMA_VERSION },
             { Variable: '$.detail.pipeline', StringEquals: p },
-            ...(batchIdOk('$.detail.batchId')),
+            ...batchIdOk('$.detail.batchId'),
           ],
-          Next: 'FromEvent',
+          Next: S.fromEvent,
         },
       ],
-      'InvalidTriggerEvent',
+      S.invalidTrigger,
     ),
-    FromEvent: pass({ next: 'BatchContext', parameters: normalised('$.detail.batchId', false) }),
-    CheckRerunShape: choice(
+    [S.fromEvent]: pass({ next: S.batchContext, parameters: normalised('$.detail.batchId', false) }),
+    [S.checkRerunShape]: choice(
       [
         {
           And: [
@@ -349,68 +507,73 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
             { Variable: '$.rerun.batchId', IsPresent: true },
             { Variable: '$.rerun.reason', IsPresent: true },
           ],
-          Next: 'CheckRerun',
+          Next: S.checkRerun,
         },
       ],
-      'InvalidTriggerEvent',
+      S.invalidTrigger,
     ),
-    CheckRerun: choice(
+    [S.checkRerun]: choice(
       [
         {
           And: [
             { Variable: '$.rerun.pipeline', StringEquals: p },
-            ...(batchIdOk('$.rerun.batchId')),
+            ...batchIdOk('$.rerun.batchId'),
             { Variable: '$.rerun.reason', IsString: true },
             { Not: { Variable: '$.rerun.reason', StringEquals: '' } },
           ],
-          Next: 'FromRerun',
+          Next: S.fromRerun,
         },
       ],
-      'InvalidTriggerEvent',
+      S.invalidTrigger,
     ),
-    FromRerun: pass({ next: 'BatchContext', parameters: normalised('$.rerun.batchId', true, '$.rerun.reason') }),
-    InvalidTriggerEvent: fail({
+    [S.fromRerun]: pass({ next: S.batchContext, parameters: normalised('$.rerun.batchId', true, '$.rerun.reason') }),
+    [S.invalidTrigger]: fail({
       error: WORKFLOW_ERRORS.InvalidTriggerEvent,
       cause:
         `Expected an EventBridge "${UPSTREAM_DETAIL_TYPE}" event from ${refs.eventSource} (or its detail from a parent execution) ` +
-        `with detail.schemaVersion "${SUPPORTED_SCHEMA_VERSION}", detail.pipeline "${p}" and detail.batchId "${p}-<yyyyMMdd>T<HHmmss>Z", ` +
+        `with detail.schemaVersion "${SUPPORTED_SCHEMA_VERSION}", detail.pipeline "${p}" and detail.batchId "${p}-<yyyyMMdd>T<HHmmss>Z" naming a real UTC time, ` +
         `or {"rerun": {"pipeline": "${p}", "batchId", "reason"}}. Nothing was written.`,
     }),
-
-    // now / lease / record expiry (ASL has no date arithmetic). InvalidInput = a bad batch id: still nothing written.
-    BatchContext: batchContext('CheckFence', 'AlertFailure', [
-      { ErrorEquals: ['InvalidInput'], Next: 'InvalidTriggerEvent', ResultPath: '$.error' },
+    // The authoritative batch-id check (contracts/batch-id.ts), before any write: InvalidInput → nothing written.
+    [S.batchContext]: batchContext(c, S.readFence, [
+      { ErrorEquals: ['InvalidInput'], Next: S.invalidTrigger, ResultPath: '$.error' },
+      { ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.error' },
     ]),
+  };
+}
 
-    // ---- 1. The fence (data plane): only the region it names may claim.
-    CheckFence: dynamoGetItem(
-      table,
-      { Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } }, ConsistentRead: true },
-      { next: 'FenceHasRegion', resultPath: '$.fenceItem', catchTo: 'AlertFailure' },
-    ),
-    FenceHasRegion: choice(
+/** The fence (data plane) at entry: only the region it names may claim; a missing fence is an error. */
+function fenceAtEntry(c: Ctx): StatesInput {
+  const { p, refs } = c;
+  return {
+    [S.readFence]: readFence(c, S.fenceRoute, '$.fenceItem', S.alertFailure),
+    [S.fenceRoute]: choice(
       [
         {
-          And: [
-            { Variable: '$.fenceItem.Item.activeRegion.S', IsPresent: true },
-            { Variable: '$.fenceItem.Item.epoch.N', IsPresent: true },
-          ],
-          Next: 'FenceNamesUs',
+          And: [...fenceValid('$.fenceItem'), { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }, { Variable: '$.rerun', BooleanEquals: true }],
+          Next: S.claimRerun,
         },
+        { And: [...fenceValid('$.fenceItem'), { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }], Next: S.claimBatch },
+        { And: fenceValid('$.fenceItem'), Next: S.recordSkip },
       ],
-      'RecordSkip',
-      'No fence item (or one without activeRegion/epoch) = not active',
+      S.fenceMissing,
+      'A valid fence naming us: claim. A valid fence naming another region: skip (passive). Anything else: FenceMissing.',
     ),
-    FenceNamesUs: choice(
-      [{ Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region, Next: 'ChooseClaim' }],
-      'RecordSkip',
-    ),
+    // Nothing claimed: straight to the alert, never a silent skip (D6).
+    [S.fenceMissing]: pass({
+      next: S.alertFailure,
+      parameters: {
+        Error: WORKFLOW_ERRORS.FenceMissing,
+        'Cause.$': `States.Format('The fence item FENCE/ACTIVE is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. Nothing was claimed. Fix: pulumi up of the active region writes it (docs/fence-and-locks.md)', States.JsonToString($.fenceItem))`,
+      },
+      resultPath: '$.error',
+    }),
     // Audit only, under its own sort key: the claim item is never touched by a skipping region.
-    RecordSkip: dynamoPutItem(
-      table,
+    [S.recordSkip]: dynamoPutItem(
+      c.table,
       {
         Item: {
-          pk,
+          pk: c.pk,
           sk: { 'S.$': `States.Format('BATCH#{}#SKIP#${refs.region}', $.batchId)` },
           pipeline: { S: p },
           batchId: s('$.batchId'),
@@ -423,94 +586,205 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
         },
       },
       {
-        next: 'SkipResult',
+        next: S.skipResult,
         resultPath: null,
         // The audit entry is best effort: failing to write it must not turn a skip into a failure.
-        catch: [{ ErrorEquals: ['States.ALL'], Next: 'SkipResult', ResultPath: '$.skipAuditError' }],
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.skipResult, ResultPath: '$.skipAuditError' }],
       },
     ),
-    SkipResult: pass({
-      next: 'SkippedNotActive',
+    [S.skipResult]: pass({
+      next: S.skipped,
       parameters: { outcome: 'SKIPPED_NOT_ACTIVE', pipeline: p, 'batchId.$': '$.batchId', region: refs.region },
     }),
-    SkippedNotActive: succeed(),
+    [S.skipped]: succeed(),
+  };
+}
 
-    // ---- 2. The claim (dedupe): one conditional write on BATCH#<id>#DOWNSTREAM.
-    ChooseClaim: choice([{ Variable: '$.rerun', BooleanEquals: true, Next: 'ClaimRerun' }], 'ClaimBatch'),
-    ClaimBatch: claim(false),
-    ClaimRerun: claim(true),
-    DuplicateResult: pass({
-      next: 'Duplicate',
+/** The claim (dedupe): one conditional write on BATCH#<id>#DOWNSTREAM. */
+function claim(c: Ctx): StatesInput {
+  const { p, refs } = c;
+  const values = (rerun: boolean): PayloadTemplate => ({
+    ':p': { S: p },
+    ':b': s('$.batchId'),
+    ':claimed': { S: 'CLAIMED' },
+    ':zero': { N: '0' },
+    ':one': { N: '1' },
+    ':region': { S: refs.region },
+    ':epoch': { 'N.$': '$.fenceItem.Item.epoch.N' },
+    ':exec': execArn,
+    ':now': s('$.ctx.nowIso'),
+    ':exp': n('$.ctx.recordExpiresAt'),
+    ':gsi1pk': c.gsi1pk('CLAIMED'),
+    ':failed': { S: 'FAILED' },
+    ...(rerun ? { ':reason': s('$.rerunReason') } : { ':true': { BOOL: true } }),
+  });
+  const update = (rerun: boolean) =>
+    'SET pipeline = :p, batchId = :b, #status = :claimed, attempt = if_not_exists(attempt, :zero) + :one, ' +
+    '#region = :region, fenceRegion = :region, fenceEpoch = :epoch, executionArn = :exec, startedAt = :now, expiresAt = :exp, ' +
+    `gsi1pk = :gsi1pk, gsi1sk = :b${rerun ? ', rerunReason = :reason' : ''} ` +
+    'REMOVE #error, #cause, completedAt, dbtRunId, dbtStartedAt, dbtFinishedAt, retryable';
+  const write = (rerun: boolean) =>
+    dynamoUpdateItem(
+      c.table,
+      {
+        Key: c.downstreamKey,
+        UpdateExpression: update(rerun),
+        // A replay claims anew only a batch that FAILED for a retryable reason (e.g. DataNotReplicated);
+        // an operator rerun may claim any FAILED batch.
+        ConditionExpression: rerun
+          ? 'attribute_not_exists(pk) OR #status = :failed'
+          : 'attribute_not_exists(pk) OR (#status = :failed AND retryable = :true)',
+        ExpressionAttributeNames: { '#status': 'status', '#region': 'region', '#error': 'error', '#cause': 'cause' },
+        ExpressionAttributeValues: values(rerun),
+        ReturnValues: 'ALL_NEW',
+      },
+      {
+        next: S.acquireLock,
+        resultSelector: { 'attempt.$': 'States.StringToJson($.Attributes.attempt.N)' },
+        resultPath: '$.claim',
+        catch: [
+          { ErrorEquals: [CONDITIONAL_CHECK_FAILED], Next: S.duplicateResult, ResultPath: '$.claimError' },
+          { ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.error' },
+        ],
+      },
+    );
+  return {
+    [S.claimBatch]: write(false),
+    [S.claimRerun]: write(true),
+    [S.duplicateResult]: pass({
+      next: S.duplicate,
       parameters: { outcome: 'DUPLICATE', pipeline: p, 'batchId.$': '$.batchId', 'rerun.$': '$.rerun' },
     }),
-    Duplicate: succeed(),
+    [S.duplicate]: succeed(),
+  };
+}
 
-    // ---- 3. The pipeline lock: wait with backoff while another batch holds it.
-    AcquirePipelineLock: dynamoPutItem(
-      table,
+/** The pipeline lock, owned by this execution; waits with backoff while another execution holds it. */
+function lock(c: Ctx): StatesInput {
+  const { dbt } = c.refs;
+  return {
+    [S.acquireLock]: dynamoPutItem(
+      c.table,
       {
         Item: {
-          ...lockKey,
-          holder: s('$.batchId'),
+          ...c.lockKey,
           executionArn: execArn,
+          batchId: s('$.batchId'),
           acquiredAt: s('$.ctx.nowIso'),
           leaseExpiresAt: n('$.ctx.leaseExpiresAt'),
         },
-        ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR holder = :b',
-        ExpressionAttributeValues: { ':now': n('$.ctx.now'), ':b': s('$.batchId') },
+        // Free, or the holder's lease ran out (it crashed: a live run's lease is renewed), or ours.
+        ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR executionArn = :exec',
+        ExpressionAttributeValues: { ':now': n('$.ctx.now'), ':exec': execArn },
       },
       {
-        next: 'ConsistencyCheck',
+        next: S.consistencyCheck,
         resultPath: null,
         catch: [
-          { ErrorEquals: [CONDITION_FAILED], Next: 'LockHeld', ResultPath: '$.lockError' },
-          { ErrorEquals: ['States.ALL'], Next: 'RecordFailure', ResultPath: '$.error' },
+          { ErrorEquals: [CONDITIONAL_CHECK_FAILED], Next: S.lockHeld, ResultPath: '$.lockError' },
+          { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
         ],
       },
     ),
-    LockHeld: choice(
-      [{ Variable: '$.lockWait.elapsedSeconds', NumericGreaterThanEquals: lockWaitSeconds, Next: 'PipelineLockTimeout' }],
-      'WaitForLock',
+    [S.lockHeld]: choice(
+      [{ Variable: '$.lockWait.elapsedSeconds', NumericGreaterThanEquals: dbt.lockWaitMinutes * 60, Next: S.lockTimeout }],
+      S.waitForLock,
     ),
-    WaitForLock: wait({ secondsPath: '$.lockWait.waitSeconds' }, 'CountLockWait'),
-    CountLockWait: pass({
-      next: 'ClampLockWait',
+    [S.waitForLock]: wait({ secondsPath: '$.lockWait.waitSeconds' }, S.countLockWait),
+    [S.countLockWait]: pass({
+      next: S.clampLockWait,
       parameters: {
         'waitSeconds.$': 'States.MathAdd($.lockWait.waitSeconds, $.lockWait.waitSeconds)',
         'elapsedSeconds.$': 'States.MathAdd($.lockWait.elapsedSeconds, $.lockWait.waitSeconds)',
       },
       resultPath: '$.lockWait',
     }),
-    ClampLockWait: choice(
-      [{ Variable: '$.lockWait.waitSeconds', NumericGreaterThan: lockWaitMax, Next: 'CapLockWait' }],
-      'RefreshContext',
-    ),
-    CapLockWait: pass({ next: 'RefreshContext', result: lockWaitMax, resultPath: '$.lockWait.waitSeconds' }),
+    [S.clampLockWait]: choice([{ Variable: '$.lockWait.waitSeconds', NumericGreaterThan: c.d.lockWaitMax, Next: S.capLockWait }], S.refreshContext),
+    [S.capLockWait]: pass({ next: S.refreshContext, result: c.d.lockWaitMax, resultPath: '$.lockWait.waitSeconds' }),
     // A fresh `now` for the lease comparison and a lease counted from the actual acquisition.
-    RefreshContext: batchContext('AcquirePipelineLock', 'RecordFailure'),
-    PipelineLockTimeout: raise(WORKFLOW_ERRORS.PipelineLockTimeout, {
-      Cause: `LOCK#DOWNSTREAM of pipeline ${p} was held by another batch for more than ${dbt.lockWaitMinutes} minutes`,
+    [S.refreshContext]: batchContext(c, S.acquireLock, [{ ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' }]),
+    [S.lockTimeout]: raise(WORKFLOW_ERRORS.PipelineLockTimeout, {
+      Cause: `LOCK#DOWNSTREAM of pipeline ${c.p} was held by another execution for more than ${dbt.lockWaitMinutes} minutes`,
     }),
+  };
+}
 
-    // ---- 4. Consistency of the upstream batch (records, table loads, watermark).
-    ConsistencyCheck: invoke(refs.functions.checkConsistency, {
-      next: 'IsConsistent',
-      payload: { pipeline: p, 'batchId.$': '$.batchId', expectedTables: refs.pipeline.expectedTables, 'rerun.$': '$.rerun' },
+/** Upstream records: wait (bounded backoff) while they have not replicated; fail at once when they say FAILED. */
+function consistency(c: Ctx): StatesInput {
+  const { refs } = c;
+  return {
+    [S.consistencyCheck]: invoke(refs.functions.checkConsistency, {
+      next: S.isConsistent,
+      payload: { pipeline: c.p, 'batchId.$': '$.batchId', expectedTables: refs.pipeline.expectedTables, 'rerun.$': '$.rerun' },
       resultSelector: { 'consistencyStatus.$': '$.Payload.consistencyStatus', 'reasons.$': '$.Payload.reasons' },
       resultPath: '$.consistency',
       retry: [LAMBDA_SERVICE_RETRY, CONSISTENCY_DDB_RETRY],
-      ...postClaimCatch,
+      catchTo: S.failureDefaults,
     }),
-    IsConsistent: choice(
-      [{ Variable: '$.consistency.consistencyStatus', StringEquals: 'SUCCESS', Next: 'StartDbtRun' }],
-      'DataInconsistent',
-      'Anything but SUCCESS (FAILED, or an unexpected value) stops the build',
+    [S.isConsistent]: choice(
+      [
+        { Variable: '$.consistency.consistencyStatus', StringEquals: 'SUCCESS', Next: S.readFenceBeforeStart },
+        { Variable: '$.consistency.consistencyStatus', StringEquals: 'NOT_YET_REPLICATED', Next: S.replicationWaitLeft },
+      ],
+      S.dataInconsistent,
+      'FAILED (or an unexpected value) stops the build at once',
     ),
-    DataInconsistent: raise(WORKFLOW_ERRORS.DataInconsistencyError, { 'Cause.$': 'States.JsonToString($.consistency.reasons)' }),
+    [S.replicationWaitLeft]: choice(
+      [{ Variable: '$.replicationWait.elapsedSeconds', NumericGreaterThanEquals: refs.dbt.replicationWaitMinutes * 60, Next: S.dataNotReplicated }],
+      S.waitForReplication,
+    ),
+    [S.waitForReplication]: wait({ secondsPath: '$.replicationWait.waitSeconds' }, S.countReplicationWait),
+    [S.countReplicationWait]: pass({
+      next: S.clampReplicationWait,
+      parameters: {
+        'waitSeconds.$': 'States.MathAdd($.replicationWait.waitSeconds, $.replicationWait.waitSeconds)',
+        'elapsedSeconds.$': 'States.MathAdd($.replicationWait.elapsedSeconds, $.replicationWait.waitSeconds)',
+      },
+      resultPath: '$.replicationWait',
+    }),
+    [S.clampReplicationWait]: choice(
+      [{ Variable: '$.replicationWait.waitSeconds', NumericGreaterThan: c.d.replicationWaitMax, Next: S.capReplicationWait }],
+      S.consistencyCheck,
+    ),
+    [S.capReplicationWait]: pass({ next: S.consistencyCheck, result: c.d.replicationWaitMax, resultPath: '$.replicationWait.waitSeconds' }),
+    // Retryable: a later replay of the event may claim the batch again (docs/downstream.md).
+    [S.dataNotReplicated]: raise(
+      WORKFLOW_ERRORS.DataNotReplicated,
+      { 'Cause.$': `States.Format('upstream records still absent after ${refs.dbt.replicationWaitMinutes} minutes of waiting: {}', States.JsonToString($.consistency.reasons))` },
+      { retryable: true },
+    ),
+    [S.dataInconsistent]: raise(WORKFLOW_ERRORS.DataInconsistencyError, { 'Cause.$': 'States.JsonToString($.consistency.reasons)' }),
+  };
+}
 
-    // ---- 5. dbt: start (idempotent per batch id + attempt), then poll with a doubling wait.
-    StartDbtRun: invoke(refs.functions.startDbtRun, {
-      next: 'MarkRunning',
+/** Fence re-reads: right before starting dbt, and right before recording success (D4). */
+function fenceRechecks(c: Ctx): StatesInput {
+  return {
+    [S.readFenceBeforeStart]: readFence(c, S.fenceBeforeStart, '$.fenceNow', S.failureDefaults),
+    [S.fenceBeforeStart]: choice([{ ...fenceUnchanged('$.fenceNow'), Next: S.startDbtRun }], S.fenceMovedBeforeStart),
+    // Nothing was started under the new fence: release the lock; a replay may claim it again.
+    [S.fenceMovedBeforeStart]: raise(
+      WORKFLOW_ERRORS.FenceMoved,
+      { 'Cause.$': "States.Format('the fence moved before dbt started: claimed under {} epoch {}, now {}', $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))" },
+      { retryable: true },
+    ),
+    [S.readFenceBeforeSuccess]: readFence(c, S.fenceBeforeSuccess, '$.fenceNow', S.failureDefaults),
+    [S.fenceBeforeSuccess]: choice([{ ...fenceUnchanged('$.fenceNow'), Next: S.finishContext }], S.fenceMovedBeforeSuccess),
+    // The build finished under the old epoch: not retryable automatically (an operator checks the warehouse).
+    [S.fenceMovedBeforeSuccess]: raise(WORKFLOW_ERRORS.FenceMoved, {
+      'Cause.$':
+        "States.Format('the fence moved while dbt run {} ran: claimed under {} epoch {}, now {}; not recorded as SUCCEEDED and the watermark is unchanged', $.dbtRun.runId, $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))",
+    }),
+  };
+}
+
+/** dbt: one waitForTaskToken start per attempt; the app's callback ends the wait (no polling). */
+function build(c: Ctx): StatesInput {
+  const { refs, p } = c;
+  const { dbt } = refs;
+  return {
+    [S.startDbtRun]: lambdaInvokeWaitForTaskToken(refs.functions.startDbtRun, {
+      next: S.readFenceBeforeSuccess,
       payload: {
         pipeline: p,
         'batchId.$': '$.batchId',
@@ -519,138 +793,224 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
         'attempt.$': '$.claim.attempt',
         // The fence this claim was made under: dbt's on-run-start checks it against the warehouse fence.
         fence: { 'region.$': '$.fenceItem.Item.activeRegion.S', 'epoch.$': '$.fenceItem.Item.epoch.N' },
+        'taskToken.$': '$$.Task.Token',
+        // The app renews this lease on each heartbeat, conditioned on the holder (this execution).
+        lease: { pk: c.pk.S, sk: 'LOCK#DOWNSTREAM', 'holder.$': '$$.Execution.Id', seconds: c.leaseSeconds },
+        deadlines: { maxQueueMinutes: dbt.maxQueueMinutes, maxRunMinutes: dbt.maxRunMinutes },
       },
-      resultSelector: { 'runId.$': '$.Payload.runId', 'status.$': '$.Payload.status' },
-      resultPath: '$.dbt',
-      retry: [LAMBDA_SERVICE_RETRY, DBT_UNAVAILABLE_RETRY],
-      // A start that failed after retries may still have created the run: keep the lock.
-      ...dbtRunUnknownCatch('RecordFailure'),
-    }),
-    MarkRunning: dynamoUpdateItem(
-      table,
-      {
-        Key: downstreamKey,
-        UpdateExpression: 'SET #status = :running, gsi1pk = :gsi1pk, dbtRunId = :run',
-        ConditionExpression: 'executionArn = :exec',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':running': { S: 'RUNNING' },
-          ':gsi1pk': gsi1pk('RUNNING'),
-          ':run': s('$.dbt.runId'),
-          ':exec': execArn,
-        },
-      },
-      { next: 'WaitForDbtRun', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'KeepLockOnUnknownRun', ResultPath: '$.error' }] },
-    ),
-    WaitForDbtRun: wait({ secondsPath: '$.poll.waitSeconds' }, 'CountPoll'),
-    CountPoll: pass({
-      next: 'ClampPoll',
-      parameters: {
-        'waitSeconds.$': 'States.MathAdd($.poll.waitSeconds, $.poll.waitSeconds)',
-        'elapsedSeconds.$': 'States.MathAdd($.poll.elapsedSeconds, $.poll.waitSeconds)',
-      },
-      resultPath: '$.poll',
-    }),
-    ClampPoll: choice([{ Variable: '$.poll.waitSeconds', NumericGreaterThan: dbt.pollMaxSeconds, Next: 'CapPoll' }], 'GetDbtRun'),
-    CapPoll: pass({ next: 'GetDbtRun', result: dbt.pollMaxSeconds, resultPath: '$.poll.waitSeconds' }),
-    GetDbtRun: invoke(refs.functions.getDbtRun, {
-      next: 'DbtRunStatus',
-      payload: { 'runId.$': '$.dbt.runId' },
+      heartbeatSeconds: dbt.heartbeatSeconds,
+      timeoutSeconds: dbtTaskTimeoutSeconds(dbt),
       resultPath: '$.dbtRun',
-      resultSelector: {
-        'status.$': '$.Payload.status',
-        'startedAt.$': '$.Payload.startedAt',
-        'finishedAt.$': '$.Payload.finishedAt',
-      },
+      // Retrying a start is safe: (batchId, attempt) is the app's idempotency key.
       retry: [LAMBDA_SERVICE_RETRY, DBT_UNAVAILABLE_RETRY],
-      // DbtRunFailed: the run is over, so the lock is released. Anything else: fate unknown.
-      ...dbtRunUnknownCatch('RecordFailure'),
-    }),
-    DbtRunStatus: choice(
-      [
-        { Variable: '$.dbtRun.status', StringEquals: 'SUCCEEDED', Next: 'FinishContext' },
-        {
-          Or: [
-            { Variable: '$.dbtRun.status', StringEquals: 'QUEUED' },
-            { Variable: '$.dbtRun.status', StringEquals: 'RUNNING' },
-          ],
-          Next: 'DbtRunDeadline',
-        },
+      catch: [
+        // The run is over: release the lock.
+        { ErrorEquals: [CALLBACK_ERRORS.failed, 'InvalidInput', 'MissingConfiguration'], Next: S.failureDefaults, ResultPath: '$.error' },
+        { ErrorEquals: [CALLBACK_ERRORS.fenced], Next: S.runFenced, ResultPath: '$.error' },
+        { ErrorEquals: [CALLBACK_ERRORS.lost, CALLBACK_ERRORS.interrupted], Next: S.lostOrInterrupted, ResultPath: '$.error' },
+        // 409/422: another attempt may be live, keep the lock to its lease.
+        { ErrorEquals: ['DbtApiRejected'], Next: S.keepLockOnRejected, ResultPath: '$.error' },
+        // Heartbeat timeout, task timeout, an ambiguous start (DbtApiUnavailable after retries): ask the app.
+        { ErrorEquals: ['States.ALL'], Next: S.reconcile, ResultPath: '$.waitError' },
       ],
-      'UnexpectedDbtStatus',
-    ),
-    DbtRunDeadline: choice(
-      [{ Variable: '$.poll.elapsedSeconds', NumericGreaterThanEquals: maxRunSeconds, Next: 'DbtRunTimeout' }],
-      'WaitForDbtRun',
-      'Counts waited seconds only (a lower bound of the real run time)',
-    ),
-    DbtRunTimeout: raise(
-      WORKFLOW_ERRORS.DbtRunTimeout,
-      { 'Cause.$': `States.Format('dbt run {} of batch {} still {} after ${dbt.maxRunMinutes} minutes of polling', $.dbt.runId, $.batchId, $.dbtRun.status)` },
-      true,
-    ),
-    UnexpectedDbtStatus: raise(
-      WORKFLOW_ERRORS.UnexpectedDbtStatus,
-      { 'Cause.$': "States.Format('dbt run {} reported status {}', $.dbt.runId, $.dbtRun.status)" },
-      true,
-    ),
-    KeepLockOnUnknownRun: pass({
-      next: 'RecordFailure',
+    }),
+    [S.runFenced]: pass({
+      next: S.failureDefaults,
+      parameters: { 'Error.$': '$.error.Error', 'Cause.$': '$.error.Cause', retryable: true },
+      resultPath: '$.error',
+    }),
+    [S.keepLockOnRejected]: pass({
+      next: S.failureDefaults,
       parameters: { 'Error.$': '$.error.Error', 'Cause.$': '$.error.Cause', keepLock: true },
       resultPath: '$.error',
     }),
-
-    // ---- 6. Success: record, watermark (forward only), release, publish.
-    FinishContext: batchContext('MarkSucceeded', 'RecordFailure'),
-    MarkSucceeded: dynamoUpdateItem(
-      table,
+    [S.lostOrInterrupted]: choice(
+      [{ Variable: '$.build.lostRetries', NumericLessThan: dbt.maxLostRetries, Next: S.newAttempt }],
+      S.runLost,
+    ),
+    // A new attempt only once the old one is known to be over (LOST/INTERRUPTED), and only by the claim's owner.
+    [S.newAttempt]: dynamoUpdateItem(
+      c.table,
       {
-        Key: downstreamKey,
+        Key: c.downstreamKey,
+        UpdateExpression: 'SET attempt = attempt + :one',
+        ConditionExpression: 'executionArn = :exec',
+        ExpressionAttributeValues: { ':one': { N: '1' }, ':exec': execArn },
+        ReturnValues: 'UPDATED_NEW',
+      },
+      {
+        next: S.countLostRetry,
+        resultSelector: { 'attempt.$': 'States.StringToJson($.Attributes.attempt.N)' },
+        resultPath: '$.claim',
+        catchTo: S.failureDefaults,
+      },
+    ),
+    [S.countLostRetry]: pass({
+      next: S.readFenceBeforeStart,
+      parameters: { 'rewaits.$': '$.build.rewaits', 'lostRetries.$': 'States.MathAdd($.build.lostRetries, 1)' },
+      resultPath: '$.build',
+    }),
+    [S.runLost]: raise(WORKFLOW_ERRORS.DbtRunLost, {
+      'Cause.$': `States.Format('dbt run of batch {} attempt {} ended LOST or INTERRUPTED and ${dbt.maxLostRetries} automatic retries are spent', $.batchId, $.claim.attempt)`,
+    }),
+  };
+}
+
+/** After a heartbeat timeout, a timeout or an ambiguous start: read the run by (batch, attempt), act on it. */
+function reconcile(c: Ctx): StatesInput {
+  const { refs } = c;
+  const active: BooleanExpression = {
+    Or: [
+      { Variable: '$.reconciled.status', StringEquals: 'QUEUED' },
+      { Variable: '$.reconciled.status', StringEquals: 'RUNNING' },
+    ],
+  };
+  return {
+    [S.reconcile]: invoke(refs.functions.getDbtRun, {
+      next: S.reconciledStatus,
+      payload: { pipeline: c.p, 'batchId.$': '$.batchId', 'attempt.$': '$.claim.attempt', failOnFailed: false },
+      resultSelector: {
+        'runId.$': '$.Payload.runId',
+        'status.$': '$.Payload.status',
+        'queuedAt.$': '$.Payload.queuedAt',
+        'startedAt.$': '$.Payload.startedAt',
+        'finishedAt.$': '$.Payload.finishedAt',
+      },
+      resultPath: '$.reconciled',
+      retry: [LAMBDA_SERVICE_RETRY, DBT_UNAVAILABLE_RETRY],
+      catch: [
+        { ErrorEquals: ['DbtRunNotFound'], Next: S.notStarted, ResultPath: '$.reconcileError' },
+        { ErrorEquals: ['States.ALL'], Next: S.fateUnknown, ResultPath: '$.reconcileError' },
+      ],
+    }),
+    [S.reconciledStatus]: choice(
+      [
+        { Variable: '$.reconciled.status', StringEquals: 'SUCCEEDED', Next: S.adoptReconciled },
+        { Variable: '$.reconciled.status', StringEquals: 'FAILED', Next: S.reconciledFailed },
+        {
+          Or: [
+            { Variable: '$.reconciled.status', StringEquals: 'LOST' },
+            { Variable: '$.reconciled.status', StringEquals: 'INTERRUPTED' },
+          ],
+          Next: S.lostOrInterrupted,
+        },
+        { ...active, Next: S.runStillActive },
+      ],
+      S.unexpectedStatus,
+    ),
+    // The callback was lost but the run SUCCEEDED: continue as if it had arrived.
+    [S.adoptReconciled]: pass({
+      next: S.readFenceBeforeSuccess,
+      parameters: { 'runId.$': '$.reconciled.runId', status: 'SUCCEEDED', 'startedAt.$': '$.reconciled.startedAt', 'finishedAt.$': '$.reconciled.finishedAt' },
+      resultPath: '$.dbtRun',
+    }),
+    [S.reconciledFailed]: raise(WORKFLOW_ERRORS.DbtRunFailed, {
+      'Cause.$': "States.Format('dbt run {} of batch {} attempt {} ended FAILED (found by reconciliation after {})', $.reconciled.runId, $.batchId, $.claim.attempt, $.waitError.Error)",
+    }),
+    [S.runStillActive]: choice(
+      [
+        { Variable: '$.waitError.Error', StringEquals: 'States.Timeout', Next: S.runTimeout },
+        { Variable: '$.build.rewaits', NumericGreaterThanEquals: c.d.maxRewaits, Next: S.runUnresponsive },
+      ],
+      S.countRewait,
+    ),
+    // Same key, new token: the app replaces the stored token (it cannot build twice).
+    [S.countRewait]: pass({
+      next: S.startDbtRun,
+      parameters: { 'rewaits.$': 'States.MathAdd($.build.rewaits, 1)', 'lostRetries.$': '$.build.lostRetries' },
+      resultPath: '$.build',
+    }),
+    [S.runTimeout]: raise(
+      WORKFLOW_ERRORS.DbtRunTimeout,
+      { 'Cause.$': `States.Format('dbt run {} of batch {} still {} after the task timeout (maxQueueMinutes ${refs.dbt.maxQueueMinutes} + maxRunMinutes ${refs.dbt.maxRunMinutes})', $.reconciled.runId, $.batchId, $.reconciled.status)` },
+      { keepLock: true },
+    ),
+    [S.runUnresponsive]: raise(
+      WORKFLOW_ERRORS.DbtRunUnresponsive,
+      { 'Cause.$': `States.Format('dbt run {} of batch {} is {} but sent no heartbeat after ${c.d.maxRewaits} re-waits', $.reconciled.runId, $.batchId, $.reconciled.status)` },
+      { keepLock: true },
+    ),
+    // 404: the start never reached the registry; the same key again is idempotent.
+    [S.notStarted]: choice(
+      [{ Variable: '$.build.rewaits', NumericGreaterThanEquals: c.d.maxRewaits, Next: S.neverStarted }],
+      S.countRestart,
+    ),
+    [S.countRestart]: pass({
+      next: S.readFenceBeforeStart,
+      parameters: { 'rewaits.$': 'States.MathAdd($.build.rewaits, 1)', 'lostRetries.$': '$.build.lostRetries' },
+      resultPath: '$.build',
+    }),
+    [S.neverStarted]: raise(WORKFLOW_ERRORS.DbtRunNotStarted, {
+      'Cause.$': `States.Format('dbt has no run for batch {} attempt {} after ${c.d.maxRewaits} starts: {}', $.batchId, $.claim.attempt, $.waitError.Cause)`,
+    }),
+    // Never a new attempt while the old one's fate is unknown: keep the lock; its lease expires (no renewals).
+    [S.fateUnknown]: raise(
+      WORKFLOW_ERRORS.DbtRunFateUnknown,
+      { 'Cause.$': "States.Format('could not read dbt run of batch {} attempt {} after {}: {}: {}', $.batchId, $.claim.attempt, $.waitError.Error, $.reconcileError.Error, $.reconcileError.Cause)" },
+      { keepLock: true },
+    ),
+    [S.unexpectedStatus]: raise(
+      WORKFLOW_ERRORS.UnexpectedDbtStatus,
+      { 'Cause.$': "States.Format('dbt run {} reported status {}', $.reconciled.runId, $.reconciled.status)" },
+      { keepLock: true },
+    ),
+  };
+}
+
+/** Success: record (ours only), watermark (forward only), release (ours only), publish. */
+function success(c: Ctx): StatesInput {
+  const { refs, p } = c;
+  return {
+    [S.finishContext]: batchContext(c, S.markSucceeded, [{ ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' }]),
+    [S.markSucceeded]: dynamoUpdateItem(
+      c.table,
+      {
+        Key: c.downstreamKey,
         UpdateExpression:
           'SET #status = :succeeded, gsi1pk = :gsi1pk, dbtRunId = :run, completedAt = :now, dbtStartedAt = :dbtStart, dbtFinishedAt = :dbtEnd',
         ConditionExpression: 'executionArn = :exec',
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: {
           ':succeeded': { S: 'SUCCEEDED' },
-          ':gsi1pk': gsi1pk('SUCCEEDED'),
-          ':run': s('$.dbt.runId'),
+          ':gsi1pk': c.gsi1pk('SUCCEEDED'),
+          ':run': { 'S.$': "States.Format('{}', $.dbtRun.runId)" },
           ':now': s('$.ctx.nowIso'),
           ':dbtStart': { 'S.$': "States.Format('{}', $.dbtRun.startedAt)" },
           ':dbtEnd': { 'S.$': "States.Format('{}', $.dbtRun.finishedAt)" },
           ':exec': execArn,
         },
       },
-      { next: 'AdvanceWatermark', resultPath: null, ...postClaimCatch },
+      { next: S.advanceWatermark, resultPath: null, catchTo: S.failureDefaults },
     ),
-    AdvanceWatermark: dynamoUpdateItem(
-      table,
+    [S.advanceWatermark]: dynamoUpdateItem(
+      c.table,
       {
-        Key: { pk, sk: { S: 'WATERMARK#DOWNSTREAM' } },
+        Key: { pk: c.pk, sk: { S: 'WATERMARK#DOWNSTREAM' } },
         UpdateExpression: 'SET batchId = :b, updatedAt = :now, executionArn = :exec',
+        // Only forward: a rerun of an older batch, or a late region, never moves it back.
         ConditionExpression: 'attribute_not_exists(batchId) OR batchId < :b',
         ExpressionAttributeValues: { ':b': s('$.batchId'), ':now': s('$.ctx.nowIso'), ':exec': execArn },
       },
       {
-        next: 'ReleasePipelineLock',
+        next: S.releaseLock,
         resultPath: null,
         catch: [
-          // Only forward: an equal or newer watermark stays (a rerun of the watermark batch).
-          { ErrorEquals: [CONDITION_FAILED], Next: 'ReleasePipelineLock', ResultPath: '$.watermarkUnchanged' },
-          { ErrorEquals: ['States.ALL'], Next: 'RecordFailure', ResultPath: '$.error' },
+          { ErrorEquals: [CONDITIONAL_CHECK_FAILED], Next: S.releaseLock, ResultPath: '$.watermarkUnchanged' },
+          { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
         ],
       },
     ),
-    ReleasePipelineLock: dynamoDeleteItem(
-      table,
-      { Key: lockKey, ConditionExpression: 'holder = :b', ExpressionAttributeValues: { ':b': s('$.batchId') } },
+    [S.releaseLock]: dynamoDeleteItem(
+      c.table,
+      { Key: c.lockKey, ConditionExpression: 'executionArn = :exec', ExpressionAttributeValues: { ':exec': execArn } },
       {
-        next: 'PublishSucceeded',
+        next: S.publishSucceeded,
         resultPath: null,
         // Not holding it any more (lease taken over) is worth a log line, not a failed build.
-        catch: [{ ErrorEquals: ['States.ALL'], Next: 'PublishSucceeded', ResultPath: '$.releaseError' }],
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishSucceeded, ResultPath: '$.releaseError' }],
       },
     ),
-    PublishSucceeded: eventsPutEvents(
+    [S.publishSucceeded]: eventsPutEvents(
       refs.bus,
       [
         {
@@ -662,75 +1022,85 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
             'batchId.$': '$.batchId',
             region: refs.region,
             'attempt.$': '$.claim.attempt',
-            'dbtRunId.$': '$.dbt.runId',
+            'dbtRunId.$': '$.dbtRun.runId',
             'executionArn.$': '$$.Execution.Id',
             'completedAt.$': '$.ctx.nowIso',
           },
         },
       ],
-      { next: 'SuccessResult', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'AlertNotPublished', ResultPath: '$.error' }] },
+      { next: S.successResult, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertNotPublished, ResultPath: '$.error' }] },
     ),
-    SuccessResult: pass({
-      next: 'Succeeded',
-      parameters: {
-        outcome: 'SUCCEEDED',
-        pipeline: p,
-        'batchId.$': '$.batchId',
-        'attempt.$': '$.claim.attempt',
-        'dbtRunId.$': '$.dbt.runId',
-      },
+    [S.successResult]: pass({
+      next: S.succeeded,
+      parameters: { outcome: 'SUCCEEDED', pipeline: p, 'batchId.$': '$.batchId', 'attempt.$': '$.claim.attempt', 'dbtRunId.$': '$.dbtRun.runId' },
     }),
-    Succeeded: succeed(),
+    [S.succeeded]: succeed(),
     // The build and its record are done; only the announcement failed.
-    AlertNotPublished: snsPublish(
+    [S.alertNotPublished]: snsPublish(
       refs.alerts,
       {
         Subject: `etl-platform: ${DOWNSTREAM_SUCCEEDED} not published (${p})`,
-        'Message.$': `States.Format('Batch {} of pipeline ${p} was built (dbt run {}) but the ${DOWNSTREAM_SUCCEEDED} event could not be published: {}: {}. Execution {}', $.batchId, $.dbt.runId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
+        'Message.$': `States.Format('Batch {} of pipeline ${p} was built (dbt run {}) but the ${DOWNSTREAM_SUCCEEDED} event could not be published: {}: {}. Execution {}', $.batchId, $.dbtRun.runId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
       },
-      { next: 'EventNotPublished', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'EventNotPublished', ResultPath: null }] },
+      { next: S.eventNotPublished, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.eventNotPublished, ResultPath: null }] },
     ),
-    EventNotPublished: fail({ error: WORKFLOW_ERRORS.EventPublishFailed, causePath: '$.error.Cause' }),
+    [S.eventNotPublished]: fail({ error: WORKFLOW_ERRORS.EventPublishFailed, causePath: '$.error.Cause' }),
+  };
+}
 
-    // ---- 7. Failure chain: record FAILED, release the lock if held, alert, publish, Fail.
-    RecordFailure: dynamoUpdateItem(
-      table,
+/** Failure: record FAILED (ours only), release the lock unless the run may live on, alert, publish, Fail. */
+function failure(c: Ctx): StatesInput {
+  const { refs, p } = c;
+  return {
+    // Every error lands here as {Error, Cause[, keepLock][, retryable]}; flags default to false.
+    [S.failureDefaults]: pass({
+      next: S.recordFailure,
+      parameters: {
+        'Error.$': '$.error.Error',
+        'Cause.$': '$.error.Cause',
+        'flags.$': 'States.JsonMerge($.defaults.error, $.error, false)',
+      },
+      resultPath: '$.error',
+    }),
+    [S.recordFailure]: dynamoUpdateItem(
+      c.table,
       {
-        Key: downstreamKey,
-        UpdateExpression: 'SET #status = :failed, gsi1pk = :gsi1pk, #error = :error, #cause = :cause',
+        Key: c.downstreamKey,
+        UpdateExpression: 'SET #status = :failed, gsi1pk = :gsi1pk, #error = :error, #cause = :cause, retryable = :retryable',
         // Ours only: never overwrite a record another execution claimed.
         ConditionExpression: 'executionArn = :exec',
         ExpressionAttributeNames: { '#status': 'status', '#error': 'error', '#cause': 'cause' },
         ExpressionAttributeValues: {
           ':failed': { S: 'FAILED' },
-          ':gsi1pk': gsi1pk('FAILED'),
+          ':gsi1pk': c.gsi1pk('FAILED'),
           ':error': { 'S.$': "States.Format('{}', $.error.Error)" },
           ':cause': { 'S.$': "States.Format('{}', $.error.Cause)" },
+          ':retryable': { 'BOOL.$': '$.error.flags.retryable' },
           ':exec': execArn,
         },
       },
-      { next: 'ShouldReleaseLock', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'ShouldReleaseLock', ResultPath: '$.recordFailureError' }] },
+      { next: S.shouldReleaseLock, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.shouldReleaseLock, ResultPath: '$.recordFailureError' }] },
     ),
-    ShouldReleaseLock: choice(
-      [{ Variable: '$.error.keepLock', IsPresent: true, Next: 'AlertFailure' }],
-      'ReleaseLockOnFailure',
+    [S.shouldReleaseLock]: choice(
+      [{ Variable: '$.error.flags.keepLock', BooleanEquals: true, Next: S.alertFailure }],
+      S.releaseLockOnFailure,
       'A dbt run that may still be running keeps the lock until its lease expires',
     ),
-    ReleaseLockOnFailure: dynamoDeleteItem(
-      table,
-      // Conditional on holder: a no-op (ConditionalCheckFailed) when this batch never held it.
-      { Key: lockKey, ConditionExpression: 'holder = :b', ExpressionAttributeValues: { ':b': s('$.batchId') } },
-      { next: 'AlertFailure', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'AlertFailure', ResultPath: '$.releaseError' }] },
+    [S.releaseLockOnFailure]: dynamoDeleteItem(
+      c.table,
+      // Conditional on the owner: a no-op (ConditionalCheckFailed) when another execution holds it.
+      { Key: c.lockKey, ConditionExpression: 'executionArn = :exec', ExpressionAttributeValues: { ':exec': execArn } },
+      { next: S.alertFailure, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.releaseError' }] },
     ),
-    AlertFailure: snsPublish(
+    [S.alertFailure]: snsPublish(
       refs.alerts,
       {
         Subject: `etl-platform: downstream run FAILED (${p})`,
         'Message.$': `States.Format('Downstream run of batch {} (pipeline ${p}, region ${refs.region}) FAILED: {}: {}. Execution {}', $.batchId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
       },
-      { next: 'PublishFailure', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'PublishFailure', ResultPath: '$.alertError' }] },
+      { next: S.publishFailure, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishFailure, ResultPath: '$.alertError' }] },
     ),
-    PublishFailure: eventsPutEvents(
+    [S.publishFailure]: eventsPutEvents(
       refs.bus,
       [
         {
@@ -747,15 +1117,46 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
           },
         },
       ],
-      { next: 'Failed', resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: 'Failed', ResultPath: '$.publishError' }] },
+      { next: S.failed, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.failed, ResultPath: '$.publishError' }] },
     ),
-    Failed: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+    [S.failed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
   };
+}
 
-  return workflow({
-    startAt: 'ClassifyTrigger',
-    comment: `Downstream dbt build of pipeline ${p} in ${refs.region}: fence, claim, lock, consistency, dbt, record`,
-    timeoutSeconds: refs.timeoutSeconds,
-    states,
+// ---------------------------------------------------------------- the definition
+
+export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWorkflow {
+  const timeoutSeconds = validateRefs(refs);
+  const p = refs.pipeline.name;
+  const pk = { S: `PIPELINE#${p}` };
+  const c: Ctx = {
+    refs,
+    p,
+    table: refs.controlTable,
+    pk,
+    downstreamKey: { pk, sk: { 'S.$': "States.Format('BATCH#{}#DOWNSTREAM', $.batchId)" } },
+    lockKey: { pk, sk: { S: 'LOCK#DOWNSTREAM' } },
+    gsi1pk: (status: string) => ({ S: `PIPELINE#${p}#DOWNSTREAM#${status}` }),
+    leaseSeconds: refs.dbt.lockLeaseMinutes * 60,
+    d: defaults(refs.dbt),
+  };
+  const built = workflow({
+    startAt: S.classify,
+    comment: `Downstream dbt build of pipeline ${p} in ${refs.region}: fence, claim, lock, consistency, dbt (callback), fence, record`,
+    timeoutSeconds,
+    states: {
+      ...intake(c),
+      ...fenceAtEntry(c),
+      ...claim(c),
+      ...lock(c),
+      ...consistency(c),
+      ...fenceRechecks(c),
+      ...build(c),
+      ...reconcile(c),
+      ...success(c),
+      ...failure(c),
+    },
   });
+  assertGraph(built.definition, 'downstreamWorkflow');
+  return built;
 }

@@ -93,3 +93,9 @@ export function checkGraph(definition: StateMachineDefinition, opts: GraphOption
   checkMachine(definition, '');
   return problems;
 }
+
+/** checkGraph for builders: throws naming every problem, so a broken definition never deploys. */
+export function assertGraph(definition: StateMachineDefinition, who: string, opts: GraphOptions = {}): void {
+  const problems = checkGraph(definition, opts);
+  if (problems.length > 0) throw new Error(`${who}: the state graph is broken: ${problems.join('; ')}`);
+}

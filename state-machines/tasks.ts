@@ -295,6 +295,34 @@ export function lambdaInvoke(
   };
 }
 
+/**
+ * `lambda:invoke.waitForTaskToken`: the function starts the work and returns; the Task waits for
+ * SendTaskSuccess/SendTaskFailure with the token (`'taskToken.$': '$$.Task.Token'` in `payload`).
+ * The result is the callback's output as sent (no `Payload` wrapper). A paused Task costs no
+ * transitions; `heartbeatSeconds` fails it with `States.HeartbeatTimeout` when heartbeats stop.
+ * IAM: `lambda:InvokeFunction` on the exact (unqualified) ARN only; the app that calls back needs
+ * `states:SendTask*`, not this role.
+ */
+export function lambdaInvokeWaitForTaskToken(
+  fn: { arn: pulumi.Input<string> },
+  opts: TaskOptions & { payload: PayloadTemplate; heartbeatSeconds: number; timeoutSeconds: number },
+): TaskResult {
+  if (!JSON.stringify(opts.payload).includes('$$.Task.Token')) {
+    throw new Error('lambdaInvokeWaitForTaskToken: the payload must pass $$.Task.Token, or nothing can call back');
+  }
+  if (!(opts.heartbeatSeconds > 0 && opts.heartbeatSeconds < opts.timeoutSeconds)) {
+    throw new Error(`lambdaInvokeWaitForTaskToken: heartbeatSeconds ${opts.heartbeatSeconds} must be > 0 and below timeoutSeconds ${opts.timeoutSeconds}`);
+  }
+  const state = buildTask(
+    'arn:aws:states:::lambda:invoke.waitForTaskToken',
+    { FunctionName: fn.arn, Payload: opts.payload },
+    RETRYABLE.lambda,
+    opts,
+  );
+  state.HeartbeatSeconds = opts.heartbeatSeconds;
+  return { state, statements: [allow(['lambda:InvokeFunction'], [fn.arn])] };
+}
+
 // ---------------------------------------------------------------- EventBridge
 
 export type EventEntry = {

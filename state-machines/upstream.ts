@@ -1,5 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
-import type { Catcher, PayloadTemplate, StateMachineDefinition } from './asl';
+import type { BooleanExpression, Catcher, PayloadTemplate, StateMachineDefinition } from './asl';
+import { assertGraph } from './graph';
 import type { PolicyStatement } from './policy';
 import {
   backoff,
@@ -106,6 +107,7 @@ export interface UpstreamWorkflowRefs {
 }
 
 const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
+const FENCE_ITEM_KEY = { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } };
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
 
@@ -117,6 +119,11 @@ const S = {
   rejectBatchContext: 'RejectBatchContext',
   alertNoBatch: 'AlertBatchContextFailed',
   batchContextFailed: 'BatchContextFailed',
+  readFence: 'ReadFence',
+  fenceRoute: 'FenceRoute',
+  fenceMissing: 'FenceMissing',
+  recordSkip: 'RecordSkipNotActive',
+  skippedNotActive: 'SkippedNotActive',
   recordBatch: 'RecordBatch',
   duplicate: 'DuplicateDelivery',
   acquireLock: 'AcquireLock',
@@ -137,6 +144,9 @@ const S = {
   readLakeResult: 'ReadLakeResult',
   checkLakeResult: 'CheckLakeResult',
   lakeNotSucceeded: 'LakeResultNotSucceeded',
+  readFenceBeforeLoad: 'ReadFenceBeforeLoad',
+  fenceBeforeLoad: 'FenceUnchangedBeforeLoad',
+  fenceMovedBeforeLoad: 'FenceMovedBeforeLoad',
   lakeToSnowflake: 'RunLakeToSnowflake',
   readSnowflakeResult: 'ReadSnowflakeResult',
   watermarkMoved: 'WatermarkMoved',
@@ -190,6 +200,15 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
 
   const p = refs.pipeline;
   const table = refs.controlTable;
+  // A fence item naming a region and an epoch N >= 1 (DynamoDB normalises N).
+  const fenceValid: BooleanExpression[] = [
+    { Variable: '$.fenceItem.Item.activeRegion.S', IsPresent: true },
+    { Not: { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: '' } },
+    { Variable: '$.fenceItem.Item.epoch.N', IsPresent: true },
+    { Not: { Variable: '$.fenceItem.Item.epoch.N', StringEquals: '0' } },
+    { Not: { Variable: '$.fenceItem.Item.epoch.N', StringMatches: '-*' } },
+    { Not: { Variable: '$.fenceItem.Item.epoch.N', StringMatches: '*.*' } },
+  ];
   const pk = sVal(`PIPELINE#${p}`);
   const batchKey = { pk, sk: sPath("States.Format('BATCH#{}#UPSTREAM', $.ctx.batchId)") };
   const lockKey = { pk, sk: sVal('LOCK#UPSTREAM') };
@@ -290,9 +309,37 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
       },
     ),
     [S.checkLakeResult]: choice(
-      [{ Variable: '$.lake.value.status', StringEquals: 'SUCCEEDED', Next: S.lakeToSnowflake }],
+      [{ Variable: '$.lake.value.status', StringEquals: 'SUCCEEDED', Next: S.readFenceBeforeLoad }],
       S.lakeNotSucceeded,
     ),
+    // D9: the fence again right before the Snowflake load (the warehouse checks its own fence too).
+    [S.readFenceBeforeLoad]: dynamoGetItem(
+      table,
+      { Key: FENCE_ITEM_KEY, ConsistentRead: true },
+      { next: S.fenceBeforeLoad, catchTo: toTableFailure, resultPath: '$.fenceNow' },
+    ),
+    [S.fenceBeforeLoad]: choice(
+      [
+        {
+          And: [
+            { Variable: '$.fenceNow.Item.activeRegion.S', IsPresent: true },
+            { Variable: '$.fenceNow.Item.epoch.N', IsPresent: true },
+            { Variable: '$.fenceNow.Item.activeRegion.S', StringEqualsPath: '$.fence.activeRegion.S' },
+            { Variable: '$.fenceNow.Item.epoch.N', StringEqualsPath: '$.fence.epoch.N' },
+          ],
+          Next: S.lakeToSnowflake,
+        },
+      ],
+      S.fenceMovedBeforeLoad,
+    ),
+    [S.fenceMovedBeforeLoad]: pass({
+      parameters: {
+        Error: 'FenceMoved',
+        'Cause.$': "States.Format('the fence moved before the Snowflake load of table {}: the batch started under {} epoch {}', $.table, $.fence.activeRegion.S, $.fence.epoch.N)",
+      },
+      resultPath: '$.error',
+      next: S.markTableFailed,
+    }),
     [S.lakeNotSucceeded]: pass({
       parameters: {
         Error: 'CdaToLakeResultNotSucceeded',
@@ -458,7 +505,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
           tables: refs.tables,
         },
         resultPath: '$.ctx',
-        next: S.recordBatch,
+        next: S.readFence,
         // Default Retry covers Lambda service errors only, so InvalidInput is never retried.
         catch: [
           { ErrorEquals: ['InvalidInput'], Next: S.rejectBatchContext, ResultPath: '$.error' },
@@ -476,6 +523,47 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         { next: S.batchContextFailed, resultPath: null, catch: failurePathCatch },
       ),
       [S.batchContextFailed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
+
+      // D9: the fence before any write or Glue job. Same rules as downstream: missing → alert, other region → skip.
+      [S.readFence]: dynamoGetItem(
+        table,
+        { Key: FENCE_ITEM_KEY, ConsistentRead: true },
+        { next: S.fenceRoute, resultPath: '$.fenceItem', catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertNoBatch, ResultPath: '$.error' }] },
+      ),
+      [S.fenceRoute]: choice(
+        [
+          { And: [...fenceValid, { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }], Next: S.recordBatch },
+          { And: fenceValid, Next: S.recordSkip },
+        ],
+        S.fenceMissing,
+      ),
+      [S.fenceMissing]: pass({
+        parameters: {
+          Error: 'FenceMissing',
+          'Cause.$': "States.Format('The fence item FENCE/ACTIVE is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. No Glue job ran', States.JsonToString($.fenceItem))",
+        },
+        resultPath: '$.error',
+        next: S.alertNoBatch,
+      }),
+      // Passive region: an audit record under its own key; the batch record is never touched.
+      [S.recordSkip]: dynamoPutItem(
+        table,
+        {
+          Item: {
+            pk,
+            sk: sPath(`States.Format('BATCH#{}#UPSTREAM#SKIP#${refs.region}', $.ctx.batchId)`),
+            pipeline: sVal(p),
+            batchId: sPath('$.ctx.batchId'),
+            status: sVal('SKIPPED_NOT_ACTIVE'),
+            region: sVal(refs.region),
+            fenceSeen: sPath('States.JsonToString($.fenceItem)'),
+            executionArn: sPath('$$.Execution.Id'),
+            expiresAt: nPath('$.ctx.recordExpiresAt'),
+          },
+        },
+        { next: S.skippedNotActive, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.skippedNotActive, ResultPath: '$.skipAuditError' }] },
+      ),
+      [S.skippedNotActive]: succeed('The fence names another region: this one is passive and runs no Glue job.'),
 
       [S.recordBatch]: dynamoPutItem(
         table,
@@ -509,14 +597,16 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         {
           Item: {
             ...lockKey,
-            holder: sPath('$.ctx.batchId'),
+            // The owner is the execution; the batch id is informational (and names it in skip reasons).
             executionArn: sPath('$$.Execution.Id'),
+            holder: sPath('$.ctx.batchId'),
+            batchId: sPath('$.ctx.batchId'),
             acquiredAt: sPath('$.ctx.nowIso'),
             leaseExpiresAt: nPath('$.ctx.leaseExpiresAt'),
           },
-          // Free, or the holder's lease (= its workflow timeout) has run out.
-          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now',
-          ExpressionAttributeValues: { ':now': nPath('$.ctx.now') },
+          // Free, or the holder's lease (= its workflow timeout) has run out, or ours already.
+          ConditionExpression: 'attribute_not_exists(pk) OR leaseExpiresAt < :now OR executionArn = :exec',
+          ExpressionAttributeValues: { ':now': nPath('$.ctx.now'), ':exec': sPath('$$.Execution.Id') },
         },
         {
           next: S.loadTables,
@@ -583,6 +673,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
             'batchId.$': '$.ctx.batchId',
             'startedAt.$': '$.ctx.nowIso',
             'expiresAt.$': '$.ctx.recordExpiresAt',
+            'fence.$': '$.fenceItem.Item',
           },
           maxConcurrency: refs.maxConcurrency,
           resultPath: '$.tables',
@@ -610,8 +701,9 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         table,
         {
           Key: lockKey,
-          ConditionExpression: 'holder = :b',
-          ExpressionAttributeValues: { ':b': sPath('$.ctx.batchId') },
+          // Ours only: a slow release never deletes another execution's lock.
+          ConditionExpression: 'executionArn = :exec',
+          ExpressionAttributeValues: { ':exec': sPath('$$.Execution.Id') },
         },
         {
           next: S.publishSucceeded,
@@ -684,8 +776,9 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
         table,
         {
           Key: lockKey,
-          ConditionExpression: 'holder = :b',
-          ExpressionAttributeValues: { ':b': sPath('$.ctx.batchId') },
+          // Ours only: a slow release never deletes another execution's lock.
+          ConditionExpression: 'executionArn = :exec',
+          ExpressionAttributeValues: { ':exec': sPath('$$.Execution.Id') },
         },
         {
           next: S.alertFailure,
@@ -730,6 +823,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
       }),
     },
   });
+  assertGraph(built.definition, 'upstreamWorkflow');
   return built;
 }
 

@@ -1,3 +1,4 @@
+import { dbtCallbackDriver } from './harness/dbt-callback';
 import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -46,8 +47,7 @@ const refs: DownstreamWorkflowRefs = {
   },
   bus: { arn: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/etl-platform` },
   alerts: { arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`, kmsKeyArn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
-  dbt: { pollInitialSeconds: 30, pollMaxSeconds: 300, maxRunMinutes: 30, lockWaitMinutes: 60 },
-  timeoutSeconds: 6 * 3600,
+  dbt: { maxRunMinutes: 30, maxQueueMinutes: 60, heartbeatSeconds: 300, maxLostRetries: 1, lockWaitMinutes: 60, lockLeaseMinutes: 15, replicationWaitMinutes: 5 },
 };
 const { definition } = downstreamWorkflow(refs);
 
@@ -143,7 +143,7 @@ describe('bad-input matrix (issue G)', function () {
           await reset();
           const before = await itemCount();
           const res: RunResult = await runWorkflow(definition, m.input() as never, {
-            handlers: { dynamodb: db.client, lambda: realHandlers },
+            handlers: { dynamodb: db.client, lambda: realHandlers, taskToken: dbtCallbackDriver({ api, start: realHandlers[FN.startDbtRun] }).handler },
           });
           if (m.accepted) {
             // Not malformed to the workflow: it reads only pipeline and batchId; the control table's

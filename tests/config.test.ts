@@ -106,9 +106,14 @@ export const BAD_CONFIG_CASES: readonly BadConfigCase[] = [
     expect: [/etl-platform:eventBusName = "etl-platform-for-the-insurance-data-lake-prod": is not a usable bus name\. Fix: 1-40 letters/],
   },
   {
-    title: 'dbt polling that would outgrow the execution history',
-    config: { dbt: { imageTag: '1.8.7-r3', pollInitialSeconds: 30, pollMaxSeconds: 30, maxRunMinutes: 1440, allowPlainHttp: true } },
-    expect: [/etl-platform:dbt\.pollMaxSeconds = 30: lets a 1440-minute run poll ~\d+ times, past Step Functions' 25000-event history limit\. Fix: raise pollMaxSeconds/],
+    title: 'a dbt polling setting that no longer means anything (the workflow waits for callbacks)',
+    config: { dbt: { imageTag: '1.8.7-r3', pollMaxSeconds: 30, allowPlainHttp: true } },
+    expect: [/etl-platform:dbt\.pollMaxSeconds = 30: pollMaxSeconds is no longer used: the downstream workflow waits for the dbt app's callback instead of polling\. Fix: remove dbt\.pollMaxSeconds/],
+  },
+  {
+    title: 'a lock lease shorter than the replication wait before dbt starts',
+    config: { dbt: { imageTag: '1.8.7-r3', lockLeaseMinutes: 5, replicationWaitMinutes: 10, allowPlainHttp: true } },
+    expect: [/etl-platform:dbt\.lockLeaseMinutes = 5: lockLeaseMinutes = 5 \(300 s\) does not cover the replication wait before dbt starts .* Fix: raise lockLeaseMinutes/],
   },
   {
     title: 'the dbt API without TLS (and without the explicit plain-HTTP opt-in)',

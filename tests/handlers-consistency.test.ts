@@ -76,29 +76,35 @@ describe('check-consistency against dynalite', () => {
     assert.equal(result.consistencyStatus, 'SUCCESS', result.reasons.join('; '));
   });
 
-  it('FAILED: upstream batch record missing', async () => {
+  it('NOT_YET_REPLICATED: upstream batch record missing (replication lag, not a failure)', async () => {
     await seed(...TABLES.map((t) => load(B2, t)));
     const result = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
-    assert.equal(result.consistencyStatus, 'FAILED');
+    assert.equal(result.consistencyStatus, 'NOT_YET_REPLICATED');
     assert.deepEqual(result.reasons, [`upstream batch record BATCH#${B2}#UPSTREAM is missing`]);
   });
 
-  it('FAILED: upstream batch not SUCCEEDED', async () => {
+  it('NOT_YET_REPLICATED: upstream batch still RUNNING; FAILED once it is FAILED', async () => {
     await seed(upstream(B2, 'RUNNING'), ...TABLES.map((t) => load(B2, t)));
     const result = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
+    assert.equal(result.consistencyStatus, 'NOT_YET_REPLICATED');
+    await seed(upstream(B2, 'FAILED'));
+    const failed = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
+    assert.equal(failed.consistencyStatus, 'FAILED');
+    assert.deepEqual(failed.reasons, [`upstream batch ${B2} is FAILED, not SUCCEEDED`]);
     assert.deepEqual(result.reasons, [`upstream batch ${B2} is RUNNING, not SUCCEEDED`]);
   });
 
-  it('FAILED: a table load record is missing (another batch\'s load does not count)', async () => {
+  it('NOT_YET_REPLICATED: a table load record is missing (another batch\'s load does not count)', async () => {
     await seed(upstream(B2), load(B2, 'pc_policy'), load(B2, 'pc_policyperiod'), load(B1, 'pc_contact'));
     const result = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
+    assert.equal(result.consistencyStatus, 'NOT_YET_REPLICATED');
     assert.deepEqual(result.reasons, [`table pc_contact: no load record for batch ${B2}`]);
   });
 
   it('FAILED: a table load FAILED, and one has negative rows', async () => {
     await seed(upstream(B2), load(B2, 'pc_policy', 'FAILED'), load(B2, 'pc_policyperiod', 'SUCCEEDED', -1), load(B2, 'pc_contact'));
     const result = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
-    assert.equal(result.consistencyStatus, 'FAILED');
+    assert.equal(result.consistencyStatus, 'FAILED', 'a FAILED load is final: no waiting');
     assert.deepEqual(result.reasons, [
       'table pc_policy: load is FAILED, not SUCCEEDED',
       'table pc_policyperiod: rows is -1, not a whole number >= 0',

@@ -154,8 +154,30 @@ describe('dbt handlers against the fake dbt API', () => {
     assert.equal(api.runs.length, 0);
   });
 
-  it('an unknown run -> 404 -> DbtApiRejected', async () => {
-    await rejectsWith(getDbtRun({ runId: 'run-does-not-exist' }), 'DbtApiRejected', /404/);
+  it('an unknown run -> 404 -> DbtRunNotFound (its own error: the registry has no such run)', async () => {
+    await rejectsWith(getDbtRun({ runId: 'run-does-not-exist' }), 'DbtRunNotFound', /404/);
+  });
+
+  it('reconciliation reads a run by (batchId, attempt) without moving it on; an absent attempt is DbtRunNotFound', async () => {
+    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, attempt: 1 });
+    const read = await getDbtRun({ pipeline: 'policycenter', batchId: BATCH, attempt: 1, failOnFailed: false });
+    assert.equal(read.runId, started.runId);
+    assert.equal(read.attempt, 1);
+    assert.equal(read.status, 'QUEUED');
+    assert.equal((await getDbtRun({ batchId: BATCH, attempt: 1 })).status, 'QUEUED', 'a read by key is not a poll');
+    await rejectsWith(getDbtRun({ batchId: BATCH, attempt: 2 }), 'DbtRunNotFound', /attempt 2/);
+    api.finish(started.runId, 'LOST');
+    await rejectsWith(getDbtRun({ batchId: BATCH, attempt: 1 }), 'DbtRunFailed', /LOST/);
+    assert.equal((await getDbtRun({ batchId: BATCH, attempt: 1, failOnFailed: false })).status, 'LOST');
+  });
+
+  it('the lease and the deadlines travel to the app with the task token', async () => {
+    const lease = { pk: 'PIPELINE#policycenter', sk: 'LOCK#DOWNSTREAM', holder: 'arn:aws:states:us-east-1:123456789012:execution:etl-policycenter-downstream:x', seconds: 900 };
+    await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, taskToken: 'tok', lease, deadlines: { maxQueueMinutes: 60, maxRunMinutes: 240 } });
+    const body = api.requests.find((q) => q.method === 'POST')?.body as Record<string, unknown>;
+    assert.deepEqual(body.lease, lease);
+    assert.deepEqual(body.deadlines, { maxQueueMinutes: 60, maxRunMinutes: 240 });
+    assert.equal(body.taskToken, 'tok');
   });
 
   it('the same batch and attempt with different parameters -> 409 -> DbtApiRejected', async () => {
@@ -206,6 +228,9 @@ describe('dbt handlers against the fake dbt API', () => {
       ['vars not an object', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, vars: 'x' }), /vars: must be an object/],
       ['null event', () => startDbtRun(null), /Invalid start-dbt-run input/],
       ['runId missing', () => getDbtRun({}), /runId/],
+      ['reconcile with a month-13 batch id', () => getDbtRun({ batchId: 'policycenter-20261327T020000Z', attempt: 1 }), /batchId: is not a batch id/],
+      ['reconcile with attempt 0', () => getDbtRun({ batchId: BATCH, attempt: 0 }), /attempt/],
+      ['a lease on another item', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, lease: { pk: 'PIPELINE#policycenter', sk: 'LOCK#UPSTREAM', holder: 'x', seconds: 900 } }), /lease.sk: must be LOCK#DOWNSTREAM/],
       ['runId with a slash', () => getDbtRun({ runId: '../etc' }), /runId: is not a run id/],
       ['failOnFailed not boolean', () => getDbtRun({ runId: 'r1', failOnFailed: 'no' }), /failOnFailed: must be a boolean/],
     ];

@@ -65,7 +65,8 @@ describe('lateness watchdog wiring', () => {
         ['claimcenter', 'cron(30 7 * * ? *)', 'UTC', 55],
         ['billingcenter', 'cron(0 8 * * ? *)', 'UTC', 55],
       ]);
-      assert.equal(env.MAX_DOWNSTREAM_MINUTES, '300');
+      // The downstream execution's own bound (lock wait 60 + replication wait 5 + 2 min + 2 × (60 + 240 + 10) + 15 min).
+      assert.equal(env.MAX_DOWNSTREAM_MINUTES, '702');
       const policy = JSON.parse(run.one('aws:iam/rolePolicy:RolePolicy', 'etl-watchdog-policy').inputs.policy);
       const start = policy.Statement.find((s: any) => s.Sid === 'StartLostDownstreams');
       assert.deepEqual(start.Resource, pipelines.map((p: any) => p.downstreamArn));

@@ -234,8 +234,20 @@ describe('upstream workflow', () => {
 
   describe('local execution (aws-local-stepfunctions + dynalite + the real batch-context handler)', () => {
     let ddb: LocalDynamo;
+    const putFence = (attrs: Record<string, { S: string } | { N: string }>) =>
+      ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, ...attrs } }));
     beforeEach(async () => {
       ddb = await startDynalite();
+      // Under load the new table may not be ACTIVE yet: retry the first write briefly.
+      for (let i = 0; ; i++) {
+        try {
+          await putFence({ activeRegion: { S: 'us-east-1' }, epoch: { N: '2' } });
+          break;
+        } catch (e) {
+          if ((e as Error).name !== 'ResourceNotFoundException' || i >= 50) throw e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
     });
     afterEach(async () => ddb.close());
 
@@ -455,6 +467,7 @@ describe('upstream workflow', () => {
       // Same starting state (no watermarks, no lock) for the comparison run.
       await ddb.close();
       ddb = await startDynalite();
+      await putFence({ activeRegion: { S: 'us-east-1' }, epoch: { N: '2' } });
       const world = lakeWorld((job, table, attempt) =>
         job === 'cda' && table === 'pc_policyperiod' && attempt === 1 ? 'concurrent' : 'ok',
       );
@@ -510,6 +523,66 @@ describe('upstream workflow', () => {
       assert.equal(world2.glueRuns.length, 6);
       assert.equal((await item(`BATCH#${batchIdOf(later)}#UPSTREAM`))?.status, 'SUCCEEDED');
       assert.equal(await item('LOCK#UPSTREAM'), undefined, 'released by the new holder');
+    });
+
+    it('D9: the fence names the other region: no batch record, no Glue run, SkippedNotActive with an audit record', async () => {
+      await putFence({ activeRegion: { S: 'us-west-1' }, epoch: { N: '3' } });
+      const world = lakeWorld();
+      const time = '2026-11-27T07:00:00Z';
+      const res = await run({ pipeline: PIPELINE, scheduledTime: time }, world);
+      assert.equal(res.status, 'SUCCEEDED', failMsg(res));
+      assert.equal(entered(res, UPSTREAM_STATES.skippedNotActive), 1);
+      assert.equal(world.glueRuns.length, 0);
+      assert.equal(await item(`BATCH#${batchIdOf(time)}#UPSTREAM`), undefined);
+      assert.equal(await item('LOCK#UPSTREAM'), undefined);
+      assert.equal((await item(`BATCH#${batchIdOf(time)}#UPSTREAM#SKIP#us-east-1`))?.status, 'SKIPPED_NOT_ACTIVE');
+      assert.equal(res.router.putEvents.length + res.router.snsMessages.length, 0);
+    });
+
+    it('D9: a missing or malformed fence: FenceMissing with an alert, nothing recorded, no Glue run', async () => {
+      for (const fence of [undefined, { epoch: { N: '0' }, activeRegion: { S: 'us-east-1' } }]) {
+        await ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, ...(fence ?? { note: { S: 'no region, no epoch' } }) } }));
+        const world = lakeWorld();
+        const time = '2026-11-27T07:00:00Z';
+        const res = await run({ pipeline: PIPELINE, scheduledTime: time }, world);
+        assert.equal(res.status, 'FAILED');
+        assert.equal(res.error, 'FenceMissing');
+        assert.equal(world.glueRuns.length, 0);
+        assert.equal(await item(`BATCH#${batchIdOf(time)}#UPSTREAM`), undefined);
+        assert.equal(res.router.snsMessages.length, 1);
+      }
+    });
+
+    it('D9: the fence moves after the lake load: no Snowflake load, table and batch FAILED (FenceMoved), lock released', async () => {
+      const world = lakeWorld();
+      const glue = world.glue;
+      let moved = false;
+      // Failover while the first lake load runs (before any table can reach its Snowflake load).
+      const moving = async (params: Record<string, unknown>) => {
+        if (!moved) {
+          moved = true;
+          await putFence({ activeRegion: { S: 'us-west-1' }, epoch: { N: '3' } });
+        }
+        return glue(params);
+      };
+      const res = await run({ pipeline: PIPELINE, scheduledTime: '2026-11-27T07:00:00Z' }, { ...world, glue: moving as unknown as typeof world.glue });
+      assert.equal(res.status, 'FAILED');
+      assert.equal(res.error, 'FenceMoved');
+      assert.ok(entered(res, UPSTREAM_STATES.fenceMovedBeforeLoad) >= 1);
+      assert.ok(world.glueRuns.some((r) => r.job === 'cda'));
+      assert.equal(world.glueRuns.filter((r) => r.job === 'sf').length, 0, 'no Snowflake load ran');
+      assert.equal(await item('LOCK#UPSTREAM'), undefined);
+    });
+
+    it('the lock belongs to the execution: a release by another execution of the same batch is a no-op', async () => {
+      // A lock held by another execution for this very batch (e.g. a redrive) is not ours to delete.
+      const now = Math.floor(Date.now() / 1000);
+      const time = '2026-11-27T07:00:00Z';
+      await ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: 'LOCK#UPSTREAM' }, holder: { S: batchIdOf(time) }, executionArn: { S: 'arn:other' }, leaseExpiresAt: { N: String(now + 3600) } } }));
+      const res = await run({ pipeline: PIPELINE, scheduledTime: time }, lakeWorld());
+      assert.equal(res.status, 'SUCCEEDED', failMsg(res));
+      assert.equal(entered(res, UPSTREAM_STATES.skipped), 1);
+      assert.equal((await item('LOCK#UPSTREAM'))?.executionArn, 'arn:other');
     });
 
     it('a malformed scheduler payload fails clearly and writes nothing', async () => {

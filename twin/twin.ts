@@ -11,6 +11,7 @@ import { ROOT, type StackName } from '../tests/harness/program';
 import { startDynalite, type LocalDynamo } from '../tests/harness/dynalite';
 import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../tests/harness/fake-dbt-api';
 import { runWorkflow, StatesError, type ExecutionEvent, type ServiceHandlers } from '../tests/harness/sfn-local';
+import { callbackFor, completeRun } from '../tests/harness/dbt-callback';
 import type { EventPattern } from '../events/pattern';
 import { VirtualClock, firings } from './clock';
 import { DeliveryError, EventBus, Queue, type BusEvent } from './bus';
@@ -267,6 +268,14 @@ export class Region {
         guard();
         twin.clock.tick(1000);
         return this.invokeLambda(fnName, payload, sm.name);
+      },
+      // lambda:invoke.waitForTaskToken: the start Lambda, then the app's callback when the run ends
+      // (tests/harness/dbt-callback.ts; each step stands for a minute of heartbeats).
+      taskToken: async (payload, fnName) => {
+        guard();
+        twin.clock.tick(1000);
+        const started = (await this.invokeLambda(fnName, payload, sm.name)) as { runId: string };
+        return callbackFor(await completeRun(this.dbt, started.runId, () => twin.clock.tick(60_000)));
       },
       events: (entries) => {
         guard();

@@ -3,7 +3,7 @@
  * date arithmetic, and lock leases need "now" and "now + lease" as epoch seconds.
  */
 
-export const BATCH_ID_FORMAT = /^[a-z][a-z0-9-]{0,22}[a-z0-9]-\d{8}T\d{6}Z$/;
+import { isBatchIdOf } from '../../contracts/batch-id';
 
 export interface BatchContextInput {
   readonly pipeline: string;
@@ -53,8 +53,11 @@ export function batchContext(input: BatchContextInput, now: Date): BatchContext 
   }
   let batchId: string;
   if (input.batchId !== undefined) {
-    if (typeof input.batchId !== 'string' || !BATCH_ID_FORMAT.test(input.batchId) || !input.batchId.startsWith(`${input.pipeline}-`)) {
-      throw new InvalidBatchContext(`batchId ${JSON.stringify(input.batchId)} is not a batch id of pipeline ${input.pipeline}`);
+    // The one batch-id rule (contracts/batch-id.ts): format, a real UTC instant, exactly this pipeline.
+    if (!isBatchIdOf(input.pipeline, input.batchId)) {
+      throw new InvalidBatchContext(
+        `batchId ${JSON.stringify(input.batchId)} is not a batch id of pipeline ${input.pipeline}. Fix: ${input.pipeline}-<yyyyMMdd>T<HHmmss>Z naming a real UTC time, e.g. ${input.pipeline}-20261127T020000Z`,
+      );
     }
     batchId = input.batchId;
   } else if (typeof input.scheduledTime === 'string') {

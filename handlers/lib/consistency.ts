@@ -22,16 +22,27 @@ export interface ConsistencyOptions {
   rerun?: boolean;
 }
 
+/**
+ * SUCCESS: build it. NOT_YET_REPLICATED: only absent or unfinished upstream records (replication lag,
+ * or the upstream still writing): the workflow waits with a bounded backoff and asks again. FAILED:
+ * at least one record says the batch cannot be built (a FAILED/SKIPPED load, bad rows, out of order).
+ */
+export type ConsistencyStatus = 'SUCCESS' | 'NOT_YET_REPLICATED' | 'FAILED';
+
 export interface ConsistencyResult {
-  consistencyStatus: 'SUCCESS' | 'FAILED';
+  consistencyStatus: ConsistencyStatus;
   reasons: string[];
 }
+
+/** Statuses of a record that is still on its way to SUCCEEDED (the upstream is writing it). */
+const UNFINISHED = new Set(['RUNNING', 'STARTED', 'CLAIMED']);
 
 export const UPSTREAM_SK = (batchId: string) => `BATCH#${batchId}#UPSTREAM`;
 export const TABLE_SK = (batchId: string, table: string) => `BATCH#${batchId}#TABLE#${table}`;
 export const WATERMARK_SK = 'WATERMARK#DOWNSTREAM';
 
 /**
+ * Absent or unfinished (RUNNING) records are NOT_YET_REPLICATED, unless another reason is final.
  * All must hold:
  * 1. the upstream batch record exists and is SUCCEEDED;
  * 2. every expected table has a SUCCEEDED load record whose `rows` is a whole number >= 0;
@@ -49,24 +60,27 @@ export function evaluateConsistency(
   options: ConsistencyOptions = {},
 ): ConsistencyResult {
   const reasons: string[] = [];
+  // Reasons that only say "not here yet" (absent or unfinished); any other reason is final.
+  const pending: string[] = [];
   const bySk = new Map(records.map((r) => [r.sk, r]));
 
   const upstream = bySk.get(UPSTREAM_SK(batchId));
   if (!upstream) {
-    reasons.push(`upstream batch record ${UPSTREAM_SK(batchId)} is missing`);
+    pending.push(`upstream batch record ${UPSTREAM_SK(batchId)} is missing`);
   } else if (upstream.status !== 'SUCCEEDED') {
-    reasons.push(`upstream batch ${batchId} is ${upstream.status ?? 'without status'}, not SUCCEEDED`);
+    (UNFINISHED.has(String(upstream.status)) ? pending : reasons).push(`upstream batch ${batchId} is ${upstream.status ?? 'without status'}, not SUCCEEDED`);
   }
 
   if (expectedTables.length === 0) reasons.push('no expected tables were given');
   for (const table of new Set(expectedTables)) {
     const load = bySk.get(TABLE_SK(batchId, table));
     if (!load) {
-      reasons.push(`table ${table}: no load record for batch ${batchId}`);
+      pending.push(`table ${table}: no load record for batch ${batchId}`);
       continue;
     }
     if (load.status !== 'SUCCEEDED') {
-      reasons.push(`table ${table}: load is ${load.status ?? 'without status'}, not SUCCEEDED`);
+      (UNFINISHED.has(String(load.status)) ? pending : reasons).push(`table ${table}: load is ${load.status ?? 'without status'}, not SUCCEEDED`);
+      continue;
     }
     if (typeof load.rows !== 'number' || !Number.isInteger(load.rows) || load.rows < 0) {
       reasons.push(`table ${table}: rows is ${JSON.stringify(load.rows)}, not a whole number >= 0`);
@@ -82,7 +96,8 @@ export function evaluateConsistency(
     }
   }
 
-  return { consistencyStatus: reasons.length === 0 ? 'SUCCESS' : 'FAILED', reasons };
+  if (reasons.length > 0) return { consistencyStatus: 'FAILED', reasons: [...pending, ...reasons] };
+  return { consistencyStatus: pending.length === 0 ? 'SUCCESS' : 'NOT_YET_REPLICATED', reasons: pending };
 }
 
 /**

@@ -42,6 +42,29 @@ export interface CreateRunRequest {
   fence: RunFence;
   /** A Step Functions task token: the app calls back with SendTask* (never logged, never returned). */
   taskToken?: string;
+  /** v2 (docs/dbt-api.md): the pipeline lock the app renews on each heartbeat while QUEUED/RUNNING. */
+  lease?: RunLease;
+  /** v2: queue time and run time have separate bounds; the run's counts from RUNNING. */
+  deadlines?: RunDeadlines;
+}
+
+/**
+ * The lock item the app renews: `UpdateItem Key {pk, sk} SET leaseExpiresAt = now + seconds
+ * CONDITION executionArn = :holder` on each heartbeat, so the lease never expires under a live run.
+ */
+export interface RunLease {
+  pk: string;
+  sk: string;
+  /** The holding execution's ARN. */
+  holder: string;
+  seconds: number;
+}
+
+export interface RunDeadlines {
+  /** A run still QUEUED this long after queuedAt ends FAILED (DbtRunQueueTimeout). */
+  maxQueueMinutes: number;
+  /** A run still RUNNING this long after startedAt ends FAILED (DbtRunTimeout). */
+  maxRunMinutes: number;
 }
 
 const createRunResponseSchema = z.object({ runId: z.string().min(1), status: z.enum(RUN_STATUSES) });

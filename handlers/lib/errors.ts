@@ -8,6 +8,7 @@
  * | DbtApiUnavailable  | yes    | 5xx, 429, timeout, connection refused/reset, unparseable reply   |
  * | DbtApiRejected     | no     | any other 4xx: bad token, bad request, unknown run, conflict      |
  * | DbtRunFailed       | no     | the dbt run itself ended FAILED                                   |
+ * | DbtRunNotFound     | no     | no run for (batch, attempt) or run id: the start never reached the app |
  * | InvalidInput       | no     | the handler's input failed validation                             |
  * | MissingConfiguration | no   | a required environment variable is not set (deploy bug)           |
  * | InvalidScheduleExpression | no | a cron()/rate() expression the evaluator (lib/cron.ts) cannot read |
@@ -17,6 +18,7 @@ export const ERROR_NAMES = {
   DbtApiUnavailable: 'DbtApiUnavailable',
   DbtApiRejected: 'DbtApiRejected',
   DbtRunFailed: 'DbtRunFailed',
+  DbtRunNotFound: 'DbtRunNotFound',
   InvalidInput: 'InvalidInput',
   MissingConfiguration: 'MissingConfiguration',
   InvalidScheduleExpression: 'InvalidScheduleExpression',
@@ -51,6 +53,11 @@ export class DbtRunFailed extends Error {
     super(message);
     this.runId = runId;
   }
+}
+
+/** GET of a run (by id or by (batch, attempt)) answered 404: the registry has no such run. */
+export class DbtRunNotFound extends Error {
+  override readonly name = ERROR_NAMES.DbtRunNotFound;
 }
 
 export class InvalidInput extends Error {

@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
  * `fail-run` fault matched it. `advance(runId)` and `finish(runId, status)` move it on demand.
  */
 
-export type FakeRunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+export type FakeRunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'LOST' | 'INTERRUPTED';
 
 export interface FakeRun {
   runId: string;
@@ -41,6 +41,11 @@ export interface FakeRun {
   failWith?: string;
   /** How many GETs this run has served. */
   polls: number;
+  /** The latest task token (a repeat POST with a new token replaces it, as the app does). */
+  taskToken?: string;
+  /** v2 fields as posted: the lock lease to renew and the deadlines. */
+  lease?: { pk: string; sk: string; holder: string; seconds: number };
+  fence?: { region: string; epoch: number };
 }
 
 export interface RecordedRequest {
@@ -66,6 +71,8 @@ export type Fault =
   | ({ kind: 'hang'; count?: number } & RequestMatch)
   /** The next `count` matching requests have their socket destroyed (connection reset). */
   | ({ kind: 'reset'; count?: number } & RequestMatch)
+  /** The next `count` matching requests are served (a POST creates its run) but the reply is lost. */
+  | ({ kind: 'lose-reply'; count?: number } & RequestMatch)
   /** The next `count` matching requests are answered after `ms` (slow API, not slow run). */
   | ({ kind: 'delay'; ms: number; count?: number } & RequestMatch)
   /** Runs created for `batchId` (or the next `count` created runs) end FAILED with `error`. */
@@ -99,7 +106,7 @@ export interface FakeDbtApi {
   /** Moves a run one lifecycle step, as a poll would. */
   advance(runId: string): FakeRun;
   /** Ends a run now. */
-  finish(runId: string, status: 'SUCCEEDED' | 'FAILED', error?: string): FakeRun;
+  finish(runId: string, status: 'SUCCEEDED' | 'FAILED' | 'LOST' | 'INTERRUPTED', error?: string): FakeRun;
   close(): Promise<void>;
 }
 
@@ -163,7 +170,10 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
   const view = (run: FakeRun) => ({
     runId: run.runId,
     batchId: run.batchId,
+    pipeline: run.pipeline,
+    attempt: run.attempt,
     status: run.status,
+    queuedAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
     ...(run.error === undefined ? {} : { error: run.error }),
@@ -212,6 +222,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
           body: { error: 'Conflict', message: `batch ${request.batchId} attempt ${request.attempt} already exists with different parameters`, runId: existing.runId },
         };
       }
+      if (typeof body.taskToken === 'string') existing.taskToken = body.taskToken;
       return { status: 200, body: view(existing) };
     }
     const inFlight = sameBatch.find((r) => r.status === 'QUEUED' || r.status === 'RUNNING');
@@ -235,6 +246,9 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       ...(failFault?.kind === 'fail-run' ? { failWith: failFault.error ?? 'dbt build failed: 1 of 12 models errored' } : {}),
       polls: 0,
     };
+    if (typeof body.taskToken === 'string') run.taskToken = body.taskToken;
+    if (body.lease !== undefined) run.lease = body.lease as FakeRun['lease'];
+    run.fence = { region: String(fence!.region), epoch: Number(fence!.epoch) };
     if (run.select === undefined) delete run.select;
     if (run.vars === undefined) delete run.vars;
     runs.push(run);
@@ -246,6 +260,17 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (method === 'GET' && path === '/healthz') return { status: 200, body: { status: 'ok', runs: runs.length } };
     const isRuns = path === '/api/v1/runs';
     const runMatch = /^\/api\/v1\/runs\/([^/]+)$/.exec(path);
+    const keyMatch = /^\/api\/v1\/batches\/([^/]+)\/attempts\/(\d+)$/.exec(path);
+    if (keyMatch && method === 'GET') {
+      const presentedKey = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
+      if (!presentedKey || (presentedKey !== token && presentedKey !== options.readToken)) {
+        return { status: 401, body: { error: 'Unauthorized', message: 'missing or invalid bearer token' } };
+      }
+      // Reconciliation reads the registry; it never moves a run on.
+      const found = runs.find((r) => r.batchId === decodeURIComponent(keyMatch[1]) && r.attempt === Number(keyMatch[2]));
+      if (!found) return { status: 404, body: { error: 'NotFound', message: `no run for batch ${keyMatch[1]} attempt ${keyMatch[2]}` } };
+      return { status: 200, body: view(found) };
+    }
     if (!isRuns && !runMatch) return { status: 404, body: { error: 'NotFound', message: `no route ${method} ${path}` } };
 
     const presented = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
@@ -304,6 +329,12 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
         req.socket.destroy();
         return;
       }
+      if (fault?.kind === 'lose-reply') {
+        if (!badJson) route(method, path, req.headers.authorization, body);
+        record.outcome = 'reset';
+        req.socket.destroy();
+        return;
+      }
       if (fault?.kind === 'status') {
         return reply(fault.status, fault.body ?? { error: 'Injected', message: `injected ${fault.status}` });
       }
@@ -348,7 +379,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       run.status = status;
       run.startedAt ??= now();
       run.finishedAt = now();
-      if (status === 'FAILED') run.error = error ?? 'dbt run failed';
+      if (status !== 'SUCCEEDED') run.error = error ?? `dbt run ${status}`;
       return run;
     },
     close: () =>

@@ -36,6 +36,12 @@ export interface ServiceHandlers {
   dynamodb?: DynamoDBClient;
   /** One function for all, or per FunctionName (name or ARN as written in Parameters). */
   lambda?: LambdaHandler | Record<string, LambdaHandler>;
+  /**
+   * `lambda:invoke.waitForTaskToken`: the local stand-in for "invoke, then wait for SendTask*".
+   * Return the SendTaskSuccess output, or throw a StatesError named as SendTaskFailure's error (or
+   * `States.HeartbeatTimeout` / `States.Timeout`). See tests/harness/dbt-callback.ts.
+   */
+  taskToken?: (payload: Json, functionName: string, token: string) => Json | Promise<Json>;
   /** Return true to make an entry fail (the task then fails with EventBridge.FailedEntry). */
   eventsFail?: (entry: AnyParams) => boolean;
   /**
@@ -86,7 +92,8 @@ export class ServiceRouter {
     const r = parseResource(resource);
     const ok =
       (r.service === 'dynamodb' && this.handlers.dynamodb !== undefined) ||
-      (r.service === 'lambda' && this.handlers.lambda !== undefined) ||
+      (r.service === 'lambda' && r.pattern !== 'waitForTaskToken' && this.handlers.lambda !== undefined) ||
+      (r.service === 'lambda' && r.pattern === 'waitForTaskToken' && this.handlers.taskToken !== undefined) ||
       (r.service === 'events' && r.action === 'putEvents') ||
       (r.service === 'sns' && r.action === 'publish') ||
       (r.service === 'glue' && r.action === 'startJobRun' && this.handlers.glue !== undefined) ||
@@ -154,6 +161,12 @@ export class ServiceRouter {
   }
 
   private async lambda(r: ParsedResource, params: AnyParams): Promise<Json> {
+    if (r.pattern === 'waitForTaskToken') {
+      const payload = params.Payload as AnyParams;
+      const token = String(payload?.taskToken ?? '');
+      // The result is the callback's output as sent: no Payload wrapper.
+      return (this.handlers.taskToken as NonNullable<ServiceHandlers['taskToken']>)(payload, String(params.FunctionName), token);
+    }
     // A bare function ARN as Resource receives the state input and returns the raw result.
     const direct = r.functionArn !== undefined;
     const fnName = direct ? (r.functionArn as string) : String(params.FunctionName);
@@ -305,6 +318,8 @@ export async function runWorkflow(
 
   const executionName = (options.context?.Execution?.Name as string | undefined) ?? randomUUID();
   const context = {
+    // `$$.Task.Token` exists locally only when given (one token per execution here).
+    Task: { Token: `token-${executionName}` },
     ...options.context,
     Execution: {
       Id: `arn:aws:states:us-east-1:123456789012:execution:local:${executionName}`,

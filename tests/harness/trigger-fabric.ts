@@ -1,3 +1,4 @@
+import { callbackFor, completeRun } from './dbt-callback';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { StartExecutionCommand } from '@aws-sdk/client-sfn';
@@ -416,6 +417,11 @@ export class LocalRegion {
     return {
       dynamodb: this.db.client,
       lambda: (payload: unknown, fn: string) => this.invokeLambda(fn, payload, path),
+      // StartDbtRun waits for the app's callback: start via the real handler, then the run's end.
+      taskToken: async (payload: unknown, fn: string) => {
+        const started = (await this.invokeLambda(fn, payload, path)) as { runId: string };
+        return callbackFor(await completeRun(this.api, started.runId));
+      },
       glue: this.world.glue,
       s3: this.world.s3,
       states: (resource: string, params: Record<string, unknown>) => {
