@@ -1,5 +1,5 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBClient, GetItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import * as z from 'zod';
 import { parseBatchId } from '../contracts/batch-id';
 import { batchIdSchema, pipelineNameSchema } from './event-schema';
@@ -38,34 +38,41 @@ export const checkConsistencyInputSchema = z
 
 export type CheckConsistencyInput = z.input<typeof checkConsistencyInputSchema>;
 
-/** Module-level client, reused across invocations. Tests and the twin point it elsewhere. */
-let documentClient: DynamoDBDocumentClient = DynamoDBDocumentClient.from(new DynamoDBClient({}));
-export function setDocumentClient(client: DynamoDBDocumentClient): void {
+/**
+ * Module-level client, reused across invocations. Tests and the twin point it elsewhere (any
+ * client whose `send` takes the low-level commands, a DynamoDBDocumentClient included). The
+ * low-level client plus util-dynamodb keeps lib-dynamodb out of the bundle (size budget).
+ */
+type LowLevelClient = { send: DynamoDBClient['send'] };
+let documentClient: LowLevelClient = new DynamoDBClient({});
+export function setDocumentClient(client: LowLevelClient): void {
   documentClient = client;
 }
+
+const plain = (item: Record<string, AttributeValue>) => unmarshall(item) as ControlRecord;
 
 /** Reads every item of the batch (upstream, table loads, downstream) plus the downstream watermark. */
 export async function readBatchRecords(tableName: string, pipeline: string, batchId: string): Promise<ControlRecord[]> {
   const pk = `PIPELINE#${pipeline}`;
   const records: ControlRecord[] = [];
-  let startKey: Record<string, unknown> | undefined;
+  let startKey: Record<string, AttributeValue> | undefined;
   do {
     const page = await documentClient.send(
       new QueryCommand({
         TableName: tableName,
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-        ExpressionAttributeValues: { ':pk': pk, ':prefix': `BATCH#${batchId}#` },
+        ExpressionAttributeValues: marshall({ ':pk': pk, ':prefix': `BATCH#${batchId}#` }),
         ConsistentRead: true,
         ExclusiveStartKey: startKey,
       }),
     );
-    records.push(...((page.Items ?? []) as ControlRecord[]));
+    records.push(...(page.Items ?? []).map(plain));
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   const watermark = await documentClient.send(
-    new GetCommand({ TableName: tableName, Key: { pk, sk: WATERMARK_SK }, ConsistentRead: true }),
+    new GetItemCommand({ TableName: tableName, Key: marshall({ pk, sk: WATERMARK_SK }), ConsistentRead: true }),
   );
-  if (watermark.Item) records.push(watermark.Item as ControlRecord);
+  if (watermark.Item) records.push(plain(watermark.Item));
   return records;
 }
 

@@ -57,13 +57,23 @@ class WarehouseError(ValueError):
     """Bad input to the local warehouse: the message names the value and the fix."""
 
 
+def _fakesnow_server() -> Any:
+    """fakesnow.server, the context manager. Its first call runs `import fakesnow.server`, which
+    replaces the package attribute `server` with the submodule of that name (fakesnow 0.12.1), so a
+    second call in one process would call a module: keep the function from before that happens."""
+    import fakesnow
+
+    return fakesnow.server
+
+
+_START_FAKESNOW = _fakesnow_server()
+
+
 @contextlib.contextmanager
 def serve(port: int | None = None, host: str = "127.0.0.1") -> Iterator[int]:
     """Run a fakesnow server in a thread of this process; yields its port. All sessions share
     one in-memory database, which lives as long as the server."""
-    import fakesnow
-
-    with fakesnow.server(port=port, host=host) as kwargs:
+    with _START_FAKESNOW(port=port, host=host) as kwargs:
         yield int(kwargs["port"])
 
 

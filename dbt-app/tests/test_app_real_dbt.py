@@ -27,18 +27,25 @@ from web import Runtime, create_app
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
 
-EPOCH = 3
-BATCH = "billingcenter-20261127T080000Z"
+BATCH = "policycenter-20261127T080000Z"
 
 
 @pytest.fixture(scope="module")
 def warehouse():
+    """The fence moves to us-east-1 at the next epoch (fakesnow keeps its in-memory database for the
+    whole process, so another module may have used this warehouse before)."""
     with serve() as port:
         w = Warehouse(port)
         w.seed()
-        w.set_fence("us-east-1", EPOCH)
+        current = w.fence()
+        w.set_fence("us-east-1", (current[1] if current else 0) + 1)
         yield w
         w.close()
+
+
+@pytest.fixture(scope="module")
+def epoch(warehouse):
+    return warehouse.fence()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +76,9 @@ def app(warehouse, tmp_path_factory):
 def post(app, batch_id, epoch, token):
     body = {
         "batchId": batch_id,
-        "pipeline": "billingcenter",
+        "pipeline": "policycenter",
         "command": "build",
-        "select": "tag:billingcenter",
+        "select": "tag:policycenter",
         "fence": {"region": "us-east-1", "epoch": epoch},
         "taskToken": token,
     }
@@ -86,21 +93,21 @@ def ended(app, run_id):
     )
 
 
-def test_a_build_through_the_app_runs_real_dbt_with_the_production_profile_and_is_recorded_once(app, warehouse):
-    run_id = post(app, BATCH, EPOCH, "tok-ok")
+def test_a_build_through_the_app_runs_real_dbt_with_the_production_profile_and_is_recorded_once(app, warehouse, epoch):
+    run_id = post(app, BATCH, epoch, "tok-ok")
     run = ended(app, run_id)
     assert run["status"] == SUCCEEDED, run.get("error")
     [build] = [b for b in warehouse.builds(batch_id=BATCH) if b["command"] == "build"]
-    assert (build["run_id"], build["status"], build["region"], int(build["epoch"])) == (run_id, "SUCCEEDED", "us-east-1", EPOCH)
-    assert warehouse.count("SEMANTIC.fct_invoice") > 0, "the mart was built from the seeded base layer"
+    assert (build["run_id"], build["status"], build["region"], int(build["epoch"])) == (run_id, "SUCCEEDED", "us-east-1", epoch)
+    assert warehouse.count("SEMANTIC.fct_policy_period") > 0, "the mart was built from the seeded base layer"
     [success] = app.sfn.named("send_task_success")
     assert json.loads(success["output"])["runId"] == run_id
 
 
-def test_a_stale_epoch_is_refused_by_the_warehouse_and_reported_as_dbtrunfenced(app, warehouse):
-    batch = "billingcenter-20261128T080000Z"
+def test_a_stale_epoch_is_refused_by_the_warehouse_and_reported_as_dbtrunfenced(app, warehouse, epoch):
+    batch = "policycenter-20261128T080000Z"
     builds_before = len(warehouse.builds())
-    run_id = post(app, batch, EPOCH - 1, "tok-stale")
+    run_id = post(app, batch, epoch - 1, "tok-stale")
     run = ended(app, run_id)
     assert run["status"] == FAILED and "STALE_FENCE" in run["error"]
     assert len(warehouse.builds()) == builds_before, "a refused build writes nothing, not even its build row"
