@@ -56,8 +56,16 @@ def batch_id_problem(batch_id: Any) -> str | None:
     return None
 
 
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def as_int(value: Any) -> int | None:
+    """The integer a JSON number denotes, or None. 3.0 is the integer 3 (JSON Schema's `integer`:
+    any number with a zero fractional part); true/false are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
@@ -87,8 +95,8 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
         problems.append("vars: must be an object")
     elif variables is not None and len(json.dumps(variables)) > MAX_VARS_JSON:
         problems.append(f"vars: larger than {MAX_VARS_JSON} bytes of JSON")
-    attempt = body.get("attempt", 1)
-    if not is_int(attempt) or not 1 <= attempt <= MAX_ATTEMPT:
+    attempt = as_int(body.get("attempt", 1))
+    if attempt is None or not 1 <= attempt <= MAX_ATTEMPT:
         problems.append(f"attempt: must be an integer 1..{MAX_ATTEMPT}")
     fence = body.get("fence")
     if not isinstance(fence, dict):
@@ -99,8 +107,9 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
             problems.append("fence: unknown fields " + ", ".join(e[:40] for e in extra[:10]))
         if not isinstance(fence.get("region"), str) or not REGION_RE.match(fence["region"]):
             problems.append("fence.region: must be an AWS region name like us-east-1")
-        if not is_int(fence.get("epoch")) or not 1 <= fence["epoch"] <= MAX_EPOCH:
-            problems.append("fence.epoch: must be an integer >= 1")
+        epoch = as_int(fence.get("epoch"))
+        if epoch is None or not 1 <= epoch <= MAX_EPOCH:
+            problems.append(f"fence.epoch: must be an integer 1..{MAX_EPOCH}")
     token = body.get("taskToken")
     if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 1024):
         problems.append("taskToken: must be a string of 1..1024 characters")
@@ -115,7 +124,7 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
         "select": select,
         "vars": variables or {},
         "attempt": attempt,
-        "fence": {"region": fence["region"], "epoch": fence["epoch"]},
+        "fence": {"region": fence["region"], "epoch": epoch},
         "taskToken": token,
         "lease": body.get("lease"),
         "deadlines": body.get("deadlines"),

@@ -165,8 +165,11 @@ def create_app(runtime: Runtime) -> Flask:
         return reply(404, {"error": "NotFound", "message": "no such route"})
 
     @app.errorhandler(405)
-    def not_allowed(_: Exception) -> Response:
-        return reply(405, {"error": "MethodNotAllowed", "message": f"{request.method} is not allowed on this route"})
+    def not_allowed(exc: Exception) -> Response:
+        allowed = sorted(getattr(exc, "valid_methods", None) or [])
+        response = reply(405, {"error": "MethodNotAllowed", "message": f"{request.method} is not allowed on this route (allowed: {', '.join(allowed)})"})
+        response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 must list the allowed methods
+        return response
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> Response:

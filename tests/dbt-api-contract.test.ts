@@ -70,6 +70,36 @@ describe('dbt API contract: OpenAPI document vs the fake server', () => {
       for (const field of schema ? spec.components.schemas[schema].required ?? [] : []) {
         assert.ok(field in res.body, `${what}: ${field} missing from ${JSON.stringify(res.body)}`);
       }
+      if (schema === 'Run') {
+        const properties = spec.components.schemas.Run.properties ?? {};
+        assert.deepEqual(Object.keys(res.body).filter((k) => !(k in properties)), [], `${what}: fields outside the document`);
+        assert.match(String(res.body.runId), new RegExp(properties.runId.pattern ?? '^$'), `${what}: runId`);
+      }
     }
+  });
+
+  it('Run requires every field but error (the app always returns them; so does the fake)', () => {
+    const run = spec.components.schemas.Run;
+    assert.deepEqual([...(run.required ?? [])].sort(), Object.keys(run.properties ?? {}).filter((k) => k !== 'error').sort());
+  });
+
+  it('the fake\'s full view follows a run from QUEUED to FAILED, fence and heartbeat included', async () => {
+    const batchId = 'claimcenter-20261127T020000Z';
+    const created = await call('POST', '/api/v1/runs', { batchId, pipeline: 'claimcenter', command: 'run', attempt: 2, fence: { region: 'us-west-2', epoch: 7 } });
+    assert.equal(created.status, 202);
+    assert.deepEqual(
+      { ...created.body, queuedAt: typeof created.body.queuedAt },
+      { runId: `${batchId}.2`, batchId, pipeline: 'claimcenter', command: 'run', attempt: 2, status: 'QUEUED', queuedAt: 'string', startedAt: null, finishedAt: null, heartbeatAt: null, fence: { region: 'us-west-2', epoch: 7 } },
+    );
+    const running = await call('GET', `/api/v1/runs/${batchId}.2`);
+    assert.equal(running.body.status, 'RUNNING');
+    assert.equal(running.body.heartbeatAt, running.body.startedAt);
+    api.finish(`${batchId}.2`, 'FAILED', 'boom');
+    const failed = await call('GET', `/api/v1/runs/${batchId}.2`);
+    assert.equal(failed.body.status, 'FAILED');
+    assert.equal(failed.body.error, 'boom');
+    assert.equal(failed.body.queuedAt, created.body.queuedAt);
+    const otherFence = await call('POST', '/api/v1/runs', { batchId, pipeline: 'claimcenter', command: 'run', attempt: 2, fence: { region: 'us-west-2', epoch: 8 } });
+    assert.equal(otherFence.status, 409, 'a repeat with another fence is a conflict, as in the app');
   });
 });

@@ -76,6 +76,18 @@ def test_create_is_202_then_200_with_the_same_run_and_one_item(env):
     assert int(items[0]["expiresAt"]) == int(env.clock()) + 90 * 86400
 
 
+def test_integral_numbers_written_with_a_fraction_are_integers(env):
+    # JSON Schema's integer is any number with a zero fraction: 2.0 is the attempt 2 (found by schemathesis).
+    status, created = post(env, body(attempt=2.0, fence={"region": "us-east-1", "epoch": 3.0}))
+    assert status == 202
+    assert created["runId"] == f"{BATCH}.2" and created["attempt"] == 2 and created["fence"] == {"region": "us-east-1", "epoch": 3}
+    assert json.dumps(created["fence"]["epoch"]) == "3"
+    assert post(env, body(attempt=2, fence={"region": "us-east-1", "epoch": 3}))[0] == 200
+    for bad in (body(attempt=1.5), body(fence={"region": "us-east-1", "epoch": 2.5})):
+        status, answer = post(env, bad)
+        assert status == 422 and "must be an integer" in answer["message"], answer
+
+
 @pytest.mark.parametrize(
     "change",
     [{"select": "tag:other"}, {"command": "run"}, {"vars": {"a": 1}}, {"fence": {"region": "us-west-1", "epoch": 3}}, {"fence": {"region": "us-east-1", "epoch": 4}}],

@@ -29,10 +29,15 @@ export interface FakeRun {
   select?: string;
   vars?: Record<string, unknown>;
   attempt: number;
+  /** The fence the caller checked (docs/dbt-api.md "Fence"); a repeat with another fence is a 409. */
+  fence: { region: string; epoch: number };
   status: FakeRunStatus;
+  /** When the run was stored (the view's `queuedAt`). */
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Set when the run starts and renewed on every poll while it runs, as the app's worker does. */
+  heartbeatAt: string | null;
   error?: string;
   /** Polls spent RUNNING so far, and how many it needs before finishing. */
   pollsRunning: number;
@@ -152,8 +157,10 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (run.status === 'QUEUED') {
       run.status = 'RUNNING';
       run.startedAt = now();
+      run.heartbeatAt = run.startedAt;
     } else if (run.status === 'RUNNING') {
       run.pollsRunning += 1;
+      run.heartbeatAt = now();
       if (run.pollsRunning >= run.runningPolls) {
         run.finishedAt = now();
         if (run.failWith !== undefined) {
@@ -167,15 +174,19 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     return run;
   };
 
+  /** The app's full run view (the document's Run, every required field). */
   const view = (run: FakeRun) => ({
     runId: run.runId,
     batchId: run.batchId,
     pipeline: run.pipeline,
+    command: run.command,
     attempt: run.attempt,
     status: run.status,
     queuedAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
+    heartbeatAt: run.heartbeatAt,
+    fence: { ...run.fence },
     ...(run.error === undefined ? {} : { error: run.error }),
   });
 
@@ -191,7 +202,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (typeof command !== 'string' || !COMMANDS.has(command)) problems.push('command: not an allowed dbt command');
     if (body.select !== undefined && typeof body.select !== 'string') problems.push('select: must be a string');
     if (body.vars !== undefined && (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))) problems.push('vars: must be an object');
-    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1) problems.push('attempt: must be an integer >= 1');
+    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > 999) problems.push('attempt: must be an integer 1..999');
     // The real app requires the claim's fence (it becomes dbt's fence vars); so does the fake.
     const fence = body.fence as { region?: unknown; epoch?: unknown } | undefined;
     if (!fence || typeof fence !== 'object' || typeof fence.region !== 'string' || !Number.isInteger(fence.epoch) || (fence.epoch as number) < 1) {
@@ -207,6 +218,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       select: body.select as string | undefined,
       vars: body.vars as Record<string, unknown> | undefined,
       attempt: attempt as number,
+      fence: { region: fence!.region as string, epoch: fence!.epoch as number },
     };
     const sameBatch = runs.filter((r) => r.batchId === request.batchId);
     const existing = sameBatch.find((r) => r.attempt === request.attempt);
@@ -215,7 +227,9 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
         existing.pipeline === request.pipeline &&
         existing.command === request.command &&
         existing.select === request.select &&
-        JSON.stringify(existing.vars ?? null) === JSON.stringify(request.vars ?? null);
+        JSON.stringify(existing.vars ?? null) === JSON.stringify(request.vars ?? null) &&
+        existing.fence.region === request.fence.region &&
+        existing.fence.epoch === request.fence.epoch;
       if (!same) {
         return {
           status: 409,
@@ -235,12 +249,14 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     const failFault = takeRunFault('fail-run', request.batchId);
     const slowFault = takeRunFault('slow-run', request.batchId);
     const run: FakeRun = {
-      runId: `run-${runs.length + 1}-${randomUUID().slice(0, 8)}`,
+      // Deterministic, as in the app: the idempotency key names the run.
+      runId: `${request.batchId}.${request.attempt}`,
       ...request,
       status: 'QUEUED',
       createdAt: now(),
       startedAt: null,
       finishedAt: null,
+      heartbeatAt: null,
       pollsRunning: 0,
       runningPolls: slowFault?.kind === 'slow-run' ? slowFault.polls : defaultRunningPolls,
       ...(failFault?.kind === 'fail-run' ? { failWith: failFault.error ?? 'dbt build failed: 1 of 12 models errored' } : {}),
@@ -378,6 +394,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       const run = mustGet(runId);
       run.status = status;
       run.startedAt ??= now();
+      run.heartbeatAt ??= run.startedAt;
       run.finishedAt = now();
       if (status !== 'SUCCEEDED') run.error = error ?? `dbt run ${status}`;
       return run;
