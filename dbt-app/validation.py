@@ -17,7 +17,7 @@ COMMANDS = ("build", "run", "test", "seed", "snapshot")
 FIELDS = ("batchId", "pipeline", "command", "select", "vars", "attempt", "fence", "taskToken", "lease", "deadlines")
 LEASE_PK_RE = re.compile(r"^PIPELINE#[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 LEASE_SK = ("LOCK#DOWNSTREAM",)
-EXECUTION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]+:[^:\s]+$")
+EXECUTION_ARN_RE = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$", re.ASCII)
 MAX_VARS_JSON = 16_384
 MAX_EPOCH = 2**53 - 1
 
@@ -113,8 +113,9 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
     token = body.get("taskToken")
     if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 1024):
         problems.append("taskToken: must be a string of 1..1024 characters")
-    problems += lease_problems(body.get("lease"), pipeline)
-    problems += deadline_problems(body.get("deadlines"))
+    lease, lease_issues = checked_lease(body.get("lease"), pipeline)
+    deadlines, deadline_issues = checked_deadlines(body.get("deadlines"))
+    problems += lease_issues + deadline_issues
     if problems:
         return None, error(422, "ValidationError", "; ".join(problems))
     return {
@@ -126,17 +127,17 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, Response | None]:
         "attempt": attempt,
         "fence": {"region": fence["region"], "epoch": epoch},
         "taskToken": token,
-        "lease": body.get("lease"),
-        "deadlines": body.get("deadlines"),
+        "lease": lease,
+        "deadlines": deadlines,
     }, None
 
 
-def lease_problems(lease: Any, pipeline: Any) -> list[str]:
+def checked_lease(lease: Any, pipeline: Any) -> tuple[dict[str, Any] | None, list[str]]:
     """`lease` is optional: {pk: PIPELINE#<pipeline>, sk: LOCK#DOWNSTREAM, holder: execution ARN, seconds: 60..86400}."""
     if lease is None:
-        return []
+        return None, []
     if not isinstance(lease, dict):
-        return ["lease: must be an object {pk, sk, holder, seconds}"]
+        return None, ["lease: must be an object {pk, sk, holder, seconds}"]
     problems = []
     extra = sorted(set(lease) - {"pk", "sk", "holder", "seconds"})
     if extra:
@@ -150,22 +151,29 @@ def lease_problems(lease: Any, pipeline: Any) -> list[str]:
         problems.append("lease.sk: must be " + " or ".join(LEASE_SK))
     if not isinstance(lease.get("holder"), str) or not EXECUTION_ARN_RE.match(lease["holder"]):
         problems.append("lease.holder: must be a Step Functions execution ARN")
-    if not is_int(lease.get("seconds")) or not 60 <= lease["seconds"] <= 86_400:
+    seconds = as_int(lease.get("seconds"))
+    if seconds is None or not 60 <= seconds <= 86_400:
         problems.append("lease.seconds: must be an integer 60..86400")
-    return problems
+    if problems:
+        return None, problems
+    return {"pk": lease["pk"], "sk": lease["sk"], "holder": lease["holder"], "seconds": seconds}, []
 
 
-def deadline_problems(deadlines: Any) -> list[str]:
+def checked_deadlines(deadlines: Any) -> tuple[dict[str, int] | None, list[str]]:
     """`deadlines` is optional: {maxQueueMinutes, maxRunMinutes}, each 1..1440."""
     if deadlines is None:
-        return []
+        return None, []
     if not isinstance(deadlines, dict):
-        return ["deadlines: must be an object {maxQueueMinutes, maxRunMinutes}"]
+        return None, ["deadlines: must be an object {maxQueueMinutes, maxRunMinutes}"]
     problems = []
     extra = sorted(set(deadlines) - {"maxQueueMinutes", "maxRunMinutes"})
     if extra:
         problems.append("deadlines: unknown fields " + ", ".join(e[:40] for e in extra[:10]))
+    values: dict[str, int] = {}
     for name in ("maxQueueMinutes", "maxRunMinutes"):
-        if not is_int(deadlines.get(name)) or not 1 <= deadlines[name] <= 1_440:
+        value = as_int(deadlines.get(name))
+        if value is None or not 1 <= value <= 1_440:
             problems.append(f"deadlines.{name}: must be an integer 1..1440")
-    return problems
+        else:
+            values[name] = value
+    return (None, problems) if problems else (values, [])

@@ -42,7 +42,7 @@ export const startDbtRunInputSchema = z
           sk: z.enum(['LOCK#DOWNSTREAM'], { error: 'must be LOCK#DOWNSTREAM' }),
           holder: z
             .string({ error: 'must be a string' })
-            .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]+:[^:\s]+$/, { error: 'is not a Step Functions execution ARN' }),
+            .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$/, { error: 'is not a Step Functions execution ARN' }),
           seconds: z.number({ error: 'must be a number' }).int().min(60).max(86_400),
         },
         { error: 'must be {pk, sk, holder, seconds}: the lock the app renews on each heartbeat' },

@@ -38,7 +38,7 @@ def warehouse():
         w = Warehouse(port)
         w.seed()
         current = w.fence()
-        w.set_fence("us-east-1", (current[1] if current else 0) + 1)
+        w.set_fence("us-east-1", (current[1] if current else 1) + 1)  # >= 2, so epoch - 1 is a valid, stale epoch
         yield w
         w.close()
 

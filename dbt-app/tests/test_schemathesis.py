@@ -85,9 +85,10 @@ def app(tmp_path_factory):
 
 
 def follow_prose_rules(case) -> None:
-    """Two rules of CreateRunRequest that JSON Schema cannot state (the document states them in prose):
-    `pipeline` equals batchId's prefix, and batchId names a real UTC time. Positive bodies are made to
-    follow them; schemathesis revalidates an edited case, so a negative case stays negative."""
+    """Three rules of CreateRunRequest that JSON Schema cannot state (the document states them in prose):
+    `pipeline` equals batchId's prefix, batchId names a real UTC time, and a lease names this
+    pipeline's lock. Positive bodies are made to follow them; schemathesis revalidates an edited case,
+    so a negative case stays negative."""
     body = case.body
     if case.meta.generation.mode is not GenerationMode.POSITIVE or not isinstance(body, dict) or not isinstance(body.get("batchId"), str):
         return
@@ -99,6 +100,8 @@ def follow_prose_rules(case) -> None:
     except ValueError:
         body["batchId"] = f"{match.group(1)}-20261127T020000Z"
     body["pipeline"] = match.group(1)
+    if isinstance(body.get("lease"), dict):
+        body["lease"]["pk"] = f"PIPELINE#{match.group(1)}"
 
 
 @authed.parametrize()
