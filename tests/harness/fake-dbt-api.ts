@@ -50,7 +50,6 @@ export interface FakeRun {
   taskToken?: string;
   /** v2 fields as posted: the lock lease to renew and the deadlines. */
   lease?: { pk: string; sk: string; holder: string; seconds: number };
-  fence?: { region: string; epoch: number };
 }
 
 export interface RecordedRequest {
@@ -264,7 +263,6 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     };
     if (typeof body.taskToken === 'string') run.taskToken = body.taskToken;
     if (body.lease !== undefined) run.lease = body.lease as FakeRun['lease'];
-    run.fence = { region: String(fence!.region), epoch: Number(fence!.epoch) };
     if (run.select === undefined) delete run.select;
     if (run.vars === undefined) delete run.vars;
     runs.push(run);
