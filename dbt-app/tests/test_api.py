@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 import settings
-from moto import mock_aws
 from registry import INTERRUPTED, LOST, RUNNING, SUCCEEDED, key, view
-from support import API_TOKEN, APP_DIR, BATCH, FENCE, READ_TOKEN, REGION, Clock, RecordingSfn, body, clear_table, create_aws, env_for, table_items
+from support import API_TOKEN, APP_DIR, BATCH, FENCE, READ_TOKEN, REGION, Clock, RecordingSfn, body, clear_table, env_for, table_items
 from web import Runtime, create_app
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 VIEW_KEYS = {"runId", "batchId", "pipeline", "command", "attempt", "status", "queuedAt", "startedAt", "finishedAt", "heartbeatAt", "fence"}
-
-
-@pytest.fixture(scope="module")
-def aws():
-    with mock_aws():
-        session = boto3.session.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-        create_aws(session)
-        yield session
 
 
 @pytest.fixture(scope="module")

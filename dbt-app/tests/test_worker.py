@@ -6,23 +6,13 @@ import json
 import logging
 import os
 
-import boto3
 import pytest
 import settings
-from moto import mock_aws
 from registry import FAILED, INTERRUPTED, LOST, QUEUED, RUNNING, SUCCEEDED, iso
-from support import BATCH, FENCE, REGION, SECRET, RecordingSfn, body, clear_table, create_aws, env_for, invocations, wait_for, write_fake_dbt
+from support import BATCH, FENCE, REGION, SECRET, RecordingSfn, body, clear_table, env_for, invocations, wait_for, write_fake_dbt
 from tests_shared import AUTH
 from web import Runtime, create_app
 from worker import build_dbt_argv
-
-
-@pytest.fixture(scope="module")
-def aws():
-    with mock_aws():
-        session = boto3.session.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-        create_aws(session)
-        yield session
 
 
 @pytest.fixture
