@@ -91,7 +91,10 @@ class Mutex {
 }
 
 /** A one-shot fault the next matching handler call suffers. */
-export type Fault = { kind: 'lose-start-reply'; region: RegionName; times: number } | { kind: 'delay-lock-release'; region: RegionName; ms: number; execution: string };
+export type Fault =
+  | { kind: 'lose-start-reply'; region: RegionName; times: number }
+  /** Runs `action` before the named execution's lock release (DeleteItem of LOCK#DOWNSTREAM) reaches the replica. */
+  | { kind: 'before-lock-release'; region: RegionName; execution: string; action: () => Promise<void> };
 
 export class ExactlyOnceWorld {
   readonly alerts: Alert[] = [];
@@ -113,7 +116,7 @@ export class ExactlyOnceWorld {
   static async start(options: WorldOptions = {}): Promise<ExactlyOnceWorld> {
     process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
     process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
-    const opts = { pods: options.pods ?? 2, msPerSecond: options.msPerSecond ?? 10, waitMs: options.waitMs ?? 100 };
+    const opts = { pods: options.pods ?? 2, msPerSecond: options.msPerSecond ?? 10, waitMs: options.waitMs ?? 300 };
     const [models, warehouse] = await Promise.all([
       Promise.all(REGIONS.map((r) => extractStack({ stack: r === 'us-east-1' ? 'prod-east' : 'prod-west', activeRegion: 'us-east-1' }))),
       LocalWarehouse.start(ROOT),
@@ -241,7 +244,7 @@ export class ExactlyOnceWorld {
   }
 
   /** Runs `pipeline`'s downstream workflow in `region` with `input`, to its end. */
-  async runDownstream(region: RegionName, pipeline: string, input: unknown, name = randomUUID()): Promise<RunResult> {
+  async runDownstream(region: RegionName, pipeline: string, input: unknown, name: string = randomUUID()): Promise<RunResult> {
     const r = this.region(region);
     const sm = r.model.stateMachines.find((m) => m.name === `etl-${pipeline}-downstream`);
     if (!sm) throw new Error(`no downstream workflow for ${pipeline} in ${region}`);
@@ -294,14 +297,23 @@ export class ExactlyOnceWorld {
         const input = cmd.input ?? {};
         if (cmd.constructor?.name === 'DeleteItemCommand' && input.Key?.sk?.S === 'LOCK#DOWNSTREAM') {
           const holder = input.ExpressionAttributeValues?.[':exec']?.S as string | undefined;
-          const fault = this.faults.find((f) => f.kind === 'delay-lock-release' && f.region === r.name && holder?.endsWith(`:${f.execution}`)) as
-            | { ms: number }
-            | undefined;
-          if (fault) await new Promise((res) => setTimeout(res, fault.ms));
+          const i = this.faults.findIndex((f) => f.kind === 'before-lock-release' && f.region === r.name && holder?.endsWith(`:${f.execution}`));
+          if (i >= 0) {
+            const [fault] = this.faults.splice(i, 1) as Array<{ action: () => Promise<void> }>;
+            await fault.action();
+          }
         }
         return client.send(cmd);
       },
     };
+  }
+
+  /** A synchronous Lambda invoke in `region`, by function name or ARN. */
+  invokeFunction(region: RegionName, fnName: string, payload: unknown): Promise<unknown> {
+    const r = this.region(region);
+    const fn = r.model.functions.find((f) => f.arn === fnName || f.name === fnName);
+    if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${fnName}`);
+    return this.invoke(r, fn, payload);
   }
 
   /** A Lambda invoke: the real handler with the function's recorded env, endpoints of this machine. */
