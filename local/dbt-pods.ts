@@ -66,10 +66,11 @@ export class RoundRobinProxy {
   ) {}
 
   static async start(backends: number[]): Promise<RoundRobinProxy> {
-    let self: RoundRobinProxy | undefined;
-    const server = net.createServer((c) => self!.accept(c));
+    const ref: { self?: RoundRobinProxy } = {};
+    const server = net.createServer((c) => ref.self!.accept(c));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    self = new RoundRobinProxy(server, (server.address() as net.AddressInfo).port, backends);
+    const self = new RoundRobinProxy(server, (server.address() as net.AddressInfo).port, backends);
+    ref.self = self;
     return self;
   }
 

@@ -48,10 +48,11 @@ export class TaskTokenEndpoint {
   ) {}
 
   static async start(): Promise<TaskTokenEndpoint> {
-    let self: TaskTokenEndpoint | undefined;
-    const server = http.createServer((req, res) => self!.serve(req, res));
+    const ref: { self?: TaskTokenEndpoint } = {};
+    const server = http.createServer((req, res) => ref.self!.serve(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    self = new TaskTokenEndpoint(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const self = new TaskTokenEndpoint(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    ref.self = self;
     return self;
   }
 

@@ -71,7 +71,7 @@ describe('twin scenarios', function () {
     assert.equal(r.figures.dbtRuns, 0);
     // Compared against each input's expected error (it used to compare a count with itself).
     const byError = r.checks.find((c) => c.name === 'fails by error, as each bad input expects');
-    assert.equal(byError?.detail, '= {"FAILED:InvalidTriggerEvent":9,"FAILED:InvalidInput":3,"FAILED:DataInconsistencyError":1}');
+    assert.equal(byError?.detail, '= {"FAILED:InvalidTriggerEvent":9,"FAILED:InvalidInput":3,"FAILED:DataNotReplicated":1}');
   });
 });
 

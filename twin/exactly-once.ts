@@ -251,6 +251,9 @@ export class ExactlyOnceWorld {
     return runWorkflow(sm.definition, input, {
       handlers: this.handlers(r, sm.definition),
       waitMs: this.options.waitMs,
+      // The lock wait adds up virtual seconds (30 s doubling to 300 s, up to lockWaitMinutes): ~15 rounds.
+      // 1 s each leaves a waiting batch ~15 s of wall time, ample for the builds here even on a busy machine.
+      waitMsByState: { WaitForLock: 1000, WaitForReplication: 500 },
       context: { Execution: { Id: `arn:aws:states:${region}:123456789012:execution:${sm.name}:${name}`, Name: name }, Task: { Token: `${region}:${name}` } },
     });
   }
@@ -337,7 +340,6 @@ export class ExactlyOnceWorld {
         process.env[k] = v;
       }
       try {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
         const mod = require(path.join(ROOT, 'handlers', `${fn.handler}.ts`));
         if (typeof mod.setDocumentClient === 'function') mod.setDocumentClient(r.doc);
         return await mod.handler(structuredClone(payload), { functionName: fn.name, awsRequestId: randomUUID() });

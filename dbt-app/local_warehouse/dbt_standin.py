@@ -50,8 +50,12 @@ def main(argv: list[str]) -> int:
 
     env = os.environ
     conn = snowflake.connector.connect(
-        user=env["SNOWFLAKE_USER"], password=env["SNOWFLAKE_PASSWORD"], account=env["SNOWFLAKE_ACCOUNT"],
-        host=env.get("SNOWFLAKE_HOST") or None, port=int(env.get("SNOWFLAKE_PORT") or 443), protocol=env.get("SNOWFLAKE_PROTOCOL") or "https",
+        user=env["SNOWFLAKE_USER"],
+        password=env["SNOWFLAKE_PASSWORD"],
+        account=env["SNOWFLAKE_ACCOUNT"],
+        host=env.get("SNOWFLAKE_HOST") or None,
+        port=int(env.get("SNOWFLAKE_PORT") or 443),
+        protocol=env.get("SNOWFLAKE_PROTOCOL") or "https",
         database=env["SNOWFLAKE_DATABASE"],
     )
     cur = conn.cursor()
