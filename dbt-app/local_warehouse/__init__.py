@@ -57,13 +57,21 @@ class WarehouseError(ValueError):
     """Bad input to the local warehouse: the message names the value and the fix."""
 
 
+_FAKESNOW_SERVER: Any = None
+
+
 @contextlib.contextmanager
 def serve(port: int | None = None, host: str = "127.0.0.1") -> Iterator[int]:
     """Run a fakesnow server in a thread of this process; yields its port. All sessions share
     one in-memory database, which lives as long as the server."""
-    import fakesnow
+    global _FAKESNOW_SERVER
+    if _FAKESNOW_SERVER is None:
+        import fakesnow
 
-    with fakesnow.server(port=port, host=host) as kwargs:
+        # fakesnow.server() imports the submodule fakesnow.server, which then shadows the function
+        # on the package: a second serve() in one process (two test modules) would call a module.
+        _FAKESNOW_SERVER = fakesnow.server
+    with _FAKESNOW_SERVER(port=port, host=host) as kwargs:
         yield int(kwargs["port"])
 
 
