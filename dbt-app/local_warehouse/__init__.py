@@ -71,6 +71,12 @@ def serve(port: int | None = None, host: str = "127.0.0.1") -> Iterator[int]:
         # fakesnow.server() imports the submodule fakesnow.server, which then shadows the function
         # on the package: a second serve() in one process (two test modules) would call a module.
         _FAKESNOW_SERVER = fakesnow.server
+    import fakesnow.server as server_module
+    from fakesnow.instance import FakeSnow
+
+    # Sessions of every server in a process share the module's FakeSnow (one DuckDB): start each
+    # served warehouse empty, as its docstring says.
+    server_module.shared_fs = FakeSnow()
     with _FAKESNOW_SERVER(port=port, host=host) as kwargs:
         yield int(kwargs["port"])
 
