@@ -29,4 +29,20 @@ describe('exactly-once scenarios (replicas, real pods, shared warehouse)', funct
       assert.deepEqual(failed.map((c) => `${c.what}: ${c.detail}`), []);
     });
   }
+
+  it('pods: a SIGKILLed pod is skipped by the proxy and restarts on its port; a SIGTERMed idle pod drains and exits', async () => {
+    const pods = world.region('us-west-1').pods;
+    const health = async () => (await fetch(`${pods.url}/healthz`, { headers: { connection: 'close' } })).status;
+    await pods.kill(0, 'SIGKILL');
+    assert.equal(pods.pods[0].alive, false);
+    assert.deepEqual([await health(), await health(), await health()], [200, 200, 200], 'the survivor answers every request');
+    await pods.restart(0);
+    const before = pods.proxy.routed.length;
+    for (let i = 0; i < 4; i++) assert.equal(await health(), 200);
+    assert.equal(new Set(pods.proxy.routed.slice(before)).size, 2, 'both pods serve again');
+    await pods.kill(1, 'SIGTERM');
+    assert.equal(pods.pods[1].alive, false, 'gunicorn exited after draining');
+    await pods.restart(1);
+    assert.equal(await health(), 200);
+  });
 });
