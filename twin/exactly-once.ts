@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { StateMachineDefinition, TaskState } from '../state-machines/asl';
 import { ROOT } from '../tests/harness/program';
 import { upstreamEvent } from '../tests/harness/malformed-events';
@@ -15,6 +15,7 @@ import { LocalWarehouse, type BuildRow } from '../local/warehouse';
 import { TaskTokenEndpoint, waitForTaskToken } from '../local/sfn-callbacks';
 import { DbtPods, LocalSecrets } from '../local/dbt-pods';
 import { extractStack, type StackModel } from './extract';
+import { controlTableInput } from './twin';
 
 /**
  * The exactly-once world (issue I, "Twin and tests"): production's shape, locally.
@@ -378,32 +379,3 @@ export function expectedTables(model: StackModel, pipeline: string): string[] {
   const check = sm.definition.States.ConsistencyCheck as TaskState;
   return (check.Parameters as { Payload: { expectedTables: string[] } }).Payload.expectedTables;
 }
-
-function controlTableInput(name: string): CreateTableCommandInput {
-  return {
-    TableName: name,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'S' },
-      { AttributeName: 'gsi1pk', AttributeType: 'S' },
-      { AttributeName: 'gsi1sk', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
-    GlobalSecondaryIndexes: [
-      {
-        IndexName: 'byPipelineStatus',
-        KeySchema: [
-          { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-          { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      },
-    ],
-  };
-}
-
-export { UpdateCommand };
