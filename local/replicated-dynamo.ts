@@ -346,7 +346,9 @@ export class ReplicatedDynamo {
   private readonly log: DeliveryEvent[] = [];
   private readonly errors: Error[] = [];
   private readonly orphans = new Set<http.Server>();
-  private readonly agent = new http.Agent({ keepAlive: true });
+  // No keep-alive to dynalite: it closes idle sockets, and a request sent on one as it closes fails
+  // with `socket hang up` before dynalite read it (seen under load), so each forward opens its own.
+  private readonly agent = new http.Agent({ keepAlive: false });
   private readonly now: () => number;
   private readonly timers: boolean;
   private readonly random: () => number;
@@ -390,7 +392,8 @@ export class ReplicatedDynamo {
       endpoint: dynaliteEndpoint,
       region,
       credentials: CREDENTIALS,
-      maxAttempts: 1,
+      // Internal reads and LWW applies are idempotent: the SDK's retry of a reset socket is safe here.
+      maxAttempts: 3,
     });
     const proxy = http.createServer((req, res) => this.serve(region, req, res));
     const replica: Replica = {
