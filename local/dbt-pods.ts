@@ -198,6 +198,9 @@ export class DbtPods {
     const exited = new Promise((r) => pod.proc!.once('exit', r));
     process.kill(-pod.proc!.pid!, signal);
     await exited;
+    // The arbiter is gone; its worker may hold the inherited listening socket a moment longer.
+    const deadline = Date.now() + 10_000;
+    while ((await accepts(pod.port)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Starts a killed pod again on its port. */
@@ -218,6 +221,18 @@ export class DbtPods {
     for (const pod of this.pods) if (pod.alive) await this.kill(pod.index, 'SIGKILL').catch(() => undefined);
     await this.proxy.stop();
   }
+}
+
+/** True while something accepts TCP connections on the port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 function health(port: number): Promise<number | undefined> {
