@@ -117,9 +117,15 @@ export interface ReplicatedDynamoOptions {
    * @default true when `now` is not given, false when it is
    */
   readonly timers?: boolean;
+  /**
+   * Names (from `tables`) of tables that are NOT replicated: each region keeps its own copy, as a
+   * plain regional table does (e.g. the dbt app's runs table). Writes to them never leave the region.
+   * @default [] (every table replicates)
+   */
+  readonly regionalTables?: readonly string[];
 }
 
-const OPTION_KEYS: ReadonlySet<string> = new Set(['regions', 'tables', 'lag', 'seed', 'now', 'timers']);
+const OPTION_KEYS: ReadonlySet<string> = new Set(['regions', 'tables', 'lag', 'seed', 'now', 'timers', 'regionalTables']);
 
 /** Reads served as is by the local replica. */
 const READ_OPS: ReadonlySet<string> = new Set([
@@ -230,6 +236,14 @@ function validateOptions(options: ReplicatedDynamoOptions): void {
     if (tables.findIndex((u) => u.TableName === t.TableName) !== i)
       badOption(`tables[${i}].TableName`, t.TableName, 'table names must be distinct');
   });
+  if (options.regionalTables !== undefined) {
+    if (!Array.isArray(options.regionalTables))
+      badOption('regionalTables', options.regionalTables, 'give an array of table names from `tables`');
+    options.regionalTables.forEach((name, i) => {
+      if (!tables.some((t) => t.TableName === name))
+        badOption(`regionalTables[${i}]`, name, `name a table of \`tables\` (${tables.map((t) => t.TableName).join(', ')})`);
+    });
+  }
   if (options.lag !== undefined) validateLag(options.lag);
   if (options.seed !== undefined && !Number.isInteger(options.seed))
     badOption('seed', options.seed, 'give an integer');
@@ -332,7 +346,9 @@ export class ReplicatedDynamo {
   private readonly log: DeliveryEvent[] = [];
   private readonly errors: Error[] = [];
   private readonly orphans = new Set<http.Server>();
-  private readonly agent = new http.Agent({ keepAlive: true });
+  // No keep-alive to dynalite: it closes idle sockets, and a request sent on one as it closes fails
+  // with `socket hang up` before dynalite read it (seen under load), so each forward opens its own.
+  private readonly agent = new http.Agent({ keepAlive: false });
   private readonly now: () => number;
   private readonly timers: boolean;
   private readonly random: () => number;
@@ -343,8 +359,10 @@ export class ReplicatedDynamo {
   private timerDueAt = Infinity;
   private stampSeq = 0;
   private recordSeq = 0;
+  private readonly regionalTables: ReadonlySet<string>;
 
   private constructor(options: ReplicatedDynamoOptions) {
+    this.regionalTables = new Set(options.regionalTables ?? []);
     this.now = options.now ?? Date.now;
     this.timers = options.timers ?? options.now === undefined;
     this.random = seededRandom(options.seed ?? 1);
@@ -374,7 +392,8 @@ export class ReplicatedDynamo {
       endpoint: dynaliteEndpoint,
       region,
       credentials: CREDENTIALS,
-      maxAttempts: 1,
+      // Internal reads and LWW applies are idempotent: the SDK's retry of a reset socket is safe here.
+      maxAttempts: 3,
     });
     const proxy = http.createServer((req, res) => this.serve(region, req, res));
     const replica: Replica = {
@@ -545,6 +564,7 @@ export class ReplicatedDynamo {
       (t) => this.schema(t),
     );
     for (const k of keys) {
+      if (this.regionalTables.has(k.table)) continue; // a regional table: the write stays here
       const { Item } = await r.client.send(
         new GetItemCommand({ TableName: k.table, Key: k.key, ConsistentRead: true }),
       );

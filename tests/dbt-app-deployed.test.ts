@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateTableCommand, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { type ProgramRun, runProgram } from './harness/program';
+import { type ProgramRun, renderedEnv, runProgram } from './harness/program';
 
 /**
  * The seam between the program and the app, both real: the Deployment's env as the program renders
@@ -54,22 +54,7 @@ function stop(child: ChildProcess | undefined): Promise<void> {
   });
 }
 
-/** The container's env with every secretKeyRef resolved from the Kubernetes Secret the program declares. */
-export function renderedEnv(run: ProgramRun): Record<string, string> {
-  const container = run.one('kubernetes:apps/v1:Deployment').inputs.spec.template.spec.containers[0];
-  const secrets = run.ofType('kubernetes:core/v1:Secret');
-  const env: Record<string, string> = {};
-  for (const e of container.env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }>) {
-    if (e.value !== undefined) env[e.name] = e.value;
-    else {
-      const ref = e.valueFrom!.secretKeyRef;
-      const secret = secrets.find((s) => s.inputs.metadata.name === ref.name);
-      assert.ok(secret, `secretKeyRef ${ref.name} names no Secret the program declares`);
-      env[e.name] = secret.inputs.stringData[ref.key];
-    }
-  }
-  return env;
-}
+export { renderedEnv } from './harness/program';
 
 describe('the dbt app as deployed: the rendered Deployment env starts the real app', function () {
   this.timeout(120_000);

@@ -378,6 +378,37 @@ describe('local/replicated-dynamo: per-region replicas with async last-writer-wi
     assert.deepStrictEqual(await query(west), ['b1', 'b2']);
   });
 
+  it('a regional table (option regionalTables) is never replicated: each region keeps its own items', async () => {
+    const RUNS: CreateTableCommandInput = {
+      TableName: 'etl-dbt-runs',
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    };
+    const engine = await start({ tables: [CONTROL_TABLE, RUNS], regionalTables: ['etl-dbt-runs'] });
+    const east = doc(engine, EAST);
+    const west = doc(engine, WEST);
+    await east.send(new PutCommand({ TableName: 'etl-dbt-runs', Item: { pk: 'RUN#b', sk: 'ATTEMPT#001', region: EAST } }));
+    await west.send(new PutCommand({ TableName: 'etl-dbt-runs', Item: { pk: 'RUN#b', sk: 'ATTEMPT#001', region: WEST } }));
+    await east.send(new PutCommand({ TableName: TABLE, Item: { pk: 'A', sk: 'S', v: 1 } }));
+    await engine.quiesce();
+    const runs = await engine.snapshot('etl-dbt-runs');
+    assert.deepStrictEqual(runs[EAST], [{ pk: 'RUN#b', sk: 'ATTEMPT#001', region: EAST }]);
+    assert.deepStrictEqual(runs[WEST], [{ pk: 'RUN#b', sk: 'ATTEMPT#001', region: WEST }]);
+    assert.deepStrictEqual((await get(west, 'A'))?.v, 1, 'the control table still replicates');
+    assert.strictEqual(engine.stats(EAST).replicatedOut, 1, 'only the control-table write left east');
+    await assert.rejects(
+      start({ regionalTables: ['etl-dbt-runz'] }),
+      /option regionalTables\[0\] = "etl-dbt-runz" is invalid; name a table of `tables` \(etl-platform-control\)/,
+    );
+  });
+
   it('refuses bad options naming the key, the value and the fix', async () => {
     await assert.rejects(
       start({ lagMs: 5 } as Partial<ReplicatedDynamoOptions>),

@@ -7,6 +7,7 @@ import { runSuite, suiteExitCode } from '../bench/twin-suite';
 import { copyMermaid, formatTable, MERMAID_SCRIPT, writeHtmlReport } from '../twin/report';
 import { KNOWN_DEFECTS, listScenarios, modeVerdict, SCENARIO_DESCRIPTIONS, SCENARIOS, TRIGGER_MODES_UNDER_TEST, type ScenarioResult } from '../twin/scenarios';
 import { startDynalite } from './harness/dynalite';
+import { EXACTLY_ONCE_SCENARIOS } from '../twin/exactly-once-scenarios';
 
 /** What an operator sees of the twin: the report, the tables, the list, the bench's verdict. */
 
@@ -85,8 +86,8 @@ describe('twin output is honest', () => {
       assert.ok(lines[i].includes(SCENARIO_DESCRIPTIONS[name]), lines[i]);
     }
     const doc = fs.readFileSync(path.join(ROOT, 'docs', 'local-twin.md'), 'utf8');
-    const documented = [...doc.matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1]);
-    assert.deepEqual(documented.sort(), Object.keys(SCENARIOS).sort());
+    const documented = [...doc.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]);
+    assert.deepEqual(documented.sort(), [...Object.keys(SCENARIOS), ...Object.keys(EXACTLY_ONCE_SCENARIOS)].sort());
   });
 
   it('docs/local-twin.md calls open only the mode defects KNOWN_DEFECTS still asserts', () => {

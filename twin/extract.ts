@@ -1,7 +1,8 @@
 import { HANDLER_TAG } from '../components/handler-function';
 import type { StateMachineDefinition } from '../state-machines/asl';
 import type { RecordedResource } from '../tests/harness/pulumi-mocks';
-import { runProgram, STACK_REGION, type StackName } from '../tests/harness/program';
+import { renderedEnv, runProgram, STACK_REGION, type StackName } from '../tests/harness/program';
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 /**
  * Extraction: runs the REAL program (index.ts) under the tests' recording mocks for one stack
@@ -81,6 +82,8 @@ export interface StackModel {
   fenceInvocation: { functionName: string; input: Record<string, unknown> };
   /** Lake bucket(s) the workflows read Glue results from. */
   outputs: Record<string, any>;
+  /** The dbt app as deployed: the Deployment's rendered env, its runs table, the Snowflake secret's value. */
+  dbtApp: { env: Record<string, string>; runsTable: CreateTableCommandInput; snowflakeSecret: string | undefined };
 }
 
 export interface ExtractOptions {
@@ -191,6 +194,28 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
     controlTableName: fenceWriter.env.CONTROL_TABLE_NAME,
     fenceInvocation: { functionName: invocation.inputs.functionName, input: parseJson<Record<string, unknown>>(invocation.inputs.input) },
     outputs: run.outputs,
+    dbtApp: { env: renderedEnv(run), runsTable: runsTableInput(run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs), snowflakeSecret: of('aws:secretsmanager/secretVersion:SecretVersion').find((r) => r.name.includes('snowflake'))?.inputs.secretString },
+  };
+}
+
+/** CreateTable input from the program's aws.dynamodb.Table inputs (hash/range key, GSIs). */
+function runsTableInput(t: any): CreateTableCommandInput {
+  return {
+    TableName: t.name,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: t.attributes.map((a: any) => ({ AttributeName: a.name, AttributeType: a.type })),
+    KeySchema: [
+      { AttributeName: t.hashKey, KeyType: 'HASH' },
+      { AttributeName: t.rangeKey, KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: (t.globalSecondaryIndexes ?? []).map((g: any) => ({
+      IndexName: g.name,
+      KeySchema: [
+        { AttributeName: g.hashKey, KeyType: 'HASH' },
+        { AttributeName: g.rangeKey, KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: g.projectionType },
+    })),
   };
 }
 

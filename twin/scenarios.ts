@@ -328,7 +328,8 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
       ['upstream: payload of another pipeline', up.arn, { pipeline: 'claimcenter', scheduledTime: FIRST_TICK }, 'FAILED:InvalidInput'],
       ['upstream: scheduledTime not ISO-8601', up.arn, { pipeline: PIPELINE, scheduledTime: 'yesterday' }, 'FAILED:InvalidInput'],
       ['downstream: rerun without a reason', down.arn, { rerun: { pipeline: PIPELINE, batchId: BATCH } }, INVALID],
-      ['downstream: rerun of a batch that never ran upstream', down.arn, { rerun: { pipeline: PIPELINE, batchId: batchIdOf(PIPELINE, '2026-11-20T07:00:00Z'), reason: 'typo' } }, 'FAILED:DataNotReplicated'], // absent upstream records look like unreplicated ones from one replica: the bounded wait, then DataNotReplicated,
+      // No upstream record at all reads as "not replicated yet" (D7): a bounded wait, then DataNotReplicated.
+      ['downstream: rerun of a batch that never ran upstream', down.arn, { rerun: { pipeline: PIPELINE, batchId: batchIdOf(PIPELINE, '2026-11-20T07:00:00Z'), reason: 'typo' } }, 'FAILED:DataNotReplicated'],
     ];
     for (const [label, arn, input] of direct) {
       twin.log('us-east-1', 'scenario', `bad input: ${label}`);

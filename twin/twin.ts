@@ -8,7 +8,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { StateMachineDefinition } from '../state-machines/asl';
 import { ACCOUNT_ID } from '../tests/harness/pulumi-mocks';
 import { ROOT, type StackName } from '../tests/harness/program';
-import { startDynalite, type LocalDynamo } from '../tests/harness/dynalite';
+import { ReplicatedDynamo } from '../local/replicated-dynamo';
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../tests/harness/fake-dbt-api';
 import { runWorkflow, StatesError, type ExecutionEvent, type ServiceHandlers } from '../tests/harness/sfn-local';
 import { callbackFor, completeRun } from '../tests/harness/dbt-callback';
@@ -92,19 +93,99 @@ class Mutex {
 }
 
 const HANDLER_CACHE = new Map<string, any>();
+/** Each region's own copies of handlers/ modules (its Lambda containers), by module id. */
+const REGION_MODULES = new Map<string, Map<string, NodeModule>>();
+const HANDLERS_DIR = path.join(ROOT, 'handlers') + path.sep;
 /** A new twin gets fresh handler modules: their module-level SDK clients bind to its endpoints. */
 function resetHandlerModules(): void {
   HANDLER_CACHE.clear();
-  const dir = path.join(ROOT, 'handlers') + path.sep;
-  for (const id of Object.keys(require.cache)) if (id.startsWith(dir)) delete require.cache[id];
+  REGION_MODULES.clear();
+  for (const id of Object.keys(require.cache)) if (id.startsWith(HANDLERS_DIR)) delete require.cache[id];
 }
-function handlerModule(name: string): any {
-  let mod = HANDLER_CACHE.get(name);
+/**
+ * The handler module as `region`'s Lambda runs it: module-level SDK clients (fence-writer's, for
+ * one) bind to the endpoint of the first call's environment, so each region loads its own copies.
+ */
+function handlerModule(name: string, region: string): any {
+  const key = `${region}|${name}`;
+  let mod = HANDLER_CACHE.get(key);
   if (!mod) {
+    const stash = new Map<string, NodeModule>();
+    for (const id of Object.keys(require.cache)) {
+      if (!id.startsWith(HANDLERS_DIR)) continue;
+      stash.set(id, require.cache[id]!);
+      delete require.cache[id];
+    }
+    const mine = REGION_MODULES.get(region) ?? new Map<string, NodeModule>();
+    for (const [id, m] of mine) require.cache[id] = m;
     mod = require(path.join(ROOT, 'handlers', `${name}.ts`));
-    HANDLER_CACHE.set(name, mod);
+    for (const id of Object.keys(require.cache)) {
+      if (!id.startsWith(HANDLERS_DIR)) continue;
+      mine.set(id, require.cache[id]!);
+      delete require.cache[id];
+    }
+    REGION_MODULES.set(region, mine);
+    for (const [id, m] of stash) require.cache[id] = m;
+    HANDLER_CACHE.set(key, mod);
   }
   return mod;
+}
+
+/** The control table: one replica per region (local/replicated-dynamo), as the global table is. */
+export interface TwinDynamo {
+  readonly engine: ReplicatedDynamo;
+  readonly tableName: string;
+  endpoint(region: string): string;
+  client(region: string): DynamoDBClient;
+  docOf(region: string): DynamoDBDocumentClient;
+  /** The first region's replica (reads after `engine.quiesce()` see every region's writes). */
+  readonly doc: DynamoDBDocumentClient;
+  close(): Promise<void>;
+}
+
+export function controlTableInput(name: string): CreateTableCommandInput {
+  return {
+    TableName: name,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'S' },
+      { AttributeName: 'gsi1pk', AttributeType: 'S' },
+      { AttributeName: 'gsi1sk', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: 'byPipelineStatus',
+        KeySchema: [
+          { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+          { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
+async function startTwinDynamo(regions: string[], tableName: string): Promise<TwinDynamo> {
+  const engine = await ReplicatedDynamo.start({ regions, tables: [controlTableInput(tableName)], lag: 0 });
+  const clients = new Map(regions.map((r) => [r, new DynamoDBClient({ ...engine.clientConfig(r), maxAttempts: 3 })]));
+  const docs = new Map(regions.map((r) => [r, DynamoDBDocumentClient.from(clients.get(r)!)]));
+  return {
+    engine,
+    tableName,
+    endpoint: (r) => engine.endpoint(r),
+    client: (r) => clients.get(r)!,
+    docOf: (r) => docs.get(r)!,
+    doc: docs.get(regions[0])!,
+    close: async () => {
+      for (const c of clients.values()) c.destroy();
+      await engine.stop();
+    },
+  };
 }
 
 /** Definitions are parsed once per process (by JSON text), so the engine's per-object cache hits. */
@@ -357,7 +438,7 @@ export class Region {
       AWS_DEFAULT_REGION: this.region,
       AWS_LAMBDA_FUNCTION_NAME: fn.name,
       // Endpoints of this machine instead of AWS.
-      AWS_ENDPOINT_URL_DYNAMODB: twin.dynamo.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: twin.dynamo.endpoint(this.region),
       ...(fn.env.DBT_API_URL !== undefined ? { DBT_API_URL: this.dbt.url, DBT_API_TOKEN: this.dbt.token } : {}),
     };
     const saved: Record<string, string | undefined> = {};
@@ -383,7 +464,7 @@ export class Region {
       return (stdoutWrite as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
     }) as typeof process.stdout.write;
     try {
-      const mod = handlerModule(fn.handler);
+      const mod = handlerModule(fn.handler, this.region);
       // Module-level clients the handlers expose for exactly this.
       if (typeof mod.setDocumentClient === 'function') mod.setDocumentClient(twin.documentView(this.region));
       if (typeof mod.setSfnClient === 'function') {
@@ -508,7 +589,7 @@ export class Twin {
   private lastSchedulerMs: number;
 
   private constructor(
-    readonly dynamo: LocalDynamo,
+    readonly dynamo: TwinDynamo,
     readonly options: TwinOptions,
   ) {
     this.clock = new VirtualClock(options.start ?? '2026-11-27T06:00:00Z');
@@ -525,7 +606,7 @@ export class Twin {
       await extractStack({ stack: 'prod-east', activeRegion, ...(options.config ? { config: options.config } : {}) }),
       await extractStack({ stack: 'prod-west', activeRegion, ...(options.config ? { config: options.config } : {}) }),
     ];
-    const dynamo = await startDynalite({ tableName: east.controlTableName });
+    const dynamo = await startTwinDynamo([east.region, west.region], east.controlTableName);
     resetHandlerModules();
     const twin = new Twin(dynamo, options);
     for (const model of [east, west]) {
@@ -757,11 +838,12 @@ export class Twin {
     this.log(name, 'twin', `${name} is BACK (rules and schedules as it last deployed them)`);
   }
 
-  // ------------------------------------------------------------ DynamoDB (one global table)
+  // ------------------------------------------------------------ DynamoDB (a replica per region, async LWW replication)
 
   /** Reads of `key` (pk/sk) in `region` return the item as it is now, until healed. */
   async injectReplicationLag(region: string, key: { pk: string; sk: string }): Promise<void> {
-    const got = await this.dynamo.client.send(new GetItemCommand({ TableName: this.dynamo.tableName, Key: { pk: { S: key.pk }, sk: { S: key.sk } }, ConsistentRead: true }));
+    await this.dynamo.engine.quiesce();
+    const got = await this.dynamo.client(region).send(new GetItemCommand({ TableName: this.dynamo.tableName, Key: { pk: { S: key.pk }, sk: { S: key.sk } }, ConsistentRead: true }));
     this.lags.push({ region, key: `${key.pk}|${key.sk}`, stale: got.Item as Record<string, unknown> | undefined });
     this.log(region, 'DynamoDB', `replication lag on ${key.pk}/${key.sk}: reads return the stale item`);
   }
@@ -770,9 +852,9 @@ export class Twin {
     this.lags.length = 0;
   }
 
-  /** A DynamoDB client view of one region's replica: the shared table, with stale reads for lagging keys. */
+  /** A DynamoDB client of one region's replica, with the injected stale reads of lagging keys. */
   dynamoView(region: string): { send(cmd: any): Promise<any> } {
-    const client = this.dynamo.client;
+    const client = this.dynamo.client(region);
     return {
       send: async (cmd: any) => {
         this.clock.tick(20);
@@ -788,8 +870,7 @@ export class Twin {
   }
 
   documentView(region: string): DynamoDBDocumentClient {
-    void region;
-    return this.dynamo.doc;
+    return this.dynamo.docOf(region);
   }
 
   async close(): Promise<void> {

@@ -57,23 +57,27 @@ class WarehouseError(ValueError):
     """Bad input to the local warehouse: the message names the value and the fix."""
 
 
-def _fakesnow_server() -> Any:
-    """fakesnow.server, the context manager. Its first call runs `import fakesnow.server`, which
-    replaces the package attribute `server` with the submodule of that name (fakesnow 0.12.1), so a
-    second call in one process would call a module: keep the function from before that happens."""
-    import fakesnow
-
-    return fakesnow.server
-
-
-_START_FAKESNOW = _fakesnow_server()
+_FAKESNOW_SERVER: Any = None
 
 
 @contextlib.contextmanager
 def serve(port: int | None = None, host: str = "127.0.0.1") -> Iterator[int]:
     """Run a fakesnow server in a thread of this process; yields its port. All sessions share
     one in-memory database, which lives as long as the server."""
-    with _START_FAKESNOW(port=port, host=host) as kwargs:
+    global _FAKESNOW_SERVER
+    if _FAKESNOW_SERVER is None:
+        import fakesnow
+
+        # fakesnow.server() imports the submodule fakesnow.server, which then shadows the function
+        # on the package: a second serve() in one process (two test modules) would call a module.
+        _FAKESNOW_SERVER = fakesnow.server
+    import fakesnow.server as server_module
+    from fakesnow.instance import FakeSnow
+
+    # Sessions of every server in a process share the module's FakeSnow (one DuckDB): start each
+    # served warehouse empty, as its docstring says.
+    server_module.shared_fs = FakeSnow()
+    with _FAKESNOW_SERVER(port=port, host=host) as kwargs:
         yield int(kwargs["port"])
 
 

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", help="server port (default: $LOCAL_WAREHOUSE_PORT)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("start", help="run the fakesnow server in the foreground until Ctrl-C; create schemas and seed")
+    sub.add_parser("serve-jsonl", help="run the server (schemas, no seed) and answer JSON-line commands on stdin (local/warehouse.ts)")
     seed = sub.add_parser("seed", help="create BASE/CONTROL and load the CDA sample through the Glue MERGE")
     seed.add_argument("--stamp", default="20251127T030000Z", help="batch stamp yyyyMMddTHHmmssZ")
     seed.add_argument("--pipeline", action="append", choices=sample.PIPELINES, help="default: all")
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 stop.wait()
             return 0
+        if args.cmd == "serve-jsonl":
+            return _serve_jsonl(args.host)
         wh = Warehouse(_port(args.port), args.host)
         if args.cmd == "seed":
             print(json.dumps(wh.seed(args.stamp, args.pipeline or sample.PIPELINES)))
@@ -60,6 +63,35 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row, default=str))
     except WarehouseError as exc:
         raise SystemExit(f"error: {exc}") from None
+    return 0
+
+
+def _serve_jsonl(host: str) -> int:
+    """One process for the scenarios: the server, plus {"id", "op", ...} commands on stdin answered as
+    {"id", "result"} or {"id", "error"} on stdout (ops: set_fence, fence, builds). EOF stops it."""
+    import sys
+
+    with serve(host=host) as port:
+        wh = Warehouse(port, host)
+        wh.setup()
+        print(json.dumps({"port": port}), flush=True)
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            cmd = json.loads(line)
+            try:
+                if cmd["op"] == "set_fence":
+                    wh.set_fence(cmd["region"], int(cmd["epoch"]), allow_backwards=bool(cmd.get("allowBackwards")))
+                    result = wh.fence()
+                elif cmd["op"] == "fence":
+                    result = wh.fence()
+                elif cmd["op"] == "builds":
+                    result = wh.builds(pipeline=cmd.get("pipeline"), batch_id=cmd.get("batchId"))
+                else:
+                    raise WarehouseError(f"unknown op {cmd['op']!r}; use set_fence, fence or builds")
+                print(json.dumps({"id": cmd.get("id"), "result": result}, default=str), flush=True)
+            except Exception as exc:  # answered, not fatal: the caller raises it
+                print(json.dumps({"id": cmd.get("id"), "error": f"{type(exc).__name__}: {exc}"}), flush=True)
     return 0
 
 

@@ -153,3 +153,20 @@ async function runOnce(options: ProgramOptions): Promise<ProgramRun> {
     },
   };
 }
+
+/** The dbt app container's env as the Deployment renders it, every secretKeyRef resolved from the Secret the program declares. */
+export function renderedEnv(run: ProgramRun): Record<string, string> {
+  const container = run.one('kubernetes:apps/v1:Deployment').inputs.spec.template.spec.containers[0];
+  const secrets = run.ofType('kubernetes:core/v1:Secret');
+  const env: Record<string, string> = {};
+  for (const e of container.env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }>) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else {
+      const ref = e.valueFrom!.secretKeyRef;
+      const secret = secrets.find((s) => s.inputs.metadata.name === ref.name);
+      if (!secret) throw new Error(`secretKeyRef ${ref.name} names no Secret the program declares`);
+      env[e.name] = secret.inputs.stringData[ref.key];
+    }
+  }
+  return env;
+}

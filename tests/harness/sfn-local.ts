@@ -239,6 +239,8 @@ export interface RunOptions {
   router?: ServiceRouter;
   /** Wait-state duration in ms (default 0). */
   waitMs?: number;
+  /** Per Wait state, its duration in ms (overrides `waitMs`). */
+  waitMsByState?: Record<string, number>;
   /** Extra context; Execution.Id / Execution.Name are filled in when absent. */
   context?: { Execution?: Record<string, unknown>; [key: string]: unknown };
   /** Aborting stops the execution (status ABORTED), e.g. when the twin takes a region down. */
@@ -303,7 +305,7 @@ export async function runWorkflow(
 
   for (const [name, state] of allStates(definition)) {
     if ('Retry' in state && state.Retry) retryIntervalOverrides[name] = 0;
-    if (state.Type === 'Wait') waitTimeOverrides[name] = options.waitMs ?? 0;
+    if (state.Type === 'Wait') waitTimeOverrides[name] = options.waitMsByState?.[name] ?? options.waitMs ?? 0;
     if (state.Type !== 'Task') continue;
     const prior = resources.get(name);
     if (prior !== undefined && prior !== state.Resource) {
