@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateTableCommand, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createTableInput } from '../local/table-schemas';
 import { type ProgramRun, renderedEnv, runProgram } from './harness/program';
 
 /**
@@ -80,25 +81,7 @@ describe('the dbt app as deployed: the rendered Deployment env starts the real a
     // The runs table exactly as the program declares it.
     const table = run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs;
     const ddb = new DynamoDBClient({ ...aws, endpoint });
-    await ddb.send(
-      new CreateTableCommand({
-        TableName: table.name,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: table.attributes.map((a: any) => ({ AttributeName: a.name, AttributeType: a.type })),
-        KeySchema: [
-          { AttributeName: table.hashKey, KeyType: 'HASH' },
-          { AttributeName: table.rangeKey, KeyType: 'RANGE' },
-        ],
-        GlobalSecondaryIndexes: table.globalSecondaryIndexes.map((g: any) => ({
-          IndexName: g.name,
-          KeySchema: [
-            { AttributeName: g.hashKey, KeyType: 'HASH' },
-            { AttributeName: g.rangeKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: g.projectionType },
-        })),
-      }),
-    );
+    await ddb.send(new CreateTableCommand(createTableInput(table)));
     // The Snowflake secret with the value the program writes (account and the dbt app's keys).
     const secretValue = run.one('aws:secretsmanager/secretVersion:SecretVersion', 'snowflake').inputs.secretString;
     await new SecretsManagerClient({ ...aws, endpoint }).send(new CreateSecretCommand({ Name: env.SNOWFLAKE_SECRET_ID, SecretString: secretValue }));

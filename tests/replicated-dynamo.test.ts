@@ -2,7 +2,6 @@ import assert from 'assert';
 import {
   DynamoDBClient,
   TransactWriteItemsCommand,
-  type CreateTableCommandInput,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
 import {
@@ -19,37 +18,15 @@ import {
   compareWriteTimes,
   type ReplicatedDynamoOptions,
 } from '../local/replicated-dynamo';
+import { controlTableInput, runsTableInput } from '../local/table-schemas';
 
 const EAST = 'us-east-1';
 const WEST = 'us-west-1';
 const TABLE = 'etl-platform-control';
 const GSI = 'byPipelineStatus';
 
-/** The control table's shape (docs/control-table.md): pk/sk plus GSI byPipelineStatus. */
-const CONTROL_TABLE: CreateTableCommandInput = {
-  TableName: TABLE,
-  BillingMode: 'PAY_PER_REQUEST',
-  AttributeDefinitions: [
-    { AttributeName: 'pk', AttributeType: 'S' },
-    { AttributeName: 'sk', AttributeType: 'S' },
-    { AttributeName: 'gsi1pk', AttributeType: 'S' },
-    { AttributeName: 'gsi1sk', AttributeType: 'S' },
-  ],
-  KeySchema: [
-    { AttributeName: 'pk', KeyType: 'HASH' },
-    { AttributeName: 'sk', KeyType: 'RANGE' },
-  ],
-  GlobalSecondaryIndexes: [
-    {
-      IndexName: GSI,
-      KeySchema: [
-        { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-        { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-      ],
-      Projection: { ProjectionType: 'ALL' },
-    },
-  ],
-};
+/** The control table exactly as the program declares it. */
+const CONTROL_TABLE = controlTableInput(TABLE);
 
 describe('local/replicated-dynamo: per-region replicas with async last-writer-wins replication', function () {
   this.timeout(10_000);
@@ -379,18 +356,7 @@ describe('local/replicated-dynamo: per-region replicas with async last-writer-wi
   });
 
   it('a regional table (option regionalTables) is never replicated: each region keeps its own items', async () => {
-    const RUNS: CreateTableCommandInput = {
-      TableName: 'etl-dbt-runs',
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-    };
+    const RUNS = runsTableInput('etl-dbt-runs');
     const engine = await start({ tables: [CONTROL_TABLE, RUNS], regionalTables: ['etl-dbt-runs'] });
     const east = doc(engine, EAST);
     const west = doc(engine, WEST);

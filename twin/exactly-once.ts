@@ -15,7 +15,7 @@ import { LocalWarehouse, type BuildRow } from '../local/warehouse';
 import { TaskTokenEndpoint, waitForTaskToken } from '../local/sfn-callbacks';
 import { DbtPods, LocalSecrets } from '../local/dbt-pods';
 import { extractStack, type StackModel } from './extract';
-import { controlTableInput } from './twin';
+import { controlTableInput } from '../local/table-schemas';
 
 /**
  * The exactly-once world (issue I, "Twin and tests"): production's shape, locally.

@@ -1,4 +1,5 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
+import { controlTableInput } from '../local/table-schemas';
 import '../tests/harness/promise-polyfill';
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
@@ -9,7 +10,6 @@ import type { StateMachineDefinition } from '../state-machines/asl';
 import { ACCOUNT_ID } from '../tests/harness/pulumi-mocks';
 import { ROOT, type StackName } from '../tests/harness/program';
 import { ReplicatedDynamo } from '../local/replicated-dynamo';
-import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../tests/harness/fake-dbt-api';
 import { runWorkflow, StatesError, type ExecutionEvent, type ServiceHandlers } from '../tests/harness/sfn-local';
 import { callbackFor, completeRun } from '../tests/harness/dbt-callback';
@@ -143,32 +143,6 @@ export interface TwinDynamo {
   close(): Promise<void>;
 }
 
-export function controlTableInput(name: string): CreateTableCommandInput {
-  return {
-    TableName: name,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: 'pk', AttributeType: 'S' },
-      { AttributeName: 'sk', AttributeType: 'S' },
-      { AttributeName: 'gsi1pk', AttributeType: 'S' },
-      { AttributeName: 'gsi1sk', AttributeType: 'S' },
-    ],
-    KeySchema: [
-      { AttributeName: 'pk', KeyType: 'HASH' },
-      { AttributeName: 'sk', KeyType: 'RANGE' },
-    ],
-    GlobalSecondaryIndexes: [
-      {
-        IndexName: 'byPipelineStatus',
-        KeySchema: [
-          { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-          { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      },
-    ],
-  };
-}
 
 async function startTwinDynamo(regions: string[], tableName: string): Promise<TwinDynamo> {
   const engine = await ReplicatedDynamo.start({ regions, tables: [controlTableInput(tableName)], lag: 0 });
