@@ -26,6 +26,13 @@ export interface ControlTableArgs {
    * @default the time the program runs
    */
   readonly assertedAt?: Date;
+  /**
+   * The Snowflake secret in this region (name and ARN pattern): the fence writer moves the
+   * warehouse fence (CONTROL.FENCE) through the SQL API before the DynamoDB fence.
+   */
+  readonly snowflakeSecret: { readonly name: string; readonly arnPattern: pulumi.Input<string> };
+  /** Resources the invocation waits for (the secret's value on the home stack). */
+  readonly fenceDependsOn?: pulumi.Resource[];
 }
 
 /**
@@ -112,7 +119,7 @@ export class ControlTable extends pulumi.ComponentResource {
         timeoutSeconds: 60,
         region: args.region,
         logRetentionDays: args.logRetentionDays,
-        environment: { CONTROL_TABLE_NAME: args.tableName },
+        environment: { CONTROL_TABLE_NAME: args.tableName, SNOWFLAKE_SECRET_ID: args.snowflakeSecret.name },
         statements: [
           {
             Sid: 'FenceItemOnly',
@@ -121,6 +128,8 @@ export class ControlTable extends pulumi.ComponentResource {
             Resource: [this.tableArn],
             Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['FENCE'] } },
           },
+          // The warehouse fence's credentials (this region's copy of the Snowflake secret).
+          { Sid: 'SnowflakeSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [args.snowflakeSecret.arnPattern] },
         ],
       },
       { parent: this, dependsOn },
@@ -129,7 +138,7 @@ export class ControlTable extends pulumi.ComponentResource {
     const invocation = new aws.lambda.Invocation(
       `${name}-fence`,
       fenceInvocationArgs(writer.name, args.activeRegion, args.stack, args.assertedAt ?? new Date()),
-      { parent: this },
+      { parent: this, dependsOn: args.fenceDependsOn ?? [] },
     );
     this.fenceEpoch = invocation.result.apply((result) => Number(JSON.parse(result || '{}').epoch ?? 0));
 

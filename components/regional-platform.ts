@@ -103,6 +103,17 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       parent,
     );
 
+    this.snowflake = new Snowflake(
+      `${name}-snowflake`,
+      {
+        credentials: settings.secrets.snowflakeCredentials,
+        region: settings.region,
+        peerRegion: settings.role.peerRegion,
+        isHome: settings.role.isHome,
+        account: this.account,
+      },
+      parent,
+    );
     this.controlTable = new ControlTable(
       `${name}-control`,
       {
@@ -114,6 +125,8 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         stack: settings.stack,
         account: this.account,
         logRetentionDays: settings.logRetentionDays,
+        snowflakeSecret: { name: this.snowflake.secretName, arnPattern: this.snowflake.secretArnPattern },
+        fenceDependsOn: this.snowflake.secretReady,
       },
       parent,
     );
@@ -126,17 +139,6 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         account: this.account,
         replicateToPeer: settings.lakeReplication,
         tags: { ...settings.tags },
-      },
-      parent,
-    );
-    this.snowflake = new Snowflake(
-      `${name}-snowflake`,
-      {
-        credentials: settings.secrets.snowflakeCredentials,
-        region: settings.region,
-        peerRegion: settings.role.peerRegion,
-        isHome: settings.role.isHome,
-        account: this.account,
       },
       parent,
     );

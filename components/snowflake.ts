@@ -11,6 +11,12 @@ export interface SnowflakeCredentials {
   readonly warehouse: string;
   readonly database: string;
   readonly role: string;
+  /**
+   * PEM (PKCS#8) private key of a key pair registered on `user` (ALTER USER … SET RSA_PUBLIC_KEY):
+   * the fence writer reaches Snowflake through the SQL API v2, which takes key-pair JWTs, not
+   * passwords.
+   */
+  readonly privateKey?: string;
 }
 
 /**
@@ -32,6 +38,7 @@ export function snowflakeSecretValue(credentials: SnowflakeCredentials): Record<
     role: credentials.role,
     warehouse: credentials.warehouse,
     database: credentials.database,
+    ...(credentials.privateKey ? { private_key: credentials.privateKey } : {}),
   };
 }
 
@@ -54,6 +61,8 @@ export class Snowflake extends pulumi.ComponentResource {
   readonly secretArnPattern: pulumi.Output<string>;
   readonly connectionName: pulumi.Output<string>;
   readonly connectionArn: pulumi.Output<string>;
+  /** The secret's value (home stack only): the fence invocation waits for it. */
+  readonly secretReady: pulumi.Resource[] = [];
 
   constructor(name: string, args: SnowflakeArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:snowflake:Snowflake', name, {}, opts);
@@ -78,6 +87,7 @@ export class Snowflake extends pulumi.ComponentResource {
         { parent: this },
       );
       dependsOn.push(version);
+      this.secretReady.push(version);
     }
     this.secretArnPattern = pulumi.interpolate`arn:${partition}:secretsmanager:${args.region}:${accountId}:secret:${SNOWFLAKE_SECRET_NAME}-??????`;
 

@@ -519,7 +519,9 @@ def result_json(result: Mapping[str, Any]) -> str:
 
 CDA_TO_LAKE_ARGS = ("pipeline", "batch_id", "table", "source_bucket", "source_prefix", "lake_bucket")
 CDA_TO_LAKE_OPTIONAL_ARGS = ("watermark",)
-LAKE_TO_SNOWFLAKE_ARGS = ("pipeline", "batch_id", "table", "lake_bucket", "snowflake_connection")
+LAKE_TO_SNOWFLAKE_ARGS = (
+    "pipeline", "batch_id", "table", "lake_bucket", "snowflake_connection", "fence_region", "fence_epoch",
+)
 
 
 @dataclass(frozen=True)
@@ -540,6 +542,9 @@ class LakeToSnowflakeArgs:
     table: str
     lake_bucket: str
     snowflake_connection: str
+    # The claim's fence (the upstream workflow passes the DynamoDB fence it started under).
+    fence_region: str
+    fence_epoch: int
 
 
 def validate_bucket(value: str, name: str) -> str:
@@ -613,13 +618,33 @@ def validate_lake_to_snowflake_args(args: Mapping[str, Any]) -> LakeToSnowflakeA
     connection = str(args["snowflake_connection"]).strip()
     if not CONNECTION_PATTERN.match(connection):
         raise ArgumentError(f"--snowflake_connection must be a Glue connection name, got {connection!r}")
+    region, epoch = validate_fence(args["fence_region"], args["fence_epoch"])
     return LakeToSnowflakeArgs(
         pipeline=pipeline,
         batch_id=batch_id,
         table=table,
         lake_bucket=validate_bucket(str(args["lake_bucket"]).strip(), "lake_bucket"),
         snowflake_connection=connection,
+        fence_region=region,
+        fence_epoch=epoch,
     )
+
+
+# Same rule as handlers/fence-writer.ts (activeRegion) and the DynamoDB fence item.
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+EPOCH_PATTERN = re.compile(r"^[1-9]\d{0,17}$")
+
+
+def validate_fence(region: Any, epoch: Any) -> tuple[str, int]:
+    """The claim's fence as job arguments: a region name and a whole epoch >= 1 (the values are
+    inlined into the guard SQL, so nothing else may pass)."""
+    r = str(region).strip()
+    if not REGION_PATTERN.match(r):
+        raise ArgumentError(f"--fence_region must be an AWS region name such as us-east-1, got {region!r}")
+    e = str(epoch).strip()
+    if not EPOCH_PATTERN.match(e):
+        raise ArgumentError(f"--fence_epoch must be a whole number >= 1 (the fence item's epoch), got {epoch!r}")
+    return r, int(e)
 
 
 def optional_argv(argv: Sequence[str], name: str, default: str = "") -> str:
@@ -818,3 +843,44 @@ def check_upstream_result(doc: Any, pipeline: str, batch_id: str, table: str) ->
     if total != doc["rows"]:
         raise CdaError(f"cda_to_lake result rows ({doc['rows']}) differ from its folders' sum ({total})")
     return doc
+
+
+# --------------------------------------------------------------------------------------------
+# Sink-side fence (issue I, D9): CONTROL.FENCE in the shared warehouse
+# --------------------------------------------------------------------------------------------
+
+FENCE_TABLE = "CONTROL.FENCE"
+STALE_FENCE = "STALE_FENCE"
+
+
+class StaleFenceError(CdaError):
+    """The warehouse fence does not name the region and epoch this load was claimed under."""
+
+
+def fence_guard_sql(region: str, epoch: int) -> str:
+    """One statement that fails unless CONTROL.FENCE holds exactly one row naming ``region`` and
+    ``epoch``. It runs in the connector's session (preactions, and postactions right before the
+    MERGE), so the check and the write share a session; the failure is a cast error whose message
+    carries ``STALE_FENCE`` and what the fence says. Plain SQL (no scripting), so the same text runs
+    on Snowflake and on the local warehouse (fakesnow)."""
+    region, epoch = validate_fence(region, epoch)
+    ok = f"COUNT(*) = 1 AND COUNT_IF(REGION = '{region}' AND EPOCH = {epoch}) = 1"
+    message = (
+        f"'{STALE_FENCE}: this load carries region {region} epoch {epoch}, {FENCE_TABLE} holds ' "
+        "|| CAST(COUNT(*) AS VARCHAR) || ' row(s), region ' || COALESCE(MAX(REGION), 'none') "
+        "|| ' epoch ' || COALESCE(CAST(MAX(EPOCH) AS VARCHAR), 'none')"
+    )
+    return f"SELECT CAST(CASE WHEN {ok} THEN '1' ELSE {message} END AS INTEGER) AS FENCE_OK FROM {FENCE_TABLE}"
+
+
+def stale_fence_error(error: BaseException, region: str, epoch: int) -> StaleFenceError | None:
+    """The clear error for a connector failure caused by the guard, else None (a different failure)."""
+    text = str(error)
+    if STALE_FENCE not in text:
+        return None
+    found = re.search(rf"{STALE_FENCE}: [^'\"]*", text)
+    detail = found.group(0) if found else f"{STALE_FENCE}: the warehouse fence does not name region {region} epoch {epoch}"
+    return StaleFenceError(
+        f"{detail}. The fence moved (failover) or this region is not active: nothing was merged; "
+        "the batch belongs to the region the fence names"
+    )

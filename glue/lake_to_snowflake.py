@@ -8,6 +8,8 @@ Glue connection of type SNOWFLAKE. Job arguments (all strings):
     --table                 CDA table name, e.g. pc_policyperiod (loaded into BASE.PC_POLICYPERIOD)
     --lake_bucket           the enterprise data-lake bucket (bare name)
     --snowflake_connection  name of the Glue Snowflake connection (passed as ``connectionName``)
+    --fence_region          the fence the batch was claimed under (the upstream workflow passes
+    --fence_epoch           the DynamoDB fence item's activeRegion and epoch)
 
 Credentials are NEVER job arguments: the Glue connection references a Secrets Manager secret
 (``sfUser`` / ``sfPassword`` or key-pair ``pem_private_key``, plus ``sfDatabase``,
@@ -20,12 +22,16 @@ What it does:
 2. reads each ``ts=<folder>/`` it lists (``unionByName`` with missing columns allowed, since
    folders of different CDA schema ids may differ), adds ``BATCH_ID`` and ``CDA_TIMESTAMP``
    (the folder), upper-cases the column names, and checks the row count equals job 1's;
-3. writes the rows to a per-batch transient stage ``BASE.<TABLE>__STG_<stamp>`` (preactions:
+3. checks the warehouse fence (``CONTROL.FENCE``) in the connector's own session, first in the
+   preactions and again in the postactions right before the MERGE: unless it names exactly
+   ``--fence_region`` / ``--fence_epoch`` the statement fails, nothing is merged and the job fails
+   with ``StaleFenceError: STALE_FENCE: ...`` (docs/fence-and-locks.md);
+4. writes the rows to a per-batch transient stage ``BASE.<TABLE>__STG_<stamp>`` (preactions:
    ``CREATE OR REPLACE``), then, as postactions: creates ``BASE.<TABLE>`` on the first load,
    adds columns new CDA schemas introduced, runs an insert-only ``MERGE`` on the change-record
    identity (``ID``, ``GWCBI___SEQVAL_HEX``, ``GWCBI___OPERATION``) so retries do not
    duplicate rows, and drops the stage;
-4. writes its result object to ``s3://<lake>/_runs/<pipeline>/<batch_id>/snowflake/<table>.json``
+5. writes its result object to ``s3://<lake>/_runs/<pipeline>/<batch_id>/snowflake/<table>.json``
    and prints it to the driver log (``rows`` = rows staged and merged).
 
 Job bookmarks: disabled; the batch id selects the data. See glue/README.md.
@@ -53,6 +59,7 @@ from cda_logic import (
     build_result,
     check_reserved_columns,
     check_upstream_result,
+    fence_guard_sql,
     lake_batch_prefix,
     merge_statements,
     optional_argv,
@@ -62,6 +69,7 @@ from cda_logic import (
     snowflake_ident,
     stage_statements,
     stage_table,
+    stale_fence_error,
     utc_now_iso,
     validate_lake_to_snowflake_args,
 )
@@ -128,8 +136,11 @@ def run(
     data = data.withColumn(BATCH_ID_COLUMN, F.lit(args.batch_id))
 
     columns = [(field.name, field.dataType.simpleString()) for field in data.schema.fields]
-    pre = stage_statements(args.table, args.batch_id, columns)
-    post = merge_statements(args.table, args.batch_id, columns)  # also rejects case collisions
+    # The fence guard runs in the connector's session: before staging (fail early) and right before
+    # the MERGE (a failover during the stage write still stops the MERGE).
+    guard = fence_guard_sql(args.fence_region, args.fence_epoch)
+    pre = [guard, *stage_statements(args.table, args.batch_id, columns)]
+    post = [guard, *merge_statements(args.table, args.batch_id, columns)]  # also rejects case collisions
     data = data.toDF(*[snowflake_ident(name) for name, _ in columns]).persist()
 
     rows = data.count()
@@ -141,17 +152,23 @@ def run(
 
     stage = stage_table(args.table, args.batch_id)
     LOG.info("loading %d rows into %s.%s, then MERGE into %s", rows, SNOWFLAKE_SCHEMA, stage, base_table(args.table))
-    glue_context.write_dynamic_frame.from_options(
-        frame=DynamicFrame.fromDF(data, glue_context, "stage"),
-        connection_type="snowflake",
-        connection_options={
-            "connectionName": args.snowflake_connection,
-            "sfSchema": SNOWFLAKE_SCHEMA,
-            "dbtable": stage,
-            "preactions": ";".join(pre),
-            "postactions": ";".join(post),
-        },
-    )
+    try:
+        glue_context.write_dynamic_frame.from_options(
+            frame=DynamicFrame.fromDF(data, glue_context, "stage"),
+            connection_type="snowflake",
+            connection_options={
+                "connectionName": args.snowflake_connection,
+                "sfSchema": SNOWFLAKE_SCHEMA,
+                "dbtable": stage,
+                "preactions": ";".join(pre),
+                "postactions": ";".join(post),
+            },
+        )
+    except Exception as exc:
+        stale = stale_fence_error(exc, args.fence_region, args.fence_epoch)
+        if stale is not None:
+            raise stale from exc
+        raise
     data.unpersist()
     return build_result(rows=rows, extra={"upstreamRows": upstream["rows"], "stageTable": f"{SNOWFLAKE_SCHEMA}.{stage}"}, **common)
 

@@ -384,9 +384,12 @@ class ArgumentTest(unittest.TestCase):
                 "table": "pc_policyperiod",
                 "lake_bucket": "acme-lake-us-east-1",
                 "snowflake_connection": "snowflake-base",
+                "fence_region": "us-west-1",
+                "fence_epoch": "12",
             }
         )
         self.assertEqual(a.snowflake_connection, "snowflake-base")
+        self.assertEqual((a.fence_region, a.fence_epoch), ("us-west-1", 12))
         self.assertEqual(a.lake_bucket, "acme-lake-us-east-1")
 
     def test_snowflake_args_errors(self):
@@ -395,11 +398,36 @@ class ArgumentTest(unittest.TestCase):
             "batch_id": "policycenter-20261127T020000Z",
             "table": "pc_policyperiod",
             "lake_bucket": "acme-lake-us-east-1",
+            "fence_region": "us-east-1",
+            "fence_epoch": "1",
         }
         with self.assertRaisesRegex(L.ArgumentError, "--snowflake_connection"):
             L.validate_lake_to_snowflake_args(base)
+        ok = {**base, "snowflake_connection": "snowflake-base"}
+        for key in ("fence_region", "fence_epoch"):
+            with self.assertRaisesRegex(L.ArgumentError, f"missing job argument\\(s\\): --{key}"):
+                L.validate_lake_to_snowflake_args({k: v for k, v in ok.items() if k != key})
+        for key, value, message in (
+            ("fence_region", "us-east-1'; DROP TABLE x", "--fence_region must be an AWS region name"),
+            ("fence_region", "US-EAST-1", "--fence_region must be an AWS region name"),
+            ("fence_epoch", "0", "--fence_epoch must be a whole number >= 1"),
+            ("fence_epoch", "3.0", "--fence_epoch must be a whole number >= 1"),
+            ("fence_epoch", "1 OR 1=1", "--fence_epoch must be a whole number >= 1"),
+        ):
+            with self.subTest(key=key, value=value):
+                with self.assertRaisesRegex(L.ArgumentError, message):
+                    L.validate_lake_to_snowflake_args({**ok, key: value})
         with self.assertRaisesRegex(L.ArgumentError, "must be a Glue connection name"):
             L.validate_lake_to_snowflake_args({**base, "snowflake_connection": "bad/name;drop"})
+
+    def test_fence_guard_sql(self):
+        sql = L.fence_guard_sql("us-east-1", 7)
+        self.assertIn("COUNT(*) = 1 AND COUNT_IF(REGION = 'us-east-1' AND EPOCH = 7) = 1", sql)
+        self.assertTrue(sql.endswith("FROM CONTROL.FENCE"))
+        self.assertNotIn(";", sql)  # the connector splits actions on ';'
+        with self.assertRaises(L.ArgumentError):
+            L.fence_guard_sql("us-east-1' OR '1'='1", 7)
+        self.assertIsNone(L.stale_fence_error(RuntimeError("timeout"), "us-east-1", 7))
 
     def test_optional_argv(self):
         argv = ["script.py", "--JOB_NAME", "j", "--watermark", "", "--table", "t", "--x=1"]

@@ -273,7 +273,7 @@ def upstream_result(folders):
 def sf_args():
     return L.validate_lake_to_snowflake_args(
         {"pipeline": "policycenter", "batch_id": BATCH, "table": "pc_policyperiod", "lake_bucket": LAKE,
-         "snowflake_connection": "snowflake-base"}
+         "snowflake_connection": "snowflake-base", "fence_region": "us-east-1", "fence_epoch": "3"}
     )
 
 
@@ -305,11 +305,34 @@ class LakeToSnowflakeRunTest(unittest.TestCase):
         self.assertEqual(options["sfSchema"], "BASE")
         self.assertEqual(options["dbtable"], "PC_POLICYPERIOD__STG_20261127T020000Z")
         self.assertEqual(df.columns, ["ID", "GWCBI___SEQVAL_HEX", "GWCBI___OPERATION", "CDA_TIMESTAMP", "NEWCOL", "BATCH_ID"])
-        self.assertTrue(options["preactions"].startswith("CREATE OR REPLACE TRANSIENT TABLE BASE.PC_POLICYPERIOD__STG_"))
+        guard = L.fence_guard_sql("us-east-1", 3)
+        pre = options["preactions"].split(";")
+        self.assertEqual(pre[0], guard)  # the fence first, in the connector's session
+        self.assertTrue(pre[1].startswith("CREATE OR REPLACE TRANSIENT TABLE BASE.PC_POLICYPERIOD__STG_"))
         post = options["postactions"].split(";")
+        self.assertEqual(post[0], guard)  # and again before the MERGE, same session
+        self.assertEqual([i for i, sql in enumerate(post) if sql == guard], [0])
         self.assertTrue(post[-2].startswith("MERGE INTO BASE.PC_POLICYPERIOD t USING"))
         self.assertIn('ALTER TABLE BASE.PC_POLICYPERIOD ADD COLUMN IF NOT EXISTS "NEWCOL" VARCHAR', post)
         self.assertFalse(any(k in json.dumps(options).lower() for k in ("password", "sfuser", "private_key")))
+
+    def test_stale_fence_from_the_connector_fails_the_job_with_stale_fence(self):
+        s3, glue = self.setup({self.T1: DF(CDA_COLS, 10), self.T2: DF(CDA_COLS, 5)}, self.folders())
+
+        def refuse(frame, connection_type, connection_options):
+            raise RuntimeError("net.snowflake.client.jdbc.SnowflakeSQLException: Numeric value 'STALE_FENCE: this load "
+                               "carries region us-east-1 epoch 3, CONTROL.FENCE holds 1 row(s), region us-west-1 epoch 4' is not recognized")
+
+        glue.from_options = refuse
+        with self.assertRaisesRegex(L.StaleFenceError, r"^STALE_FENCE: this load carries region us-east-1 epoch 3, .* region us-west-1 epoch 4\. The fence moved"):
+            lake_to_snowflake.run(sf_args(), s3, glue, FakeDynamicFrame, FakeF, "jr", "t")
+
+        def other(frame, connection_type, connection_options):
+            raise RuntimeError("SnowflakeSQLException: warehouse suspended")
+
+        glue.from_options = other
+        with self.assertRaisesRegex(RuntimeError, "warehouse suspended"):
+            lake_to_snowflake.run(sf_args(), s3, glue, FakeDynamicFrame, FakeF, "jr", "t")
 
     def test_row_count_mismatch_refuses_to_load(self):
         s3, glue = self.setup({self.T1: DF(CDA_COLS, 9), self.T2: DF(CDA_COLS, 5)}, self.folders())

@@ -1,14 +1,18 @@
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Logger } from '@aws-lambda-powertools/logger';
 import * as z from 'zod';
 import { requireEnv } from './lib/env';
-import { FENCE_KEY, type FenceState, writeFence, writeFenceWhenReady } from './lib/fence';
+import { type AssertedFence, assertFence, FENCE_KEY, writeFenceWhenReady } from './lib/fence';
+import { SqlWarehouseFence, sqlApiRunner, type WarehouseFence, type WarehouseFenceRow } from './lib/warehouse-fence';
 
 /**
  * Invoked by `pulumi up` (aws.lambda.Invocation, `lifecycleScope: "CRUD"`) in the stack's own
  * region, so the fence is set through the surviving region's replica even when the other region is
  * unreachable. Every `up` invokes it (see docs/fence-and-locks.md); the write is idempotent, so the
- * epoch moves only when the region really changes.
+ * epoch moves only when the region really changes. The warehouse fence (Snowflake CONTROL.FENCE)
+ * is moved first, the DynamoDB fence second; a failed warehouse write leaves DynamoDB untouched and
+ * fails the invocation, so `pulumi up` fails.
  */
 
 const logger = new Logger();
@@ -17,6 +21,40 @@ let client = new DynamoDBClient({});
 /** Tests point the handler at a local DynamoDB. */
 export function setDynamoClient(next: DynamoDBClient): void {
   client = next;
+}
+
+const secrets = new SecretsManagerClient({});
+let warehouse: WarehouseFence | undefined;
+
+/** Tests pass their own warehouse fence (the real one reads the Snowflake secret on first use). */
+export function setWarehouseFence(next: WarehouseFence | undefined): void {
+  warehouse = next;
+}
+
+const SecretFields = z.object({
+  account: z.string().min(1),
+  user: z.string().min(1),
+  private_key: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key (key-pair auth for the SQL API)' }),
+  warehouse: z.string().min(1),
+  database: z.string().min(1),
+  role: z.string().min(1),
+});
+
+async function warehouseFence(): Promise<WarehouseFence> {
+  if (warehouse) return warehouse;
+  const secretId = requireEnv('SNOWFLAKE_SECRET_ID');
+  const raw = (await secrets.send(new GetSecretValueCommand({ SecretId: secretId }))).SecretString ?? '{}';
+  const parsed = SecretFields.safeParse(JSON.parse(raw));
+  if (!parsed.success) {
+    throw new Error(
+      `Snowflake secret ${secretId} cannot reach the SQL API: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}. ` +
+        'Fix: add privateKey to snowflakeCredentials (pulumi config set --secret snowflakeCredentials) and pulumi up the home stack',
+    );
+  }
+  const c = parsed.data;
+  // SNOWFLAKE_SQL_API_URL: an endpoint override for local runs (like AWS_ENDPOINT_URL_*); unset in AWS.
+  warehouse = new SqlWarehouseFence(sqlApiRunner({ ...c, privateKey: c.private_key }, { baseUrl: process.env.SNOWFLAKE_SQL_API_URL || undefined }));
+  return warehouse;
 }
 
 /**
@@ -31,7 +69,9 @@ const FenceRequest = z.object({
   tf: z.object({ action: z.enum(['create', 'update', 'delete']), prev_input: z.unknown().optional() }).optional(),
 });
 
-export interface FenceResult extends FenceState {
+export interface FenceResult extends Omit<AssertedFence, 'warehouse' | 'warehouseChanged'> {
+  /** The warehouse fence after this invocation (read only on delete). */
+  readonly warehouse?: WarehouseFenceRow;
   /** The lifecycle action the provider passed (`create` when invoked without one). */
   readonly action: 'create' | 'update' | 'delete';
 }
@@ -53,7 +93,15 @@ export async function handler(event: unknown): Promise<FenceResult> {
     logger.info('fence left as it is (delete)', { ...state, stack: parsed.data.stack });
     return { ...state, action };
   }
-  const state = await writeFenceWhenReady(() => writeFence(client, tableName, parsed.data.activeRegion, parsed.data.stack));
+  const wh = await warehouseFence();
+  let state: AssertedFence;
+  try {
+    state = await writeFenceWhenReady(() => assertFence(client, tableName, wh, parsed.data.activeRegion, parsed.data.stack));
+  } catch (error) {
+    // Loud: the invocation fails, so `pulumi up` fails with this message.
+    logger.error('fence NOT asserted: the warehouse fence or the DynamoDB fence could not be written', { error: error as Error, stack: parsed.data.stack });
+    throw error;
+  }
   logger.info('fence asserted', { ...state, action, stack: parsed.data.stack, region: process.env.AWS_REGION });
-  return { ...state, action };
+  return { activeRegion: state.activeRegion, epoch: state.epoch, changed: state.changed, warehouse: state.warehouse, action };
 }

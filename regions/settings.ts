@@ -373,7 +373,13 @@ function snowflakeCredentialProblem(json: string): string | undefined {
   }
   if (!isRecord(value)) return 'is not a JSON object';
   const missing = SNOWFLAKE_CREDENTIAL_FIELDS.filter((field) => typeof value[field] !== 'string' || value[field] === '');
-  return missing.length > 0 ? `lacks ${missing.join(', ')}` : undefined;
+  if (missing.length > 0) return `lacks ${missing.join(', ')}`;
+  // The fence writer's key pair (SQL API v2); checked when present, its absence fails the fence writer.
+  const key = value.privateKey;
+  if (key !== undefined && (typeof key !== 'string' || !/^-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/.test(key.trim()))) {
+    return 'has a privateKey that is not a PKCS#8 PEM private key ("-----BEGIN PRIVATE KEY-----…")';
+  }
+  return undefined;
 }
 
 function deepFreeze<T>(value: T): T {

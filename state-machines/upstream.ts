@@ -357,6 +357,9 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
           '--table.$': '$.table',
           '--lake_bucket': refs.lake.bucket,
           '--snowflake_connection': refs.snowflakeConnectionName,
+          // The claim's fence: the load checks CONTROL.FENCE names exactly this (glue/cda_logic.py).
+          '--fence_region.$': '$.fence.activeRegion.S',
+          '--fence_epoch.$': '$.fence.epoch.N',
         },
       },
       {

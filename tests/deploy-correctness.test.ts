@@ -123,19 +123,32 @@ describe('deploy correctness: every up re-asserts the fence', () => {
       await createControlTable(client, TABLE);
       process.env.CONTROL_TABLE_NAME = TABLE;
       fenceWriter.setDynamoClient(client);
+      // The warehouse fence (its SQL runs against the local warehouse in warehouse-fence.test.ts).
+      let row: { region: string; epoch: number } | undefined;
+      fenceWriter.setWarehouseFence({
+        read: async () => row,
+        advance: async (region, epoch) => {
+          if (row && row.epoch > epoch) throw new Error('the warehouse fence only moves forward');
+          row = { region, epoch };
+          return row;
+        },
+      });
     });
-    after(() => db.close());
+    after(() => {
+      fenceWriter.setWarehouseFence(undefined);
+      return db.close();
+    });
 
     it('create writes the fence; an update with the same region leaves the epoch alone', async () => {
-      assert.deepEqual(await call('us-east-1', 'prod-east', 'create'), { activeRegion: 'us-east-1', epoch: 1, changed: true, action: 'create' });
-      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), { activeRegion: 'us-east-1', epoch: 1, changed: false, action: 'update' });
+      assert.deepEqual(await call('us-east-1', 'prod-east', 'create'), { activeRegion: 'us-east-1', epoch: 1, changed: true, warehouse: { region: 'us-east-1', epoch: 1 }, action: 'create' });
+      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), { activeRegion: 'us-east-1', epoch: 1, changed: false, warehouse: { region: 'us-east-1', epoch: 1 }, action: 'update' });
     });
 
     it('drift: a fence moved behind this stack\'s back is put back by the next update, with one epoch step', async () => {
       await writeFence(client, TABLE, 'us-west-1', 'prod-west'); // the other stack's up, never undone
       assert.equal((await read())?.epoch?.N, '2');
       // This stack's state still says us-east-1 (no config change): the old CREATE_ONLY scope never invoked here.
-      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), { activeRegion: 'us-east-1', epoch: 3, changed: true, action: 'update' });
+      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), { activeRegion: 'us-east-1', epoch: 3, changed: true, warehouse: { region: 'us-east-1', epoch: 3 }, action: 'update' });
       assert.equal((await read())?.activeRegion?.S, 'us-east-1');
     });
 

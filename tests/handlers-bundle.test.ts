@@ -1,3 +1,5 @@
+import { generateKeyPairSync } from 'node:crypto';
+import * as http from 'node:http';
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -99,18 +101,52 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
     assert.equal(out, HANDLERS.map(() => 'function').join());
   });
 
-  it('a bundled SDK client signs with the environment credentials Lambda provides (fence-writer against dynalite)', async () => {
+  it('a bundled SDK client signs with the environment credentials Lambda provides (fence-writer: secret, SQL API, then dynalite)', async () => {
     const db = await startDynalite();
+    // One local endpoint plays Secrets Manager (JSON protocol) and the Snowflake SQL API (a stand-in
+    // for the row; the statements themselves run against fakesnow in warehouse-fence.test.ts).
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const seen: string[] = [];
+    let row: [string, string] | undefined;
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        if (req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue') {
+          seen.push(`secret ${String(req.headers.authorization).includes('Credential=AKIDLAMBDA/') ? 'signed-with-env' : 'unsigned'}`);
+          const secret = { account: 'xy12345', user: 'ETL', private_key: pem, warehouse: 'WH', database: 'ETL', role: 'R' };
+          res.end(JSON.stringify({ Name: 'etl-platform/snowflake', SecretString: JSON.stringify(secret) }));
+          return;
+        }
+        const { statement, bindings } = JSON.parse(body);
+        seen.push(`sql ${String(statement).split(' ')[0]} ${req.headers['x-snowflake-authorization-token-type']}`);
+        if (statement.startsWith('UPDATE') && row && Number(row[1]) < Number(bindings['3'].value)) row = [bindings['1'].value, bindings['2'].value];
+        if (statement.startsWith('INSERT') && !row) row = [bindings['1'].value, bindings['2'].value];
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ data: statement.startsWith('SELECT') && row ? [row] : [] }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
     try {
       const file = path.join(isolated, 'fence-writer', 'index.js');
       // No node_modules in reach: if the credentials stand-in fell back to the full chain, this would fail.
       const out = await node(
         `require(${JSON.stringify(file)}).handler({ activeRegion: 'us-west-1', stack: 'prod-west' }).then((r) => process.stdout.write(JSON.stringify(r)))`,
         isolated,
-        { AWS_ACCESS_KEY_ID: 'AKIDLAMBDA', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'token', AWS_ENDPOINT_URL_DYNAMODB: db.endpoint, CONTROL_TABLE_NAME: db.tableName },
+        {
+          AWS_ACCESS_KEY_ID: 'AKIDLAMBDA', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'token', AWS_REGION: 'us-west-1',
+          AWS_ENDPOINT_URL_DYNAMODB: db.endpoint, CONTROL_TABLE_NAME: db.tableName,
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: url, SNOWFLAKE_SECRET_ID: 'etl-platform/snowflake', SNOWFLAKE_SQL_API_URL: url,
+        },
       );
-      assert.deepEqual(JSON.parse(out), { action: 'create', activeRegion: 'us-west-1', epoch: 1, changed: true });
+      assert.deepEqual(JSON.parse(out), { action: 'create', activeRegion: 'us-west-1', epoch: 1, changed: true, warehouse: { region: 'us-west-1', epoch: 1 } });
+      assert.deepEqual(seen, ['secret signed-with-env', 'sql SELECT KEYPAIR_JWT', 'sql UPDATE KEYPAIR_JWT', 'sql INSERT KEYPAIR_JWT', 'sql SELECT KEYPAIR_JWT']);
     } finally {
+      server.close();
       await db.close();
     }
   });

@@ -546,8 +546,12 @@ const EXPECTATIONS: readonly Expectation[] = [
       ...lambdaBasics(c, 'etl-fence-writer'),
       ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': ['FENCE'] }],
       ['dynamodb:GetItem', c.table, { 'dynamodb:LeadingKeys': ['FENCE'] }],
+      ['secretsmanager:GetSecretValue', c.snowflakeSecret], // the warehouse fence (SQL API key pair)
     ],
     denied: (c, p) => [
+      ['secretsmanager:GetSecretValue', peerOf(c).snowflakeSecret],
+      ['secretsmanager:GetSecretValue', c.tokenSecret],
+      ['secretsmanager:PutSecretValue', c.snowflakeSecret],
       ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': [`PIPELINE#${p}`] }], // any item but the fence
       ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': ['FENCE', `PIPELINE#${p}`] }],
       ['dynamodb:PutItem', c.table, { 'dynamodb:LeadingKeys': ['FENCE'] }],

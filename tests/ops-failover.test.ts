@@ -170,6 +170,11 @@ describe('etl-ops failover / failback (fake StackOps)', () => {
     await failover(io, { ...args, yes: false, dryRun: true }, deps(ops, calls));
     assert.deepEqual(calls, []);
     assert.match(io.text(), /Plan \(dry run, nothing will be changed\):\n {2}- pulumi config set activeRegion us-west-1 -s prod-west/);
+    // The order of the fences: the survivor's up moves the warehouse fence, then the DynamoDB fence,
+    // before the old region is touched (the order inside the up: tests/warehouse-fence.test.ts).
+    const plan = io.text().split('\n').filter((l) => l.startsWith('  - '));
+    assert.match(plan[2], /pulumi up -s prod-west \(new active region first: its fence writer moves the warehouse fence, then the DynamoDB fence;/);
+    assert.match(plan[4], /pulumi up -s prod-east if us-east-1 is reachable/);
     await failover(memoryIo(), { ...args, replaySince: undefined }, deps(ops, calls));
     calls.length = 0;
     const { state } = await failover(memoryIo(), { command: 'failback', to: 'us-east-1', yes: true }, deps(ops, calls));

@@ -321,6 +321,8 @@ describe('upstream workflow', () => {
         '--table': 'pc_contact',
         '--lake_bucket': LAKE,
         '--snowflake_connection': 'snowflake-prod',
+        '--fence_region': 'us-east-1', // the fence the batch started under (beforeEach)
+        '--fence_epoch': '2',
       });
 
       // Exactly one event, with exactly the documented detail (docs/events.md).

@@ -449,6 +449,8 @@ export class Region {
           },
         });
       }
+      // The fence writer moves the shared warehouse fence first (one for both regions, as Snowflake is).
+      if (typeof mod.setWarehouseFence === 'function') mod.setWarehouseFence(twin.warehouseFence);
       if (typeof mod.setAlertPublisher === 'function') {
         mod.setAlertPublisher({
           publish: async (a: { subject: string; message: string }) => {
@@ -551,6 +553,18 @@ export class Twin {
   readonly clock: VirtualClock;
   readonly timeline: TimelineEntry[] = [];
   readonly alerts: Alert[] = [];
+  /** The warehouse fence (CONTROL.FENCE) both regions share; only moves forward, like the SQL the writer sends. */
+  readonly warehouseFence = (() => {
+    let row: { region: string; epoch: number } | undefined;
+    return {
+      read: async () => row,
+      advance: async (region: string, epoch: number) => {
+        if (row && (row.epoch > epoch || (row.epoch === epoch && row.region !== region))) throw new Error(`warehouse fence holds ${row.region} epoch ${row.epoch}`);
+        row = { region, epoch };
+        return row;
+      },
+    };
+  })();
   /** CloudWatch EMF records printed by handlers. */
   readonly metricsEmitted: Array<{ region: string; fn: string; line: Record<string, unknown> }> = [];
   readonly metrics: Metrics = { hops: 0, transitions: 0, lambdaCalls: 0, dbtRuns: 0, alerts: 0, dlqMessages: 0, executions: 0 };

@@ -122,9 +122,11 @@ class Warehouse:
     # ---- base layer, loaded the way glue/lake_to_snowflake.py loads it
 
     def load_folders(self, pipeline: str, batch_id: str, table: str, columns: Sequence[tuple[str, str]],
-                     folders: Mapping[int, Sequence[Mapping[str, Any]]]) -> int:
+                     folders: Mapping[int, Sequence[Mapping[str, Any]]], fence: tuple[str, int] | None = None) -> int:
         """Stage one batch of CDA folders and MERGE it into BASE.<TABLE> with the Glue job's own SQL
-        (preactions/postactions); returns the rows staged. Re-loading a batch adds nothing."""
+        (preactions/postactions); returns the rows staged. Re-loading a batch adds nothing.
+        With ``fence`` (region, epoch), the job's fence guard runs first in both lists, as in
+        glue/lake_to_snowflake.py: a stale fence raises before anything is staged or merged."""
         cda_logic.validate_batch_id(batch_id, pipeline)
         cda_logic.check_reserved_columns([name for name, _ in columns])
         staged = list(columns) + [(cda_logic.CDA_TIMESTAMP_COLUMN, "bigint"), (cda_logic.BATCH_ID_COLUMN, "string")]
@@ -136,14 +138,15 @@ class Warehouse:
                 if unknown:
                     raise WarehouseError(f"{table}: record {r.get('id')} has columns {sorted(unknown)} not in the table's columns")
                 rows.append(tuple(r.get(name) for name in names[:-2]) + (ts, batch_id))
-        for sql in cda_logic.stage_statements(table, batch_id, staged):
+        guard = [cda_logic.fence_guard_sql(*fence)] if fence is not None else []
+        for sql in [*guard, *cda_logic.stage_statements(table, batch_id, staged)]:
             self.execute(sql)
         stage = f"{BASE_SCHEMA}.{cda_logic.stage_table(table, batch_id)}"
         if rows:
             cols = ", ".join(cda_logic.quote_ident(n) for n in names)
             marks = ", ".join(["%s"] * len(names))
             self.connect().cursor().executemany(f"INSERT INTO {stage} ({cols}) VALUES ({marks})", rows)
-        for sql in cda_logic.merge_statements(table, batch_id, staged):
+        for sql in [*guard, *cda_logic.merge_statements(table, batch_id, staged)]:
             self.execute(sql)
         return len(rows)
 

@@ -80,7 +80,7 @@ export function planSteps(to: string, from: string, stackFor: Readonly<Record<st
   return [
     { id: `config:${newStack}`, description: `pulumi config set ${ACTIVE_REGION_KEY} ${to} -s ${newStack}`, status: 'pending' },
     { id: `config:${oldStack}`, description: `pulumi config set ${ACTIVE_REGION_KEY} ${to} -s ${oldStack}`, status: 'pending' },
-    { id: `up:${newStack}`, description: `pulumi up -s ${newStack} (new active region first: fence, schedules, rules)`, status: 'pending' },
+    { id: `up:${newStack}`, description: `pulumi up -s ${newStack} (new active region first: its fence writer moves the warehouse fence, then the DynamoDB fence; schedules, rules)`, status: 'pending' },
     { id: `verify:${newStack}`, description: `check ${newStack}'s failover output: fence names ${to}, every schedule and rule ENABLED`, status: 'pending' },
     { id: `up:${oldStack}`, description: `pulumi up -s ${oldStack} if ${from} is reachable (disables its schedules and rules); skipped otherwise`, status: 'pending' },
     {
