@@ -11,9 +11,10 @@ from typing import Any
 
 REQUIRED = ("account", "user", "password", "role", "warehouse", "database")
 OPTIONAL = ("schema", "host", "port", "protocol")  # host/port/protocol: only for a local warehouse stand-in
-# The same secret serves the Glue Snowflake connector (components/snowflake.ts snowflakeSecretValue):
-# its v1 connection keys are expected there and ignored here.
-GLUE_CONNECTOR_KEYS = ("sfUser", "sfPassword", "sfWarehouse", "sfDatabase", "sfRole")
+# The same secret serves the Glue Snowflake connector and the fence writer (components/snowflake.ts
+# snowflakeSecretValue): the connector's v1 keys and the fence writer's key-pair `private_key` (SQL API)
+# are expected there and ignored here: dbt logs in with the password.
+OTHER_CONSUMERS_KEYS = ("sfUser", "sfPassword", "sfWarehouse", "sfDatabase", "sfRole", "private_key")
 DEFAULT_SCHEMA = "SEMANTIC"
 
 
@@ -41,7 +42,7 @@ def parse(secret_id: str, secret_string: str | None) -> dict[str, str]:
         problems.append("port: must be 1..65535")
     if "protocol" in data and data["protocol"] not in ("http", "https"):
         problems.append("protocol: must be http or https")
-    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL) - set(GLUE_CONNECTOR_KEYS))
+    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL) - set(OTHER_CONSUMERS_KEYS))
     if unknown:
         problems.append("unknown keys: " + ", ".join(unknown) + " (check the spelling)")
     if problems:

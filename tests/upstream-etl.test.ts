@@ -140,6 +140,8 @@ describe('upstream ETL under mocks', () => {
       'account', 'database', 'password', 'role', 'user', 'warehouse',
       // the Glue connector's
       'sfDatabase', 'sfPassword', 'sfRole', 'sfUser', 'sfWarehouse',
+      // the fence writer's key pair (Snowflake SQL API)
+      'private_key',
     ].sort());
     assert.equal(runs['prod-west/us-east-1'].ofType('aws:secretsmanager/secretVersion:SecretVersion').filter((r) => r.name.includes('snowflake')).length, 0);
     const connection = runs['prod-west/us-east-1'].one('aws:glue/connection:Connection');

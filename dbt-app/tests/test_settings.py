@@ -126,11 +126,12 @@ def test_secret_to_dbt_env_with_defaults_and_local_options():
     assert (local["SNOWFLAKE_SCHEMA"], local["SNOWFLAKE_HOST"], local["SNOWFLAKE_PORT"], local["SNOWFLAKE_PROTOCOL"]) == ("S2", "localhost", "8085", "http")
 
 
-def test_the_glue_connector_keys_of_the_shared_secret_are_accepted_and_not_passed_to_dbt():
-    shared = SECRET | {"sfUser": "u", "sfPassword": "p", "sfWarehouse": "w", "sfDatabase": "d", "sfRole": "r"}
+def test_the_other_consumers_keys_of_the_shared_secret_are_accepted_and_not_passed_to_dbt():
+    """The Glue connector's sf* keys and the fence writer's private_key share the secret (components/snowflake.ts)."""
+    shared = SECRET | {"sfUser": "u", "sfPassword": "p", "sfWarehouse": "w", "sfDatabase": "d", "sfRole": "r", "private_key": "-----BEGIN PRIVATE KEY-----"}
     env = credentials.parse("s", json.dumps(shared))
     assert env["SNOWFLAKE_USER"] == SECRET["user"]
-    assert not any(value in ("u", "p", "w", "d", "r") for value in env.values())
+    assert not any(value in ("u", "p", "w", "d", "r") or "PRIVATE KEY" in value for value in env.values())
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,16 @@ export const STACK_REGION: Record<StackName, string> = { 'prod-east': 'us-east-1
 
 /** Test-only secret values, so tests can prove they never appear in plain text. */
 export const TEST_SECRETS: Record<string, string> = {
-  snowflakeCredentials: JSON.stringify({ account: 'xy12345', user: 'ETL', password: 'sf-test-password-6d1f', warehouse: 'ETL_WH', database: 'RAW', role: 'ETL_ROLE' }),
+  // With the key-pair private key the fence writer needs for the SQL API: the production shape.
+  snowflakeCredentials: JSON.stringify({
+    account: 'xy12345',
+    user: 'ETL',
+    password: 'sf-test-password-6d1f',
+    warehouse: 'ETL_WH',
+    database: 'RAW',
+    role: 'ETL_ROLE',
+    privateKey: '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAtest\n-----END PRIVATE KEY-----',
+  }),
   dbtApiToken: 'dbt-test-token-3f9a7c2e',
 };
 
