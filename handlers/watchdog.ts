@@ -9,6 +9,8 @@ import {
   alertFor,
   expectationFor,
   FENCE_KEY,
+  fenceAlert,
+  fenceProblem,
   findLateness,
   followUpKeys,
   LATE_MARKER_SK,
@@ -98,7 +100,7 @@ function optionalPositiveIntEnv(name: string, fallback: number): number {
 }
 
 export interface WatchdogSummary {
-  outcome: 'CHECKED' | 'SKIPPED_NOT_ACTIVE';
+  outcome: 'CHECKED' | 'SKIPPED_NOT_ACTIVE' | 'FENCE_INVALID';
   now: string;
   pipelines: number;
   /** DynamoDB requests this tick (reads and writes). */
@@ -184,6 +186,12 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
 
   const fence = records.find((r) => r.pk === FENCE_KEY.pk && r.sk === FENCE_KEY.sk);
   const region = process.env.AWS_REGION;
+  const invalid = fenceProblem(fence);
+  if (invalid) {
+    logger.error('the fence is missing or invalid; nothing is checked or started', { problem: invalid });
+    await (await alertPublisher()).publish(fenceAlert(invalid, tableName, region));
+    return { outcome: 'FENCE_INVALID', now: now.toISOString(), pipelines: pipelines.length, dynamoRequests, actions: [], unchecked };
+  }
   if (region && fence && typeof fence.activeRegion === 'string' && fence.activeRegion !== region) {
     logger.warn('the fence names another region; this region is passive and its watchdog schedule should be DISABLED', {
       activeRegion: fence.activeRegion,

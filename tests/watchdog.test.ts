@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ExecutionAlreadyExists, StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
-import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
 import type { Alert } from '../handlers/lib/alert-publisher';
 import { logger } from '../handlers/lib/logger';
@@ -132,6 +132,9 @@ describe('lateness watchdog against dynalite', () => {
   beforeEach(async () => {
     tableName = `etl-platform-control-wd-${++seq}`;
     await createControlTable(db.client, tableName);
+    // The fence names this region (the watchdog runs only where it is active); tests that need
+    // another fence overwrite it.
+    await db.doc.send(new PutCommand({ TableName: tableName, Item: { pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-east-1', epoch: 1 } }));
     Object.assign(process.env, ENV, { CONTROL_TABLE_NAME: tableName });
     delete process.env.LOOKBACK_HOURS;
     alerts = [];
@@ -309,6 +312,25 @@ describe('lateness watchdog against dynalite', () => {
     const retry = await runWatchdog(later(5));
     assert.deepEqual(retry.actions.map((a) => a.result), ['ALERTED']);
   });
+
+  for (const [what, fence] of [
+    ['no fence item', undefined],
+    ['a fence without activeRegion', { pk: 'FENCE', sk: 'ACTIVE', epoch: 2 }],
+    ['a fence with epoch 0', { pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-east-1', epoch: 0 }],
+  ] as const) {
+    it(`${what}: the watchdog alerts that no batch can be claimed and starts nothing`, async () => {
+      await db.doc.send(new DeleteCommand({ TableName: tableName, Key: { pk: 'FENCE', sk: 'ACTIVE' } }));
+      if (fence) await seed({ ...fence });
+      // A lost trigger that would otherwise be "recovered" into a FenceMissing failure.
+      await seed(upstream(P, PB), ...allWell().filter((item) => item.pk === `PIPELINE#${Q}`));
+      const summary = await runWatchdog(NOW);
+      assert.equal(summary.outcome, 'FENCE_INVALID');
+      assert.deepEqual(starts, []);
+      assert.equal(alerts.length, 1);
+      assert.match(alerts[0].subject, /fence missing or invalid/);
+      assert.match(alerts[0].message, new RegExp(`${tableName}.*(no FENCE/ACTIVE item|no activeRegion|epoch 0)`));
+    });
+  }
 
   it('the fence naming another region: nothing is checked beyond the first read', async () => {
     await seed({ pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-west-1', epoch: 2 });

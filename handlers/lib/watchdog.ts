@@ -363,6 +363,30 @@ export function findLateness(
 }
 
 /** The alert text for an action (subject ≤ 100 characters, as SNS requires). */
+/**
+ * What is wrong with the fence item, or undefined when it names a region and an epoch >= 1. A
+ * missing or malformed fence makes every claim end FenceMissing in both regions: the watchdog
+ * reports it (every tick, until it is fixed) and starts nothing, rather than "recovering" batches
+ * into failures.
+ */
+export function fenceProblem(fence: ControlItem | undefined): string | undefined {
+  if (!fence) return 'there is no FENCE/ACTIVE item';
+  if (typeof fence.activeRegion !== 'string' || fence.activeRegion === '') return 'FENCE/ACTIVE has no activeRegion';
+  const epoch = fence.epoch;
+  if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 1) return `FENCE/ACTIVE has epoch ${JSON.stringify(epoch)}, not an integer >= 1`;
+  return undefined;
+}
+
+/** The alert for an invalid fence (the table and region name where to look). */
+export function fenceAlert(problem: string, tableName: string, region: string | undefined): { subject: string; message: string } {
+  return {
+    subject: '[etl-watchdog] fence missing or invalid: no batch can be claimed',
+    message:
+      `The control table ${tableName} (read in ${region ?? 'this region'}): ${problem}. Every downstream claim ends FenceMissing and every upstream run is refused ` +
+      'until the fence names the active region. Fix: run `pulumi up` on the active stack (its fence writer re-asserts the fence), or `etl-ops failover` (docs/runbooks/failover.md).',
+  };
+}
+
 export function alertFor(action: WatchdogAction, maxDownstreamMinutes: number): { subject: string; message: string } {
   const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 97)}...` : s);
   switch (action.kind) {
