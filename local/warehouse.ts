@@ -36,7 +36,15 @@ export class LocalWarehouse {
   ) {
     lines.on('line', (line) => {
       if (!line.startsWith('{"id"')) return;
-      const msg = JSON.parse(line) as { id: number; result?: unknown; error?: string };
+      let msg: { id: number; result?: unknown; error?: string };
+      try {
+        msg = JSON.parse(line) as typeof msg;
+      } catch (error) {
+        // An answer line that does not parse fails every waiting call loudly, never the process.
+        for (const w of this.waiting.values()) w.reject(new Error(`local warehouse: unreadable answer ${line.slice(0, 200)}: ${(error as Error).message}`));
+        this.waiting.clear();
+        return;
+      }
       const w = this.waiting.get(msg.id);
       this.waiting.delete(msg.id);
       if (msg.error !== undefined) w?.reject(new Error(`local warehouse: ${msg.error}`));

@@ -69,12 +69,24 @@ def main(argv: list[str] | None = None) -> int:
 def _serve_jsonl(host: str) -> int:
     """One process for the scenarios: the server, plus {"id", "op", ...} commands on stdin answered as
     {"id", "result"} or {"id", "error"} on stdout (ops: set_fence, fence, builds). EOF stops it."""
+    import os
     import sys
+
+    # The answers get stdout to themselves: anything else that writes to stdout in this process
+    # (the server thread's libraries, at the Python or the C level) goes to stderr instead, so it
+    # cannot interleave with an answer line (seen as "{...}garbage" under load).
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def answer(message: dict) -> None:
+        answers.write(json.dumps(message, default=str) + "\n")
+        answers.flush()
 
     with serve(host=host) as port:
         wh = Warehouse(port, host)
         wh.setup()
-        print(json.dumps({"port": port}), flush=True)
+        answer({"port": port})
         for line in sys.stdin:
             if not line.strip():
                 continue
@@ -89,9 +101,9 @@ def _serve_jsonl(host: str) -> int:
                     result = wh.builds(pipeline=cmd.get("pipeline"), batch_id=cmd.get("batchId"))
                 else:
                     raise WarehouseError(f"unknown op {cmd['op']!r}; use set_fence, fence or builds")
-                print(json.dumps({"id": cmd.get("id"), "result": result}, default=str), flush=True)
+                answer({"id": cmd.get("id"), "result": result})
             except Exception as exc:  # answered, not fatal: the caller raises it
-                print(json.dumps({"id": cmd.get("id"), "error": f"{type(exc).__name__}: {exc}"}), flush=True)
+                answer({"id": cmd.get("id"), "error": f"{type(exc).__name__}: {exc}"})
     return 0
 
 
