@@ -1,7 +1,7 @@
 import { controlTableInput } from '../../local/table-schemas';
 import type { AddressInfo } from 'net';
 import dynalite from 'dynalite';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 export const CONTROL_TABLE = 'etl-platform-control';
@@ -18,6 +18,14 @@ export interface LocalDynamo {
 /** The control table exactly as the program declares it (local/table-schemas.ts). */
 export async function createControlTable(client: DynamoDBClient, tableName: string): Promise<void> {
   await client.send(new CreateTableCommand(controlTableInput(tableName)));
+  // Even with createTableMs 0, dynalite answers ResourceNotFound until the table turns ACTIVE on a
+  // later tick; a write right after the create (a test's seed) would race it.
+  for (let i = 0; i < 200; i++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`dynalite table ${tableName} did not become ACTIVE`);
 }
 
 /**
