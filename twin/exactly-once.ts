@@ -1,4 +1,5 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
+import { Mutex } from '../local/mutex';
 import '../tests/harness/promise-polyfill';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -75,21 +76,6 @@ interface RegionWorld {
   pods: DbtPods;
 }
 
-/** Serialises handler calls: they read process.env, which is process-wide. */
-class Mutex {
-  private last: Promise<void> = Promise.resolve();
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const prev = this.last;
-    let release!: () => void;
-    this.last = new Promise<void>((r) => (release = r));
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
 
 /** A one-shot fault the next matching handler call suffers. */
 export type Fault =

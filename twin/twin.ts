@@ -1,4 +1,5 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
+import { Mutex } from '../local/mutex';
 import { controlTableInput } from '../local/table-schemas';
 import '../tests/harness/promise-polyfill';
 import { randomUUID } from 'node:crypto';
@@ -76,21 +77,6 @@ export class TwinError extends Error {
   }
 }
 
-/** Serialises Lambda invocations: handlers read process.env, which is process-wide. */
-class Mutex {
-  private last: Promise<void> = Promise.resolve();
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const prev = this.last;
-    let release!: () => void;
-    this.last = new Promise<void>((r) => (release = r));
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
 
 const HANDLER_CACHE = new Map<string, any>();
 /** Each region's own copies of handlers/ modules (its Lambda containers), by module id. */
