@@ -31,7 +31,11 @@ const TARGET = 30;
 const TABLE = 'etl-platform-control';
 const fnArn = (name: string) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:etl-platform-${name}`;
 
-const stackDbt = (parseYaml(fs.readFileSync(path.join(__dirname, '..', 'Pulumi.prod-east.yaml'), 'utf8')) as { config: Record<string, any> }).config['etl-platform:dbt'];
+const stackDbt = (
+  parseYaml(fs.readFileSync(path.join(__dirname, '..', 'Pulumi.prod-east.yaml'), 'utf8')) as {
+    config: Record<string, any>;
+  }
+).config['etl-platform:dbt'];
 const refs: DownstreamWorkflowRefs = {
   region: REGION,
   eventSource: SOURCE,
@@ -44,7 +48,10 @@ const refs: DownstreamWorkflowRefs = {
     getDbtRun: { arn: fnArn('get-dbt-run') },
   },
   bus: { arn: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/etl-platform` },
-  alerts: { arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`, kmsKeyArn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
+  alerts: {
+    arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`,
+    kmsKeyArn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+  },
   dbt: {
     maxRunMinutes: stackDbt.maxRunMinutes,
     maxQueueMinutes: stackDbt.maxQueueMinutes,
@@ -72,8 +79,22 @@ async function main(): Promise<void> {
   });
   setDocumentClient(DynamoDBDocumentClient.from(new DynamoDBClient({})));
   const put = (attrs: Record<string, string | number>) =>
-    db.client.send(new PutItemCommand({ TableName: TABLE, Item: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: v }])) as Record<string, AttributeValue> }));
-  await put({ pk: 'FENCE', sk: 'ACTIVE', activeRegion: REGION, epoch: 1, changedAt: '2026-11-01T00:00:00Z', changedBy: 'prod-east' });
+    db.client.send(
+      new PutItemCommand({
+        TableName: TABLE,
+        Item: Object.fromEntries(
+          Object.entries(attrs).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: v }]),
+        ) as Record<string, AttributeValue>,
+      }),
+    );
+  await put({
+    pk: 'FENCE',
+    sk: 'ACTIVE',
+    activeRegion: REGION,
+    epoch: 1,
+    changedAt: '2026-11-01T00:00:00Z',
+    changedBy: 'prod-east',
+  });
   const lambda: Record<string, LambdaHandler> = {
     [fnArn('batch-context')]: (p) => batchContextHandler(p as never),
     [fnArn('check-consistency')]: (p) => checkConsistencyHandler(p),
@@ -85,30 +106,58 @@ async function main(): Promise<void> {
   for (const [i, minutes] of RUN_MINUTES.entries()) {
     const batchId = `${PIPELINE}-2026112${i}T020000Z`;
     const pk = `PIPELINE#${PIPELINE}`;
-    await put({ pk, sk: `BATCH#${batchId}#UPSTREAM`, pipeline: PIPELINE, batchId, status: 'SUCCEEDED', region: REGION });
-    for (const table of TABLES) await put({ pk, sk: `BATCH#${batchId}#TABLE#${table}`, pipeline: PIPELINE, batchId, table, status: 'SUCCEEDED', rows: 1 });
+    await put({
+      pk,
+      sk: `BATCH#${batchId}#UPSTREAM`,
+      pipeline: PIPELINE,
+      batchId,
+      status: 'SUCCEEDED',
+      region: REGION,
+    });
+    for (const table of TABLES)
+      await put({
+        pk,
+        sk: `BATCH#${batchId}#TABLE#${table}`,
+        pipeline: PIPELINE,
+        batchId,
+        table,
+        status: 'SUCCEEDED',
+        rows: 1,
+      });
     // QUEUED → RUNNING is one step; RUNNING lasts `minutes` steps of one heartbeat minute each.
     api.inject({ kind: 'slow-run', batchId, polls: minutes });
-    const driver = dbtCallbackDriver({ api, start: lambda[fnArn('start-dbt-run')], db: { client: db.client, tableName: TABLE } });
+    const driver = dbtCallbackDriver({
+      api,
+      start: lambda[fnArn('start-dbt-run')],
+      db: { client: db.client, tableName: TABLE },
+    });
     const res = await runWorkflow(definition, upstreamEvent({ batchId }, {}, batchId) as never, {
       handlers: { dynamodb: db.client, lambda, taskToken: driver.handler },
     });
-    if (res.status !== 'SUCCEEDED') throw new Error(`${minutes}-minute run ended ${res.status}: ${res.error}: ${res.cause}`);
+    if (res.status !== 'SUCCEEDED')
+      throw new Error(`${minutes}-minute run ended ${res.status}: ${res.error}: ${res.cause}`);
     const run = api.runsFor(batchId)[0];
-    if (run.pollsRunning !== minutes) throw new Error(`the run lasted ${run.pollsRunning} heartbeat minutes, not ${minutes}`);
+    if (run.pollsRunning !== minutes)
+      throw new Error(`the run lasted ${run.pollsRunning} heartbeat minutes, not ${minutes}`);
     const entered = res.events.filter((e) => e.type === 'StateEntered').length;
     results.push({ minutes, transitions: res.transitions, entered, renewals: driver.renewals.ok });
   }
   await api.close();
   await db.close();
   console.log('benchmark 4: transitions per downstream run (callback, no polling)');
-  console.log(`dbt settings (prod-east): heartbeatSeconds ${refs.dbt.heartbeatSeconds}, maxQueueMinutes ${refs.dbt.maxQueueMinutes}, maxRunMinutes ${refs.dbt.maxRunMinutes}, lockLeaseMinutes ${refs.dbt.lockLeaseMinutes}`);
+  console.log(
+    `dbt settings (prod-east): heartbeatSeconds ${refs.dbt.heartbeatSeconds}, maxQueueMinutes ${refs.dbt.maxQueueMinutes}, maxRunMinutes ${refs.dbt.maxRunMinutes}, lockLeaseMinutes ${refs.dbt.lockLeaseMinutes}`,
+  );
   for (const r of results) {
-    console.log(`dbt run of ${r.minutes} minutes: transitions: ${r.transitions} (${r.entered} StateEntered + ${r.transitions - r.entered} StateRetried; lease renewed ${r.renewals} times)`);
+    console.log(
+      `dbt run of ${r.minutes} minutes: transitions: ${r.transitions} (${r.entered} StateEntered + ${r.transitions - r.entered} StateRetried; lease renewed ${r.renewals} times)`,
+    );
   }
   const same = results.every((r) => r.transitions === results[0].transitions);
   const met = same && results.every((r) => r.transitions <= TARGET);
-  console.log(`transitions: ${results[0].transitions} (target <= ${TARGET}, independent of dbt duration: ${same ? 'yes' : 'NO'}) ${met ? 'MET' : 'NOT MET'}`);
+  console.log(
+    `transitions: ${results[0].transitions} (target <= ${TARGET}, independent of dbt duration: ${same ? 'yes' : 'NO'}) ${met ? 'MET' : 'NOT MET'}`,
+  );
   exitWith(met);
 }
 

@@ -39,7 +39,8 @@ export const FORCE_NEW: Record<string, readonly string[]> = {
   'kubernetes:core/v1:ConfigMap': ['metadata.name', 'metadata.namespace'],
 };
 
-const matches = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`);
+const matches = (path: string, prefix: string) =>
+  path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`);
 function forceNew(type: string, path: string): boolean {
   const own = FORCE_NEW[type] ?? [];
   const generic = type.startsWith('kubernetes:') ? ['metadata.name', 'metadata.namespace'] : FORCE_NEW['*'];
@@ -66,14 +67,27 @@ async function main(): Promise<void> {
       e.examples.add(`${JSON.stringify(c.before)}→${JSON.stringify(c.after)}`);
       byPath.set(k, e);
     }
-    console.log(`\n${stack}: ${east.resources.length} resources; changed ${changedResources.size}, added ${added.length}, deleted ${removed.length}, property changes ${changes.length}, replacement-causing ${replacements.length}`);
-    for (const [k, e] of [...byPath].sort()) console.log(`  ${String(e.count).padStart(3)} × ${k}   ${[...e.examples].slice(0, 2).join(', ').slice(0, 120)}`);
-    for (const r of replacements) console.log(`  REPLACEMENT ${r.resource} ${r.path}: ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`);
+    console.log(
+      `\n${stack}: ${east.resources.length} resources; changed ${changedResources.size}, added ${added.length}, deleted ${removed.length}, property changes ${changes.length}, replacement-causing ${replacements.length}`,
+    );
+    for (const [k, e] of [...byPath].sort())
+      console.log(
+        `  ${String(e.count).padStart(3)} × ${k}   ${[...e.examples].slice(0, 2).join(', ').slice(0, 120)}`,
+      );
+    for (const r of replacements)
+      console.log(
+        `  REPLACEMENT ${r.resource} ${r.path}: ${JSON.stringify(r.before)} → ${JSON.stringify(r.after)}`,
+      );
     for (const a of [...added, ...removed]) console.log(`  ${added.includes(a) ? 'ADDED' : 'DELETED'} ${a}`);
-    const expected = [...byPath.keys()].every((k) => / state$| spec\.replicas$|aws:lambda\/invocation:Invocation (input|triggers)/.test(k));
-    if (!expected) console.log('  UNEXPECTED: changes other than state / replicas / fence invocation (see above)');
+    const expected = [...byPath.keys()].every((k) =>
+      / state$| spec\.replicas$|aws:lambda\/invocation:Invocation (input|triggers)/.test(k),
+    );
+    if (!expected)
+      console.log('  UNEXPECTED: changes other than state / replicas / fence invocation (see above)');
     const met = replacements.length === 0 && removed.length === 0 && added.length === 0 && expected;
-    console.log(`  target (only state/replicas/fence; 0 replacements, 0 deletions): ${met ? 'MET' : 'NOT MET'}`);
+    console.log(
+      `  target (only state/replicas/fence; 0 replacements, 0 deletions): ${met ? 'MET' : 'NOT MET'}`,
+    );
     ok &&= met;
   }
   exitWith(ok);

@@ -22,7 +22,13 @@ function coldRequireMs(file: string): { wall: number; cpu: number } {
     cwd: path.dirname(file),
     // What Lambda sets that the module-level code reads; no credentials are needed to construct clients.
     // AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: the SDK warns on this machine's Node 20, not on Lambda's 22.
-    env: { PATH: process.env.PATH, POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_REGION: 'us-east-1', AWS_LAMBDA_FUNCTION_NAME: 'bench', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: {
+      PATH: process.env.PATH,
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      AWS_REGION: 'us-east-1',
+      AWS_LAMBDA_FUNCTION_NAME: 'bench',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return JSON.parse(out.toString()) as { wall: number; cpu: number };
@@ -31,8 +37,12 @@ function coldRequireMs(file: string): { wall: number; cpu: number } {
 const buildDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-handlers-build-'));
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-handlers-run-'));
 let ok = true;
-console.log(`benchmark 3: handler bundles, SDK bundled (cold init = require() in a fresh node process outside the repo, median of ${RUNS})`);
-console.log('handler              size KB   wall ms (min-max)           cpu ms   target (<300 KB, <50 ms wall)');
+console.log(
+  `benchmark 3: handler bundles, SDK bundled (cold init = require() in a fresh node process outside the repo, median of ${RUNS})`,
+);
+console.log(
+  'handler              size KB   wall ms (min-max)           cpu ms   target (<300 KB, <50 ms wall)',
+);
 for (const name of HANDLERS) {
   const dir = bundleHandler(name, buildDir);
   const size = bundleSize(dir);
@@ -46,7 +56,9 @@ for (const name of HANDLERS) {
   const met = size < BUNDLE_BUDGET_BYTES && median < 50;
   ok &&= met;
   const range = `(${times[0].toFixed(1)}-${times[RUNS - 1].toFixed(1)})`;
-  console.log(`${name.padEnd(20)} ${(size / 1024).toFixed(1).padStart(7)} ${median.toFixed(1).padStart(9)} ${range.padEnd(15)} ${cpu.toFixed(1).padStart(8)}   ${size < BUNDLE_BUDGET_BYTES ? '' : 'SIZE '}${median < 50 ? '' : 'TIME '}${met ? 'MET' : 'NOT MET'}`);
+  console.log(
+    `${name.padEnd(20)} ${(size / 1024).toFixed(1).padStart(7)} ${median.toFixed(1).padStart(9)} ${range.padEnd(15)} ${cpu.toFixed(1).padStart(8)}   ${size < BUNDLE_BUDGET_BYTES ? '' : 'SIZE '}${median < 50 ? '' : 'TIME '}${met ? 'MET' : 'NOT MET'}`,
+  );
 }
 fs.rmSync(buildDir, { recursive: true, force: true });
 fs.rmSync(runDir, { recursive: true, force: true });

@@ -7,12 +7,18 @@ export const STACKS: readonly StackName[] = ['prod-east', 'prod-west'];
 
 /** `n` pipelines shaped like the stack's first one, with distinct names, tables and schedules. */
 export function generatePipelines(stack: StackName, n: number): unknown[] {
-  const template = (JSON.parse(stackConfig(stack)['etl-platform:pipelines']) as Array<Record<string, unknown>>)[0];
+  const template = (
+    JSON.parse(stackConfig(stack)['etl-platform:pipelines']) as Array<Record<string, unknown>>
+  )[0];
   return Array.from({ length: n }, (_, i) => ({
     ...template,
     name: `pipe${String(i).padStart(3, '0')}`,
     tables: [`p${i}_a`, `p${i}_b`, `p${i}_c`],
-    schedule: { expression: `cron(${i % 60} ${Math.floor(i / 60) % 24} * * ? *)`, timezone: 'America/New_York', flexibleWindowMinutes: 10 },
+    schedule: {
+      expression: `cron(${i % 60} ${Math.floor(i / 60) % 24} * * ? *)`,
+      timezone: 'America/New_York',
+      flexibleWindowMinutes: 10,
+    },
     dbtSelect: `tag:pipe${i}`,
   }));
 }

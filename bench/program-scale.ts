@@ -35,17 +35,25 @@ async function one(stack: StackName, n: number): Promise<void> {
   const run = await runProgram({ stack, config: { pipelines: generatePipelines(stack, n) } });
   const u = process.cpuUsage(c);
   if (run.error) throw run.error;
-  const sample: Sample = { resources: run.resources.length, wall: ms(process.hrtime.bigint() - t), cpu: (u.user + u.system) / 1000 };
+  const sample: Sample = {
+    resources: run.resources.length,
+    wall: ms(process.hrtime.bigint() - t),
+    cpu: (u.user + u.system) / 1000,
+  };
   process.stdout.write(JSON.stringify(sample));
 }
 
 function measure(stack: StackName, n: number): Sample {
   const samples = Array.from({ length: REPS }, () => {
-    const out = execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--one', stack, String(n)], {
-      cwd: path.resolve(__dirname, '..'),
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', __filename, '--one', stack, String(n)],
+      {
+        cwd: path.resolve(__dirname, '..'),
+        env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     return JSON.parse(out.toString()) as Sample;
   });
   const median = (k: 'wall' | 'cpu') => samples.map((s) => s[k]).sort((a, b) => a - b)[Math.floor(REPS / 2)];
@@ -54,13 +62,17 @@ function measure(stack: StackName, n: number): Sample {
 
 function main(): void {
   let ok = true;
-  console.log(`benchmark 1: program evaluation under mocks (fresh process per evaluation, median of ${REPS})`);
+  console.log(
+    `benchmark 1: program evaluation under mocks (fresh process per evaluation, median of ${REPS})`,
+  );
   console.log('stack      pipelines  resources   cpu ms  wall ms  cpu ms/pipeline');
   for (const stack of STACKS) {
     const at: Record<number, Sample> = {};
     for (const n of SIZES) {
       const s = (at[n] = measure(stack, n));
-      console.log(`${stack.padEnd(10)} ${String(n).padStart(9)} ${String(s.resources).padStart(10)} ${s.cpu.toFixed(0).padStart(8)} ${s.wall.toFixed(0).padStart(8)} ${(s.cpu / n).toFixed(0).padStart(16)}`);
+      console.log(
+        `${stack.padEnd(10)} ${String(n).padStart(9)} ${String(s.resources).padStart(10)} ${s.cpu.toFixed(0).padStart(8)} ${s.wall.toFixed(0).padStart(8)} ${(s.cpu / n).toFixed(0).padStart(16)}`,
+      );
     }
     const early = (at[10].cpu - at[1].cpu) / 9;
     const late = (at[50].cpu - at[10].cpu) / 40;

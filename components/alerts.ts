@@ -38,7 +38,9 @@ export class Alerts extends pulumi.ComponentResource {
         deletionWindowInDays: 30,
         policy: pulumi
           .all([args.account.accountId, args.account.partition])
-          .apply(([accountId, partition]) => JSON.stringify(alertsKeyPolicy(accountId, partition, args.region))),
+          .apply(([accountId, partition]) =>
+            JSON.stringify(alertsKeyPolicy(accountId, partition, args.region)),
+          ),
       },
       { parent: this },
     );

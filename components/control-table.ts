@@ -43,7 +43,12 @@ export interface ControlTableArgs {
  * No `triggers`: a trigger change replaces the resource, and a CRUD replacement also invokes the
  * old one with `delete`. Cost: every preview shows this one resource as an update.
  */
-export function fenceInvocationArgs(functionName: pulumi.Input<string>, activeRegion: string, stack: string, assertedAt: Date): aws.lambda.InvocationArgs {
+export function fenceInvocationArgs(
+  functionName: pulumi.Input<string>,
+  activeRegion: string,
+  stack: string,
+  assertedAt: Date,
+): aws.lambda.InvocationArgs {
   return {
     functionName,
     input: JSON.stringify({ activeRegion, stack, assertedAt: assertedAt.toISOString() }),
@@ -65,7 +70,12 @@ export function globalTableArgs(tableName: string, peerRegion: string): aws.dyna
       { name: STATUS_INDEX.rangeKey, type: 'S' },
     ],
     globalSecondaryIndexes: [
-      { name: STATUS_INDEX.name, hashKey: STATUS_INDEX.hashKey, rangeKey: STATUS_INDEX.rangeKey, projectionType: 'ALL' },
+      {
+        name: STATUS_INDEX.name,
+        hashKey: STATUS_INDEX.hashKey,
+        rangeKey: STATUS_INDEX.rangeKey,
+        projectionType: 'ALL',
+      },
     ],
     pointInTimeRecovery: { enabled: true },
     serverSideEncryption: { enabled: true },
@@ -98,10 +108,14 @@ export class ControlTable extends pulumi.ComponentResource {
 
     let dependsOn: pulumi.Resource[] = [];
     if (args.isHome) {
-      const table = new aws.dynamodb.Table(`${name}-table`, globalTableArgs(args.tableName, args.peerRegion), {
-        parent: this,
-        protect: true,
-      });
+      const table = new aws.dynamodb.Table(
+        `${name}-table`,
+        globalTableArgs(args.tableName, args.peerRegion),
+        {
+          parent: this,
+          protect: true,
+        },
+      );
       this.tableName = table.name;
       dependsOn = [table];
     } else {
@@ -129,7 +143,12 @@ export class ControlTable extends pulumi.ComponentResource {
             Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['FENCE'] } },
           },
           // The warehouse fence's credentials (this region's copy of the Snowflake secret).
-          { Sid: 'SnowflakeSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [args.snowflakeSecret.arnPattern] },
+          {
+            Sid: 'SnowflakeSecret',
+            Effect: 'Allow',
+            Action: ['secretsmanager:GetSecretValue'],
+            Resource: [args.snowflakeSecret.arnPattern],
+          },
         ],
       },
       { parent: this, dependsOn },

@@ -33,8 +33,18 @@ export const LAKE_LIFECYCLE: aws.types.input.s3.BucketLifecycleConfigurationRule
     ],
   },
   { id: 'run-results', status: 'Enabled', filter: { prefix: '_runs/' }, expiration: { days: 400 } },
-  { id: 'noncurrent-versions', status: 'Enabled', filter: { prefix: '' }, noncurrentVersionExpiration: { noncurrentDays: 90 } },
-  { id: 'incomplete-uploads', status: 'Enabled', filter: { prefix: '' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 } },
+  {
+    id: 'noncurrent-versions',
+    status: 'Enabled',
+    filter: { prefix: '' },
+    noncurrentVersionExpiration: { noncurrentDays: 90 },
+  },
+  {
+    id: 'incomplete-uploads',
+    status: 'Enabled',
+    filter: { prefix: '' },
+    abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+  },
 ];
 
 export interface DataLakeArgs {
@@ -71,7 +81,13 @@ export class DataLake extends pulumi.ComponentResource {
         description: 'Encrypts the ETL data lake and Glue artifacts',
         enableKeyRotation: true,
         deletionWindowInDays: 30,
-        policy: pulumi.all([accountId, partition]).apply(([a, p]) => JSON.stringify(keyPolicy({ accountId: a, partition: p, region: args.region, viaServices: ['s3'] }))),
+        policy: pulumi
+          .all([accountId, partition])
+          .apply(([a, p]) =>
+            JSON.stringify(
+              keyPolicy({ accountId: a, partition: p, region: args.region, viaServices: ['s3'] }),
+            ),
+          ),
       },
       parent,
     );
@@ -95,7 +111,12 @@ export class DataLake extends pulumi.ComponentResource {
         kmsKeyArn: this.key.arn,
         lifecycleRules: [
           { id: 'glue-temp', status: 'Enabled', filter: { prefix: 'tmp/' }, expiration: { days: 7 } },
-          { id: 'noncurrent-versions', status: 'Enabled', filter: { prefix: '' }, noncurrentVersionExpiration: { noncurrentDays: 30 } },
+          {
+            id: 'noncurrent-versions',
+            status: 'Enabled',
+            filter: { prefix: '' },
+            noncurrentVersionExpiration: { noncurrentDays: 30 },
+          },
         ],
         tags: args.tags,
       },
@@ -104,7 +125,12 @@ export class DataLake extends pulumi.ComponentResource {
     for (const file of glueScriptFiles()) {
       const object = new aws.s3.BucketObjectv2(
         `${name}-script-${file.replace(/\.py$/, '').replace(/_/g, '-')}`,
-        { bucket: this.artifacts.name, key: `glue/${file}`, source: new pulumi.asset.FileAsset(path.join(GLUE_DIR, file)), contentType: 'text/x-python' },
+        {
+          bucket: this.artifacts.name,
+          key: `glue/${file}`,
+          source: new pulumi.asset.FileAsset(path.join(GLUE_DIR, file)),
+          contentType: 'text/x-python',
+        },
         parent,
       );
       this.scriptLocations[file] = pulumi.interpolate`s3://${object.bucket}/${object.key}`;
@@ -124,7 +150,9 @@ export class DataLake extends pulumi.ComponentResource {
         name: iamRoleName('lake-replication', args.region),
         assumeRolePolicy: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Service: 's3.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 's3.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
         }),
         tags: args.tags ?? {},
       },
@@ -137,13 +165,25 @@ export class DataLake extends pulumi.ComponentResource {
         policy: pulumi.jsonStringify({
           Version: '2012-10-17',
           Statement: [
-            { Effect: 'Allow', Action: ['s3:GetReplicationConfiguration', 's3:ListBucket'], Resource: [this.lake.arn] },
             {
               Effect: 'Allow',
-              Action: ['s3:GetObjectVersionForReplication', 's3:GetObjectVersionAcl', 's3:GetObjectVersionTagging'],
+              Action: ['s3:GetReplicationConfiguration', 's3:ListBucket'],
+              Resource: [this.lake.arn],
+            },
+            {
+              Effect: 'Allow',
+              Action: [
+                's3:GetObjectVersionForReplication',
+                's3:GetObjectVersionAcl',
+                's3:GetObjectVersionTagging',
+              ],
               Resource: [pulumi.interpolate`${this.lake.arn}/*`],
             },
-            { Effect: 'Allow', Action: ['s3:ReplicateObject', 's3:ReplicateDelete', 's3:ReplicateTags'], Resource: [pulumi.interpolate`${peerBucketArn}/*`] },
+            {
+              Effect: 'Allow',
+              Action: ['s3:ReplicateObject', 's3:ReplicateDelete', 's3:ReplicateTags'],
+              Resource: [pulumi.interpolate`${peerBucketArn}/*`],
+            },
             { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: [this.key.arn] },
             {
               // The peer's key is only known by its alias here.
@@ -169,7 +209,11 @@ export class DataLake extends pulumi.ComponentResource {
             filter: { prefix: '' },
             deleteMarkerReplication: { status: 'Enabled' },
             sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: 'Enabled' } },
-            destination: { bucket: peerBucketArn, storageClass: 'STANDARD', encryptionConfiguration: { replicaKmsKeyId: peerKeyAlias } },
+            destination: {
+              bucket: peerBucketArn,
+              storageClass: 'STANDARD',
+              encryptionConfiguration: { replicaKmsKeyId: peerKeyAlias },
+            },
           },
         ],
       },

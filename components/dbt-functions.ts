@@ -39,10 +39,19 @@ export class DbtFunctions extends pulumi.ComponentResource {
     // Each stack writes its own region's copy: both stacks hold the token in config.
     const secret = new aws.secretsmanager.Secret(
       `${name}-token`,
-      { name: DBT_TOKEN_SECRET_NAME, description: 'Bearer token for the dbt app API', recoveryWindowInDays: 7, tags },
+      {
+        name: DBT_TOKEN_SECRET_NAME,
+        description: 'Bearer token for the dbt app API',
+        recoveryWindowInDays: 7,
+        tags,
+      },
       parent,
     );
-    new aws.secretsmanager.SecretVersion(`${name}-token-value`, { secretId: secret.id, secretString: args.apiToken }, parent);
+    new aws.secretsmanager.SecretVersion(
+      `${name}-token-value`,
+      { secretId: secret.id, secretString: args.apiToken },
+      parent,
+    );
     this.tokenSecretArn = secret.arn;
 
     const dbtEnv = {
@@ -51,7 +60,12 @@ export class DbtFunctions extends pulumi.ComponentResource {
       DBT_API_TIMEOUT_MS: '10000',
       ...(args.allowPlainHttp ? { DBT_API_ALLOW_PLAIN_HTTP: 'true' } : {}),
     };
-    const readToken = { Sid: 'ReadApiToken', Effect: 'Allow' as const, Action: ['secretsmanager:GetSecretValue'], Resource: [secret.arn] };
+    const readToken = {
+      Sid: 'ReadApiToken',
+      Effect: 'Allow' as const,
+      Action: ['secretsmanager:GetSecretValue'],
+      Resource: [secret.arn],
+    };
     const common = { region: args.region, logRetentionDays: args.logRetentionDays, tags };
 
     this.checkConsistency = new HandlerFunction(
@@ -61,7 +75,14 @@ export class DbtFunctions extends pulumi.ComponentResource {
         handler: 'check-consistency',
         purpose: 'check-consistency',
         environment: { CONTROL_TABLE_NAME: args.controlTable.name },
-        statements: [{ Sid: 'ReadControlRecords', Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Query'], Resource: [args.controlTable.arn] }],
+        statements: [
+          {
+            Sid: 'ReadControlRecords',
+            Effect: 'Allow',
+            Action: ['dynamodb:GetItem', 'dynamodb:Query'],
+            Resource: [args.controlTable.arn],
+          },
+        ],
       },
       parent,
     );
@@ -69,12 +90,28 @@ export class DbtFunctions extends pulumi.ComponentResource {
     const vpc = { subnetIds: args.network.subnetIds, securityGroupIds: args.network.securityGroupIds };
     this.startDbtRun = new HandlerFunction(
       `${name}-start-dbt-run`,
-      { ...common, handler: 'start-dbt-run', purpose: 'start-dbt-run', environment: dbtEnv, statements: [readToken], vpc, timeoutSeconds: 30 },
+      {
+        ...common,
+        handler: 'start-dbt-run',
+        purpose: 'start-dbt-run',
+        environment: dbtEnv,
+        statements: [readToken],
+        vpc,
+        timeoutSeconds: 30,
+      },
       parent,
     );
     this.getDbtRun = new HandlerFunction(
       `${name}-get-dbt-run`,
-      { ...common, handler: 'get-dbt-run', purpose: 'get-dbt-run', environment: dbtEnv, statements: [readToken], vpc, timeoutSeconds: 30 },
+      {
+        ...common,
+        handler: 'get-dbt-run',
+        purpose: 'get-dbt-run',
+        environment: dbtEnv,
+        statements: [readToken],
+        vpc,
+        timeoutSeconds: 30,
+      },
       parent,
     );
     this.registerOutputs({ tokenSecretArn: this.tokenSecretArn });

@@ -76,7 +76,10 @@ export class DeadLetterQueue extends pulumi.ComponentResource {
         `${name}-policy`,
         {
           queueUrl: this.queue.url,
-          policy: pulumi.jsonStringify({ Version: '2012-10-17', Statement: senderStatements(this.queue.arn, senders) }),
+          policy: pulumi.jsonStringify({
+            Version: '2012-10-17',
+            Statement: senderStatements(this.queue.arn, senders),
+          }),
         },
         { parent: this },
       );

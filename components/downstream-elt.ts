@@ -1,6 +1,10 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { PipelineSettings } from '../regions/settings';
-import { downstreamTimeoutSeconds, downstreamWorkflow, type DownstreamDbtSettings } from '../state-machines/downstream';
+import {
+  downstreamTimeoutSeconds,
+  downstreamWorkflow,
+  type DownstreamDbtSettings,
+} from '../state-machines/downstream';
 import type { AccountContext } from './naming';
 import { Workflow } from './workflow';
 
@@ -28,7 +32,11 @@ export interface DownstreamSharedRefs {
 export { downstreamTimeoutSeconds } from '../state-machines/downstream';
 
 /** The deterministic ARN, so triggers (and the upstream's last state) can name it before it exists. */
-export function downstreamArn(account: AccountContext, region: string, pipeline: string): pulumi.Output<string> {
+export function downstreamArn(
+  account: AccountContext,
+  region: string,
+  pipeline: string,
+): pulumi.Output<string> {
   return pulumi.interpolate`arn:${account.partition}:states:${region}:${account.accountId}:stateMachine:etl-${pipeline}-downstream`;
 }
 
@@ -39,7 +47,11 @@ export function downstreamArn(account: AccountContext, region: string, pipeline:
 export class DownstreamElt extends pulumi.ComponentResource {
   readonly workflow: Workflow;
 
-  constructor(name: string, args: { pipeline: PipelineSettings; shared: DownstreamSharedRefs }, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    args: { pipeline: PipelineSettings; shared: DownstreamSharedRefs },
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super('etl-platform:downstream:DownstreamElt', name, {}, opts);
     const { pipeline, shared } = args;
     const { definition, statements } = downstreamWorkflow({

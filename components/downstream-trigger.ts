@@ -86,7 +86,12 @@ export class RuleWithTarget extends pulumi.ComponentResource {
         arn: args.targetArn,
         roleArn: args.roleArn,
         ...(args.retry
-          ? { retryPolicy: { maximumRetryAttempts: args.retry.maximumRetryAttempts, maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds } }
+          ? {
+              retryPolicy: {
+                maximumRetryAttempts: args.retry.maximumRetryAttempts,
+                maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds,
+              },
+            }
           : {}),
         deadLetterConfig: { arn: this.dlq.arn },
       },
@@ -127,7 +132,13 @@ export function eventsRole(
   );
   new aws.iam.RolePolicy(
     `${name}-policy`,
-    { role: role.id, policy: pulumi.jsonStringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: [action], Resource: resources }] }) },
+    {
+      role: role.id,
+      policy: pulumi.jsonStringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: [action], Resource: resources }],
+      }),
+    },
     opts,
   );
   return role;
@@ -194,17 +205,40 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
 
     switch (args.mode) {
       case 'rule-direct': {
-        const role = eventsRole(`${name}-events`, iamRoleName(`trigger-${args.pipeline}`, args.region), accountId, 'states:StartExecution', [args.downstreamArn], args.tags, parent);
-        this.track(new RuleWithTarget(
-          `${name}-direct`,
-          { ...rule, description: `Starts the ${args.pipeline} downstream workflow on UpstreamBatchSucceeded`, targetArn: args.downstreamArn, roleArn: role.arn },
+        const role = eventsRole(
+          `${name}-events`,
+          iamRoleName(`trigger-${args.pipeline}`, args.region),
+          accountId,
+          'states:StartExecution',
+          [args.downstreamArn],
+          args.tags,
           parent,
-        ));
+        );
+        this.track(
+          new RuleWithTarget(
+            `${name}-direct`,
+            {
+              ...rule,
+              description: `Starts the ${args.pipeline} downstream workflow on UpstreamBatchSucceeded`,
+              targetArn: args.downstreamArn,
+              roleArn: role.arn,
+            },
+            parent,
+          ),
+        );
         this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
         break;
       }
       case 'rule-lambda': {
-        const dlq = new DeadLetterQueue(`${name}-async-dlq`, { purpose: `${args.pipeline} start-downstream async failures`, alarmTopicArn: args.alarmTopicArn, tags: args.tags }, parent);
+        const dlq = new DeadLetterQueue(
+          `${name}-async-dlq`,
+          {
+            purpose: `${args.pipeline} start-downstream async failures`,
+            alarmTopicArn: args.alarmTopicArn,
+            tags: args.tags,
+          },
+          parent,
+        );
         const fn: HandlerFunction = new HandlerFunction(
           `${name}-starter`,
           {
@@ -212,11 +246,25 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
             purpose: `start-ds-${args.pipeline}`,
             region: args.region,
             logRetentionDays: args.logRetentionDays,
-            environment: { DOWNSTREAM_STATE_MACHINE_ARN: args.downstreamArn, PIPELINES: args.pipeline, EVENT_SOURCE: args.eventSource },
+            environment: {
+              DOWNSTREAM_STATE_MACHINE_ARN: args.downstreamArn,
+              PIPELINES: args.pipeline,
+              EVENT_SOURCE: args.eventSource,
+            },
             statements: [
-              { Sid: 'StartDownstream', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [args.downstreamArn] },
+              {
+                Sid: 'StartDownstream',
+                Effect: 'Allow',
+                Action: ['states:StartExecution'],
+                Resource: [args.downstreamArn],
+              },
               // The on-failure destination is written with the function's own role.
-              { Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [dlq.arn] },
+              {
+                Sid: 'OnFailureDestination',
+                Effect: 'Allow',
+                Action: ['sqs:SendMessage'],
+                Resource: [dlq.arn],
+              },
             ],
             tags: args.tags,
           },
@@ -235,14 +283,25 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
         );
         new aws.lambda.Permission(
           `${name}-invoke`,
-          { action: 'lambda:InvokeFunction', function: fn.name, principal: 'events.amazonaws.com', sourceArn: ruleArn },
+          {
+            action: 'lambda:InvokeFunction',
+            function: fn.name,
+            principal: 'events.amazonaws.com',
+            sourceArn: ruleArn,
+          },
           parent,
         );
-        this.track(new RuleWithTarget(
-          `${name}-lambda`,
-          { ...rule, description: `Invokes the ${args.pipeline} downstream starter on UpstreamBatchSucceeded`, targetArn: fn.arn },
-          parent,
-        ));
+        this.track(
+          new RuleWithTarget(
+            `${name}-lambda`,
+            {
+              ...rule,
+              description: `Invokes the ${args.pipeline} downstream starter on UpstreamBatchSucceeded`,
+              targetArn: fn.arn,
+            },
+            parent,
+          ),
+        );
         this.dlqNames.push(dlq.queue.name);
         this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
         break;
@@ -259,16 +318,38 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
         });
         const intermediate = new Workflow(
           `${name}-intermediate`,
-          { ...built, purpose: `${args.pipeline}-trigger-sfn`, region: args.region, logLevel: args.logLevel, logRetentionDays: args.logRetentionDays, tags: args.tags },
+          {
+            ...built,
+            purpose: `${args.pipeline}-trigger-sfn`,
+            region: args.region,
+            logLevel: args.logLevel,
+            logRetentionDays: args.logRetentionDays,
+            tags: args.tags,
+          },
           parent,
         );
         this.workflows.push(intermediate);
-        const role = eventsRole(`${name}-events`, iamRoleName(`trigger-${args.pipeline}`, args.region), accountId, 'states:StartExecution', [intermediate.arn], args.tags, parent);
-        this.track(new RuleWithTarget(
-          `${name}-sfn`,
-          { ...rule, description: `Starts the ${args.pipeline} intermediate trigger workflow on UpstreamBatchSucceeded`, targetArn: intermediate.arn, roleArn: role.arn },
+        const role = eventsRole(
+          `${name}-events`,
+          iamRoleName(`trigger-${args.pipeline}`, args.region),
+          accountId,
+          'states:StartExecution',
+          [intermediate.arn],
+          args.tags,
           parent,
-        ));
+        );
+        this.track(
+          new RuleWithTarget(
+            `${name}-sfn`,
+            {
+              ...rule,
+              description: `Starts the ${args.pipeline} intermediate trigger workflow on UpstreamBatchSucceeded`,
+              targetArn: intermediate.arn,
+              roleArn: role.arn,
+            },
+            parent,
+          ),
+        );
         this.toggles.push({ kind: 'rule', name: ruleName, state: args.ruleState });
         break;
       }
@@ -282,7 +363,14 @@ export class DownstreamTrigger extends pulumi.ComponentResource {
         });
         const poller = new Workflow(
           `${name}-poller`,
-          { ...built, purpose: `${args.pipeline}-poller`, region: args.region, logLevel: args.logLevel, logRetentionDays: args.logRetentionDays, tags: args.tags },
+          {
+            ...built,
+            purpose: `${args.pipeline}-poller`,
+            region: args.region,
+            logLevel: args.logLevel,
+            logRetentionDays: args.logRetentionDays,
+            tags: args.tags,
+          },
           parent,
         );
         this.workflows.push(poller);
@@ -346,7 +434,15 @@ export class CrossRegionForwarding extends pulumi.ComponentResource {
     const { partition, accountId } = args.account;
     const peerBusArn = pulumi.interpolate`arn:${partition}:events:${args.peerRegion}:${accountId}:event-bus/${args.busName}`;
     this.ruleName = `forward-to-${args.peerRegion}`;
-    const role = eventsRole(`${name}-events`, iamRoleName('forward-events', args.region), accountId, 'events:PutEvents', [peerBusArn], args.tags, { parent: this });
+    const role = eventsRole(
+      `${name}-events`,
+      iamRoleName('forward-events', args.region),
+      accountId,
+      'events:PutEvents',
+      [peerBusArn],
+      args.tags,
+      { parent: this },
+    );
     const forward = new RuleWithTarget(
       `${name}-forward`,
       {

@@ -53,7 +53,12 @@ export function functionPolicy(logGroupArn: pulumi.Input<string>, statements: re
   return pulumi.jsonStringify({
     Version: '2012-10-17',
     Statement: [
-      { Sid: 'OwnLogs', Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: [pulumi.interpolate`${logGroupArn}:*`] },
+      {
+        Sid: 'OwnLogs',
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: [pulumi.interpolate`${logGroupArn}:*`],
+      },
       ...statements,
     ],
   });
@@ -81,7 +86,9 @@ export class HandlerFunction extends pulumi.ComponentResource {
         name: iamRoleName(args.purpose, args.region),
         assumeRolePolicy: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
         }),
         tags,
       },
@@ -102,12 +109,23 @@ export class HandlerFunction extends pulumi.ComponentResource {
       statements.push({
         Sid: 'VpcNetworkInterfaces',
         Effect: 'Allow',
-        Action: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+        Action: [
+          'ec2:CreateNetworkInterface',
+          'ec2:DescribeNetworkInterfaces',
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
         Resource: ['*'],
       });
     }
     // X-Ray segment upload does not support resource-level permissions, so "*" is required.
-    statements.push({ Sid: 'XRay', Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: ['*'] });
+    statements.push({
+      Sid: 'XRay',
+      Effect: 'Allow',
+      Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+      Resource: ['*'],
+    });
 
     const policy = new aws.iam.RolePolicy(
       `${name}-policy`,
@@ -128,8 +146,12 @@ export class HandlerFunction extends pulumi.ComponentResource {
         memorySize: args.memoryMb ?? 256,
         tracingConfig: { mode: 'Active' },
         loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
-        environment: { variables: { POWERTOOLS_SERVICE_NAME: `etl-${args.purpose}`, ...(args.environment ?? {}) } },
-        vpcConfig: args.vpc ? { subnetIds: [...args.vpc.subnetIds], securityGroupIds: [...args.vpc.securityGroupIds] } : undefined,
+        environment: {
+          variables: { POWERTOOLS_SERVICE_NAME: `etl-${args.purpose}`, ...(args.environment ?? {}) },
+        },
+        vpcConfig: args.vpc
+          ? { subnetIds: [...args.vpc.subnetIds], securityGroupIds: [...args.vpc.securityGroupIds] }
+          : undefined,
         // Names the bundled module, so tools (the local twin) map a function to handlers/<name>.ts.
         tags: { ...tags, [HANDLER_TAG]: args.handler },
       },

@@ -36,7 +36,13 @@ export function keyPolicy(args: KeyPolicyArgs) {
   const root = `arn:${args.partition}:iam::${args.accountId}:root`;
   const statements: object[] = [
     // In a key policy "*" means "this key"; AWS requires it as the Resource.
-    { Sid: 'AccountAdministersKey', Effect: 'Allow', Principal: { AWS: root }, Action: KEY_ADMIN_ACTIONS, Resource: '*' },
+    {
+      Sid: 'AccountAdministersKey',
+      Effect: 'Allow',
+      Principal: { AWS: root },
+      Action: KEY_ADMIN_ACTIONS,
+      Resource: '*',
+    },
     {
       Sid: 'AccountUsesKeyThroughServices',
       Effect: 'Allow',

@@ -32,7 +32,15 @@ export const METRIC_NAMES = {
     'ExecutionsTimedOut',
   ],
   // https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html (invocation metrics)
-  'AWS/Lambda': ['Invocations', 'Errors', 'DeadLetterErrors', 'DestinationDeliveryFailures', 'Throttles', 'Duration', 'ConcurrentExecutions'],
+  'AWS/Lambda': [
+    'Invocations',
+    'Errors',
+    'DeadLetterErrors',
+    'DestinationDeliveryFailures',
+    'Throttles',
+    'Duration',
+    'ConcurrentExecutions',
+  ],
   // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
   'AWS/SQS': [
     'ApproximateAgeOfOldestMessage',
@@ -67,4 +75,5 @@ export function isPublishedMetric(namespace: string, metricName: string): boolea
 }
 
 /** A metric name, checked at compile time against its namespace's table. */
-export const knownMetric = <N extends MetricNamespace>(_namespace: N, name: MetricName<N>): MetricName<N> => name;
+export const knownMetric = <N extends MetricNamespace>(_namespace: N, name: MetricName<N>): MetricName<N> =>
+  name;

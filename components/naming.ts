@@ -9,7 +9,8 @@ import * as pulumi from '@pulumi/pulumi';
 /** IAM is global, so explicit role names carry the region to stay unique across the two stacks. */
 export function iamRoleName(purpose: string, region: string): string {
   const name = `etl-${purpose}-${region}`;
-  if (name.length > 64) throw new Error(`IAM role name "${name}" exceeds 64 characters; shorten "${purpose}"`);
+  if (name.length > 64)
+    throw new Error(`IAM role name "${name}" exceeds 64 characters; shorten "${purpose}"`);
   return name;
 }
 

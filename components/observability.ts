@@ -3,11 +3,23 @@ import * as pulumi from '@pulumi/pulumi';
 import { knownMetric, type MetricName } from './metric-names';
 
 /** Step Functions metrics that mean something did not finish as it should. */
-export const WORKFLOW_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/States'>> = ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionThrottled', 'ExecutionsAborted'];
+export const WORKFLOW_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/States'>> = [
+  'ExecutionsFailed',
+  'ExecutionsTimedOut',
+  'ExecutionThrottled',
+  'ExecutionsAborted',
+];
 export const FUNCTION_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Lambda'>> = ['Errors', 'Throttles'];
 /** A DLQ'd delivery, and one that could not even reach the DLQ (the event is then gone). */
-export const RULE_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Events'>> = ['FailedInvocations', 'InvocationsSentToDlq', 'InvocationsFailedToBeSentToDlq'];
-export const SCHEDULER_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Scheduler'>> = ['TargetErrorCount', 'InvocationDroppedCount'];
+export const RULE_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Events'>> = [
+  'FailedInvocations',
+  'InvocationsSentToDlq',
+  'InvocationsFailedToBeSentToDlq',
+];
+export const SCHEDULER_ALARM_METRICS: ReadonlyArray<MetricName<'AWS/Scheduler'>> = [
+  'TargetErrorCount',
+  'InvocationDroppedCount',
+];
 
 export interface ObservedPipeline {
   readonly name: string;
@@ -29,7 +41,10 @@ export interface ObservabilityArgs {
 }
 
 /** The dashboard body: per pipeline, batches, upstream→downstream lag, dbt duration, failures, DLQ depth. */
-export function dashboardBody(region: string, pipelines: ReadonlyArray<{ name: string; upstreamArn: string; downstreamArn: string; dlqNames: string[] }>) {
+export function dashboardBody(
+  region: string,
+  pipelines: ReadonlyArray<{ name: string; upstreamArn: string; downstreamArn: string; dlqNames: string[] }>,
+) {
   const widgets: object[] = [];
   pipelines.forEach((p, row) => {
     const y = row * 6;
@@ -39,22 +54,97 @@ export function dashboardBody(region: string, pipelines: ReadonlyArray<{ name: s
       y,
       width: 6,
       height: 6,
-      properties: { title: `${p.name}: ${title}`, region, view: 'timeSeries', stacked: false, stat, period, metrics },
+      properties: {
+        title: `${p.name}: ${title}`,
+        region,
+        view: 'timeSeries',
+        stacked: false,
+        stat,
+        period,
+        metrics,
+      },
     });
     widgets.push(
-      metric('batches per day', 0, [
-        ['AWS/States', knownMetric('AWS/States', 'ExecutionsSucceeded'), 'StateMachineArn', p.upstreamArn, { label: 'upstream' }],
-        ['AWS/States', knownMetric('AWS/States', 'ExecutionsSucceeded'), 'StateMachineArn', p.downstreamArn, { label: 'downstream' }],
-      ], 'Sum', 86_400),
+      metric(
+        'batches per day',
+        0,
+        [
+          [
+            'AWS/States',
+            knownMetric('AWS/States', 'ExecutionsSucceeded'),
+            'StateMachineArn',
+            p.upstreamArn,
+            { label: 'upstream' },
+          ],
+          [
+            'AWS/States',
+            knownMetric('AWS/States', 'ExecutionsSucceeded'),
+            'StateMachineArn',
+            p.downstreamArn,
+            { label: 'downstream' },
+          ],
+        ],
+        'Sum',
+        86_400,
+      ),
       // The downstream's duration is the dbt build plus the lock wait; the lag is measured by the
       // watchdog and the control records (etl-ops status), which CloudWatch cannot join.
-      metric('downstream duration (dbt)', 6, [['AWS/States', knownMetric('AWS/States', 'ExecutionTime'), 'StateMachineArn', p.downstreamArn, { stat: 'p90' }]], 'Average', 3_600),
-      metric('failures', 12, [
-        ['AWS/States', knownMetric('AWS/States', 'ExecutionsFailed'), 'StateMachineArn', p.upstreamArn, { label: 'upstream failed' }],
-        ['AWS/States', knownMetric('AWS/States', 'ExecutionsFailed'), 'StateMachineArn', p.downstreamArn, { label: 'downstream failed' }],
-        ['AWS/States', knownMetric('AWS/States', 'ExecutionsTimedOut'), 'StateMachineArn', p.downstreamArn, { label: 'downstream timed out' }],
-      ], 'Sum', 3_600),
-      metric('DLQ depth', 18, p.dlqNames.map((q) => ['AWS/SQS', knownMetric('AWS/SQS', 'ApproximateNumberOfMessagesVisible'), 'QueueName', q]), 'Maximum', 300),
+      metric(
+        'downstream duration (dbt)',
+        6,
+        [
+          [
+            'AWS/States',
+            knownMetric('AWS/States', 'ExecutionTime'),
+            'StateMachineArn',
+            p.downstreamArn,
+            { stat: 'p90' },
+          ],
+        ],
+        'Average',
+        3_600,
+      ),
+      metric(
+        'failures',
+        12,
+        [
+          [
+            'AWS/States',
+            knownMetric('AWS/States', 'ExecutionsFailed'),
+            'StateMachineArn',
+            p.upstreamArn,
+            { label: 'upstream failed' },
+          ],
+          [
+            'AWS/States',
+            knownMetric('AWS/States', 'ExecutionsFailed'),
+            'StateMachineArn',
+            p.downstreamArn,
+            { label: 'downstream failed' },
+          ],
+          [
+            'AWS/States',
+            knownMetric('AWS/States', 'ExecutionsTimedOut'),
+            'StateMachineArn',
+            p.downstreamArn,
+            { label: 'downstream timed out' },
+          ],
+        ],
+        'Sum',
+        3_600,
+      ),
+      metric(
+        'DLQ depth',
+        18,
+        p.dlqNames.map((q) => [
+          'AWS/SQS',
+          knownMetric('AWS/SQS', 'ApproximateNumberOfMessagesVisible'),
+          'QueueName',
+          q,
+        ]),
+        'Maximum',
+        300,
+      ),
     );
   });
   widgets.push({
@@ -84,7 +174,13 @@ export class Observability extends pulumi.ComponentResource {
 
   constructor(name: string, args: ObservabilityArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:observability:Observability', name, {}, opts);
-    const alarm = (id: string, description: string, namespace: string, metricName: string, dimensions: Record<string, pulumi.Input<string>>) => {
+    const alarm = (
+      id: string,
+      description: string,
+      namespace: string,
+      metricName: string,
+      dimensions: Record<string, pulumi.Input<string>>,
+    ) => {
       const created = new aws.cloudwatch.MetricAlarm(
         `${name}-${id}`,
         {
@@ -108,21 +204,30 @@ export class Observability extends pulumi.ComponentResource {
 
     for (const wf of args.workflows) {
       for (const metric of WORKFLOW_ALARM_METRICS) {
-        alarm(`${wf.label}-${metric}`, `${metric} ≥ 1 on ${wf.label}`, 'AWS/States', metric, { StateMachineArn: wf.arn });
+        alarm(`${wf.label}-${metric}`, `${metric} ≥ 1 on ${wf.label}`, 'AWS/States', metric, {
+          StateMachineArn: wf.arn,
+        });
       }
     }
     for (const fn of args.functions) {
       for (const metric of FUNCTION_ALARM_METRICS) {
-        alarm(`${fn.label}-${metric}`, `${metric} ≥ 1 on function ${fn.label}`, 'AWS/Lambda', metric, { FunctionName: fn.name });
+        alarm(`${fn.label}-${metric}`, `${metric} ≥ 1 on function ${fn.label}`, 'AWS/Lambda', metric, {
+          FunctionName: fn.name,
+        });
       }
     }
     for (const rule of args.rules) {
       for (const metric of RULE_ALARM_METRICS) {
-        alarm(`${rule.name}-${metric}`, `${metric} ≥ 1 on rule ${rule.name}`, 'AWS/Events', metric, { RuleName: rule.name, EventBusName: rule.busName });
+        alarm(`${rule.name}-${metric}`, `${metric} ≥ 1 on rule ${rule.name}`, 'AWS/Events', metric, {
+          RuleName: rule.name,
+          EventBusName: rule.busName,
+        });
       }
     }
     for (const metric of SCHEDULER_ALARM_METRICS) {
-      alarm(`schedules-${metric}`, `${metric} ≥ 1 in schedule group`, 'AWS/Scheduler', metric, { ScheduleGroup: args.scheduleGroupName });
+      alarm(`schedules-${metric}`, `${metric} ≥ 1 in schedule group`, 'AWS/Scheduler', metric, {
+        ScheduleGroup: args.scheduleGroupName,
+      });
     }
 
     new aws.cloudwatch.Dashboard(
@@ -130,7 +235,13 @@ export class Observability extends pulumi.ComponentResource {
       {
         dashboardName: `etl-platform-${args.region}`,
         dashboardBody: pulumi
-          .all(args.pipelines.map((p) => pulumi.all([p.upstreamArn, p.downstreamArn, pulumi.all(p.dlqNames)]).apply(([u, d, q]) => ({ name: p.name, upstreamArn: u, downstreamArn: d, dlqNames: q }))))
+          .all(
+            args.pipelines.map((p) =>
+              pulumi
+                .all([p.upstreamArn, p.downstreamArn, pulumi.all(p.dlqNames)])
+                .apply(([u, d, q]) => ({ name: p.name, upstreamArn: u, downstreamArn: d, dlqNames: q })),
+            ),
+          )
           .apply((pipelines) => JSON.stringify(dashboardBody(args.region, pipelines))),
       },
       { parent: this },

@@ -55,7 +55,7 @@ export function runbook(settings: PlatformSettings, stackFor: (region: string) =
     flip(standby),
     `Fail back to ${activeRegion}:`,
     flip(activeRegion),
-    'Then replay the gap from the new active region\'s archive (docs/runbooks/failover.md).',
+    "Then replay the gap from the new active region's archive (docs/runbooks/failover.md).",
   ].join('\n');
 }
 
@@ -90,7 +90,11 @@ export class RegionalPlatform extends pulumi.ComponentResource {
     const parent = { parent: this };
     this.account = accountContext(parent);
 
-    this.alerts = new Alerts(`${name}-alerts`, { email: settings.alertEmail, account: this.account, region: settings.region }, parent);
+    this.alerts = new Alerts(
+      `${name}-alerts`,
+      { email: settings.alertEmail, account: this.account, region: settings.region },
+      parent,
+    );
 
     this.bus = new PlatformEventBus(
       `${name}-events`,
@@ -145,10 +149,20 @@ export class RegionalPlatform extends pulumi.ComponentResource {
     // Shared by every workflow: the batch id and lease times (ASL has no date arithmetic).
     this.batchContext = new HandlerFunction(
       `${name}-batch-context`,
-      { handler: 'batch-context', purpose: 'batch-context', region: settings.region, statements: [], logRetentionDays: settings.logRetentionDays },
+      {
+        handler: 'batch-context',
+        purpose: 'batch-context',
+        region: settings.region,
+        statements: [],
+        logRetentionDays: settings.logRetentionDays,
+      },
       parent,
     );
-    const scheduleGroup = new aws.scheduler.ScheduleGroup(`${name}-schedules`, { name: 'etl-platform' }, parent);
+    const scheduleGroup = new aws.scheduler.ScheduleGroup(
+      `${name}-schedules`,
+      { name: 'etl-platform' },
+      parent,
+    );
 
     this.upstreams = settings.pipelines.map(
       (pipeline) =>
@@ -156,7 +170,10 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           `${name}-${pipeline.name}-upstream`,
           {
             pipeline,
-            downstreamArn: pipeline.triggerMode === 'upstream-direct' ? downstreamArn(this.account, settings.region, pipeline.name) : undefined,
+            downstreamArn:
+              pipeline.triggerMode === 'upstream-direct'
+                ? downstreamArn(this.account, settings.region, pipeline.name)
+                : undefined,
             shared: {
               region: settings.region,
               account: this.account,
@@ -190,9 +207,12 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         ),
     );
     for (const upstream of this.upstreams) {
-      this.toggles.push({ kind: 'schedule', name: upstream.scheduleName, state: settings.role.scheduleState });
+      this.toggles.push({
+        kind: 'schedule',
+        name: upstream.scheduleName,
+        state: settings.role.scheduleState,
+      });
     }
-
 
     this.dbtImage = new DbtImage(
       `${name}-dbt-image`,
@@ -215,11 +235,15 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         apiToken: settings.secrets.dbtApiToken,
         snowflakeSecret: { name: this.snowflake.secretName, arnPattern: this.snowflake.secretArnPattern },
         controlTable: { name: this.controlTable.tableName, arn: this.controlTable.tableArn },
-        lambdaCidrs: settings.network.subnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, parent).cidrBlock),
+        lambdaCidrs: settings.network.subnetIds.map(
+          (id) => aws.ec2.getSubnetOutput({ id }, parent).cidrBlock,
+        ),
         loadBalancerSubnetIds: settings.network.subnetIds,
         account: this.account,
         tags: { ...settings.tags },
-        tls: settings.dbt.tls ? { hostedZoneId: settings.dbt.tls.hostedZoneId, ...settings.dbt.tls.endpoints[settings.region] } : undefined,
+        tls: settings.dbt.tls
+          ? { hostedZoneId: settings.dbt.tls.hostedZoneId, ...settings.dbt.tls.endpoints[settings.region] }
+          : undefined,
       },
       parent,
     );
@@ -318,7 +342,11 @@ export class RegionalPlatform extends pulumi.ComponentResource {
     // failed tick lands in its own alarmed DLQ rather than vanishing.
     const watchdogDlq = new DeadLetterQueue(
       `${name}-watchdog-async-dlq`,
-      { purpose: 'lateness watchdog failed ticks', alarmTopicArn: this.alerts.topicArn, tags: { ...settings.tags } },
+      {
+        purpose: 'lateness watchdog failed ticks',
+        alarmTopicArn: this.alerts.topicArn,
+        tags: { ...settings.tags },
+      },
       parent,
     );
     // The lateness watchdog: one cheap Lambda tick, ENABLED only where schedules run (docs/watchdog.md).
@@ -348,13 +376,38 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           EVENT_SOURCE: settings.eventSource,
         },
         statements: [
-          { Sid: 'ControlRecords', Effect: 'Allow', Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], Resource: [this.controlTable.tableArn] },
-          { Sid: 'StatusIndexAndHistory', Effect: 'Allow', Action: ['dynamodb:Query'], Resource: [this.controlTable.statusIndexArn, this.controlTable.tableArn] },
-          { Sid: 'StartLostDownstreams', Effect: 'Allow', Action: ['states:StartExecution'], Resource: this.downstreams.map((d) => d.workflow.arn) },
+          {
+            Sid: 'ControlRecords',
+            Effect: 'Allow',
+            Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+            Resource: [this.controlTable.tableArn],
+          },
+          {
+            Sid: 'StatusIndexAndHistory',
+            Effect: 'Allow',
+            Action: ['dynamodb:Query'],
+            Resource: [this.controlTable.statusIndexArn, this.controlTable.tableArn],
+          },
+          {
+            Sid: 'StartLostDownstreams',
+            Effect: 'Allow',
+            Action: ['states:StartExecution'],
+            Resource: this.downstreams.map((d) => d.workflow.arn),
+          },
           { Sid: 'Alerts', Effect: 'Allow', Action: ['sns:Publish'], Resource: [this.alerts.topicArn] },
-          { Sid: 'AlertsKey', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: [this.alerts.key.arn] },
+          {
+            Sid: 'AlertsKey',
+            Effect: 'Allow',
+            Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+            Resource: [this.alerts.key.arn],
+          },
           // The on-failure destination is written with the function's own role.
-          { Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [watchdogDlq.arn] },
+          {
+            Sid: 'OnFailureDestination',
+            Effect: 'Allow',
+            Action: ['sqs:SendMessage'],
+            Resource: [watchdogDlq.arn],
+          },
         ],
         tags: { ...settings.tags },
       },
@@ -376,7 +429,10 @@ export class RegionalPlatform extends pulumi.ComponentResource {
         scheduleName: 'lateness-watchdog',
         groupName: scheduleGroup.name,
         description: 'Late upstream batches, lost triggers and overrunning downstream runs',
-        expression: settings.watchdog.rateMinutes === 1 ? 'rate(1 minute)' : `rate(${settings.watchdog.rateMinutes} minutes)`,
+        expression:
+          settings.watchdog.rateMinutes === 1
+            ? 'rate(1 minute)'
+            : `rate(${settings.watchdog.rateMinutes} minutes)`,
         timezone: 'UTC',
         flexibleWindowMinutes: 0,
         state: settings.role.scheduleState,
@@ -399,7 +455,11 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       {
         region: settings.region,
         alarmTopicArn: this.alerts.topicArn,
-        workflows: [...this.upstreams.map((u) => u.workflow), ...this.downstreams.map((d) => d.workflow), ...triggerWorkflows].map((w) => ({
+        workflows: [
+          ...this.upstreams.map((u) => u.workflow),
+          ...this.downstreams.map((d) => d.workflow),
+          ...triggerWorkflows,
+        ].map((w) => ({
           label: w.purpose,
           arn: w.arn,
         })),
@@ -412,7 +472,10 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           watchdog,
           ...triggers.flatMap((t) => t.functions),
         ].map((f) => ({ label: f.purpose, name: f.name })),
-        rules: [...triggers.flatMap((t) => t.ruleNames), forwarding.ruleName].map((rule) => ({ name: rule, busName: this.bus.busName })),
+        rules: [...triggers.flatMap((t) => t.ruleNames), forwarding.ruleName].map((rule) => ({
+          name: rule,
+          busName: this.bus.busName,
+        })),
         scheduleGroupName: scheduleGroup.name,
         pipelines: settings.pipelines.map((pipeline, i) => ({
           name: pipeline.name,
@@ -428,7 +491,10 @@ export class RegionalPlatform extends pulumi.ComponentResource {
     // Last: every component above has registered its toggles.
     const { role } = settings;
     this.failover = pulumi
-      .all([this.controlTable.fenceEpoch, pulumi.all(this.toggles.map((t) => pulumi.all([t.kind, t.name, t.state])))])
+      .all([
+        this.controlTable.fenceEpoch,
+        pulumi.all(this.toggles.map((t) => pulumi.all([t.kind, t.name, t.state]))),
+      ])
       .apply(([epoch, toggles]) => ({
         stack: settings.stack,
         region: role.region,
@@ -447,5 +513,8 @@ export class RegionalPlatform extends pulumi.ComponentResource {
 
 /** The explicit provider every resource uses: this stack's region and the common tags. */
 export function regionalProvider(settings: PlatformSettings): aws.Provider {
-  return new aws.Provider(`aws-${settings.region}`, { region: settings.region as aws.Region, defaultTags: { tags: { ...settings.tags } } });
+  return new aws.Provider(`aws-${settings.region}`, {
+    region: settings.region as aws.Region,
+    defaultTags: { tags: { ...settings.tags } },
+  });
 }

@@ -39,7 +39,11 @@ export class SecureBucket extends pulumi.ComponentResource {
     super('etl-platform:storage:SecureBucket', name, {}, opts);
     const parent = { parent: this };
 
-    this.bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: args.bucketName, tags: args.tags ?? {} }, parent);
+    this.bucket = new aws.s3.Bucket(
+      `${name}-bucket`,
+      { bucket: args.bucketName, tags: args.tags ?? {} },
+      parent,
+    );
     this.arn = this.bucket.arn;
     this.name = this.bucket.bucket;
 
@@ -52,13 +56,24 @@ export class SecureBucket extends pulumi.ComponentResource {
       `${name}-sse`,
       {
         bucket: this.bucket.id,
-        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: 'aws:kms', kmsMasterKeyId: args.kmsKeyArn }, bucketKeyEnabled: true }],
+        rules: [
+          {
+            applyServerSideEncryptionByDefault: { sseAlgorithm: 'aws:kms', kmsMasterKeyId: args.kmsKeyArn },
+            bucketKeyEnabled: true,
+          },
+        ],
       },
       parent,
     );
     const publicAccess = new aws.s3.BucketPublicAccessBlock(
       `${name}-public-access`,
-      { bucket: this.bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      {
+        bucket: this.bucket.id,
+        blockPublicAcls: true,
+        blockPublicPolicy: true,
+        ignorePublicAcls: true,
+        restrictPublicBuckets: true,
+      },
       parent,
     );
     new aws.s3.BucketPolicy(

@@ -83,7 +83,10 @@ export class Snowflake extends pulumi.ComponentResource {
       );
       const version = new aws.secretsmanager.SecretVersion(
         `${name}-secret-value`,
-        { secretId: secret.id, secretString: pulumi.secret(credentials.apply((c) => JSON.stringify(snowflakeSecretValue(c)))) },
+        {
+          secretId: secret.id,
+          secretString: pulumi.secret(credentials.apply((c) => JSON.stringify(snowflakeSecretValue(c)))),
+        },
         { parent: this },
       );
       dependsOn.push(version);
@@ -97,7 +100,10 @@ export class Snowflake extends pulumi.ComponentResource {
         name: 'etl-snowflake',
         connectionType: 'SNOWFLAKE',
         connectionProperties: pulumi.secret(
-          credentials.apply((c) => ({ HOST: `${c.account}.snowflakecomputing.com`, SECRET_ID: SNOWFLAKE_SECRET_NAME })),
+          credentials.apply((c) => ({
+            HOST: `${c.account}.snowflakecomputing.com`,
+            SECRET_ID: SNOWFLAKE_SECRET_NAME,
+          })),
         ),
       },
       { parent: this, dependsOn },

@@ -20,11 +20,23 @@ export interface UpstreamSharedRefs {
   readonly scheduleGroupName: pulumi.Input<string>;
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
   readonly batchContextFunctionArn: pulumi.Input<string>;
-  readonly lake: { readonly bucket: pulumi.Input<string>; readonly arn: pulumi.Input<string>; readonly kmsKeyArn: pulumi.Input<string> };
+  readonly lake: {
+    readonly bucket: pulumi.Input<string>;
+    readonly arn: pulumi.Input<string>;
+    readonly kmsKeyArn: pulumi.Input<string>;
+  };
   readonly artifacts: { readonly bucket: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
-  readonly scripts: { readonly cdaToLake: pulumi.Input<string>; readonly lakeToSnowflake: pulumi.Input<string>; readonly logic: pulumi.Input<string> };
+  readonly scripts: {
+    readonly cdaToLake: pulumi.Input<string>;
+    readonly lakeToSnowflake: pulumi.Input<string>;
+    readonly logic: pulumi.Input<string>;
+  };
   readonly guidewire: { readonly bucketName: string; readonly prefix: string };
-  readonly snowflake: { readonly connectionName: pulumi.Input<string>; readonly connectionArn: pulumi.Input<string>; readonly secretArnPattern: pulumi.Input<string> };
+  readonly snowflake: {
+    readonly connectionName: pulumi.Input<string>;
+    readonly connectionArn: pulumi.Input<string>;
+    readonly secretArnPattern: pulumi.Input<string>;
+  };
   readonly bus: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
   readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
   readonly tags: Record<string, string>;
@@ -52,13 +64,27 @@ export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
   const gwArn = pulumi.interpolate`arn:${partition}:s3:::${refs.guidewire.bucketName}`;
   const gwPrefix = refs.guidewire.prefix ? `${refs.guidewire.prefix.replace(/\/$/, '')}/` : '';
   return [
-    { Sid: 'ReadGuidewireCda', Effect: 'Allow', Action: ['s3:GetObject'], Resource: [pulumi.interpolate`${gwArn}/${gwPrefix}*`] },
-    { Sid: 'ListGuidewireCda', Effect: 'Allow', Action: ['s3:ListBucket'], Resource: [gwArn], Condition: { StringLike: { 's3:prefix': [`${gwPrefix}*`] } } },
+    {
+      Sid: 'ReadGuidewireCda',
+      Effect: 'Allow',
+      Action: ['s3:GetObject'],
+      Resource: [pulumi.interpolate`${gwArn}/${gwPrefix}*`],
+    },
+    {
+      Sid: 'ListGuidewireCda',
+      Effect: 'Allow',
+      Action: ['s3:ListBucket'],
+      Resource: [gwArn],
+      Condition: { StringLike: { 's3:prefix': [`${gwPrefix}*`] } },
+    },
     {
       Sid: 'WriteLakePipelinePrefixes',
       Effect: 'Allow',
       Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
-      Resource: [pulumi.interpolate`${refs.lake.arn}/raw/${pipeline}/*`, pulumi.interpolate`${refs.lake.arn}/_runs/${pipeline}/*`],
+      Resource: [
+        pulumi.interpolate`${refs.lake.arn}/raw/${pipeline}/*`,
+        pulumi.interpolate`${refs.lake.arn}/_runs/${pipeline}/*`,
+      ],
     },
     {
       Sid: 'ListLakePipelinePrefixes',
@@ -67,34 +93,62 @@ export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
       Resource: [refs.lake.arn],
       // Spark and Hadoop also list the prefix itself (with and without the slash) to test existence.
       Condition: {
-        StringLike: { 's3:prefix': [`raw/${pipeline}`, `raw/${pipeline}/*`, `_runs/${pipeline}`, `_runs/${pipeline}/*`] },
+        StringLike: {
+          's3:prefix': [`raw/${pipeline}`, `raw/${pipeline}/*`, `_runs/${pipeline}`, `_runs/${pipeline}/*`],
+        },
       },
     },
-    { Sid: 'LakeKey', Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: [refs.lake.kmsKeyArn] },
+    {
+      Sid: 'LakeKey',
+      Effect: 'Allow',
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Resource: [refs.lake.kmsKeyArn],
+    },
     // Scripts are shared by every pipeline's jobs and uploaded by Pulumi: the jobs only read them
     // (write access would let one pipeline's job rewrite another pipeline's code).
-    { Sid: 'ReadScripts', Effect: 'Allow', Action: ['s3:GetObject'], Resource: [pulumi.interpolate`${refs.artifacts.arn}/glue/*`] },
+    {
+      Sid: 'ReadScripts',
+      Effect: 'Allow',
+      Action: ['s3:GetObject'],
+      Resource: [pulumi.interpolate`${refs.artifacts.arn}/glue/*`],
+    },
     {
       Sid: 'OwnTempDir',
       Effect: 'Allow',
       Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
       Resource: [pulumi.interpolate`${refs.artifacts.arn}/tmp/${pipeline}/*`],
     },
-    { Sid: 'SnowflakeSecret', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [refs.snowflake.secretArnPattern] },
+    {
+      Sid: 'SnowflakeSecret',
+      Effect: 'Allow',
+      Action: ['secretsmanager:GetSecretValue'],
+      Resource: [refs.snowflake.secretArnPattern],
+    },
     {
       Sid: 'SnowflakeConnection',
       Effect: 'Allow',
       Action: ['glue:GetConnection'],
-      Resource: [refs.snowflake.connectionArn, pulumi.interpolate`arn:${partition}:glue:${refs.region}:${accountId}:catalog`],
+      Resource: [
+        refs.snowflake.connectionArn,
+        pulumi.interpolate`arn:${partition}:glue:${refs.region}:${accountId}:catalog`,
+      ],
     },
     {
       Sid: 'ContinuousLogging',
       Effect: 'Allow',
       Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'logs:AssociateKmsKey'],
-      Resource: [pulumi.interpolate`arn:${partition}:logs:${refs.region}:${accountId}:log-group:/aws-glue/jobs/*`],
+      Resource: [
+        pulumi.interpolate`arn:${partition}:logs:${refs.region}:${accountId}:log-group:/aws-glue/jobs/*`,
+      ],
     },
     // PutMetricData has no resource-level permissions; AWS requires "*", narrowed by namespace.
-    { Sid: 'JobMetrics', Effect: 'Allow', Action: ['cloudwatch:PutMetricData'], Resource: ['*'], Condition: { StringEquals: { 'cloudwatch:namespace': 'Glue' } } },
+    {
+      Sid: 'JobMetrics',
+      Effect: 'Allow',
+      Action: ['cloudwatch:PutMetricData'],
+      Resource: ['*'],
+      Condition: { StringEquals: { 'cloudwatch:namespace': 'Glue' } },
+    },
   ];
 }
 
@@ -120,7 +174,9 @@ export class UpstreamEtl extends pulumi.ComponentResource {
         name: iamRoleName(`glue-${pipeline.name}`, shared.region),
         assumeRolePolicy: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Service: 'glue.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 'glue.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
         }),
         tags,
       },
@@ -128,7 +184,13 @@ export class UpstreamEtl extends pulumi.ComponentResource {
     );
     new aws.iam.RolePolicy(
       `${name}-glue-policy`,
-      { role: glueRole.id, policy: pulumi.jsonStringify({ Version: '2012-10-17', Statement: glueJobStatements(pipeline.name, shared) }) },
+      {
+        role: glueRole.id,
+        policy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: glueJobStatements(pipeline.name, shared),
+        }),
+      },
       { parent: this },
     );
 
@@ -160,7 +222,11 @@ export class UpstreamEtl extends pulumi.ComponentResource {
         name: `etl-${pipeline.name}-cda-to-lake`,
         description: `Guidewire CDA → lake raw zone (${pipeline.name})`,
         command: { name: 'glueetl', pythonVersion: '3', scriptLocation: shared.scripts.cdaToLake },
-        defaultArguments: { ...commonArguments, '--source_bucket': shared.guidewire.bucketName, '--source_prefix': shared.guidewire.prefix },
+        defaultArguments: {
+          ...commonArguments,
+          '--source_bucket': shared.guidewire.bucketName,
+          '--source_prefix': shared.guidewire.prefix,
+        },
       },
       { parent: this },
     );
@@ -176,7 +242,8 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const jobArn = (jobName: string) => pulumi.interpolate`arn:${partition}:glue:${shared.region}:${accountId}:job/${jobName}`;
+    const jobArn = (jobName: string) =>
+      pulumi.interpolate`arn:${partition}:glue:${shared.region}:${accountId}:job/${jobName}`;
 
     const { definition, statements } = upstreamWorkflow({
       pipeline: pipeline.name,
@@ -189,7 +256,10 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       batchContextFunction: { arn: shared.batchContextFunctionArn },
       glueJobs: {
         cdaToLake: { name: cdaToLake.name, arn: jobArn(`etl-${pipeline.name}-cda-to-lake`) },
-        lakeToSnowflake: { name: lakeToSnowflake.name, arn: jobArn(`etl-${pipeline.name}-lake-to-snowflake`) },
+        lakeToSnowflake: {
+          name: lakeToSnowflake.name,
+          arn: jobArn(`etl-${pipeline.name}-lake-to-snowflake`),
+        },
       },
       lake: { bucket: shared.lake.bucket, arn: shared.lake.arn, kmsKeyArn: shared.lake.kmsKeyArn },
       source: { bucket: shared.guidewire.bucketName, prefix: shared.guidewire.prefix },

@@ -38,7 +38,11 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
     super('etl-platform:scheduling:WorkflowSchedule', name, {}, opts);
     const parent = { parent: this };
 
-    this.dlq = new DeadLetterQueue(`${name}-dlq`, { purpose: `schedule ${args.scheduleName}`, alarmTopicArn: args.alarmTopicArn, tags: args.tags }, parent);
+    this.dlq = new DeadLetterQueue(
+      `${name}-dlq`,
+      { purpose: `schedule ${args.scheduleName}`, alarmTopicArn: args.alarmTopicArn, tags: args.tags },
+      parent,
+    );
 
     const role = new aws.iam.Role(
       `${name}-role`,
@@ -66,7 +70,12 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
         policy: pulumi.jsonStringify({
           Version: '2012-10-17',
           Statement: [
-            { Sid: 'StartTarget', Effect: 'Allow', Action: [args.targetAction ?? 'states:StartExecution'], Resource: [args.targetArn] },
+            {
+              Sid: 'StartTarget',
+              Effect: 'Allow',
+              Action: [args.targetAction ?? 'states:StartExecution'],
+              Resource: [args.targetArn],
+            },
             // Scheduler delivers dead letters with the schedule's own role.
             { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
           ],
@@ -84,13 +93,17 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
         description: args.description,
         scheduleExpression: args.expression,
         scheduleExpressionTimezone: args.timezone,
-        flexibleTimeWindow: window > 0 ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window } : { mode: 'OFF' },
+        flexibleTimeWindow:
+          window > 0 ? { mode: 'FLEXIBLE', maximumWindowInMinutes: window } : { mode: 'OFF' },
         state: args.state,
         target: {
           arn: args.targetArn,
           roleArn: role.arn,
           input: args.input,
-          retryPolicy: { maximumRetryAttempts: args.retry.maximumRetryAttempts, maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds },
+          retryPolicy: {
+            maximumRetryAttempts: args.retry.maximumRetryAttempts,
+            maximumEventAgeInSeconds: args.retry.maximumEventAgeSeconds,
+          },
           deadLetterConfig: { arn: this.dlq.arn },
         },
       },

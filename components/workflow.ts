@@ -1,7 +1,11 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { StateMachineDefinition } from '../state-machines/asl';
-import { observabilityStatements, type PolicyStatement, policyFromStatements } from '../state-machines/policy';
+import {
+  observabilityStatements,
+  type PolicyStatement,
+  policyFromStatements,
+} from '../state-machines/policy';
 import { renderDefinition } from '../state-machines/tasks';
 import { iamRoleName } from './naming';
 
@@ -46,7 +50,9 @@ export class Workflow extends pulumi.ComponentResource {
         name: iamRoleName(args.purpose, args.region),
         assumeRolePolicy: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Service: 'states.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 'states.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
         }),
         tags,
       },
@@ -54,7 +60,10 @@ export class Workflow extends pulumi.ComponentResource {
     );
     const policy = new aws.iam.RolePolicy(
       `${name}-policy`,
-      { role: this.role.id, policy: policyFromStatements([...args.statements, ...observabilityStatements()]) },
+      {
+        role: this.role.id,
+        policy: policyFromStatements([...args.statements, ...observabilityStatements()]),
+      },
       { parent: this },
     );
 

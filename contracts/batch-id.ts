@@ -11,7 +11,8 @@
 export const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
 
 /** Group 1 is the pipeline, groups 2-7 the date and time parts. */
-export const BATCH_ID_PATTERN = /^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+export const BATCH_ID_PATTERN =
+  /^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
 export interface ParsedBatchId {
   readonly pipeline: string;

@@ -75,7 +75,8 @@ export function bundleHandler(name: string, outDir = path.join(ROOT, 'dist', 'ha
     logLevel: 'silent',
     metafile: false,
   });
-  if (result.errors.length) throw new Error(`esbuild failed for ${name}: ${result.errors.map((e) => e.text).join('; ')}`);
+  if (result.errors.length)
+    throw new Error(`esbuild failed for ${name}: ${result.errors.map((e) => e.text).join('; ')}`);
   return dir;
 }
 

@@ -3,7 +3,13 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import * as z from 'zod';
 import { parseBatchId } from '../contracts/batch-id';
 import { batchIdSchema, pipelineNameSchema } from './event-schema';
-import { evaluateConsistency, triggerLagMetric, WATERMARK_SK, type ConsistencyResult, type ControlRecord } from './lib/consistency';
+import {
+  evaluateConsistency,
+  triggerLagMetric,
+  WATERMARK_SK,
+  type ConsistencyResult,
+  type ControlRecord,
+} from './lib/consistency';
 import { requireEnv } from './lib/env';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
@@ -23,16 +29,25 @@ export const checkConsistencyInputSchema = z
     pipeline: pipelineNameSchema,
     batchId: batchIdSchema,
     expectedTables: z
-      .array(z.string({ error: 'must be a string' }).regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a table name' }), {
-        error: 'must be an array of table names',
-      })
+      .array(
+        z
+          .string({ error: 'must be a string' })
+          .regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a table name' }),
+        {
+          error: 'must be an array of table names',
+        },
+      )
       .min(1, { error: 'must list at least one table' }),
     rerun: z.boolean({ error: 'must be a boolean' }).default(false),
   })
   .superRefine((input, ctx) => {
     const parsed = parseBatchId(input.batchId);
     if (parsed && parsed.pipeline !== input.pipeline) {
-      ctx.addIssue({ code: 'custom', path: ['batchId'], message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchId'],
+        message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
+      });
     }
   });
 
@@ -52,7 +67,11 @@ export function setDocumentClient(client: LowLevelClient): void {
 const plain = (item: Record<string, AttributeValue>) => unmarshall(item) as ControlRecord;
 
 /** Reads every item of the batch (upstream, table loads, downstream) plus the downstream watermark. */
-export async function readBatchRecords(tableName: string, pipeline: string, batchId: string): Promise<ControlRecord[]> {
+export async function readBatchRecords(
+  tableName: string,
+  pipeline: string,
+  batchId: string,
+): Promise<ControlRecord[]> {
   const pk = `PIPELINE#${pipeline}`;
   const records: ControlRecord[] = [];
   let startKey: Record<string, AttributeValue> | undefined;
@@ -70,7 +89,11 @@ export async function readBatchRecords(tableName: string, pipeline: string, batc
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   const watermark = await documentClient.send(
-    new GetItemCommand({ TableName: tableName, Key: marshall({ pk, sk: WATERMARK_SK }), ConsistentRead: true }),
+    new GetItemCommand({
+      TableName: tableName,
+      Key: marshall({ pk, sk: WATERMARK_SK }),
+      ConsistentRead: true,
+    }),
   );
   if (watermark.Item) records.push(plain(watermark.Item));
   return records;
@@ -86,9 +109,12 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
   const lag = input.rerun ? undefined : triggerLagMetric(records, input.pipeline, input.batchId, new Date());
   // EMF to stdout is how Lambda publishes it; POWERTOOLS_METRICS_DISABLED (Powertools' own switch)
   // routes it nowhere in tests and local tools.
-  if (lag && process.env.POWERTOOLS_METRICS_DISABLED !== 'true') process.stdout.write(`${JSON.stringify(lag)}\n`);
-  if (result.consistencyStatus === 'SUCCESS') logger.info('batch is consistent', { tables: input.expectedTables.length });
-  else if (result.consistencyStatus === 'NOT_YET_REPLICATED') logger.info('upstream records not here yet', { reasons: result.reasons });
+  if (lag && process.env.POWERTOOLS_METRICS_DISABLED !== 'true')
+    process.stdout.write(`${JSON.stringify(lag)}\n`);
+  if (result.consistencyStatus === 'SUCCESS')
+    logger.info('batch is consistent', { tables: input.expectedTables.length });
+  else if (result.consistencyStatus === 'NOT_YET_REPLICATED')
+    logger.info('upstream records not here yet', { reasons: result.reasons });
   else logger.warn('batch is not consistent', { reasons: result.reasons });
   return result;
 };

@@ -21,17 +21,28 @@ export const pipelineNameSchema = z.string({ error: 'must be a string' }).regex(
 export const batchIdSchema = z
   .string({ error: 'must be a string' })
   .refine((value) => parseBatchId(value) !== undefined, {
-    error: 'is not a batch id of the form <pipeline>-<yyyyMMdd>T<HHmmss>Z naming a real UTC time, e.g. policycenter-20261127T020000Z',
+    error:
+      'is not a batch id of the form <pipeline>-<yyyyMMdd>T<HHmmss>Z naming a real UTC time, e.g. policycenter-20261127T020000Z',
   });
 
-const isoTimestamp = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T02:00:00Z' });
+const isoTimestamp = z.iso.datetime({
+  offset: true,
+  error: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T02:00:00Z',
+});
 
 export const tableResultSchema = z.object({
-  name: z.string({ error: 'must be a string' }).regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a CDA table name' }),
-  rows: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be >= 0' }),
-  lakePath: z.string({ error: 'must be a string' }).regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, {
-    error: 'must be an s3:// URI',
-  }),
+  name: z
+    .string({ error: 'must be a string' })
+    .regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a CDA table name' }),
+  rows: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(0, { error: 'must be >= 0' }),
+  lakePath: z
+    .string({ error: 'must be a string' })
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, {
+      error: 'must be an s3:// URI',
+    }),
 });
 
 /**
@@ -46,8 +57,12 @@ export const upstreamBatchSucceededDetailSchema = z
     }),
     pipeline: pipelineNameSchema,
     batchId: batchIdSchema,
-    region: z.string({ error: 'must be a string' }).regex(REGION_PATTERN, { error: 'is not an AWS region name' }),
-    tables: z.array(tableResultSchema, { error: 'must be an array' }).min(1, { error: 'must list at least one table' }),
+    region: z
+      .string({ error: 'must be a string' })
+      .regex(REGION_PATTERN, { error: 'is not an AWS region name' }),
+    tables: z
+      .array(tableResultSchema, { error: 'must be an array' })
+      .min(1, { error: 'must list at least one table' }),
     startedAt: isoTimestamp,
     completedAt: isoTimestamp,
     upstreamExecutionArn: z

@@ -4,7 +4,12 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import * as z from 'zod';
 import { requireEnv } from './lib/env';
 import { type AssertedFence, assertFence, FENCE_KEY, writeFenceWhenReady } from './lib/fence';
-import { SqlWarehouseFence, sqlApiRunner, type WarehouseFence, type WarehouseFenceRow } from './lib/warehouse-fence';
+import {
+  SqlWarehouseFence,
+  sqlApiRunner,
+  type WarehouseFence,
+  type WarehouseFenceRow,
+} from './lib/warehouse-fence';
 
 /**
  * Invoked by `pulumi up` (aws.lambda.Invocation, `lifecycleScope: "CRUD"`) in the stack's own
@@ -34,7 +39,9 @@ export function setWarehouseFence(next: WarehouseFence | undefined): void {
 const SecretFields = z.object({
   account: z.string().min(1),
   user: z.string().min(1),
-  private_key: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key (key-pair auth for the SQL API)' }),
+  private_key: z
+    .string()
+    .includes('PRIVATE KEY', { message: 'must be a PEM private key (key-pair auth for the SQL API)' }),
   warehouse: z.string().min(1),
   database: z.string().min(1),
   role: z.string().min(1),
@@ -53,7 +60,12 @@ async function warehouseFence(): Promise<WarehouseFence> {
   }
   const c = parsed.data;
   // SNOWFLAKE_SQL_API_URL: an endpoint override for local runs (like AWS_ENDPOINT_URL_*); unset in AWS.
-  warehouse = new SqlWarehouseFence(sqlApiRunner({ ...c, privateKey: c.private_key }, { baseUrl: process.env.SNOWFLAKE_SQL_API_URL || undefined }));
+  warehouse = new SqlWarehouseFence(
+    sqlApiRunner(
+      { ...c, privateKey: c.private_key },
+      { baseUrl: process.env.SNOWFLAKE_SQL_API_URL || undefined },
+    ),
+  );
   return warehouse;
 }
 
@@ -66,7 +78,9 @@ const FenceRequest = z.object({
   stack: z.string().min(1),
   /** Changes on every `up`, so the provider sees an update and invokes; not used otherwise. */
   assertedAt: z.string().optional(),
-  tf: z.object({ action: z.enum(['create', 'update', 'delete']), prev_input: z.unknown().optional() }).optional(),
+  tf: z
+    .object({ action: z.enum(['create', 'update', 'delete']), prev_input: z.unknown().optional() })
+    .optional(),
 });
 
 export interface FenceResult extends Omit<AssertedFence, 'warehouse' | 'warehouseChanged'> {
@@ -79,7 +93,9 @@ export interface FenceResult extends Omit<AssertedFence, 'warehouse' | 'warehous
 export async function handler(event: unknown): Promise<FenceResult> {
   const parsed = FenceRequest.safeParse(event);
   if (!parsed.success) {
-    const error = new Error(`Invalid fence request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const error = new Error(
+      `Invalid fence request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
     error.name = 'InvalidInput';
     throw error;
   }
@@ -88,20 +104,42 @@ export async function handler(event: unknown): Promise<FenceResult> {
   if (action === 'delete') {
     // Removing the stack (or the old resource after a replacement) must not move the fence: the
     // input of a delete is the OLD config. Report the fence as it is.
-    const current = await client.send(new GetItemCommand({ TableName: tableName, Key: FENCE_KEY, ConsistentRead: true }));
-    const state = { activeRegion: current.Item?.activeRegion?.S ?? '', epoch: Number(current.Item?.epoch?.N ?? '0'), changed: false };
+    const current = await client.send(
+      new GetItemCommand({ TableName: tableName, Key: FENCE_KEY, ConsistentRead: true }),
+    );
+    const state = {
+      activeRegion: current.Item?.activeRegion?.S ?? '',
+      epoch: Number(current.Item?.epoch?.N ?? '0'),
+      changed: false,
+    };
     logger.info('fence left as it is (delete)', { ...state, stack: parsed.data.stack });
     return { ...state, action };
   }
   const wh = await warehouseFence();
   let state: AssertedFence;
   try {
-    state = await writeFenceWhenReady(() => assertFence(client, tableName, wh, parsed.data.activeRegion, parsed.data.stack));
+    state = await writeFenceWhenReady(() =>
+      assertFence(client, tableName, wh, parsed.data.activeRegion, parsed.data.stack),
+    );
   } catch (error) {
     // Loud: the invocation fails, so `pulumi up` fails with this message.
-    logger.error('fence NOT asserted: the warehouse fence or the DynamoDB fence could not be written', { error: error as Error, stack: parsed.data.stack });
+    logger.error('fence NOT asserted: the warehouse fence or the DynamoDB fence could not be written', {
+      error: error as Error,
+      stack: parsed.data.stack,
+    });
     throw error;
   }
-  logger.info('fence asserted', { ...state, action, stack: parsed.data.stack, region: process.env.AWS_REGION });
-  return { activeRegion: state.activeRegion, epoch: state.epoch, changed: state.changed, warehouse: state.warehouse, action };
+  logger.info('fence asserted', {
+    ...state,
+    action,
+    stack: parsed.data.stack,
+    region: process.env.AWS_REGION,
+  });
+  return {
+    activeRegion: state.activeRegion,
+    epoch: state.epoch,
+    changed: state.changed,
+    warehouse: state.warehouse,
+    action,
+  };
 }

@@ -35,7 +35,11 @@ const byKey = z
   .strict()
   .superRefine((input, ctx) => {
     if (input.pipeline !== undefined && !isBatchIdOf(input.pipeline, input.batchId)) {
-      ctx.addIssue({ code: 'custom', path: ['batchId'], message: `belongs to pipeline "${parseBatchId(input.batchId)?.pipeline}", not "${input.pipeline}"` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchId'],
+        message: `belongs to pipeline "${parseBatchId(input.batchId)?.pipeline}", not "${input.pipeline}"`,
+      });
     }
   });
 
@@ -87,8 +91,14 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
   };
   logger.info('dbt run read', { ...output });
   // LOST and INTERRUPTED runs are over too: the build did not finish, so they fail like FAILED.
-  if ((run.status === 'FAILED' || run.status === 'LOST' || run.status === 'INTERRUPTED') && input.failOnFailed) {
-    throw new DbtRunFailed(run.error || `dbt run ${run.runId} of ${run.batchId} ended ${run.status} without an error message`, run.runId);
+  if (
+    (run.status === 'FAILED' || run.status === 'LOST' || run.status === 'INTERRUPTED') &&
+    input.failOnFailed
+  ) {
+    throw new DbtRunFailed(
+      run.error || `dbt run ${run.runId} of ${run.batchId} ended ${run.status} without an error message`,
+      run.runId,
+    );
   }
   return output;
 };

@@ -22,13 +22,17 @@ export const startDbtRunInputSchema = z
     command: z.enum(DBT_COMMANDS, { error: `must be one of ${DBT_COMMANDS.join(', ')}` }).default('build'),
     select: z
       .string({ error: 'must be a string' })
-      .regex(/^[A-Za-z0-9_.:+*@,/ -]{1,1000}$/, { error: 'is not a dbt selector (letters, digits, _ . : + * @ , / - and spaces)' })
+      .regex(/^[A-Za-z0-9_.:+*@,/ -]{1,1000}$/, {
+        error: 'is not a dbt selector (letters, digits, _ . : + * @ , / - and spaces)',
+      })
       .optional(),
     vars: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
     attempt: z.number({ error: 'must be a number' }).int().min(1).max(100).default(1),
     fence: z.object(
       {
-        region: z.string({ error: 'must be a string' }).regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'is not an AWS region' }),
+        region: z
+          .string({ error: 'must be a string' })
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'is not an AWS region' }),
         // The workflow reads the fence item's epoch as DynamoDB's N string.
         epoch: z.coerce.number({ error: 'must be a number' }).int().min(1),
       },
@@ -38,11 +42,15 @@ export const startDbtRunInputSchema = z
     lease: z
       .object(
         {
-          pk: z.string({ error: 'must be a string' }).regex(/^PIPELINE#[a-z][a-z0-9-]{0,22}[a-z0-9]$/, { error: 'is not PIPELINE#<pipeline>' }),
+          pk: z
+            .string({ error: 'must be a string' })
+            .regex(/^PIPELINE#[a-z][a-z0-9-]{0,22}[a-z0-9]$/, { error: 'is not PIPELINE#<pipeline>' }),
           sk: z.enum(['LOCK#DOWNSTREAM'], { error: 'must be LOCK#DOWNSTREAM' }),
           holder: z
             .string({ error: 'must be a string' })
-            .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$/, { error: 'is not a Step Functions execution ARN' }),
+            .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$/, {
+              error: 'is not a Step Functions execution ARN',
+            }),
           seconds: z.number({ error: 'must be a number' }).int().min(60).max(86_400),
         },
         { error: 'must be {pk, sk, holder, seconds}: the lock the app renews on each heartbeat' },
@@ -63,7 +71,11 @@ export const startDbtRunInputSchema = z
   .superRefine((input, ctx) => {
     const parsed = parseBatchId(input.batchId);
     if (parsed && parsed.pipeline !== input.pipeline) {
-      ctx.addIssue({ code: 'custom', path: ['batchId'], message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchId'],
+        message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
+      });
     }
   });
 

@@ -60,7 +60,9 @@ export function validateEvent(event: unknown): UpstreamBatchSucceededEvent {
   }
   const source = process.env.EVENT_SOURCE;
   if (source && parsed.source !== source) {
-    throw new InvalidInput(`Invalid start-downstream input: source: "${parsed.source}" is not the platform's source "${source}"`);
+    throw new InvalidInput(
+      `Invalid start-downstream input: source: "${parsed.source}" is not the platform's source "${source}"`,
+    );
   }
   return parsed;
 }
@@ -83,9 +85,12 @@ export const handler = async (event: unknown, context?: LambdaContext): Promise<
     };
   } catch (error) {
     if ((error as Error).name === 'ExecutionAlreadyExists') {
-      logger.info('downstream execution for this batch already exists; treating the delivery as a duplicate', {
-        error: (error as Error).message,
-      });
+      logger.info(
+        'downstream execution for this batch already exists; treating the delivery as a duplicate',
+        {
+          error: (error as Error).message,
+        },
+      );
       return { status: 'ALREADY_STARTED', executionName: batchId };
     }
     throw error;

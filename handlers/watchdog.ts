@@ -1,6 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { BatchGetCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { AlertPublisher } from './lib/alert-publisher';
 import { MissingConfiguration } from './lib/errors';
 import { requireEnv } from './lib/env';
@@ -96,7 +102,9 @@ function positiveIntEnv(name: string): number {
 }
 
 function optionalPositiveIntEnv(name: string, fallback: number): number {
-  return process.env[name] === undefined || process.env[name]!.trim() === '' ? fallback : positiveIntEnv(name);
+  return process.env[name] === undefined || process.env[name]!.trim() === ''
+    ? fallback
+    : positiveIntEnv(name);
 }
 
 export interface WatchdogSummary {
@@ -139,10 +147,13 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
     const unique = [...new Map(keys.map((k) => [`${k.pk}\u0000${k.sk}`, k])).values()];
     const out: ControlItem[] = [];
     for (let i = 0; i < unique.length; i += 100) {
-      let pending: Record<string, unknown>[] | undefined = unique.slice(i, i + 100).map((k) => ({ pk: k.pk, sk: k.sk }));
+      let pending: Record<string, unknown>[] | undefined = unique
+        .slice(i, i + 100)
+        .map((k) => ({ pk: k.pk, sk: k.sk }));
       for (let attempt = 0; pending && pending.length > 0; attempt++) {
         if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
-        if (attempt > 8) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed after retries`);
+        if (attempt > 8)
+          throw new Error(`BatchGetItem left ${pending.length} keys unprocessed after retries`);
         const res = await send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending } } }));
         out.push(...((res.Responses?.[tableName] ?? []) as ControlItem[]));
         pending = res.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined;
@@ -176,7 +187,11 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
   for (const e of expectations) {
     const pk = pipelinePk(e.pipeline.name);
     firstKeys.push({ pk, sk: WATERMARK_SK });
-    if (e.expectedBatchId) firstKeys.push({ pk, sk: UPSTREAM_SK(e.expectedBatchId) }, { pk, sk: LATE_MARKER_SK(e.expectedBatchId) });
+    if (e.expectedBatchId)
+      firstKeys.push(
+        { pk, sk: UPSTREAM_SK(e.expectedBatchId) },
+        { pk, sk: LATE_MARKER_SK(e.expectedBatchId) },
+      );
   }
   const records = await batchGet(firstKeys);
   const unchecked = expectations
@@ -190,14 +205,31 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
   if (invalid) {
     logger.error('the fence is missing or invalid; nothing is checked or started', { problem: invalid });
     await (await alertPublisher()).publish(fenceAlert(invalid, tableName, region));
-    return { outcome: 'FENCE_INVALID', now: now.toISOString(), pipelines: pipelines.length, dynamoRequests, actions: [], unchecked };
+    return {
+      outcome: 'FENCE_INVALID',
+      now: now.toISOString(),
+      pipelines: pipelines.length,
+      dynamoRequests,
+      actions: [],
+      unchecked,
+    };
   }
   if (region && fence && typeof fence.activeRegion === 'string' && fence.activeRegion !== region) {
-    logger.warn('the fence names another region; this region is passive and its watchdog schedule should be DISABLED', {
-      activeRegion: fence.activeRegion,
-      region,
-    });
-    return { outcome: 'SKIPPED_NOT_ACTIVE', now: now.toISOString(), pipelines: pipelines.length, dynamoRequests, actions: [], unchecked };
+    logger.warn(
+      'the fence names another region; this region is passive and its watchdog schedule should be DISABLED',
+      {
+        activeRegion: fence.activeRegion,
+        region,
+      },
+    );
+    return {
+      outcome: 'SKIPPED_NOT_ACTIVE',
+      now: now.toISOString(),
+      pipelines: pipelines.length,
+      dynamoRequests,
+      actions: [],
+      unchecked,
+    };
   }
 
   // 2. Per pipeline, three GSI queries in parallel.
@@ -206,7 +238,12 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       const p = e.pipeline.name;
       const pk = pipelinePk(p);
       const watermark = records.find((r) => r.pk === pk && r.sk === WATERMARK_SK);
-      const after = lostTriggerLowerBound(p, typeof watermark?.batchId === 'string' ? watermark.batchId : undefined, now, settings);
+      const after = lostTriggerLowerBound(
+        p,
+        typeof watermark?.batchId === 'string' ? watermark.batchId : undefined,
+        now,
+        settings,
+      );
       e.lostTriggerAfter = after;
       const [succeeded, claimed, running] = await Promise.all([
         queryAll(`${pk}#UPSTREAM#SUCCEEDED`, after),
@@ -222,7 +259,14 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
   // record (one item) — only on ticks where a batch is missing.
   const missing = expectations.filter((e) => {
     const pk = pipelinePk(e.pipeline.name);
-    return e.expectedBatchId && !records.some((r) => r.pk === pk && (r.sk === UPSTREAM_SK(e.expectedBatchId!) || r.sk === LATE_MARKER_SK(e.expectedBatchId!)));
+    return (
+      e.expectedBatchId &&
+      !records.some(
+        (r) =>
+          r.pk === pk &&
+          (r.sk === UPSTREAM_SK(e.expectedBatchId!) || r.sk === LATE_MARKER_SK(e.expectedBatchId!)),
+      )
+    );
   });
   const oldest = await Promise.all(
     missing.map(async (e) => {
@@ -273,7 +317,11 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
         let executionArn: string | undefined;
         try {
           const out = await sfn.send(
-            new StartExecutionCommand({ stateMachineArn: action.stateMachineArn, name: action.batchId, input: JSON.stringify(action.input) }),
+            new StartExecutionCommand({
+              stateMachineArn: action.stateMachineArn,
+              name: action.batchId,
+              input: JSON.stringify(action.input),
+            }),
           );
           outcome = 'STARTED';
           executionArn = out.executionArn;
@@ -288,13 +336,22 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
           outcome,
           ...(executionArn ? { executionArn } : {}),
         });
-        logger.warn('lost trigger: downstream started by the watchdog', { batchId: action.batchId, outcome, executionArn, recorded });
+        logger.warn('lost trigger: downstream started by the watchdog', {
+          batchId: action.batchId,
+          outcome,
+          executionArn,
+          recorded,
+        });
         if (recorded) {
           await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
         }
         results.push({ ...base, result: outcome });
       } else {
-        const claimed = await putMarker(action.marker, { pipeline: action.pipeline, batchId: action.batchId, alert: action.kind });
+        const claimed = await putMarker(action.marker, {
+          pipeline: action.pipeline,
+          batchId: action.batchId,
+          alert: action.kind,
+        });
         if (!claimed) {
           results.push({ ...base, result: 'ALREADY_ALERTED' });
           continue;
@@ -311,7 +368,9 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       }
     } catch (error) {
       logger.error('watchdog action failed', { ...base, error: error as Error });
-      failures.push(`${action.kind} ${action.batchId}: ${(error as Error).name}: ${(error as Error).message}`);
+      failures.push(
+        `${action.kind} ${action.batchId}: ${(error as Error).name}: ${(error as Error).message}`,
+      );
       results.push({ ...base, result: `FAILED: ${(error as Error).name}` });
     }
   }

@@ -44,7 +44,10 @@ export interface EnvContractEntry {
   readonly description: string;
 }
 /** The one list of variables the app reads; the Deployment's env is built from it and checked against it. */
-export const APP_ENV_CONTRACT: Readonly<Record<string, EnvContractEntry>> = envContract.variables as Record<string, EnvContractEntry>;
+export const APP_ENV_CONTRACT: Readonly<Record<string, EnvContractEntry>> = envContract.variables as Record<
+  string,
+  EnvContractEntry
+>;
 
 export interface SecretKeyRef {
   readonly name: string;
@@ -65,7 +68,8 @@ export function containerEnv(
   const check = (name: string, from: EnvSource) => {
     const entry = contract[name];
     if (!entry) problems.push(`${name} is not in dbt-app/env-contract.json`);
-    else if (entry.from !== from) problems.push(`${name} is supplied as ${from} but the contract says ${entry.from}`);
+    else if (entry.from !== from)
+      problems.push(`${name} is supplied as ${from} but the contract says ${entry.from}`);
   };
   Object.keys(values).forEach((name) => check(name, 'deployment'));
   Object.keys(secrets).forEach((name) => check(name, 'secret'));
@@ -78,7 +82,10 @@ export function containerEnv(
   if (problems.length) throw new Error(`dbt-app env does not match its contract: ${problems.join('; ')}`);
   return [
     ...Object.entries(values).map(([name, value]) => ({ name, value })),
-    ...Object.entries(secrets).map(([name, ref]) => ({ name, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } })),
+    ...Object.entries(secrets).map(([name, ref]) => ({
+      name,
+      valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } },
+    })),
   ];
 }
 
@@ -108,7 +115,10 @@ export interface DbtAppArgs {
    * The Snowflake credentials secret: the only thing the app's IAM role may read. The ARN is a
    * pattern (AWS appends a random suffix); the app reads the secret by name.
    */
-  readonly snowflakeSecret: { readonly name: pulumi.Input<string>; readonly arnPattern: pulumi.Input<string> };
+  readonly snowflakeSecret: {
+    readonly name: pulumi.Input<string>;
+    readonly arnPattern: pulumi.Input<string>;
+  };
   /** The control table (global; this region's replica): the app renews pipeline-lock leases on it. */
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
   /** CIDRs of the Lambdas' subnets: the only sources admitted to the app port. */
@@ -131,7 +141,11 @@ export interface DbtAppArgs {
 
 /** Labels on every object; the selector is the stable subset. Role-free by construction. */
 export function appLabels(): Record<string, string> {
-  return { 'app.kubernetes.io/name': APP_NAME, 'app.kubernetes.io/part-of': 'etl-platform', 'app.kubernetes.io/managed-by': 'pulumi' };
+  return {
+    'app.kubernetes.io/name': APP_NAME,
+    'app.kubernetes.io/part-of': 'etl-platform',
+    'app.kubernetes.io/managed-by': 'pulumi',
+  };
 }
 
 export function selectorLabels(): Record<string, string> {
@@ -154,7 +168,12 @@ export function buildKubeconfig(c: ClusterAccess): string {
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: context, cluster: { server: c.endpoint, 'certificate-authority-data': c.certificateAuthorityData } }],
+    clusters: [
+      {
+        name: context,
+        cluster: { server: c.endpoint, 'certificate-authority-data': c.certificateAuthorityData },
+      },
+    ],
     users: [
       {
         name: context,
@@ -162,7 +181,16 @@ export function buildKubeconfig(c: ClusterAccess): string {
           exec: {
             apiVersion: 'client.authentication.k8s.io/v1beta1',
             command: 'aws',
-            args: ['eks', 'get-token', '--cluster-name', c.clusterName, '--region', c.region, '--output', 'json'],
+            args: [
+              'eks',
+              'get-token',
+              '--cluster-name',
+              c.clusterName,
+              '--region',
+              c.region,
+              '--output',
+              'json',
+            ],
             interactiveMode: 'Never',
           },
         },
@@ -183,7 +211,12 @@ export function oidcProviderArn(partition: string, accountId: string, issuer: st
 }
 
 /** IRSA trust: web identity from the cluster's OIDC provider, for exactly one service account. */
-export function irsaTrustPolicy(providerArn: string, issuer: string, namespace: string, serviceAccount: string) {
+export function irsaTrustPolicy(
+  providerArn: string,
+  issuer: string,
+  namespace: string,
+  serviceAccount: string,
+) {
   const host = issuerHost(issuer);
   return {
     Version: '2012-10-17',
@@ -204,9 +237,18 @@ export function irsaTrustPolicy(providerArn: string, issuer: string, namespace: 
 }
 
 /** DynamoDB actions the run registry uses (dbt-app/registry.py): create, claim, heartbeat, finish, find. */
-export const RUNS_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'] as const;
+export const RUNS_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:Query',
+] as const;
 /** The callbacks that end, or keep alive, a workflow's `.waitForTaskToken` wait. */
-export const CALLBACK_ACTIONS = ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'] as const;
+export const CALLBACK_ACTIONS = [
+  'states:SendTaskSuccess',
+  'states:SendTaskFailure',
+  'states:SendTaskHeartbeat',
+] as const;
 
 /**
  * What the app's role may do: read the Snowflake secret, use its own region's runs table, and
@@ -216,7 +258,12 @@ export const CALLBACK_ACTIONS = ['states:SendTaskSuccess', 'states:SendTaskFailu
 /** Attributes the app may write on the control table: a lock's lease, nothing else (dbt-app/lease.py). */
 export const LEASE_ATTRIBUTES = ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] as const;
 
-export function dbtAppPolicy(p: { snowflakeSecretArn: string; runsTableArn: string; controlTableArn: string; region: string }) {
+export function dbtAppPolicy(p: {
+  snowflakeSecretArn: string;
+  runsTableArn: string;
+  controlTableArn: string;
+  region: string;
+}) {
   return {
     Version: '2012-10-17',
     Statement: [
@@ -233,8 +280,18 @@ export function dbtAppPolicy(p: { snowflakeSecretArn: string; runsTableArn: stri
           StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
         },
       },
-      { Sid: 'ReadSnowflakeCredentials', Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: [p.snowflakeSecretArn] },
-      { Sid: 'RunRegistry', Effect: 'Allow', Action: [...RUNS_TABLE_ACTIONS], Resource: [p.runsTableArn, `${p.runsTableArn}/index/${RUNS_STATUS_INDEX}`] },
+      {
+        Sid: 'ReadSnowflakeCredentials',
+        Effect: 'Allow',
+        Action: ['secretsmanager:GetSecretValue'],
+        Resource: [p.snowflakeSecretArn],
+      },
+      {
+        Sid: 'RunRegistry',
+        Effect: 'Allow',
+        Action: [...RUNS_TABLE_ACTIONS],
+        Resource: [p.runsTableArn, `${p.runsTableArn}/index/${RUNS_STATUS_INDEX}`],
+      },
       {
         Sid: 'WorkflowCallbacks',
         Effect: 'Allow',
@@ -259,7 +316,9 @@ export function runsTableArgs(tags: Record<string, string>): aws.dynamodb.TableA
       { name: 'status', type: 'S' },
       { name: 'queuedAt', type: 'S' },
     ],
-    globalSecondaryIndexes: [{ name: RUNS_STATUS_INDEX, hashKey: 'status', rangeKey: 'queuedAt', projectionType: 'ALL' }],
+    globalSecondaryIndexes: [
+      { name: RUNS_STATUS_INDEX, hashKey: 'status', rangeKey: 'queuedAt', projectionType: 'ALL' },
+    ],
     pointInTimeRecovery: { enabled: true },
     serverSideEncryption: { enabled: true },
     ttl: { attributeName: RUNS_TTL_ATTRIBUTE, enabled: true },
@@ -280,7 +339,9 @@ export interface PodSpecInputs {
 }
 
 /** The app's env as the Deployment sets it: built from the contract, secrets by reference only. */
-export function appEnv(p: Pick<PodSpecInputs, 'port' | 'region' | 'snowflakeSecretId' | 'runsTable' | 'controlTable'>): k8s.types.input.core.v1.EnvVar[] {
+export function appEnv(
+  p: Pick<PodSpecInputs, 'port' | 'region' | 'snowflakeSecretId' | 'runsTable' | 'controlTable'>,
+): k8s.types.input.core.v1.EnvVar[] {
   return containerEnv(
     {
       PORT: String(p.port),
@@ -394,7 +455,11 @@ export interface DbtApiTls {
 export const TLS_POLICY = 'ELBSecurityPolicy-TLS13-1-2-2021-06';
 
 /** AWS Load Balancer Controller annotations for an internal NLB with ip targets (TLS-terminating unless `tls` is undefined). */
-export function serviceAnnotations(subnetIds: readonly string[], tags: Record<string, string>, tls?: Pick<DbtApiTls, 'certificateArn'>): Record<string, string> {
+export function serviceAnnotations(
+  subnetIds: readonly string[],
+  tags: Record<string, string>,
+  tls?: Pick<DbtApiTls, 'certificateArn'>,
+): Record<string, string> {
   const annotations: Record<string, string> = {
     ...(tls
       ? {
@@ -415,16 +480,24 @@ export function serviceAnnotations(subnetIds: readonly string[], tags: Record<st
     'service.beta.kubernetes.io/aws-load-balancer-healthcheck-port': 'traffic-port',
   };
   const tagList = Object.entries(tags).map(([k, v]) => `${k}=${v}`);
-  if (tagList.length > 0) annotations['service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags'] = tagList.join(',');
+  if (tagList.length > 0)
+    annotations['service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags'] = tagList.join(',');
   return annotations;
 }
 
-export function serviceSpec(lambdaCidrs: readonly string[], tls: boolean): k8s.types.input.core.v1.ServiceSpec {
+export function serviceSpec(
+  lambdaCidrs: readonly string[],
+  tls: boolean,
+): k8s.types.input.core.v1.ServiceSpec {
   return {
     type: 'LoadBalancer',
     selector: selectorLabels(),
     // With TLS the NLB listens on 443 and forwards decrypted traffic to the pod, inside the VPC.
-    ports: [tls ? { name: 'https', port: 443, targetPort: 'http', protocol: 'TCP' } : { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+    ports: [
+      tls
+        ? { name: 'https', port: 443, targetPort: 'http', protocol: 'TCP' }
+        : { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+    ],
     // Applied by the controller to the NLB's security group.
     loadBalancerSourceRanges: [...lambdaCidrs],
   };
@@ -437,12 +510,18 @@ export function serviceSpec(lambdaCidrs: readonly string[], tls: boolean): k8s.t
  * (Kubernetes NetworkPolicy semantics; the VPC CNI agent allows the node IP explicitly).
  * Egress is left open: the app needs Snowflake, STS and Secrets Manager.
  */
-export function networkPolicySpec(port: number, lambdaCidrs: readonly string[]): k8s.types.input.networking.v1.NetworkPolicySpec {
-  if (lambdaCidrs.length === 0) throw new Error('dbt-app NetworkPolicy: no Lambda CIDRs; the API would be unreachable');
+export function networkPolicySpec(
+  port: number,
+  lambdaCidrs: readonly string[],
+): k8s.types.input.networking.v1.NetworkPolicySpec {
+  if (lambdaCidrs.length === 0)
+    throw new Error('dbt-app NetworkPolicy: no Lambda CIDRs; the API would be unreachable');
   return {
     podSelector: { matchLabels: selectorLabels() },
     policyTypes: ['Ingress'],
-    ingress: [{ from: lambdaCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port }] }],
+    ingress: [
+      { from: lambdaCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [{ protocol: 'TCP', port }] },
+    ],
   };
 }
 
@@ -453,14 +532,21 @@ export function networkPolicySpec(port: number, lambdaCidrs: readonly string[]):
  * `AlwaysAllow` lets a drain evict pods that are not ready anyway.
  */
 export function disruptionBudgetSpec(): k8s.types.input.policy.v1.PodDisruptionBudgetSpec {
-  return { selector: { matchLabels: selectorLabels() }, maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' };
+  return {
+    selector: { matchLabels: selectorLabels() },
+    maxUnavailable: 1,
+    unhealthyPodEvictionPolicy: 'AlwaysAllow',
+  };
 }
 
 /** The hostname of the Service's load balancer; throws if the controller gave it none. */
 export function loadBalancerHost(status: k8s.types.output.core.v1.ServiceStatus | undefined): string {
   const ingress = status?.loadBalancer?.ingress?.[0];
   const host = ingress?.hostname ?? ingress?.ip;
-  if (!host) throw new Error('dbt-app Service has no load balancer address; is the AWS Load Balancer Controller running?');
+  if (!host)
+    throw new Error(
+      'dbt-app Service has no load balancer address; is the AWS Load Balancer Controller running?',
+    );
   return host;
 }
 
@@ -489,7 +575,12 @@ export class DbtApp extends pulumi.ComponentResource {
     const kubeconfig = pulumi
       .all([cluster.endpoint, cluster.certificateAuthorities])
       .apply(([endpoint, cas]) =>
-        buildKubeconfig({ clusterName: args.clusterName, region: args.region, endpoint, certificateAuthorityData: cas[0].data }),
+        buildKubeconfig({
+          clusterName: args.clusterName,
+          region: args.region,
+          endpoint,
+          certificateAuthorityData: cas[0].data,
+        }),
       );
     this.provider = new k8s.Provider(`k8s-${args.region}`, { kubeconfig }, { parent: this });
     const k8sOpts = { parent: this, provider: this.provider };
@@ -523,7 +614,9 @@ export class DbtApp extends pulumi.ComponentResource {
         policy: pulumi
           .all([args.snowflakeSecret.arnPattern, this.runsTable.arn, args.controlTable.arn])
           .apply(([snowflakeSecretArn, runsTableArn, controlTableArn]) =>
-            JSON.stringify(dbtAppPolicy({ snowflakeSecretArn, runsTableArn, controlTableArn, region: args.region })),
+            JSON.stringify(
+              dbtAppPolicy({ snowflakeSecretArn, runsTableArn, controlTableArn, region: args.region }),
+            ),
           ),
       },
       { parent: this },
@@ -545,14 +638,21 @@ export class DbtApp extends pulumi.ComponentResource {
       },
       k8sOpts,
     );
-    const inNamespace = (objectName: string) => ({ name: objectName, namespace: namespace.metadata.name, labels });
+    const inNamespace = (objectName: string) => ({
+      name: objectName,
+      namespace: namespace.metadata.name,
+      labels,
+    });
 
     const serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       {
         metadata: {
           ...inNamespace(SERVICE_ACCOUNT_NAME),
-          annotations: { 'eks.amazonaws.com/role-arn': this.role.arn, 'eks.amazonaws.com/sts-regional-endpoints': 'true' },
+          annotations: {
+            'eks.amazonaws.com/role-arn': this.role.arn,
+            'eks.amazonaws.com/sts-regional-endpoints': 'true',
+          },
         },
         automountServiceAccountToken: false,
       },
@@ -561,7 +661,11 @@ export class DbtApp extends pulumi.ComponentResource {
 
     const tokenSecret = new k8s.core.v1.Secret(
       `${name}-token`,
-      { metadata: inNamespace(TOKEN_SECRET_NAME), type: 'Opaque', stringData: { [TOKEN_SECRET_KEY]: pulumi.secret(args.apiToken) } },
+      {
+        metadata: inNamespace(TOKEN_SECRET_NAME),
+        type: 'Opaque',
+        stringData: { [TOKEN_SECRET_KEY]: pulumi.secret(args.apiToken) },
+      },
       k8sOpts,
     );
 
@@ -586,13 +690,20 @@ export class DbtApp extends pulumi.ComponentResource {
     this.service = new k8s.core.v1.Service(
       `${name}-service`,
       {
-        metadata: { ...inNamespace(APP_NAME), annotations: serviceAnnotations(args.loadBalancerSubnetIds, tags, args.tls) },
+        metadata: {
+          ...inNamespace(APP_NAME),
+          annotations: serviceAnnotations(args.loadBalancerSubnetIds, tags, args.tls),
+        },
         spec: cidrs.apply((c) => serviceSpec(c, args.tls !== undefined)),
       },
       k8sOpts,
     );
 
-    new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, { metadata: inNamespace(APP_NAME), spec: disruptionBudgetSpec() }, k8sOpts);
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${name}-pdb`,
+      { metadata: inNamespace(APP_NAME), spec: disruptionBudgetSpec() },
+      k8sOpts,
+    );
 
     new k8s.networking.v1.NetworkPolicy(
       `${name}-netpol`,
@@ -605,7 +716,13 @@ export class DbtApp extends pulumi.ComponentResource {
       // The certificate names `hostname`, so the Lambdas must reach the NLB by that name.
       new aws.route53.Record(
         `${name}-api-dns`,
-        { zoneId: args.tls.hostedZoneId, name: args.tls.hostname, type: 'CNAME', ttl: 60, records: [nlbHost] },
+        {
+          zoneId: args.tls.hostedZoneId,
+          name: args.tls.hostname,
+          type: 'CNAME',
+          ttl: 60,
+          records: [nlbHost],
+        },
         { parent: this },
       );
     }

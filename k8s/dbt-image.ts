@@ -45,10 +45,21 @@ export interface DbtImageArgs {
  * ANDs multiple prefixes), so "keep the last N" is a `tagStatus: any` rule, which awsx gives the
  * lowest priority; untagged images are expired by the first rule long before they count.
  */
-export function lifecycleRules(keepImages: number, untaggedDays: number): awsx.types.input.ecr.LifecyclePolicyRuleArgs[] {
+export function lifecycleRules(
+  keepImages: number,
+  untaggedDays: number,
+): awsx.types.input.ecr.LifecyclePolicyRuleArgs[] {
   return [
-    { description: `Expire untagged images after ${untaggedDays} days`, tagStatus: 'untagged', maximumAgeLimit: untaggedDays },
-    { description: `Keep the last ${keepImages} images`, tagStatus: 'any', maximumNumberOfImages: keepImages },
+    {
+      description: `Expire untagged images after ${untaggedDays} days`,
+      tagStatus: 'untagged',
+      maximumAgeLimit: untaggedDays,
+    },
+    {
+      description: `Keep the last ${keepImages} images`,
+      tagStatus: 'any',
+      maximumNumberOfImages: keepImages,
+    },
   ];
 }
 
@@ -57,7 +68,11 @@ export function lifecycleRules(keepImages: number, untaggedDays: number): awsx.t
  * to the peer region of the same account. ECR allows one replication configuration per registry
  * and region; this resource owns it, so any other replication in the account must be added here.
  */
-export function replicationRules(repositoryName: string, peerRegion: string, accountId: pulumi.Input<string>) {
+export function replicationRules(
+  repositoryName: string,
+  peerRegion: string,
+  accountId: pulumi.Input<string>,
+) {
   return {
     rules: [
       {

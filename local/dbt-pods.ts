@@ -136,7 +136,11 @@ export class DbtPods {
     fs.mkdirSync(projectDir, { recursive: true });
     const pods = new DbtPods(options, await RoundRobinProxy.start([]), projectDir);
     try {
-      await Promise.all(Array.from({ length: options.replicas ?? 2 }, async (_, i) => pods.startPod(new Pod(i, await freePort()))));
+      await Promise.all(
+        Array.from({ length: options.replicas ?? 2 }, async (_, i) =>
+          pods.startPod(new Pod(i, await freePort())),
+        ),
+      );
     } catch (e) {
       await pods.stop();
       throw e;
@@ -184,8 +188,10 @@ export class DbtPods {
     if (!this.pods.includes(pod)) this.pods.push(pod);
     const deadline = Date.now() + 60_000;
     while ((await health(pod.port)) !== 200) {
-      if (!pod.alive) throw new Error(`dbt pod ${this.options.region}#${pod.index} exited at start:\n${pod.log}`);
-      if (Date.now() > deadline) throw new Error(`dbt pod ${this.options.region}#${pod.index} not healthy in 60 s:\n${pod.log}`);
+      if (!pod.alive)
+        throw new Error(`dbt pod ${this.options.region}#${pod.index} exited at start:\n${pod.log}`);
+      if (Date.now() > deadline)
+        throw new Error(`dbt pod ${this.options.region}#${pod.index} not healthy in 60 s:\n${pod.log}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     if (!this.proxy.backends.includes(pod.port)) this.proxy.backends.push(pod.port);
@@ -268,13 +274,27 @@ export class LocalSecrets {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { SecretId?: string };
         const reply = (status: number, payload: unknown) => {
           const text = JSON.stringify(payload);
-          res.writeHead(status, { 'Content-Type': 'application/x-amz-json-1.1', 'Content-Length': Buffer.byteLength(text) });
+          res.writeHead(status, {
+            'Content-Type': 'application/x-amz-json-1.1',
+            'Content-Length': Buffer.byteLength(text),
+          });
           res.end(text);
         };
-        if (op !== 'secretsmanager.GetSecretValue') return reply(400, { __type: 'UnknownOperationException', message: `${op} is not served locally` });
+        if (op !== 'secretsmanager.GetSecretValue')
+          return reply(400, { __type: 'UnknownOperationException', message: `${op} is not served locally` });
         const value = body.SecretId !== undefined ? secrets[body.SecretId] : undefined;
-        if (value === undefined) return reply(400, { __type: 'ResourceNotFoundException', message: `Secrets Manager can't find the specified secret: ${body.SecretId}` });
-        reply(200, { ARN: `arn:aws:secretsmanager:local:000000000000:secret:${body.SecretId}`, Name: body.SecretId, SecretString: value, VersionId: 'v1', VersionStages: ['AWSCURRENT'] });
+        if (value === undefined)
+          return reply(400, {
+            __type: 'ResourceNotFoundException',
+            message: `Secrets Manager can't find the specified secret: ${body.SecretId}`,
+          });
+        reply(200, {
+          ARN: `arn:aws:secretsmanager:local:000000000000:secret:${body.SecretId}`,
+          Name: body.SecretId,
+          SecretString: value,
+          VersionId: 'v1',
+          VersionStages: ['AWSCURRENT'],
+        });
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

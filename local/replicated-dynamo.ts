@@ -125,7 +125,15 @@ export interface ReplicatedDynamoOptions {
   readonly regionalTables?: readonly string[];
 }
 
-const OPTION_KEYS: ReadonlySet<string> = new Set(['regions', 'tables', 'lag', 'seed', 'now', 'timers', 'regionalTables']);
+const OPTION_KEYS: ReadonlySet<string> = new Set([
+  'regions',
+  'tables',
+  'lag',
+  'seed',
+  'now',
+  'timers',
+  'regionalTables',
+]);
 
 /** Reads served as is by the local replica. */
 const READ_OPS: ReadonlySet<string> = new Set([
@@ -241,7 +249,11 @@ function validateOptions(options: ReplicatedDynamoOptions): void {
       badOption('regionalTables', options.regionalTables, 'give an array of table names from `tables`');
     options.regionalTables.forEach((name, i) => {
       if (!tables.some((t) => t.TableName === name))
-        badOption(`regionalTables[${i}]`, name, `name a table of \`tables\` (${tables.map((t) => t.TableName).join(', ')})`);
+        badOption(
+          `regionalTables[${i}]`,
+          name,
+          `name a table of \`tables\` (${tables.map((t) => t.TableName).join(', ')})`,
+        );
     });
   }
   if (options.lag !== undefined) validateLag(options.lag);

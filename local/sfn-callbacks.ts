@@ -61,8 +61,12 @@ export class TaskTokenEndpoint {
    * SendTaskFailure's error/cause, `States.HeartbeatTimeout` after `heartbeatMs` without a heartbeat,
    * or `States.Timeout` after `timeoutMs`. Register before handing the token out.
    */
-  wait(token: string, opts: { heartbeatMs: number; timeoutMs?: number }): { result: Promise<unknown>; cancel: () => void } {
-    if (this.waits.has(token) || this.ended.has(token)) throw new Error(`sfn-callbacks: token ${token} is already used; tokens are unique per task attempt`);
+  wait(
+    token: string,
+    opts: { heartbeatMs: number; timeoutMs?: number },
+  ): { result: Promise<unknown>; cancel: () => void } {
+    if (this.waits.has(token) || this.ended.has(token))
+      throw new Error(`sfn-callbacks: token ${token} is already used; tokens are unique per task attempt`);
     let wait!: Wait;
     const result = new Promise<unknown>((resolve, reject) => {
       wait = { resolve, reject, heartbeatMs: opts.heartbeatMs, timer: undefined, deadline: undefined };
@@ -70,13 +74,24 @@ export class TaskTokenEndpoint {
     void result.catch(() => {}); // observed by the caller later; never an unhandled rejection
     this.waits.set(token, wait);
     this.arm(token, wait);
-    if (opts.timeoutMs !== undefined) wait.deadline = setTimeout(() => this.end(token, new TaskError('States.Timeout', 'the task timed out')), opts.timeoutMs);
+    if (opts.timeoutMs !== undefined)
+      wait.deadline = setTimeout(
+        () => this.end(token, new TaskError('States.Timeout', 'the task timed out')),
+        opts.timeoutMs,
+      );
     return { result, cancel: () => this.end(token, undefined) };
   }
 
   private arm(token: string, w: Wait): void {
     if (w.timer) clearTimeout(w.timer);
-    w.timer = setTimeout(() => this.end(token, new TaskError('States.HeartbeatTimeout', `no SendTaskHeartbeat within ${w.heartbeatMs} ms`)), w.heartbeatMs);
+    w.timer = setTimeout(
+      () =>
+        this.end(
+          token,
+          new TaskError('States.HeartbeatTimeout', `no SendTaskHeartbeat within ${w.heartbeatMs} ms`),
+        ),
+      w.heartbeatMs,
+    );
   }
 
   private end(token: string, outcome: Error | { output: unknown } | undefined): void {
@@ -103,23 +118,42 @@ export class TaskTokenEndpoint {
       const answer = (status: number, body: Record<string, unknown>, type = 'ok') => {
         this.calls.push({ op, token: String(parsed?.taskToken ?? ''), at: Date.now(), answer: type });
         const text = JSON.stringify(body);
-        res.writeHead(status, { 'Content-Type': 'application/x-amz-json-1.0', 'Content-Length': Buffer.byteLength(text) });
+        res.writeHead(status, {
+          'Content-Type': 'application/x-amz-json-1.0',
+          'Content-Length': Buffer.byteLength(text),
+        });
         res.end(text);
       };
       let parsed: Record<string, unknown> | undefined;
       try {
         parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
       } catch {
-        return answer(400, { __type: 'SerializationException', message: 'body is not JSON' }, 'SerializationException');
+        return answer(
+          400,
+          { __type: 'SerializationException', message: 'body is not JSON' },
+          'SerializationException',
+        );
       }
       if (!['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'].includes(op))
-        return answer(400, { __type: 'UnknownOperationException', message: `${op} is not served locally; only SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat` }, 'UnknownOperationException');
+        return answer(
+          400,
+          {
+            __type: 'UnknownOperationException',
+            message: `${op} is not served locally; only SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat`,
+          },
+          'UnknownOperationException',
+        );
       const token = parsed.taskToken;
-      if (typeof token !== 'string' || token === '') return answer(400, { __type: 'InvalidToken', message: 'taskToken is required' }, 'InvalidToken');
+      if (typeof token !== 'string' || token === '')
+        return answer(400, { __type: 'InvalidToken', message: 'taskToken is required' }, 'InvalidToken');
       const w = this.waits.get(token);
       if (!w) {
         const type = this.ended.has(token) ? 'TaskTimedOut' : 'InvalidToken';
-        return answer(400, { __type: type, message: type === 'TaskTimedOut' ? 'Task Timed Out' : 'Invalid Token' }, type);
+        return answer(
+          400,
+          { __type: type, message: type === 'TaskTimedOut' ? 'Task Timed Out' : 'Invalid Token' },
+          type,
+        );
       }
       if (op === 'SendTaskHeartbeat') {
         this.arm(token, w);
@@ -142,7 +176,8 @@ export class TaskTokenEndpoint {
 
   /** Rejects every open wait (`States.Runtime`) and closes the server. */
   async stop(): Promise<void> {
-    for (const token of [...this.waits.keys()]) this.end(token, new TaskError('States.Runtime', 'the callback endpoint stopped'));
+    for (const token of [...this.waits.keys()])
+      this.end(token, new TaskError('States.Runtime', 'the callback endpoint stopped'));
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
@@ -170,7 +205,10 @@ export function waitForTaskToken(opts: {
     const fresh = `${token}#${++n}`;
     const p = { ...(payload as Record<string, unknown>), taskToken: fresh };
     opts.onToken?.(fresh, p);
-    const wait = opts.endpoint.wait(fresh, { heartbeatMs: opts.heartbeatMs, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
+    const wait = opts.endpoint.wait(fresh, {
+      heartbeatMs: opts.heartbeatMs,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    });
     try {
       await opts.start(p);
     } catch (e) {

@@ -9,13 +9,23 @@ import { RUNS_TABLE_NAME, runsTableArgs } from '../k8s/dbt-app';
  * deploys).
  */
 
-type PlainTableArgs = Pick<aws.dynamodb.TableArgs, 'name' | 'hashKey' | 'rangeKey' | 'attributes' | 'globalSecondaryIndexes'>;
+type PlainTableArgs = Pick<
+  aws.dynamodb.TableArgs,
+  'name' | 'hashKey' | 'rangeKey' | 'attributes' | 'globalSecondaryIndexes'
+>;
 
 /** A plain (no Outputs) TableArgs as the CreateTable call DynamoDB would receive. */
 export function createTableInput(args: PlainTableArgs, tableName?: string): CreateTableCommandInput {
   const plain = <T>(value: unknown): T => value as T;
   const attributes = plain<Array<{ name: string; type: 'S' | 'N' | 'B' }>>(args.attributes ?? []);
-  const indexes = plain<Array<{ name: string; hashKey: string; rangeKey?: string; projectionType: 'ALL' | 'KEYS_ONLY' | 'INCLUDE' }>>(args.globalSecondaryIndexes ?? []);
+  const indexes = plain<
+    Array<{
+      name: string;
+      hashKey: string;
+      rangeKey?: string;
+      projectionType: 'ALL' | 'KEYS_ONLY' | 'INCLUDE';
+    }>
+  >(args.globalSecondaryIndexes ?? []);
   const key = (hash: string, range?: string) => [
     { AttributeName: hash, KeyType: 'HASH' as const },
     ...(range ? [{ AttributeName: range, KeyType: 'RANGE' as const }] : []),
@@ -26,7 +36,13 @@ export function createTableInput(args: PlainTableArgs, tableName?: string): Crea
     AttributeDefinitions: attributes.map((a) => ({ AttributeName: a.name, AttributeType: a.type })),
     KeySchema: key(plain<string>(args.hashKey), plain<string | undefined>(args.rangeKey)),
     ...(indexes.length
-      ? { GlobalSecondaryIndexes: indexes.map((g) => ({ IndexName: g.name, KeySchema: key(g.hashKey, g.rangeKey), Projection: { ProjectionType: g.projectionType } })) }
+      ? {
+          GlobalSecondaryIndexes: indexes.map((g) => ({
+            IndexName: g.name,
+            KeySchema: key(g.hashKey, g.rangeKey),
+            Projection: { ProjectionType: g.projectionType },
+          })),
+        }
       : {}),
   };
 }

@@ -41,7 +41,12 @@ export class LocalWarehouse {
         msg = JSON.parse(line) as typeof msg;
       } catch (error) {
         // An answer line that does not parse fails every waiting call loudly, never the process.
-        for (const w of this.waiting.values()) w.reject(new Error(`local warehouse: unreadable answer ${line.slice(0, 200)}: ${(error as Error).message}`));
+        for (const w of this.waiting.values())
+          w.reject(
+            new Error(
+              `local warehouse: unreadable answer ${line.slice(0, 200)}: ${(error as Error).message}`,
+            ),
+          );
         this.waiting.clear();
         return;
       }
@@ -62,7 +67,10 @@ export class LocalWarehouse {
     proc.stderr!.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
     const lines = readline.createInterface({ input: proc.stdout! });
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`local warehouse did not start in 60 s: ${stderr}`)), 60_000);
+      const timer = setTimeout(
+        () => reject(new Error(`local warehouse did not start in 60 s: ${stderr}`)),
+        60_000,
+      );
       const onLine = (line: string) => {
         if (!line.startsWith('{"port"')) return;
         clearTimeout(timer);

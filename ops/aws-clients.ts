@@ -15,16 +15,35 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import {
-  DescribeArchiveCommand, DescribeReplayCommand, EventBridgeClient, ListRulesCommand,
-  ListTargetsByRuleCommand, PutEventsCommand, StartReplayCommand,
+  DescribeArchiveCommand,
+  DescribeReplayCommand,
+  EventBridgeClient,
+  ListRulesCommand,
+  ListTargetsByRuleCommand,
+  PutEventsCommand,
+  StartReplayCommand,
 } from '@aws-sdk/client-eventbridge';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import {
-  ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueAttributesCommand, GetQueueUrlCommand,
-  ReceiveMessageCommand, SQSClient,
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 
-import type { ControlTable, EventsOps, RegionClients, RuleSummary, RuleTarget, ScheduleSummary, SchedulerOps, SfnOps, SqsOps } from './clients';
+import type {
+  ControlTable,
+  EventsOps,
+  RegionClients,
+  RuleSummary,
+  RuleTarget,
+  ScheduleSummary,
+  SchedulerOps,
+  SfnOps,
+  SqsOps,
+} from './clients';
 import { tagCall } from './errors';
 import { OpsError } from './io';
 import { PLATFORM } from './settings';
@@ -41,14 +60,18 @@ interface WithStack {
  */
 export function nameFailedCalls<C extends WithStack>(client: C): C {
   client.middlewareStack.add(
-    (next: (args: unknown) => Promise<unknown>, context: { clientName?: string; commandName?: string }) => async (args: unknown) => {
-      try {
-        return await next(args);
-      } catch (error) {
-        tagCall(error, `${(context.clientName ?? 'AWS').replace(/Client$/, '')}.${(context.commandName ?? 'call').replace(/Command$/, '')}`);
-        throw error;
-      }
-    },
+    (next: (args: unknown) => Promise<unknown>, context: { clientName?: string; commandName?: string }) =>
+      async (args: unknown) => {
+        try {
+          return await next(args);
+        } catch (error) {
+          tagCall(
+            error,
+            `${(context.clientName ?? 'AWS').replace(/Client$/, '')}.${(context.commandName ?? 'call').replace(/Command$/, '')}`,
+          );
+          throw error;
+        }
+      },
     { step: 'initialize', name: 'etlOpsNameFailedCalls', override: true },
   );
   return client;
@@ -91,7 +114,13 @@ export function sfnAdapter(client: SFNClient): SfnOps {
     },
     async describeStateMachine(stateMachineArn) {
       const r = await client.send(new DescribeStateMachineCommand({ stateMachineArn }));
-      return { stateMachineArn: r.stateMachineArn as string, name: r.name as string, type: r.type as string, definition: r.definition, creationDate: r.creationDate };
+      return {
+        stateMachineArn: r.stateMachineArn as string,
+        name: r.name as string,
+        type: r.type as string,
+        definition: r.definition,
+        creationDate: r.creationDate,
+      };
     },
     async describeStateMachineForExecution(executionArn) {
       const r = await client.send(new DescribeStateMachineForExecutionCommand({ executionArn }));
@@ -126,19 +155,29 @@ export function awsClients(opts: AwsClientOptions = {}): RegionClients {
   const sfnClient = memo((region) => nameFailedCalls(new SFNClient({ region, ...CLIENT_CONFIG })));
   const control = memo((region): ControlTable => {
     const client = nameFailedCalls(new DynamoDBClient({ region, ...CLIENT_CONFIG }));
-    return { doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName, region };
+    return {
+      doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+      tableName,
+      region,
+    };
   });
   return {
     control,
     sfn: memo((region) => sfnAdapter(sfnClient(region))),
-    events: memo((region) => eventsAdapter(nameFailedCalls(new EventBridgeClient({ region, ...CLIENT_CONFIG })))),
-    scheduler: memo((region) => schedulerAdapter(nameFailedCalls(new SchedulerClient({ region, ...CLIENT_CONFIG })))),
+    events: memo((region) =>
+      eventsAdapter(nameFailedCalls(new EventBridgeClient({ region, ...CLIENT_CONFIG }))),
+    ),
+    scheduler: memo((region) =>
+      schedulerAdapter(nameFailedCalls(new SchedulerClient({ region, ...CLIENT_CONFIG }))),
+    ),
     sqs: memo((region) => sqsAdapter(nameFailedCalls(new SQSClient({ region, ...CLIENT_CONFIG })))),
     async reachable(region) {
       // A cheap read-only control-plane call in that region, one attempt, short timeout.
       const probe = new SFNClient({ region, retryMode: 'standard', maxAttempts: 1 });
       try {
-        await probe.send(new ListStateMachinesCommand({ maxResults: 1 }), { abortSignal: AbortSignal.timeout(opts.probeTimeoutMs ?? 5_000) });
+        await probe.send(new ListStateMachinesCommand({ maxResults: 1 }), {
+          abortSignal: AbortSignal.timeout(opts.probeTimeoutMs ?? 5_000),
+        });
         return true;
       } catch (error) {
         // The service answered (even AccessDenied): reachable. Timeouts and network errors: not.
@@ -157,7 +196,8 @@ export function eventsAdapter(client: EventBridgeClient): EventsOps {
       let NextToken: string | undefined;
       do {
         const page = await client.send(new ListRulesCommand({ EventBusName: busName, NextToken }));
-        for (const r of page.Rules ?? []) rules.push({ name: r.Name as string, arn: r.Arn, state: r.State as string });
+        for (const r of page.Rules ?? [])
+          rules.push({ name: r.Name as string, arn: r.Arn, state: r.State as string });
         NextToken = page.NextToken;
       } while (NextToken);
       return rules;
@@ -166,8 +206,11 @@ export function eventsAdapter(client: EventBridgeClient): EventsOps {
       const targets: RuleTarget[] = [];
       let NextToken: string | undefined;
       do {
-        const page = await client.send(new ListTargetsByRuleCommand({ Rule: ruleName, EventBusName: busName, NextToken }));
-        for (const t of page.Targets ?? []) targets.push({ id: t.Id as string, arn: t.Arn as string, deadLetterArn: t.DeadLetterConfig?.Arn });
+        const page = await client.send(
+          new ListTargetsByRuleCommand({ Rule: ruleName, EventBusName: busName, NextToken }),
+        );
+        for (const t of page.Targets ?? [])
+          targets.push({ id: t.Id as string, arn: t.Arn as string, deadLetterArn: t.DeadLetterConfig?.Arn });
         NextToken = page.NextToken;
       } while (NextToken);
       return targets;
@@ -181,20 +224,34 @@ export function eventsAdapter(client: EventBridgeClient): EventsOps {
     },
     async describeArchive(archiveName) {
       const r = await client.send(new DescribeArchiveCommand({ ArchiveName: archiveName }));
-      return { archiveArn: r.ArchiveArn as string, eventSourceArn: r.EventSourceArn as string, state: r.State };
+      return {
+        archiveArn: r.ArchiveArn as string,
+        eventSourceArn: r.EventSourceArn as string,
+        state: r.State,
+      };
     },
     async startReplay(i) {
-      const r = await client.send(new StartReplayCommand({
-        ReplayName: i.replayName, EventSourceArn: i.eventSourceArn, EventStartTime: i.eventStartTime,
-        EventEndTime: i.eventEndTime, Destination: { Arn: i.destinationArn, FilterArns: i.filterArns },
-      }));
+      const r = await client.send(
+        new StartReplayCommand({
+          ReplayName: i.replayName,
+          EventSourceArn: i.eventSourceArn,
+          EventStartTime: i.eventStartTime,
+          EventEndTime: i.eventEndTime,
+          Destination: { Arn: i.destinationArn, FilterArns: i.filterArns },
+        }),
+      );
       return { replayArn: r.ReplayArn, state: r.State };
     },
     async describeReplay(replayName) {
       const r = await client.send(new DescribeReplayCommand({ ReplayName: replayName }));
       return {
-        state: r.State as string, stateReason: r.StateReason, eventStartTime: r.EventStartTime, eventEndTime: r.EventEndTime,
-        eventLastReplayedTime: r.EventLastReplayedTime, replayStartTime: r.ReplayStartTime, replayEndTime: r.ReplayEndTime,
+        state: r.State as string,
+        stateReason: r.StateReason,
+        eventStartTime: r.EventStartTime,
+        eventEndTime: r.EventEndTime,
+        eventLastReplayedTime: r.EventLastReplayedTime,
+        replayStartTime: r.ReplayStartTime,
+        replayEndTime: r.ReplayEndTime,
       };
     },
   };
@@ -209,7 +266,13 @@ export function schedulerAdapter(client: SchedulerClient): SchedulerOps {
         const page = await client.send(new ListSchedulesCommand({ GroupName: groupName, NextToken }));
         for (const s of page.Schedules ?? []) {
           const full = await client.send(new GetScheduleCommand({ Name: s.Name, GroupName: groupName }));
-          out.push({ name: s.Name as string, groupName, state: full.State as string, targetArn: full.Target?.Arn, deadLetterArn: full.Target?.DeadLetterConfig?.Arn });
+          out.push({
+            name: s.Name as string,
+            groupName,
+            state: full.State as string,
+            targetArn: full.Target?.Arn,
+            deadLetterArn: full.Target?.DeadLetterConfig?.Arn,
+          });
         }
         NextToken = page.NextToken;
       } while (NextToken);
@@ -223,21 +286,42 @@ export function sqsAdapter(client: SQSClient): SqsOps {
     async queueUrl(nameOrArn) {
       if (nameOrArn.startsWith('https://')) return nameOrArn;
       const parts = nameOrArn.split(':'); // arn:aws:sqs:<region>:<account>:<name>
-      const [QueueName, QueueOwnerAWSAccountId] = nameOrArn.startsWith('arn:') ? [parts[5], parts[4]] : [nameOrArn, undefined];
-      return (await client.send(new GetQueueUrlCommand({ QueueName, QueueOwnerAWSAccountId }))).QueueUrl as string;
+      const [QueueName, QueueOwnerAWSAccountId] = nameOrArn.startsWith('arn:')
+        ? [parts[5], parts[4]]
+        : [nameOrArn, undefined];
+      return (await client.send(new GetQueueUrlCommand({ QueueName, QueueOwnerAWSAccountId })))
+        .QueueUrl as string;
     },
     async depth(QueueUrl) {
-      const r = await client.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }));
-      return { visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0), inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0) };
+      const r = await client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      return {
+        visible: Number(r.Attributes?.ApproximateNumberOfMessages ?? 0),
+        inFlight: Number(r.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
+      };
     },
     async receive(QueueUrl, o) {
-      const r = await client.send(new ReceiveMessageCommand({
-        QueueUrl, MaxNumberOfMessages: o.max, VisibilityTimeout: o.visibilityTimeoutSeconds, WaitTimeSeconds: o.waitSeconds,
-        MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['SentTimestamp', 'ApproximateReceiveCount'],
-      }));
+      const r = await client.send(
+        new ReceiveMessageCommand({
+          QueueUrl,
+          MaxNumberOfMessages: o.max,
+          VisibilityTimeout: o.visibilityTimeoutSeconds,
+          WaitTimeSeconds: o.waitSeconds,
+          MessageAttributeNames: ['All'],
+          MessageSystemAttributeNames: ['SentTimestamp', 'ApproximateReceiveCount'],
+        }),
+      );
       return (r.Messages ?? []).map((m) => ({
-        messageId: m.MessageId as string, receiptHandle: m.ReceiptHandle as string, body: m.Body ?? '',
-        attributes: Object.fromEntries(Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ''])),
+        messageId: m.MessageId as string,
+        receiptHandle: m.ReceiptHandle as string,
+        body: m.Body ?? '',
+        attributes: Object.fromEntries(
+          Object.entries(m.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? '']),
+        ),
         system: m.Attributes as Record<string, string> | undefined,
       }));
     },
@@ -245,7 +329,9 @@ export function sqsAdapter(client: SQSClient): SqsOps {
       await client.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle }));
     },
     async release(QueueUrl, ReceiptHandle) {
-      await client.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle, VisibilityTimeout: 0 }));
+      await client.send(
+        new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle, VisibilityTimeout: 0 }),
+      );
     },
   };
 }

@@ -15,7 +15,14 @@ import { rerun } from './commands/rerun';
 import { discoverDlqs, readFence, status } from './commands/status';
 import { describeError } from './errors';
 import { consoleIo, type Io, OpsError } from './io';
-import { assertRegion, configFromStackFile, DEFAULT_STACKS, knownRegions, parseTime, pipelinesFromStackFile } from './settings';
+import {
+  assertRegion,
+  configFromStackFile,
+  DEFAULT_STACKS,
+  knownRegions,
+  parseTime,
+  pipelinesFromStackFile,
+} from './settings';
 
 export interface CliDeps {
   io: Io;
@@ -43,7 +50,9 @@ function tryClient<T extends object>(make: () => T): T {
 }
 
 const regionOf = (queue: string): string | undefined =>
-  queue.startsWith('arn:') ? queue.split(':')[3] : /^https:\/\/sqs\.([a-z0-9-]+)\.amazonaws\.com\//.exec(queue)?.[1];
+  queue.startsWith('arn:')
+    ? queue.split(':')[3]
+    : /^https:\/\/sqs\.([a-z0-9-]+)\.amazonaws\.com\//.exec(queue)?.[1];
 
 export function buildProgram(deps: CliDeps): Command {
   const { io } = deps;
@@ -61,11 +70,15 @@ export function buildProgram(deps: CliDeps): Command {
   program.configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
 
   const mutating = (cmd: Command) =>
-    cmd.option('-y, --yes', 'do not ask for confirmation').option('--dry-run', 'print what would be done, change nothing');
+    cmd
+      .option('-y, --yes', 'do not ask for confirmation')
+      .option('--dry-run', 'print what would be done, change nothing');
 
   program
     .command('status')
-    .description('batch records (control table GSI), the fence, rule/schedule states and DLQ depths per region')
+    .description(
+      'batch records (control table GSI), the fence, rule/schedule states and DLQ depths per region',
+    )
     .option('-p, --pipeline <name>', 'one pipeline (default: every pipeline in Pulumi.<stack>.yaml)')
     .option('--since <time>', 'batches scheduled at or after this (30m, 24h, 7d or ISO-8601)', '24h')
     .addOption(new Option('-r, --region <region>', 'only this region (its replica serves the records)'))
@@ -73,7 +86,8 @@ export function buildProgram(deps: CliDeps): Command {
       const clients = deps.clients();
       const shown = opts.region ? [assertRegion(opts.region, stacks)] : regions;
       const pipelines = opts.pipeline ? [opts.pipeline] : pipelinesFromStackFile(workDir, stacks[home]);
-      if (pipelines.length === 0) throw new OpsError(`No pipelines found in Pulumi.${stacks[home]}.yaml; pass --pipeline.`);
+      if (pipelines.length === 0)
+        throw new OpsError(`No pipelines found in Pulumi.${stacks[home]}.yaml; pass --pipeline.`);
       const problems = await status(io, {
         pipelines,
         since: parseTime(opts.since, now(), '--since'),
@@ -98,29 +112,55 @@ export function buildProgram(deps: CliDeps): Command {
       .option('--force', 'rerun a SUCCEEDED batch (needs --reason; recorded on the batch)')
       .option('--reason <text>', 'why (recorded as rerunReason, passed to the workflow)')
       .option('-r, --region <region>', 'region to run in (default: the region the fence names)'),
-  ).action(async (opts: { pipeline: string; batch: string; force?: boolean; reason?: string; region?: string; yes?: boolean; dryRun?: boolean }) => {
-    const clients = deps.clients();
-    let region = opts.region ? assertRegion(opts.region, stacks) : undefined;
-    if (!region) {
-      const fence = await readFence(clients.control(home));
-      if (!fence) throw new OpsError(`No fence in the ${home} replica; pass --region.`);
-      region = assertRegion(fence.activeRegion, stacks);
-    }
-    await rerun(
-      io,
-      { pipeline: opts.pipeline, batchId: opts.batch, force: opts.force, reason: opts.reason, operator, region, yes: opts.yes, dryRun: opts.dryRun },
-      { control: clients.control(region), sfn: clients.sfn(region), now },
-    );
-  });
+  ).action(
+    async (opts: {
+      pipeline: string;
+      batch: string;
+      force?: boolean;
+      reason?: string;
+      region?: string;
+      yes?: boolean;
+      dryRun?: boolean;
+    }) => {
+      const clients = deps.clients();
+      let region = opts.region ? assertRegion(opts.region, stacks) : undefined;
+      if (!region) {
+        const fence = await readFence(clients.control(home));
+        if (!fence) throw new OpsError(`No fence in the ${home} replica; pass --region.`);
+        region = assertRegion(fence.activeRegion, stacks);
+      }
+      await rerun(
+        io,
+        {
+          pipeline: opts.pipeline,
+          batchId: opts.batch,
+          force: opts.force,
+          reason: opts.reason,
+          operator,
+          region,
+          yes: opts.yes,
+          dryRun: opts.dryRun,
+        },
+        { control: clients.control(region), sfn: clients.sfn(region), now },
+      );
+    },
+  );
 
   mutating(
     program
       .command('redrive')
-      .description('redrive a stopped Standard execution (RedriveExecution), or explain why not and print the rerun to use')
+      .description(
+        'redrive a stopped Standard execution (RedriveExecution), or explain why not and print the rerun to use',
+      )
       .requiredOption('-e, --execution <arn>', 'execution ARN'),
   ).action(async (opts: { execution: string; yes?: boolean; dryRun?: boolean }) => {
     const clients = deps.clients();
-    await redrive(io, { executionArn: opts.execution, yes: opts.yes, dryRun: opts.dryRun }, (region) => clients.sfn(region), now);
+    await redrive(
+      io,
+      { executionArn: opts.execution, yes: opts.yes, dryRun: opts.dryRun },
+      (region) => clients.sfn(region),
+      now,
+    );
   });
 
   const dlq = program.command('dlq').description('dead-letter queues: list, show, redrive');
@@ -143,7 +183,9 @@ export function buildProgram(deps: CliDeps): Command {
     });
   dlq
     .command('show')
-    .description('show the messages of a DLQ with RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE (a peek: nothing is deleted)')
+    .description(
+      'show the messages of a DLQ with RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE (a peek: nothing is deleted)',
+    )
     .requiredOption('-q, --queue <queue>', 'queue URL, ARN or name')
     .option('-r, --region <region>', 'region (default: from the URL/ARN, else the home region)')
     .option('--max <n>', 'at most this many messages', '50')
@@ -155,7 +197,9 @@ export function buildProgram(deps: CliDeps): Command {
   mutating(
     dlq
       .command('redrive')
-      .description('re-send every message to its original target; delete each only after its re-send succeeded')
+      .description(
+        're-send every message to its original target; delete each only after its re-send succeeded',
+      )
       .requiredOption('-q, --queue <queue>', 'queue URL, ARN or name')
       .option('-r, --region <region>', 'region (default: from the URL/ARN, else the home region)')
       .option('--max <n>', 'at most this many messages', '1000'),
@@ -163,11 +207,15 @@ export function buildProgram(deps: CliDeps): Command {
     const region = assertRegion(opts.region ?? regionOf(opts.queue) ?? home, stacks);
     const clients = deps.clients();
     const sqs = clients.sqs(region);
-    await redriveQueue(io, { queueUrl: await sqs.queueUrl(opts.queue), max: Number(opts.max), yes: opts.yes, dryRun: opts.dryRun }, {
-      sqs,
-      events: (r) => clients.events(r),
-      sfn: (r) => clients.sfn(r),
-    });
+    await redriveQueue(
+      io,
+      { queueUrl: await sqs.queueUrl(opts.queue), max: Number(opts.max), yes: opts.yes, dryRun: opts.dryRun },
+      {
+        sqs,
+        events: (r) => clients.events(r),
+        sfn: (r) => clients.sfn(r),
+      },
+    );
   });
 
   mutating(
@@ -177,14 +225,22 @@ export function buildProgram(deps: CliDeps): Command {
       .requiredOption('-r, --region <region>', 'region')
       .requiredOption('--since <time>', 'window start (30m, 24h, 7d or ISO-8601)')
       .option('--until <time>', 'window end (default: now; should be at least 10 minutes ago)', 'now'),
-  ).action(async (opts: { region: string; since: string; until: string; yes?: boolean; dryRun?: boolean }) => {
-    const region = assertRegion(opts.region, stacks);
-    await replay(
-      io,
-      { region, since: parseTime(opts.since, now(), '--since'), until: parseTime(opts.until, now(), '--until'), yes: opts.yes, dryRun: opts.dryRun },
-      { events: deps.clients().events(region), now },
-    );
-  });
+  ).action(
+    async (opts: { region: string; since: string; until: string; yes?: boolean; dryRun?: boolean }) => {
+      const region = assertRegion(opts.region, stacks);
+      await replay(
+        io,
+        {
+          region,
+          since: parseTime(opts.since, now(), '--since'),
+          until: parseTime(opts.until, now(), '--until'),
+          yes: opts.yes,
+          dryRun: opts.dryRun,
+        },
+        { events: deps.clients().events(region), now },
+      );
+    },
+  );
 
   const failoverDeps = () => {
     const clients = deps.clients();
@@ -203,27 +259,51 @@ export function buildProgram(deps: CliDeps): Command {
   mutating(
     program
       .command('failover')
-      .description('make REGION active: config on both stacks, up the new active stack, verify, up the old one if reachable, replay the gap')
+      .description(
+        'make REGION active: config on both stacks, up the new active stack, verify, up the old one if reachable, replay the gap',
+      )
       .requiredOption('--to <region>', 'the region to make active')
       .option('--replay-since <time>', "replay the new active region's archive from this time (the gap)")
-      .option('--resume <file>', 'continue an interrupted run from its state file (.etl-ops/failover-*.json)'),
-  ).action(async (opts: { to: string; replaySince?: string; resume?: string; yes?: boolean; dryRun?: boolean }) => {
-    await failover(
-      io,
-      { command: 'failover', to: opts.to, replaySince: opts.replaySince ? parseTime(opts.replaySince, now(), '--replay-since') : undefined, resume: opts.resume, yes: opts.yes, dryRun: opts.dryRun },
-      failoverDeps(),
-    );
-  });
+      .option(
+        '--resume <file>',
+        'continue an interrupted run from its state file (.etl-ops/failover-*.json)',
+      ),
+  ).action(
+    async (opts: { to: string; replaySince?: string; resume?: string; yes?: boolean; dryRun?: boolean }) => {
+      await failover(
+        io,
+        {
+          command: 'failover',
+          to: opts.to,
+          replaySince: opts.replaySince ? parseTime(opts.replaySince, now(), '--replay-since') : undefined,
+          resume: opts.resume,
+          yes: opts.yes,
+          dryRun: opts.dryRun,
+        },
+        failoverDeps(),
+      );
+    },
+  );
   mutating(
     program
       .command('failback')
       .description(`make the home region (${home}) active again: the failover steps towards ${home}`)
       .option('--replay-since <time>', "replay the home region's archive from this time")
-      .option('--resume <file>', 'continue an interrupted run from its state file (.etl-ops/failback-*.json)'),
+      .option(
+        '--resume <file>',
+        'continue an interrupted run from its state file (.etl-ops/failback-*.json)',
+      ),
   ).action(async (opts: { replaySince?: string; resume?: string; yes?: boolean; dryRun?: boolean }) => {
     await failover(
       io,
-      { command: 'failback', to: home, replaySince: opts.replaySince ? parseTime(opts.replaySince, now(), '--replay-since') : undefined, resume: opts.resume, yes: opts.yes, dryRun: opts.dryRun },
+      {
+        command: 'failback',
+        to: home,
+        replaySince: opts.replaySince ? parseTime(opts.replaySince, now(), '--replay-since') : undefined,
+        resume: opts.resume,
+        yes: opts.yes,
+        dryRun: opts.dryRun,
+      },
       failoverDeps(),
     );
   });
@@ -268,7 +348,8 @@ export function main(argv: string[] = process.argv.slice(2)): void {
   run(argv, {
     io,
     clients: () => (require('./aws-clients') as typeof import('./aws-clients')).awsClients(),
-    stackOps: (workDir) => (require('./stack-ops') as typeof import('./stack-ops')).automationStackOps(workDir),
+    stackOps: (workDir) =>
+      (require('./stack-ops') as typeof import('./stack-ops')).automationStackOps(workDir),
     workDir: findProjectRoot(process.cwd()) ?? findProjectRoot(__dirname) ?? process.cwd(),
   }).then((code) => {
     process.exitCode = code;

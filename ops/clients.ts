@@ -39,7 +39,11 @@ export interface StateMachineDescription {
 }
 
 export interface SfnOps {
-  startExecution(input: { stateMachineArn: string; name?: string; input: string }): Promise<{ executionArn: string; startDate?: Date }>;
+  startExecution(input: {
+    stateMachineArn: string;
+    name?: string;
+    input: string;
+  }): Promise<{ executionArn: string; startDate?: Date }>;
   describeExecution(executionArn: string): Promise<ExecutionDescription>;
   describeStateMachine(stateMachineArn: string): Promise<StateMachineDescription>;
   /** The definition the execution ran with (DescribeStateMachineForExecution). */
@@ -86,7 +90,9 @@ export interface EventsOps {
   listRules(busName: string): Promise<RuleSummary[]>;
   listTargets(ruleName: string, busName: string): Promise<RuleTarget[]>;
   putEvents(entries: PutEventEntry[]): Promise<{ failedEntryCount: number; errors: string[] }>;
-  describeArchive(archiveName: string): Promise<{ archiveArn: string; eventSourceArn: string; state?: string }>;
+  describeArchive(
+    archiveName: string,
+  ): Promise<{ archiveArn: string; eventSourceArn: string; state?: string }>;
   startReplay(input: {
     replayName: string;
     eventSourceArn: string;
@@ -128,7 +134,10 @@ export interface QueueMessage {
 export interface SqsOps {
   queueUrl(nameOrArn: string): Promise<string>;
   depth(queueUrl: string): Promise<{ visible: number; inFlight: number }>;
-  receive(queueUrl: string, opts: { max: number; visibilityTimeoutSeconds: number; waitSeconds: number }): Promise<QueueMessage[]>;
+  receive(
+    queueUrl: string,
+    opts: { max: number; visibilityTimeoutSeconds: number; waitSeconds: number },
+  ): Promise<QueueMessage[]>;
   delete(queueUrl: string, receiptHandle: string): Promise<void>;
   /** Makes a received message visible again now (ChangeMessageVisibility 0). */
   release(queueUrl: string, receiptHandle: string): Promise<void>;

@@ -25,7 +25,10 @@ export interface RunOptions {
   readonly dryRun?: boolean;
 }
 
-export function consoleIo(input: NodeJS.ReadableStream = process.stdin, output: NodeJS.WritableStream = process.stderr): Io {
+export function consoleIo(
+  input: NodeJS.ReadableStream = process.stdin,
+  output: NodeJS.WritableStream = process.stderr,
+): Io {
   return {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
@@ -47,7 +50,9 @@ export function consoleIo(input: NodeJS.ReadableStream = process.stdin, output: 
 }
 
 /** A recording Io for tests: `answers` are consumed by `confirm` in order (default: yes). */
-export function memoryIo(answers: boolean[] = []): Io & { lines: string[]; errors: string[]; questions: string[]; text(): string } {
+export function memoryIo(
+  answers: boolean[] = [],
+): Io & { lines: string[]; errors: string[]; questions: string[]; text(): string } {
   const lines: string[] = [];
   const errors: string[] = [];
   const questions: string[] = [];
@@ -69,7 +74,12 @@ export function memoryIo(answers: boolean[] = []): Io & { lines: string[]; error
  * Prints the plan, then asks (unless --yes). Returns false for --dry-run (nothing to do) and
  * throws when the operator declines.
  */
-export async function planAndConfirm(io: Io, plan: string[], opts: RunOptions, question = 'Proceed?'): Promise<boolean> {
+export async function planAndConfirm(
+  io: Io,
+  plan: string[],
+  opts: RunOptions,
+  question = 'Proceed?',
+): Promise<boolean> {
   io.out(opts.dryRun ? 'Plan (dry run, nothing will be changed):' : 'Plan:');
   for (const step of plan) io.out(`  - ${step}`);
   if (opts.dryRun) {

@@ -18,15 +18,23 @@ export const PLATFORM = {
 } as const;
 
 /** The two stacks of the active-passive pair, region -> stack. The first is home. */
-export const DEFAULT_STACKS: Readonly<Record<string, string>> = { 'us-east-1': 'prod-east', 'us-west-1': 'prod-west' };
+export const DEFAULT_STACKS: Readonly<Record<string, string>> = {
+  'us-east-1': 'prod-east',
+  'us-west-1': 'prod-west',
+};
 
 export function knownRegions(stacks: Readonly<Record<string, string>> = DEFAULT_STACKS): string[] {
   return Object.keys(stacks);
 }
 
-export function assertRegion(region: string, stacks: Readonly<Record<string, string>> = DEFAULT_STACKS): string {
+export function assertRegion(
+  region: string,
+  stacks: Readonly<Record<string, string>> = DEFAULT_STACKS,
+): string {
   if (!Object.prototype.hasOwnProperty.call(stacks, region)) {
-    throw new OpsError(`Unknown region "${region}". This platform runs in: ${knownRegions(stacks).join(', ')}.`);
+    throw new OpsError(
+      `Unknown region "${region}". This platform runs in: ${knownRegions(stacks).join(', ')}.`,
+    );
   }
   return region;
 }
@@ -37,7 +45,9 @@ export function pipelinesFromStackFile(workDir: string, stack: string): string[]
   if (!fs.existsSync(file)) return [];
   const doc = parse(fs.readFileSync(file, 'utf8')) as { config?: Record<string, unknown> };
   const pipelines = doc?.config?.['etl-platform:pipelines'];
-  return Array.isArray(pipelines) ? pipelines.map((p) => String((p as { name?: unknown }).name)).filter(Boolean) : [];
+  return Array.isArray(pipelines)
+    ? pipelines.map((p) => String((p as { name?: unknown }).name)).filter(Boolean)
+    : [];
 }
 
 /** A key of the project's namespace in the committed Pulumi.<stack>.yaml, as a string (undefined if unset). */
@@ -65,7 +75,9 @@ export function parseTime(value: string, now: Date, option = 'time'): Date {
     const parsed = new Date(text);
     if (!Number.isNaN(parsed.getTime())) return parsed;
   }
-  throw new OpsError(`Invalid ${option} "${value}": use a duration back from now (30m, 24h, 7d), "now", or an ISO-8601 time (2026-11-27T02:00:00Z).`);
+  throw new OpsError(
+    `Invalid ${option} "${value}": use a duration back from now (30m, 24h, 7d), "now", or an ISO-8601 time (2026-11-27T02:00:00Z).`,
+  );
 }
 
 /** `policycenter-20261127T020000Z` for a pipeline and a time: the lower bound of a batch-id range. */
@@ -74,12 +86,15 @@ export function batchIdAt(pipeline: string, at: Date): string {
   return `${pipeline}-${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
 }
 
-
 export function formatDuration(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms) || ms < 0) return '-';
   const s = Math.round(ms / 1000);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, '0')}m`
+    : m > 0
+      ? `${m}m${String(sec).padStart(2, '0')}s`
+      : `${sec}s`;
 }

@@ -29,7 +29,8 @@ export function automationStackOps(workDir: string): StackOps {
     },
     async up(stackName, onOutput) {
       const result = await (await select(stackName)).up({ onOutput });
-      if (result.summary.result !== 'succeeded') throw new Error(`pulumi up -s ${stackName} ended ${result.summary.result}`);
+      if (result.summary.result !== 'succeeded')
+        throw new Error(`pulumi up -s ${stackName} ended ${result.summary.result}`);
     },
     async outputs(stackName) {
       const outputs = await (await select(stackName)).outputs();

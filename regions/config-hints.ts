@@ -15,7 +15,8 @@ export function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
   return d[a.length][b.length];
@@ -44,7 +45,8 @@ export function pulumiPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
-    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(String(part))) out += out === '' ? String(part) : `.${String(part)}`;
+    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(String(part)))
+      out += out === '' ? String(part) : `.${String(part)}`;
     else out += `[${JSON.stringify(String(part))}]`;
   }
   return out;
@@ -52,7 +54,9 @@ export function pulumiPath(path: ReadonlyArray<PropertyKey>): string {
 
 /** `pulumi config set ...` that sets `path` to the literal `value`, quoted for a POSIX shell. */
 export function configSetCommand(path: ReadonlyArray<PropertyKey>, value: string): string {
-  return path.length === 1 ? `pulumi config set ${String(path[0])} ${value}` : `pulumi config set --path '${pulumiPath(path)}' ${value}`;
+  return path.length === 1
+    ? `pulumi config set ${String(path[0])} ${value}`
+    : `pulumi config set --path '${pulumiPath(path)}' ${value}`;
 }
 
 /** Field names the schema knows at `path` (objects only), walking through defaults, arrays and maps. */
@@ -72,7 +76,10 @@ interface SchemaNode {
 export function knownFieldsAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): string[] {
   let current: SchemaNode | undefined = schema as unknown as SchemaNode;
   const unwrap = () => {
-    while (current?._zod?.def && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(current._zod.def.type)) {
+    while (
+      current?._zod?.def &&
+      ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(current._zod.def.type)
+    ) {
       current = current._zod.def.innerType;
     }
     if (current?._zod?.def.type === 'pipe') current = current._zod.def.in;
@@ -91,7 +98,20 @@ export function knownFieldsAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey
 }
 
 // Month names keep the message the same from year to year (docs/bad-input.md is generated from it).
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 
 /** One pipeline schedule whose cron lands in a daylight-saving gap. */
 export interface DstGapFinding {
@@ -127,7 +147,9 @@ export function dstGapFindings(pipelines: unknown, now: Date, years = 5): DstGap
     const times = [...new Set(skipped.map((s) => s.time))].join(', ');
     const fields = expression.slice(5, -1).trim().split(/\s+/);
     const gapEndHour = Number(to.slice(0, 2));
-    const suggestion = /^\d{1,2}$/.test(fields[1]) ? `cron(${[fields[0], String(gapEndHour), ...fields.slice(2)].join(' ')})` : undefined;
+    const suggestion = /^\d{1,2}$/.test(fields[1])
+      ? `cron(${[fields[0], String(gapEndHour), ...fields.slice(2)].join(' ')})`
+      : undefined;
     const allowPath = ['pipelines', index, 'schedule', 'allowDstGap'];
     findings.push({
       index,

@@ -6,7 +6,10 @@
 const CRON_FIELDS: ReadonlyArray<{ name: string; pattern: RegExp }> = [
   { name: 'minutes', pattern: /^(\*|([0-5]?\d)([-/,][0-5]?\d)*)$|^\*\/\d+$/ },
   { name: 'hours', pattern: /^(\*|(1?\d|2[0-3])([-/,](1?\d|2[0-3]))*)$|^\*\/\d+$/ },
-  { name: 'day-of-month', pattern: /^(\*|\?|L|W|([1-9]|[12]\d|3[01])W?([-/,]([1-9]|[12]\d|3[01]))*)$|^\*\/\d+$/ },
+  {
+    name: 'day-of-month',
+    pattern: /^(\*|\?|L|W|([1-9]|[12]\d|3[01])W?([-/,]([1-9]|[12]\d|3[01]))*)$|^\*\/\d+$/,
+  },
   {
     name: 'month',
     pattern:
@@ -14,7 +17,8 @@ const CRON_FIELDS: ReadonlyArray<{ name: string; pattern: RegExp }> = [
   },
   {
     name: 'day-of-week',
-    pattern: /^(\*|\?|L|([1-7]|SUN|MON|TUE|WED|THU|FRI|SAT)(L|#[1-5])?([-,]([1-7]|SUN|MON|TUE|WED|THU|FRI|SAT))*)$/i,
+    pattern:
+      /^(\*|\?|L|([1-7]|SUN|MON|TUE|WED|THU|FRI|SAT)(L|#[1-5])?([-,]([1-7]|SUN|MON|TUE|WED|THU|FRI|SAT))*)$/i,
   },
   { name: 'year', pattern: /^(\*|(19[7-9]\d|2[01]\d\d)([-/,](19[7-9]\d|2[01]\d\d|\d+))*)$|^\*\/\d+$/ },
 ];

@@ -35,7 +35,9 @@ const pollingGone = (key: string) =>
 
 const region = z
   .string({ error: 'must be a region name. Fix: use a name such as us-east-1' })
-  .regex(REGION_PATTERN, { error: 'is not an AWS region name. Fix: use a name such as us-east-1 or us-west-1' });
+  .regex(REGION_PATTERN, {
+    error: 'is not an AWS region name. Fix: use a name such as us-east-1 or us-west-1',
+  });
 
 const retryPolicy = z
   .object({
@@ -80,15 +82,15 @@ const schedule = z
       ' minutes (0 turns the window off)',
     ).default(0),
     // Accept a cron that fires in a daylight-saving gap (Scheduler skips that day's run): a warning instead of an error.
-    allowDstGap: z.boolean({ error: 'must be true or false. Fix: write allowDstGap: true without quotes' }).default(false),
+    allowDstGap: z
+      .boolean({ error: 'must be true or false. Fix: write allowDstGap: true without quotes' })
+      .default(false),
   })
   .strict();
 
-const tableName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_]{0,62}$/, {
-    error: 'is not a Guidewire CDA table name. Fix: use the lowercase CDA folder name, e.g. pc_policyperiod',
-  });
+const tableName = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, {
+  error: 'is not a Guidewire CDA table name. Fix: use the lowercase CDA folder name, e.g. pc_policyperiod',
+});
 
 const pipeline = z
   .object({
@@ -104,7 +106,9 @@ const pipeline = z
     glue: z
       .object({
         workerType: z
-          .enum(GLUE_WORKER_TYPES, { error: `is not a Glue worker type. Fix: use one of ${GLUE_WORKER_TYPES.join(', ')}` })
+          .enum(GLUE_WORKER_TYPES, {
+            error: `is not a Glue worker type. Fix: use one of ${GLUE_WORKER_TYPES.join(', ')}`,
+          })
           .default('G.1X'),
         numberOfWorkers: int('numberOfWorkers', 2, 299).default(2),
         timeoutMinutes: int('timeoutMinutes', 1, 2_880, ' minutes').default(120),
@@ -135,7 +139,9 @@ export const configSchema = z
       .regex(/^[a-z0-9][a-z0-9.-]{2,127}$/, {
         error: 'is not a usable event source. Fix: use a reverse-DNS string such as com.example.etl-platform',
       })
-      .refine((value) => !value.startsWith('aws.'), { error: 'must not start with "aws.". Fix: use your own prefix' })
+      .refine((value) => !value.startsWith('aws.'), {
+        error: 'must not start with "aws.". Fix: use your own prefix',
+      })
       .default('com.insurer.etl-platform'),
     eventBusName: z
       .string()
@@ -146,7 +152,9 @@ export const configSchema = z
       .default('etl-platform'),
     controlTableName: z
       .string()
-      .regex(/^[A-Za-z0-9._-]{3,255}$/, { error: 'is not a valid DynamoDB table name. Fix: 3-255 of letters, digits, . _ -' })
+      .regex(/^[A-Za-z0-9._-]{3,255}$/, {
+        error: 'is not a valid DynamoDB table name. Fix: 3-255 of letters, digits, . _ -',
+      })
       .default('etl-platform-control'),
     archiveRetentionDays: int('archiveRetentionDays', 0, 3_650, ' days (0 keeps events forever)').default(30),
     logRetentionDays: z
@@ -167,7 +175,11 @@ export const configSchema = z
           .string()
           .superRefine((value, ctx) => {
             const problem = scheduleExpressionProblem(value);
-            if (problem) ctx.addIssue({ code: 'custom', message: `is not a valid Scheduler expression: ${problem}. Fix: e.g. "rate(15 minutes)"` });
+            if (problem)
+              ctx.addIssue({
+                code: 'custom',
+                message: `is not a valid Scheduler expression: ${problem}. Fix: e.g. "rate(15 minutes)"`,
+              });
           })
           .default('rate(15 minutes)'),
         pollBatchLimit: int('pollBatchLimit', 1, 100, ' batches per poll').default(10),
@@ -175,7 +187,12 @@ export const configSchema = z
         intermediateRetryWaitSeconds: int('intermediateRetryWaitSeconds', 0, 86_400, ' seconds').default(600),
       })
       .strict()
-      .default({ pollExpression: 'rate(15 minutes)', pollBatchLimit: 10, intermediateMaxAttempts: 3, intermediateRetryWaitSeconds: 600 }),
+      .default({
+        pollExpression: 'rate(15 minutes)',
+        pollBatchLimit: 10,
+        intermediateMaxAttempts: 3,
+        intermediateRetryWaitSeconds: 600,
+      }),
     watchdog: z
       .object({
         rateMinutes: int('rateMinutes', 1, 60, ' minutes').default(5),
@@ -205,12 +222,12 @@ export const configSchema = z
       .default(true),
     guidewire: z
       .object({
-        bucketName: z
-          .string()
-          .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'is not an S3 bucket name. Fix: the CDA bucket Guidewire gave you' }),
-        bucketOwnerAccountId: z
-          .string()
-          .regex(/^\d{12}$/, { error: 'is not a 12-digit AWS account id. Fix: the Guidewire account that owns the bucket' }),
+        bucketName: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+          error: 'is not an S3 bucket name. Fix: the CDA bucket Guidewire gave you',
+        }),
+        bucketOwnerAccountId: z.string().regex(/^\d{12}$/, {
+          error: 'is not a 12-digit AWS account id. Fix: the Guidewire account that owns the bucket',
+        }),
         prefix: z.string().default(''),
       })
       .strict(),
@@ -219,10 +236,18 @@ export const configSchema = z
       z
         .object({
           subnetIds: z
-            .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, { error: 'is not a subnet id. Fix: subnet-0123abcd...' }))
+            .array(
+              z
+                .string()
+                .regex(/^subnet-[0-9a-f]{8,17}$/, { error: 'is not a subnet id. Fix: subnet-0123abcd...' }),
+            )
             .min(1, { error: 'lists no subnets. Fix: list the private subnets that reach the EKS service' }),
           securityGroupIds: z
-            .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, { error: 'is not a security group id. Fix: sg-0123abcd...' }))
+            .array(
+              z
+                .string()
+                .regex(/^sg-[0-9a-f]{8,17}$/, { error: 'is not a security group id. Fix: sg-0123abcd...' }),
+            )
             .min(1, { error: 'lists no security groups. Fix: list the group allowed into the dbt service' }),
         })
         .strict(),
@@ -230,8 +255,13 @@ export const configSchema = z
     ),
     dbt: z
       .object({
-        imageTag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, { error: 'is not an image tag. Fix: e.g. 1.8.2' }),
-        namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: 'is not a Kubernetes namespace name' }).default('dbt'),
+        imageTag: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, { error: 'is not an image tag. Fix: e.g. 1.8.2' }),
+        namespace: z
+          .string()
+          .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { error: 'is not a Kubernetes namespace name' })
+          .default('dbt'),
         // The workflow waits for the dbt app's callback (issue I): nothing polls any more.
         pollInitialSeconds: pollingGone('pollInitialSeconds'),
         pollMaxSeconds: pollingGone('pollMaxSeconds'),
@@ -244,19 +274,25 @@ export const configSchema = z
         replicationWaitMinutes: int('replicationWaitMinutes', 0, 60, ' minutes').default(5),
         tls: z
           .object({
-            hostedZoneId: z
-              .string()
-              .regex(/^Z[A-Z0-9]{1,31}$/, { error: 'is not a Route 53 hosted zone id. Fix: the private zone the Lambdas resolve, e.g. Z0123456789ABCDEFGHIJ' }),
+            hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,31}$/, {
+              error:
+                'is not a Route 53 hosted zone id. Fix: the private zone the Lambdas resolve, e.g. Z0123456789ABCDEFGHIJ',
+            }),
             endpoints: z.record(
               z.string(),
               z
                 .object({
                   hostname: z
                     .string()
-                    .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, { error: 'is not a DNS name. Fix: e.g. dbt-api.use1.dataplatform.example.com' }),
+                    .regex(/^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, {
+                      error: 'is not a DNS name. Fix: e.g. dbt-api.use1.dataplatform.example.com',
+                    }),
                   certificateArn: z
                     .string()
-                    .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/, { error: 'is not an ACM certificate ARN. Fix: arn:aws:acm:<region>:<account>:certificate/<uuid>' }),
+                    .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/, {
+                      error:
+                        'is not an ACM certificate ARN. Fix: arn:aws:acm:<region>:<account>:certificate/<uuid>',
+                    }),
                 })
                 .strict(),
               { error: 'must map each region to {hostname, certificateArn}. Fix: see Pulumi.prod-east.yaml' },
@@ -264,12 +300,13 @@ export const configSchema = z
           })
           .strict()
           .optional(),
-        allowPlainHttp: z
-          .boolean({ error: 'must be true or false' })
-          .default(false),
+        allowPlainHttp: z.boolean({ error: 'must be true or false' }).default(false),
         // Account-wide: replaces the home registry's whole replication configuration (docs/config.md).
         ecrReplication: z
-          .boolean({ error: 'must be true or false. Fix: pulumi config set --path dbt.ecrReplication true (replaces the account\'s ECR replication rules in the home region; see docs/dbt-app.md)' })
+          .boolean({
+            error:
+              "must be true or false. Fix: pulumi config set --path dbt.ecrReplication true (replaces the account's ECR replication rules in the home region; see docs/dbt-app.md)",
+          })
           .default(false),
       })
       .strict(),
@@ -299,7 +336,14 @@ export const STRING_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /** Fields the Snowflake credentials secret must hold. */
-export const SNOWFLAKE_CREDENTIAL_FIELDS = ['account', 'user', 'password', 'warehouse', 'database', 'role'] as const;
+export const SNOWFLAKE_CREDENTIAL_FIELDS = [
+  'account',
+  'user',
+  'password',
+  'warehouse',
+  'database',
+  'role',
+] as const;
 
 /** Secrets: never in stack files, set with `pulumi config set --secret`. */
 export const SECRET_KEYS = {

@@ -106,7 +106,10 @@ function keyFor(path: ReadonlyArray<PropertyKey>): string {
   return key;
 }
 
-function issuesToProblems(raw: Record<string, unknown>, issues: readonly z.core.$ZodIssue[]): ConfigProblem[] {
+function issuesToProblems(
+  raw: Record<string, unknown>,
+  issues: readonly z.core.$ZodIssue[],
+): ConfigProblem[] {
   return issues.map((issue) => {
     const value = valueAt(raw, issue.path);
     let message = issue.message;
@@ -148,7 +151,10 @@ function quotedScalar(expected: unknown, value: unknown): string | undefined {
  * Keys in the project's namespace that the program does not read: a misspelt key would otherwise
  * deploy with its default and no message.
  */
-export function unknownKeyProblems(all: Readonly<Record<string, string>>, isSecret: (key: string) => boolean = () => false): ConfigProblem[] {
+export function unknownKeyProblems(
+  all: Readonly<Record<string, string>>,
+  isSecret: (key: string) => boolean = () => false,
+): ConfigProblem[] {
   const known = [...CONFIG_KEYS.filter((k) => !k.includes(':')), ...Object.keys(SECRET_KEYS)];
   const problems: ConfigProblem[] = [];
   for (const [key, text] of Object.entries(all)) {
@@ -175,8 +181,10 @@ export function unknownKeyProblems(all: Readonly<Record<string, string>>, isSecr
   return problems;
 }
 
-const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-const isRecord = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isStringArray = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * Rules that span keys. They run on the raw values, guarded by shape, so they are reported
@@ -251,7 +259,12 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
     lockLeaseMinutes: num('lockLeaseMinutes', 15),
     replicationWaitMinutes: num('replicationWaitMinutes', 5),
   });
-  if (lease) problems.push({ key: `${fullKey('dbt')}.lockLeaseMinutes`, value: num('lockLeaseMinutes', 15), message: lease });
+  if (lease)
+    problems.push({
+      key: `${fullKey('dbt')}.lockLeaseMinutes`,
+      value: num('lockLeaseMinutes', 15),
+      message: lease,
+    });
   return problems;
 }
 
@@ -280,7 +293,11 @@ function dbtTlsProblems(raw: Record<string, unknown>, dbt: Record<string, unknow
     if (typeof region !== 'string') continue;
     const endpoint = endpoints[region];
     if (!isRecord(endpoint)) {
-      problems.push({ key: `${key}.endpoints`, value: Object.keys(endpoints), message: `has no endpoint for ${region}. Fix: add endpoints.${region} {hostname, certificateArn}` });
+      problems.push({
+        key: `${key}.endpoints`,
+        value: Object.keys(endpoints),
+        message: `has no endpoint for ${region}. Fix: add endpoints.${region} {hostname, certificateArn}`,
+      });
       continue;
     }
     const arn = endpoint.certificateArn;
@@ -328,17 +345,30 @@ export function parseSettings(
     ...crossKeyProblems(raw),
     ...dst
       .filter((f) => !f.allowed)
-      .map((f) => ({ key: `${fullKey('pipelines')}[${f.index}].schedule.expression`, value: f.expression, message: f.message })),
+      .map((f) => ({
+        key: `${fullKey('pipelines')}[${f.index}].schedule.expression`,
+        value: f.expression,
+        message: f.message,
+      })),
   ];
   for (const [key, command] of Object.entries(SECRET_KEYS)) {
     if (!secrets.present.has(key as SecretKey)) {
-      problems.push({ key: fullKey(key), value: undefined, message: `is a required secret. Fix: ${command}` });
+      problems.push({
+        key: fullKey(key),
+        value: undefined,
+        message: `is a required secret. Fix: ${command}`,
+      });
     }
   }
   const snowflake = secrets.plaintext?.snowflakeCredentials;
   if (snowflake !== undefined) {
     const missing = snowflakeCredentialProblem(snowflake);
-    if (missing) problems.push({ key: fullKey('snowflakeCredentials'), value: '(secret)', message: `${missing}. Fix: ${SECRET_KEYS.snowflakeCredentials}` });
+    if (missing)
+      problems.push({
+        key: fullKey('snowflakeCredentials'),
+        value: '(secret)',
+        message: `${missing}. Fix: ${SECRET_KEYS.snowflakeCredentials}`,
+      });
   }
   if (!parsed.success || problems.length > 0) throw new ConfigValidationError(stack, problems);
   for (const f of dst.filter((d) => d.allowed)) {
@@ -372,11 +402,16 @@ function snowflakeCredentialProblem(json: string): string | undefined {
     return 'is not JSON';
   }
   if (!isRecord(value)) return 'is not a JSON object';
-  const missing = SNOWFLAKE_CREDENTIAL_FIELDS.filter((field) => typeof value[field] !== 'string' || value[field] === '');
+  const missing = SNOWFLAKE_CREDENTIAL_FIELDS.filter(
+    (field) => typeof value[field] !== 'string' || value[field] === '',
+  );
   if (missing.length > 0) return `lacks ${missing.join(', ')}`;
   // The fence writer's key pair (SQL API v2); checked when present, its absence fails the fence writer.
   const key = value.privateKey;
-  if (key !== undefined && (typeof key !== 'string' || !/^-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/.test(key.trim()))) {
+  if (
+    key !== undefined &&
+    (typeof key !== 'string' || !/^-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/.test(key.trim()))
+  ) {
     return 'has a privateKey that is not a PKCS#8 PEM private key ("-----BEGIN PRIVATE KEY-----…")';
   }
   return undefined;

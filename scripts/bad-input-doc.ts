@@ -11,7 +11,8 @@ import * as path from 'node:path';
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 // tests/config.test.ts registers mocha suites when loaded; outside mocha they are no-ops.
 const g = globalThis as Record<string, unknown>;
-for (const name of ['describe', 'it', 'before', 'after', 'beforeEach', 'afterEach']) g[name] ??= () => undefined;
+for (const name of ['describe', 'it', 'before', 'after', 'beforeEach', 'afterEach'])
+  g[name] ??= () => undefined;
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -19,8 +20,10 @@ async function main(): Promise<void> {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { BAD_CONFIG_CASES } = require('../tests/config.test') as typeof import('../tests/config.test');
   const { runProgram } = require('../tests/harness/program') as typeof import('../tests/harness/program');
-  const { MALFORMED_EVENTS } = require('../tests/harness/malformed-events') as typeof import('../tests/harness/malformed-events');
-  const { handler, setSfnClient } = require('../handlers/start-downstream') as typeof import('../handlers/start-downstream');
+  const { MALFORMED_EVENTS } =
+    require('../tests/harness/malformed-events') as typeof import('../tests/harness/malformed-events');
+  const { handler, setSfnClient } =
+    require('../handlers/start-downstream') as typeof import('../handlers/start-downstream');
   /* eslint-enable @typescript-eslint/no-require-imports */
 
   const configRows: string[] = [];
@@ -28,12 +31,17 @@ async function main(): Promise<void> {
   for (const c of BAD_CONFIG_CASES) {
     const run = await runProgram({ stack: 'prod-east', config: c.config, secrets: c.secrets });
     if (!run.error) throw new Error(`${c.title}: the program accepted it`);
-    const problems = run.error.message.split('\n').slice(1).map((l) => l.replace(/^\s*-\s*/, '')).join(' / ');
+    const problems = run.error.message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.replace(/^\s*-\s*/, ''))
+      .join(' / ');
     configRows.push(`| ${++i} | ${c.title} | \`${cell(problems)}\` | ${run.resources.length} |`);
   }
 
   Object.assign(process.env, {
-    DOWNSTREAM_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:etl-platform-downstream-policycenter',
+    DOWNSTREAM_STATE_MACHINE_ARN:
+      'arn:aws:states:us-east-1:123456789012:stateMachine:etl-platform-downstream-policycenter',
     PIPELINES: 'policycenter,billingcenter',
     EVENT_SOURCE: 'com.insurer.etl-platform',
   });
@@ -49,8 +57,11 @@ async function main(): Promise<void> {
       lambda = `${err.name}: \`${cell(err.message.length > 240 ? `${err.message.slice(0, 240)}…` : err.message)}\``;
     }
     const input = JSON.stringify(m.input()) ?? 'undefined';
-    const shown = input.length > 90 ? `${input.slice(0, 90)}… (${Math.round(input.length / 1024)} KB)` : input;
-    const workflow = m.accepted ? 'SUCCEEDED: accepted, one dbt run (see note)' : `Fail \`${m.workflow}\`; nothing written, no dbt call`;
+    const shown =
+      input.length > 90 ? `${input.slice(0, 90)}… (${Math.round(input.length / 1024)} KB)` : input;
+    const workflow = m.accepted
+      ? 'SUCCEEDED: accepted, one dbt run (see note)'
+      : `Fail \`${m.workflow}\`; nothing written, no dbt call`;
     eventRows.push(`| ${m.kind} | \`${cell(shown)}\` | ${workflow} | ${lambda} |`);
   }
 

@@ -16,14 +16,23 @@ import * as path from 'node:path';
 import { TRIGGER_MODES, type TriggerMode } from '../regions/limits';
 import { UPSTREAM_STATES } from '../state-machines/upstream';
 import { runProgram, ROOT } from '../tests/harness/program';
-import { extractPlatform, LocalRegion, ticksPerDay, type ExecutionRecord } from '../tests/harness/trigger-fabric';
+import {
+  extractPlatform,
+  LocalRegion,
+  ticksPerDay,
+  type ExecutionRecord,
+} from '../tests/harness/trigger-fabric';
 
 const PIPELINE = 'policycenter';
 const SCHEDULED = '2026-11-27T07:00:00Z';
 const BATCH = `${PIPELINE}-20261127T070000Z`;
 const OUT = path.join(ROOT, 'docs', 'trigger-comparison.generated.md');
 
-const UPSTREAM_TRIGGER_STATES = new Set<string>([UPSTREAM_STATES.startDownstream, UPSTREAM_STATES.alertDownstreamStart, UPSTREAM_STATES.downstreamStartFailed]);
+const UPSTREAM_TRIGGER_STATES = new Set<string>([
+  UPSTREAM_STATES.startDownstream,
+  UPSTREAM_STATES.alertDownstreamStart,
+  UPSTREAM_STATES.downstreamStartFailed,
+]);
 
 interface Counts {
   triggerTransitions: number;
@@ -55,7 +64,10 @@ function stateName(ev: { type: string; [key: string]: unknown }): string {
 }
 
 /** Counts from the execution logs (StateEntered + StateRetried) and the Lambda calls since `from`. */
-function count(region: LocalRegion, from: { executions: number; lambdas: number; schedules: number }): Counts {
+function count(
+  region: LocalRegion,
+  from: { executions: number; lambdas: number; schedules: number },
+): Counts {
   const downstream = `etl-${PIPELINE}-downstream`;
   const upstream = `etl-${PIPELINE}-upstream`;
   let triggerTransitions = 0;
@@ -65,20 +77,42 @@ function count(region: LocalRegion, from: { executions: number; lambdas: number;
     if (e.machine === downstream) downstreamTransitions += e.result?.transitions ?? 0;
     else if (e.machine === upstream) {
       // Only the upstream's own trigger states (upstream-direct) count toward the trigger.
-      triggerTransitions += events.filter((ev) => (ev.type === 'StateEntered' || ev.type === 'StateRetried') && UPSTREAM_TRIGGER_STATES.has(stateName(ev))).length;
+      triggerTransitions += events.filter(
+        (ev) =>
+          (ev.type === 'StateEntered' || ev.type === 'StateRetried') &&
+          UPSTREAM_TRIGGER_STATES.has(stateName(ev)),
+      ).length;
     } else triggerTransitions += e.result?.transitions ?? 0;
   }
   const calls = region.lambdaCalls.slice(from.lambdas);
   const triggerLambdas = calls.filter((c) => c.fn.startsWith('etl-start-ds-')).length;
-  const downstreamLambdas = calls.filter((c) => !c.fn.startsWith('etl-start-ds-') && c.path.length > 0).length;
-  const scheduleInvocations = region.scheduleInvocations.slice(from.schedules).filter((s) => !s.endsWith('-upstream')).length;
-  return { triggerTransitions, downstreamTransitions, triggerLambdas, downstreamLambdas, scheduleInvocations };
+  const downstreamLambdas = calls.filter(
+    (c) => !c.fn.startsWith('etl-start-ds-') && c.path.length > 0,
+  ).length;
+  const scheduleInvocations = region.scheduleInvocations
+    .slice(from.schedules)
+    .filter((s) => !s.endsWith('-upstream')).length;
+  return {
+    triggerTransitions,
+    downstreamTransitions,
+    triggerLambdas,
+    downstreamLambdas,
+    scheduleInvocations,
+  };
 }
 
-const mark = (r: LocalRegion) => ({ executions: r.executions.length, lambdas: r.lambdaCalls.length, schedules: r.scheduleInvocations.length });
+const mark = (r: LocalRegion) => ({
+  executions: r.executions.length,
+  lambdas: r.lambdaCalls.length,
+  schedules: r.scheduleInvocations.length,
+});
 
 async function measure(mode: TriggerMode): Promise<ModeResult> {
-  const run = await runProgram({ stack: 'prod-east', activeRegion: 'us-east-1', config: { defaultTriggerMode: mode } });
+  const run = await runProgram({
+    stack: 'prod-east',
+    activeRegion: 'us-east-1',
+    config: { defaultTriggerMode: mode },
+  });
   const platform = extractPlatform(run);
   const pollSchedule = platform.schedules.find((s) => s.name === `${PIPELINE}-downstream-poll`);
   const region = await LocalRegion.start(platform);
@@ -93,15 +127,21 @@ async function measure(mode: TriggerMode): Promise<ModeResult> {
     }
     const single = count(region, m1);
     const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
-    if (ds.length !== 1) throw new Error(`${mode}: expected one downstream execution, got ${ds.length}: ${JSON.stringify(region.executions.map((e) => [e.machine, e.result?.status, e.result?.error, e.result?.cause, e.result?.output]))}`);
+    if (ds.length !== 1)
+      throw new Error(
+        `${mode}: expected one downstream execution, got ${ds.length}: ${JSON.stringify(region.executions.map((e) => [e.machine, e.result?.status, e.result?.error, e.result?.cause, e.result?.output]))}`,
+      );
     const singleOutcome = outcomeOf(ds[0]);
-    if (singleOutcome !== 'SUCCEEDED') throw new Error(`${mode}: downstream ended ${singleOutcome}: ${ds[0].result?.cause}`);
+    if (singleOutcome !== 'SUCCEEDED')
+      throw new Error(`${mode}: downstream ended ${singleOutcome}: ${ds[0].result?.cause}`);
     const forwarded = region.forwarded.length;
 
     // 2. the same trigger again
     const m2 = mark(region);
     let what: string;
-    const upstreamEvent = region.published.find((p) => p.event['detail-type'] === 'UpstreamBatchSucceeded')?.event;
+    const upstreamEvent = region.published.find(
+      (p) => p.event['detail-type'] === 'UpstreamBatchSucceeded',
+    )?.event;
     if (!upstreamEvent) throw new Error(`${mode}: the upstream published no UpstreamBatchSucceeded`);
     if (pollSchedule) {
       what = 'the poll schedule ticks again';
@@ -133,7 +173,17 @@ async function measure(mode: TriggerMode): Promise<ModeResult> {
     }
     const idle = { ...count(region, m3), ticks };
 
-    return { mode, hops: ds[0].path.length, path: ds[0].path, single, singleOutcome, duplicate, idle, forwarded, pollExpression: pollSchedule?.expression };
+    return {
+      mode,
+      hops: ds[0].path.length,
+      path: ds[0].path,
+      single,
+      singleOutcome,
+      duplicate,
+      idle,
+      forwarded,
+      pollExpression: pollSchedule?.expression,
+    };
   } finally {
     await region.close();
   }
@@ -165,7 +215,9 @@ function latency(r: ModeResult): string {
 
 function render(results: ModeResult[]): string {
   const lines: string[] = [];
-  lines.push('<!-- Generated by `npm run compare-triggers` (scripts/compare-triggers.ts). Do not edit by hand. -->');
+  lines.push(
+    '<!-- Generated by `npm run compare-triggers` (scripts/compare-triggers.ts). Do not edit by hand. -->',
+  );
   lines.push('# Trigger modes compared (generated)');
   lines.push('');
   lines.push(
@@ -174,31 +226,45 @@ function render(results: ModeResult[]): string {
   lines.push('');
   lines.push('## One batch: upstream success → downstream success');
   lines.push('');
-  lines.push('| mode | hops to downstream start | path | trigger transitions | trigger Lambda calls | trigger schedule invocations | downstream transitions | downstream Lambda calls | downstream outcome |');
+  lines.push(
+    '| mode | hops to downstream start | path | trigger transitions | trigger Lambda calls | trigger schedule invocations | downstream transitions | downstream Lambda calls | downstream outcome |',
+  );
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    lines.push(`| \`${r.mode}\` | ${r.hops} | ${r.path.join(' ⇒ ')} | ${r.single.triggerTransitions} | ${r.single.triggerLambdas} | ${r.single.scheduleInvocations} | ${r.single.downstreamTransitions} | ${r.single.downstreamLambdas} | ${r.singleOutcome} |`);
+    lines.push(
+      `| \`${r.mode}\` | ${r.hops} | ${r.path.join(' ⇒ ')} | ${r.single.triggerTransitions} | ${r.single.triggerLambdas} | ${r.single.scheduleInvocations} | ${r.single.downstreamTransitions} | ${r.single.downstreamLambdas} | ${r.singleOutcome} |`,
+    );
   }
   lines.push('');
   lines.push('## The same trigger delivered twice');
   lines.push('');
-  lines.push('| mode | duplicate simulated | executions it started (outcome) | extra trigger transitions | extra downstream transitions | extra Lambda calls | dbt runs for the batch |');
+  lines.push(
+    '| mode | duplicate simulated | executions it started (outcome) | extra trigger transitions | extra downstream transitions | extra Lambda calls | dbt runs for the batch |',
+  );
   lines.push('|---|---|---|---|---|---|---|');
   for (const r of results) {
     const d = r.duplicate;
-    lines.push(`| \`${r.mode}\` | ${d.what} | ${d.outcomes.join('; ') || 'none'} | ${d.triggerTransitions} | ${d.downstreamTransitions} | ${d.triggerLambdas + d.downstreamLambdas} | ${d.dbtRuns} |`);
+    lines.push(
+      `| \`${r.mode}\` | ${d.what} | ${d.outcomes.join('; ') || 'none'} | ${d.triggerTransitions} | ${d.downstreamTransitions} | ${d.triggerLambdas + d.downstreamLambdas} | ${d.dbtRuns} |`,
+    );
   }
   lines.push('');
   lines.push('## An idle day (no batch), per pipeline');
   lines.push('');
-  lines.push('| mode | schedule invocations / day | state transitions / day | Lambda calls / day | transitions / 30 days |');
+  lines.push(
+    '| mode | schedule invocations / day | state transitions / day | Lambda calls / day | transitions / 30 days |',
+  );
   lines.push('|---|---|---|---|---|');
   for (const r of results) {
     const t = r.idle.triggerTransitions + r.idle.downstreamTransitions;
-    lines.push(`| \`${r.mode}\` | ${r.idle.scheduleInvocations} | ${t} | ${r.idle.triggerLambdas + r.idle.downstreamLambdas} | ${t * 30} |`);
+    lines.push(
+      `| \`${r.mode}\` | ${r.idle.scheduleInvocations} | ${t} | ${r.idle.triggerLambdas + r.idle.downstreamLambdas} | ${t * 30} |`,
+    );
   }
   lines.push('');
-  lines.push(`Standard workflows are billed per state transition ([pricing](${DOCS.sfnPricing})); multiply per-pipeline figures by the number of configured pipelines.`);
+  lines.push(
+    `Standard workflows are billed per state transition ([pricing](${DOCS.sfnPricing})); multiply per-pipeline figures by the number of configured pipelines.`,
+  );
   lines.push('');
   lines.push('## Worst-case trigger latency (cited, not measured)');
   lines.push('');
@@ -206,16 +272,20 @@ function render(results: ModeResult[]): string {
   lines.push('|---|---|');
   for (const r of results) lines.push(`| \`${r.mode}\` | ${latency(r)} |`);
   lines.push('');
-  lines.push(`Events that exhaust a rule target's retries go to the target's DLQ ([EB DLQ](${DOCS.ebDlq})). AWS publishes no delivery-latency SLA for EventBridge rules.`);
+  lines.push(
+    `Events that exhaust a rule target's retries go to the target's DLQ ([EB DLQ](${DOCS.ebDlq})). AWS publishes no delivery-latency SLA for EventBridge rules.`,
+  );
   lines.push('');
-  lines.push(`Cross-region forwarding (every mode, active region only) forwarded ${results[0].forwarded} event(s) in the one-batch run of \`${results[0].mode}\`; it is not a trigger hop.`);
+  lines.push(
+    `Cross-region forwarding (every mode, active region only) forwarded ${results[0].forwarded} event(s) in the one-batch run of \`${results[0].mode}\`; it is not a trigger hop.`,
+  );
   lines.push('');
   return lines.join('\n');
 }
 
 async function main(): Promise<void> {
   const results: ModeResult[] = [];
-  for (const mode of (process.env.MODES ? (process.env.MODES.split(",") as TriggerMode[]) : TRIGGER_MODES)) {
+  for (const mode of process.env.MODES ? (process.env.MODES.split(',') as TriggerMode[]) : TRIGGER_MODES) {
     process.stderr.write(`compare-triggers: ${mode}\n`);
     results.push(await measure(mode));
   }

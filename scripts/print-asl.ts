@@ -13,8 +13,15 @@ const fn = (name: string) => ({ arn: `arn:aws:lambda:${region}:${account}:functi
 export const EXAMPLE_REFS: DownstreamWorkflowRefs = {
   region,
   eventSource: 'com.insurer.etl-platform',
-  pipeline: { name: 'policycenter', expectedTables: ['pc_policy', 'pc_claim'], dbtSelect: 'tag:policycenter' },
-  controlTable: { name: 'etl-platform-control', arn: `arn:aws:dynamodb:${region}:${account}:table/etl-platform-control` },
+  pipeline: {
+    name: 'policycenter',
+    expectedTables: ['pc_policy', 'pc_claim'],
+    dbtSelect: 'tag:policycenter',
+  },
+  controlTable: {
+    name: 'etl-platform-control',
+    arn: `arn:aws:dynamodb:${region}:${account}:table/etl-platform-control`,
+  },
   functions: {
     batchContext: fn('batch-context'),
     checkConsistency: fn('check-consistency'),
@@ -23,7 +30,15 @@ export const EXAMPLE_REFS: DownstreamWorkflowRefs = {
   },
   bus: { arn: `arn:aws:events:${region}:${account}:event-bus/etl-platform` },
   alerts: { arn: `arn:aws:sns:${region}:${account}:etl-platform-alerts` },
-  dbt: { maxRunMinutes: 240, maxQueueMinutes: 60, heartbeatSeconds: 300, maxLostRetries: 1, lockWaitMinutes: 60, lockLeaseMinutes: 15, replicationWaitMinutes: 5 },
+  dbt: {
+    maxRunMinutes: 240,
+    maxQueueMinutes: 60,
+    heartbeatSeconds: 300,
+    maxLostRetries: 1,
+    lockWaitMinutes: 60,
+    lockLeaseMinutes: 15,
+    replicationWaitMinutes: 5,
+  },
 };
 
 const { definition } = downstreamWorkflow(EXAMPLE_REFS);

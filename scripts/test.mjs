@@ -16,13 +16,18 @@ const PARTS = {
 function run(name, [command, args]) {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(command, args, { env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      env: { ...process.env, FORCE_COLOR: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
     child.on('close', (code, signal) => {
       const seconds = (Date.now() - started) / 1000;
-      process.stdout.write(`\n===== ${name} (${seconds.toFixed(1)} s, ${code === 0 ? 'ok' : `FAILED: ${signal ?? `exit ${code}`}`}) =====\n${output}`);
+      process.stdout.write(
+        `\n===== ${name} (${seconds.toFixed(1)} s, ${code === 0 ? 'ok' : `FAILED: ${signal ?? `exit ${code}`}`}) =====\n${output}`,
+      );
       resolve({ name, seconds, ok: code === 0 });
     });
   });
@@ -36,9 +41,16 @@ if (unknown.length) {
 }
 const started = Date.now();
 const setup = await run('python env', ['bash', ['scripts/python-env.sh']]);
-const results = setup.ok ? await Promise.all(Object.entries(PARTS).filter(([n]) => !wanted.length || wanted.includes(n)).map(([n, c]) => run(n, c))) : [];
+const results = setup.ok
+  ? await Promise.all(
+      Object.entries(PARTS)
+        .filter(([n]) => !wanted.length || wanted.includes(n))
+        .map(([n, c]) => run(n, c)),
+    )
+  : [];
 const all = [setup, ...results];
 console.log('\n===== times (wall; parts run in parallel) =====');
-for (const r of all) console.log(`${r.name.padEnd(12)} ${r.seconds.toFixed(1).padStart(7)} s  ${r.ok ? 'ok' : 'FAILED'}`);
+for (const r of all)
+  console.log(`${r.name.padEnd(12)} ${r.seconds.toFixed(1).padStart(7)} s  ${r.ok ? 'ok' : 'FAILED'}`);
 console.log(`${'total'.padEnd(12)} ${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s`);
 process.exit(all.every((r) => r.ok) ? 0 : 1);

@@ -72,10 +72,20 @@ export const CALLBACK_ERRORS = {
 
 /** Lambda error names (handlers/lib/errors.ts) that are retried; the others never are. */
 export const RETRIED_HANDLER_ERRORS = ['DbtApiUnavailable'] as const;
-export const NEVER_RETRIED_HANDLER_ERRORS = ['DbtRunFailed', 'DbtRunNotFound', 'DbtApiRejected', 'InvalidInput', 'MissingConfiguration'] as const;
+export const NEVER_RETRIED_HANDLER_ERRORS = [
+  'DbtRunFailed',
+  'DbtRunNotFound',
+  'DbtApiRejected',
+  'InvalidInput',
+  'MissingConfiguration',
+] as const;
 
 /** Failures after which an automatic replay (same event again) may claim the batch anew. */
-export const RETRYABLE_FAILURES = [WORKFLOW_ERRORS.DataNotReplicated, WORKFLOW_ERRORS.FenceMoved, CALLBACK_ERRORS.fenced] as const;
+export const RETRYABLE_FAILURES = [
+  WORKFLOW_ERRORS.DataNotReplicated,
+  WORKFLOW_ERRORS.FenceMoved,
+  CALLBACK_ERRORS.fenced,
+] as const;
 
 /** Every state name. Tests, the bench and the twin refer to states through this map. */
 export const S = {
@@ -253,7 +263,9 @@ const defaults = (dbt: DownstreamDbtSettings) => ({
 });
 
 /** StartDbtRun's TimeoutSeconds: queue bound + run bound + margin (the app enforces both bounds). */
-export function dbtTaskTimeoutSeconds(dbt: Pick<DownstreamDbtSettings, 'maxQueueMinutes' | 'maxRunMinutes'>): number {
+export function dbtTaskTimeoutSeconds(
+  dbt: Pick<DownstreamDbtSettings, 'maxQueueMinutes' | 'maxRunMinutes'>,
+): number {
   return (dbt.maxQueueMinutes + dbt.maxRunMinutes) * 60 + DBT_TASK_MARGIN_SECONDS;
 }
 
@@ -301,10 +313,12 @@ export function leaseProblem(dbt: DownstreamDbtSettings): string | undefined {
 function validateRefs(refs: DownstreamWorkflowRefs): number {
   const problems: string[] = [];
   const { dbt } = refs;
-  if (!PIPELINE_NAME.test(refs.pipeline.name)) problems.push(`pipeline.name "${refs.pipeline.name}" is not a pipeline name`);
+  if (!PIPELINE_NAME.test(refs.pipeline.name))
+    problems.push(`pipeline.name "${refs.pipeline.name}" is not a pipeline name`);
   if (refs.pipeline.expectedTables.length === 0) problems.push('pipeline.expectedTables is empty');
   const whole = (name: string, v: number | undefined, min = 1) => {
-    if (v !== undefined && (!Number.isInteger(v) || v < min)) problems.push(`${name} = ${v} must be an integer >= ${min}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < min))
+      problems.push(`${name} = ${v} must be an integer >= ${min}`);
   };
   whole('dbt.maxRunMinutes', dbt.maxRunMinutes);
   whole('dbt.maxQueueMinutes', dbt.maxQueueMinutes);
@@ -320,10 +334,13 @@ function validateRefs(refs: DownstreamWorkflowRefs): number {
   whole('dbt.maxRewaits', dbt.maxRewaits, 0);
   const lease = leaseProblem(dbt);
   if (lease) problems.push(`dbt.${lease}`);
-  if (dbt.heartbeatSeconds >= dbtTaskTimeoutSeconds(dbt)) problems.push(`dbt.heartbeatSeconds = ${dbt.heartbeatSeconds} is not below the dbt task timeout`);
+  if (dbt.heartbeatSeconds >= dbtTaskTimeoutSeconds(dbt))
+    problems.push(`dbt.heartbeatSeconds = ${dbt.heartbeatSeconds} is not below the dbt task timeout`);
   const rounds = worstCaseWaitRounds(dbt);
   if (rounds * HISTORY_EVENTS_PER_ROUND > MAX_HISTORY_EVENTS) {
-    problems.push(`dbt lock/replication waits allow ~${rounds} rounds (~${rounds * HISTORY_EVENTS_PER_ROUND} history events, over Step Functions' 25,000): raise lockWaitMaxSeconds`);
+    problems.push(
+      `dbt lock/replication waits allow ~${rounds} rounds (~${rounds * HISTORY_EVENTS_PER_ROUND} history events, over Step Functions' 25,000): raise lockWaitMaxSeconds`,
+    );
   }
   const minimum = downstreamTimeoutSeconds(dbt);
   const timeout = refs.timeoutSeconds ?? minimum;
@@ -340,12 +357,25 @@ function validateRefs(refs: DownstreamWorkflowRefs): number {
 // ---------------------------------------------------------------- retry policy
 
 /** Lambda service errors and throttling (AWS-side, never the function's own error). */
-const LAMBDA_SERVICE_RETRY = backoff([...RETRYABLE.lambda], { IntervalSeconds: 2, MaxAttempts: 4, MaxDelaySeconds: 30 });
+const LAMBDA_SERVICE_RETRY = backoff([...RETRYABLE.lambda], {
+  IntervalSeconds: 2,
+  MaxAttempts: 4,
+  MaxDelaySeconds: 30,
+});
 /** The dbt API is down/slow/throttling (5xx, 429, timeout): retry with backoff and full jitter. */
-const DBT_UNAVAILABLE_RETRY = backoff([...RETRIED_HANDLER_ERRORS], { IntervalSeconds: 5, MaxAttempts: 5, MaxDelaySeconds: 60 });
+const DBT_UNAVAILABLE_RETRY = backoff([...RETRIED_HANDLER_ERRORS], {
+  IntervalSeconds: 5,
+  MaxAttempts: 5,
+  MaxDelaySeconds: 60,
+});
 /** DynamoDB throttling surfacing from inside check-consistency (SDK error names). */
 const CONSISTENCY_DDB_RETRY = backoff(
-  ['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded', 'InternalServerError'],
+  [
+    'ProvisionedThroughputExceededException',
+    'ThrottlingException',
+    'RequestLimitExceeded',
+    'InternalServerError',
+  ],
   { IntervalSeconds: 2, MaxAttempts: 4 },
 );
 
@@ -353,9 +383,15 @@ const CONSISTENCY_DDB_RETRY = backoff(
  * lambda:invoke with the exact function ARN as the only IAM resource: the workflow invokes
  * unqualified ARNs, so the toolkit's `:*` (versions/aliases) grant is not needed.
  */
-function invoke(fn: { arn: Arn }, opts: TaskOptions & { payload: PayloadTemplate; retry: Retrier[] }): TaskResult {
+function invoke(
+  fn: { arn: Arn },
+  opts: TaskOptions & { payload: PayloadTemplate; retry: Retrier[] },
+): TaskResult {
   const result = lambdaInvoke(fn, opts);
-  return { state: result.state, statements: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [fn.arn] }] };
+  return {
+    state: result.state,
+    statements: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [fn.arn] }],
+  };
 }
 
 // ---------------------------------------------------------------- shared pieces of the fragments
@@ -377,10 +413,19 @@ const s = (path: string) => ({ 'S.$': path });
 const execArn = { 'S.$': '$$.Execution.Id' };
 
 /** A Pass that sets `$.error` for a workflow-raised error and goes to the failure path. */
-function raise(error: string, cause: PayloadTemplate, flags: { keepLock?: boolean; retryable?: boolean } = {}) {
+function raise(
+  error: string,
+  cause: PayloadTemplate,
+  flags: { keepLock?: boolean; retryable?: boolean } = {},
+) {
   return pass({
     next: S.failureDefaults,
-    parameters: { Error: error, ...cause, ...(flags.keepLock ? { keepLock: true } : {}), ...(flags.retryable ? { retryable: true } : {}) },
+    parameters: {
+      Error: error,
+      ...cause,
+      ...(flags.keepLock ? { keepLock: true } : {}),
+      ...(flags.retryable ? { retryable: true } : {}),
+    },
     resultPath: '$.error',
   });
 }
@@ -427,7 +472,11 @@ function batchContext(c: Ctx, next: string, catchers: Catcher[]): TaskResult {
 }
 
 const readFence = (c: Ctx, next: string, resultPath: string, catchTo: string) =>
-  dynamoGetItem(c.table, { Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } }, ConsistentRead: true }, { next, resultPath, catchTo });
+  dynamoGetItem(
+    c.table,
+    { Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } }, ConsistentRead: true },
+    { next, resultPath, catchTo },
+  );
 
 // ---------------------------------------------------------------- fragments
 
@@ -468,10 +517,21 @@ function intake(c: Ctx): StatesInput {
       'EventBridge envelope (rule target or rule-lambda), Step Functions parent, or operator rerun',
     ),
     [S.checkEnvelope]: choice(
-      [{ And: [{ Variable: '$.detail-type', StringEquals: UPSTREAM_DETAIL_TYPE }, { Variable: '$.source', IsPresent: true }], Next: S.checkSource }],
+      [
+        {
+          And: [
+            { Variable: '$.detail-type', StringEquals: UPSTREAM_DETAIL_TYPE },
+            { Variable: '$.source', IsPresent: true },
+          ],
+          Next: S.checkSource,
+        },
+      ],
       S.invalidTrigger,
     ),
-    [S.checkSource]: choice([{ Variable: '$.source', StringEquals: refs.eventSource, Next: S.checkDetailShape }], S.invalidTrigger),
+    [S.checkSource]: choice(
+      [{ Variable: '$.source', StringEquals: refs.eventSource, Next: S.checkDetailShape }],
+      S.invalidTrigger,
+    ),
     [S.checkDetailShape]: choice(
       [
         {
@@ -526,7 +586,10 @@ function intake(c: Ctx): StatesInput {
       ],
       S.invalidTrigger,
     ),
-    [S.fromRerun]: pass({ next: S.batchContext, parameters: normalised('$.rerun.batchId', true, '$.rerun.reason') }),
+    [S.fromRerun]: pass({
+      next: S.batchContext,
+      parameters: normalised('$.rerun.batchId', true, '$.rerun.reason'),
+    }),
     [S.invalidTrigger]: fail({
       error: WORKFLOW_ERRORS.InvalidTriggerEvent,
       cause:
@@ -550,10 +613,20 @@ function fenceAtEntry(c: Ctx): StatesInput {
     [S.fenceRoute]: choice(
       [
         {
-          And: [...fenceValid('$.fenceItem'), { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }, { Variable: '$.rerun', BooleanEquals: true }],
+          And: [
+            ...fenceValid('$.fenceItem'),
+            { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region },
+            { Variable: '$.rerun', BooleanEquals: true },
+          ],
           Next: S.claimRerun,
         },
-        { And: [...fenceValid('$.fenceItem'), { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }], Next: S.claimBatch },
+        {
+          And: [
+            ...fenceValid('$.fenceItem'),
+            { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region },
+          ],
+          Next: S.claimBatch,
+        },
         { And: fenceValid('$.fenceItem'), Next: S.recordSkip },
       ],
       S.fenceMissing,
@@ -594,7 +667,12 @@ function fenceAtEntry(c: Ctx): StatesInput {
     ),
     [S.skipResult]: pass({
       next: S.skipped,
-      parameters: { outcome: 'SKIPPED_NOT_ACTIVE', pipeline: p, 'batchId.$': '$.batchId', region: refs.region },
+      parameters: {
+        outcome: 'SKIPPED_NOT_ACTIVE',
+        pipeline: p,
+        'batchId.$': '$.batchId',
+        region: refs.region,
+      },
     }),
     [S.skipped]: succeed(),
   };
@@ -634,7 +712,12 @@ function claim(c: Ctx): StatesInput {
         ConditionExpression: rerun
           ? 'attribute_not_exists(pk) OR #status = :failed'
           : 'attribute_not_exists(pk) OR (#status = :failed AND retryable = :true)',
-        ExpressionAttributeNames: { '#status': 'status', '#region': 'region', '#error': 'error', '#cause': 'cause' },
+        ExpressionAttributeNames: {
+          '#status': 'status',
+          '#region': 'region',
+          '#error': 'error',
+          '#cause': 'cause',
+        },
         ExpressionAttributeValues: values(rerun),
         ReturnValues: 'ALL_NEW',
       },
@@ -687,7 +770,13 @@ function lock(c: Ctx): StatesInput {
       },
     ),
     [S.lockHeld]: choice(
-      [{ Variable: '$.lockWait.elapsedSeconds', NumericGreaterThanEquals: dbt.lockWaitMinutes * 60, Next: S.lockTimeout }],
+      [
+        {
+          Variable: '$.lockWait.elapsedSeconds',
+          NumericGreaterThanEquals: dbt.lockWaitMinutes * 60,
+          Next: S.lockTimeout,
+        },
+      ],
       S.waitForLock,
     ),
     [S.waitForLock]: wait({ secondsPath: '$.lockWait.waitSeconds' }, S.countLockWait),
@@ -699,10 +788,19 @@ function lock(c: Ctx): StatesInput {
       },
       resultPath: '$.lockWait',
     }),
-    [S.clampLockWait]: choice([{ Variable: '$.lockWait.waitSeconds', NumericGreaterThan: c.d.lockWaitMax, Next: S.capLockWait }], S.refreshContext),
-    [S.capLockWait]: pass({ next: S.refreshContext, result: c.d.lockWaitMax, resultPath: '$.lockWait.waitSeconds' }),
+    [S.clampLockWait]: choice(
+      [{ Variable: '$.lockWait.waitSeconds', NumericGreaterThan: c.d.lockWaitMax, Next: S.capLockWait }],
+      S.refreshContext,
+    ),
+    [S.capLockWait]: pass({
+      next: S.refreshContext,
+      result: c.d.lockWaitMax,
+      resultPath: '$.lockWait.waitSeconds',
+    }),
     // A fresh `now` for the lease comparison and a lease counted from the actual acquisition.
-    [S.refreshContext]: batchContext(c, S.acquireLock, [{ ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' }]),
+    [S.refreshContext]: batchContext(c, S.acquireLock, [
+      { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
+    ]),
     [S.lockTimeout]: raise(WORKFLOW_ERRORS.PipelineLockTimeout, {
       Cause: `LOCK#DOWNSTREAM of pipeline ${c.p} was held by another execution for more than ${dbt.lockWaitMinutes} minutes`,
     }),
@@ -715,22 +813,44 @@ function consistency(c: Ctx): StatesInput {
   return {
     [S.consistencyCheck]: invoke(refs.functions.checkConsistency, {
       next: S.isConsistent,
-      payload: { pipeline: c.p, 'batchId.$': '$.batchId', expectedTables: refs.pipeline.expectedTables, 'rerun.$': '$.rerun' },
-      resultSelector: { 'consistencyStatus.$': '$.Payload.consistencyStatus', 'reasons.$': '$.Payload.reasons' },
+      payload: {
+        pipeline: c.p,
+        'batchId.$': '$.batchId',
+        expectedTables: refs.pipeline.expectedTables,
+        'rerun.$': '$.rerun',
+      },
+      resultSelector: {
+        'consistencyStatus.$': '$.Payload.consistencyStatus',
+        'reasons.$': '$.Payload.reasons',
+      },
       resultPath: '$.consistency',
       retry: [LAMBDA_SERVICE_RETRY, CONSISTENCY_DDB_RETRY],
       catchTo: S.failureDefaults,
     }),
     [S.isConsistent]: choice(
       [
-        { Variable: '$.consistency.consistencyStatus', StringEquals: 'SUCCESS', Next: S.readFenceBeforeStart },
-        { Variable: '$.consistency.consistencyStatus', StringEquals: 'NOT_YET_REPLICATED', Next: S.replicationWaitLeft },
+        {
+          Variable: '$.consistency.consistencyStatus',
+          StringEquals: 'SUCCESS',
+          Next: S.readFenceBeforeStart,
+        },
+        {
+          Variable: '$.consistency.consistencyStatus',
+          StringEquals: 'NOT_YET_REPLICATED',
+          Next: S.replicationWaitLeft,
+        },
       ],
       S.dataInconsistent,
       'FAILED (or an unexpected value) stops the build at once',
     ),
     [S.replicationWaitLeft]: choice(
-      [{ Variable: '$.replicationWait.elapsedSeconds', NumericGreaterThanEquals: refs.dbt.replicationWaitMinutes * 60, Next: S.dataNotReplicated }],
+      [
+        {
+          Variable: '$.replicationWait.elapsedSeconds',
+          NumericGreaterThanEquals: refs.dbt.replicationWaitMinutes * 60,
+          Next: S.dataNotReplicated,
+        },
+      ],
       S.waitForReplication,
     ),
     [S.waitForReplication]: wait({ secondsPath: '$.replicationWait.waitSeconds' }, S.countReplicationWait),
@@ -743,17 +863,31 @@ function consistency(c: Ctx): StatesInput {
       resultPath: '$.replicationWait',
     }),
     [S.clampReplicationWait]: choice(
-      [{ Variable: '$.replicationWait.waitSeconds', NumericGreaterThan: c.d.replicationWaitMax, Next: S.capReplicationWait }],
+      [
+        {
+          Variable: '$.replicationWait.waitSeconds',
+          NumericGreaterThan: c.d.replicationWaitMax,
+          Next: S.capReplicationWait,
+        },
+      ],
       S.consistencyCheck,
     ),
-    [S.capReplicationWait]: pass({ next: S.consistencyCheck, result: c.d.replicationWaitMax, resultPath: '$.replicationWait.waitSeconds' }),
+    [S.capReplicationWait]: pass({
+      next: S.consistencyCheck,
+      result: c.d.replicationWaitMax,
+      resultPath: '$.replicationWait.waitSeconds',
+    }),
     // Retryable: a later replay of the event may claim the batch again (docs/downstream.md).
     [S.dataNotReplicated]: raise(
       WORKFLOW_ERRORS.DataNotReplicated,
-      { 'Cause.$': `States.Format('upstream records still absent after ${refs.dbt.replicationWaitMinutes} minutes of waiting: {}', States.JsonToString($.consistency.reasons))` },
+      {
+        'Cause.$': `States.Format('upstream records still absent after ${refs.dbt.replicationWaitMinutes} minutes of waiting: {}', States.JsonToString($.consistency.reasons))`,
+      },
       { retryable: true },
     ),
-    [S.dataInconsistent]: raise(WORKFLOW_ERRORS.DataInconsistencyError, { 'Cause.$': 'States.JsonToString($.consistency.reasons)' }),
+    [S.dataInconsistent]: raise(WORKFLOW_ERRORS.DataInconsistencyError, {
+      'Cause.$': 'States.JsonToString($.consistency.reasons)',
+    }),
   };
 }
 
@@ -761,15 +895,24 @@ function consistency(c: Ctx): StatesInput {
 function fenceRechecks(c: Ctx): StatesInput {
   return {
     [S.readFenceBeforeStart]: readFence(c, S.fenceBeforeStart, '$.fenceNow', S.failureDefaults),
-    [S.fenceBeforeStart]: choice([{ ...fenceUnchanged('$.fenceNow'), Next: S.startDbtRun }], S.fenceMovedBeforeStart),
+    [S.fenceBeforeStart]: choice(
+      [{ ...fenceUnchanged('$.fenceNow'), Next: S.startDbtRun }],
+      S.fenceMovedBeforeStart,
+    ),
     // Nothing was started under the new fence: release the lock; a replay may claim it again.
     [S.fenceMovedBeforeStart]: raise(
       WORKFLOW_ERRORS.FenceMoved,
-      { 'Cause.$': "States.Format('the fence moved before dbt started: claimed under {} epoch {}, now {}', $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))" },
+      {
+        'Cause.$':
+          "States.Format('the fence moved before dbt started: claimed under {} epoch {}, now {}', $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))",
+      },
       { retryable: true },
     ),
     [S.readFenceBeforeSuccess]: readFence(c, S.fenceBeforeSuccess, '$.fenceNow', S.failureDefaults),
-    [S.fenceBeforeSuccess]: choice([{ ...fenceUnchanged('$.fenceNow'), Next: S.finishContext }], S.fenceMovedBeforeSuccess),
+    [S.fenceBeforeSuccess]: choice(
+      [{ ...fenceUnchanged('$.fenceNow'), Next: S.finishContext }],
+      S.fenceMovedBeforeSuccess,
+    ),
     // The build finished under the old epoch: not retryable automatically (an operator checks the warehouse).
     [S.fenceMovedBeforeSuccess]: raise(WORKFLOW_ERRORS.FenceMoved, {
       'Cause.$':
@@ -805,9 +948,17 @@ function build(c: Ctx): StatesInput {
       retry: [LAMBDA_SERVICE_RETRY, DBT_UNAVAILABLE_RETRY],
       catch: [
         // The run is over: release the lock.
-        { ErrorEquals: [CALLBACK_ERRORS.failed, 'InvalidInput', 'MissingConfiguration'], Next: S.failureDefaults, ResultPath: '$.error' },
+        {
+          ErrorEquals: [CALLBACK_ERRORS.failed, 'InvalidInput', 'MissingConfiguration'],
+          Next: S.failureDefaults,
+          ResultPath: '$.error',
+        },
         { ErrorEquals: [CALLBACK_ERRORS.fenced], Next: S.runFenced, ResultPath: '$.error' },
-        { ErrorEquals: [CALLBACK_ERRORS.lost, CALLBACK_ERRORS.interrupted], Next: S.lostOrInterrupted, ResultPath: '$.error' },
+        {
+          ErrorEquals: [CALLBACK_ERRORS.lost, CALLBACK_ERRORS.interrupted],
+          Next: S.lostOrInterrupted,
+          ResultPath: '$.error',
+        },
         // 409/422: another attempt may be live, keep the lock to its lease.
         { ErrorEquals: ['DbtApiRejected'], Next: S.keepLockOnRejected, ResultPath: '$.error' },
         // Heartbeat timeout, task timeout, an ambiguous start (DbtApiUnavailable after retries): ask the app.
@@ -847,7 +998,10 @@ function build(c: Ctx): StatesInput {
     ),
     [S.countLostRetry]: pass({
       next: S.readFenceBeforeStart,
-      parameters: { 'rewaits.$': '$.build.rewaits', 'lostRetries.$': 'States.MathAdd($.build.lostRetries, 1)' },
+      parameters: {
+        'rewaits.$': '$.build.rewaits',
+        'lostRetries.$': 'States.MathAdd($.build.lostRetries, 1)',
+      },
       resultPath: '$.build',
     }),
     [S.runLost]: raise(WORKFLOW_ERRORS.DbtRunLost, {
@@ -868,7 +1022,12 @@ function reconcile(c: Ctx): StatesInput {
   return {
     [S.reconcile]: invoke(refs.functions.getDbtRun, {
       next: S.reconciledStatus,
-      payload: { pipeline: c.p, 'batchId.$': '$.batchId', 'attempt.$': '$.claim.attempt', failOnFailed: false },
+      payload: {
+        pipeline: c.p,
+        'batchId.$': '$.batchId',
+        'attempt.$': '$.claim.attempt',
+        failOnFailed: false,
+      },
       resultSelector: {
         'runId.$': '$.Payload.runId',
         'status.$': '$.Payload.status',
@@ -901,11 +1060,17 @@ function reconcile(c: Ctx): StatesInput {
     // The callback was lost but the run SUCCEEDED: continue as if it had arrived.
     [S.adoptReconciled]: pass({
       next: S.readFenceBeforeSuccess,
-      parameters: { 'runId.$': '$.reconciled.runId', status: 'SUCCEEDED', 'startedAt.$': '$.reconciled.startedAt', 'finishedAt.$': '$.reconciled.finishedAt' },
+      parameters: {
+        'runId.$': '$.reconciled.runId',
+        status: 'SUCCEEDED',
+        'startedAt.$': '$.reconciled.startedAt',
+        'finishedAt.$': '$.reconciled.finishedAt',
+      },
       resultPath: '$.dbtRun',
     }),
     [S.reconciledFailed]: raise(WORKFLOW_ERRORS.DbtRunFailed, {
-      'Cause.$': "States.Format('dbt run {} of batch {} attempt {} ended FAILED (found by reconciliation after {})', $.reconciled.runId, $.batchId, $.claim.attempt, $.waitError.Error)",
+      'Cause.$':
+        "States.Format('dbt run {} of batch {} attempt {} ended FAILED (found by reconciliation after {})', $.reconciled.runId, $.batchId, $.claim.attempt, $.waitError.Error)",
     }),
     [S.runStillActive]: choice(
       [
@@ -917,17 +1082,24 @@ function reconcile(c: Ctx): StatesInput {
     // Same key, new token: the app replaces the stored token (it cannot build twice).
     [S.countRewait]: pass({
       next: S.startDbtRun,
-      parameters: { 'rewaits.$': 'States.MathAdd($.build.rewaits, 1)', 'lostRetries.$': '$.build.lostRetries' },
+      parameters: {
+        'rewaits.$': 'States.MathAdd($.build.rewaits, 1)',
+        'lostRetries.$': '$.build.lostRetries',
+      },
       resultPath: '$.build',
     }),
     [S.runTimeout]: raise(
       WORKFLOW_ERRORS.DbtRunTimeout,
-      { 'Cause.$': `States.Format('dbt run {} of batch {} still {} after the task timeout (maxQueueMinutes ${refs.dbt.maxQueueMinutes} + maxRunMinutes ${refs.dbt.maxRunMinutes})', $.reconciled.runId, $.batchId, $.reconciled.status)` },
+      {
+        'Cause.$': `States.Format('dbt run {} of batch {} still {} after the task timeout (maxQueueMinutes ${refs.dbt.maxQueueMinutes} + maxRunMinutes ${refs.dbt.maxRunMinutes})', $.reconciled.runId, $.batchId, $.reconciled.status)`,
+      },
       { keepLock: true },
     ),
     [S.runUnresponsive]: raise(
       WORKFLOW_ERRORS.DbtRunUnresponsive,
-      { 'Cause.$': `States.Format('dbt run {} of batch {} is {} but sent no heartbeat after ${c.d.maxRewaits} re-waits', $.reconciled.runId, $.batchId, $.reconciled.status)` },
+      {
+        'Cause.$': `States.Format('dbt run {} of batch {} is {} but sent no heartbeat after ${c.d.maxRewaits} re-waits', $.reconciled.runId, $.batchId, $.reconciled.status)`,
+      },
       { keepLock: true },
     ),
     // 404: the start never reached the registry; the same key again is idempotent.
@@ -937,7 +1109,10 @@ function reconcile(c: Ctx): StatesInput {
     ),
     [S.countRestart]: pass({
       next: S.readFenceBeforeStart,
-      parameters: { 'rewaits.$': 'States.MathAdd($.build.rewaits, 1)', 'lostRetries.$': '$.build.lostRetries' },
+      parameters: {
+        'rewaits.$': 'States.MathAdd($.build.rewaits, 1)',
+        'lostRetries.$': '$.build.lostRetries',
+      },
       resultPath: '$.build',
     }),
     [S.neverStarted]: raise(WORKFLOW_ERRORS.DbtRunNotStarted, {
@@ -946,12 +1121,17 @@ function reconcile(c: Ctx): StatesInput {
     // Never a new attempt while the old one's fate is unknown: keep the lock; its lease expires (no renewals).
     [S.fateUnknown]: raise(
       WORKFLOW_ERRORS.DbtRunFateUnknown,
-      { 'Cause.$': "States.Format('could not read dbt run of batch {} attempt {} after {}: {}: {}', $.batchId, $.claim.attempt, $.waitError.Error, $.reconcileError.Error, $.reconcileError.Cause)" },
+      {
+        'Cause.$':
+          "States.Format('could not read dbt run of batch {} attempt {} after {}: {}: {}', $.batchId, $.claim.attempt, $.waitError.Error, $.reconcileError.Error, $.reconcileError.Cause)",
+      },
       { keepLock: true },
     ),
     [S.unexpectedStatus]: raise(
       WORKFLOW_ERRORS.UnexpectedDbtStatus,
-      { 'Cause.$': "States.Format('dbt run {} reported status {}', $.reconciled.runId, $.reconciled.status)" },
+      {
+        'Cause.$': "States.Format('dbt run {} reported status {}', $.reconciled.runId, $.reconciled.status)",
+      },
       { keepLock: true },
     ),
   };
@@ -961,7 +1141,9 @@ function reconcile(c: Ctx): StatesInput {
 function success(c: Ctx): StatesInput {
   const { refs, p } = c;
   return {
-    [S.finishContext]: batchContext(c, S.markSucceeded, [{ ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' }]),
+    [S.finishContext]: batchContext(c, S.markSucceeded, [
+      { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
+    ]),
     [S.markSucceeded]: dynamoUpdateItem(
       c.table,
       {
@@ -995,14 +1177,22 @@ function success(c: Ctx): StatesInput {
         next: S.releaseLock,
         resultPath: null,
         catch: [
-          { ErrorEquals: [CONDITIONAL_CHECK_FAILED], Next: S.releaseLock, ResultPath: '$.watermarkUnchanged' },
+          {
+            ErrorEquals: [CONDITIONAL_CHECK_FAILED],
+            Next: S.releaseLock,
+            ResultPath: '$.watermarkUnchanged',
+          },
           { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
         ],
       },
     ),
     [S.releaseLock]: dynamoDeleteItem(
       c.table,
-      { Key: c.lockKey, ConditionExpression: 'executionArn = :exec', ExpressionAttributeValues: { ':exec': execArn } },
+      {
+        Key: c.lockKey,
+        ConditionExpression: 'executionArn = :exec',
+        ExpressionAttributeValues: { ':exec': execArn },
+      },
       {
         next: S.publishSucceeded,
         resultPath: null,
@@ -1028,11 +1218,21 @@ function success(c: Ctx): StatesInput {
           },
         },
       ],
-      { next: S.successResult, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertNotPublished, ResultPath: '$.error' }] },
+      {
+        next: S.successResult,
+        resultPath: null,
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertNotPublished, ResultPath: '$.error' }],
+      },
     ),
     [S.successResult]: pass({
       next: S.succeeded,
-      parameters: { outcome: 'SUCCEEDED', pipeline: p, 'batchId.$': '$.batchId', 'attempt.$': '$.claim.attempt', 'dbtRunId.$': '$.dbtRun.runId' },
+      parameters: {
+        outcome: 'SUCCEEDED',
+        pipeline: p,
+        'batchId.$': '$.batchId',
+        'attempt.$': '$.claim.attempt',
+        'dbtRunId.$': '$.dbtRun.runId',
+      },
     }),
     [S.succeeded]: succeed(),
     // The build and its record are done; only the announcement failed.
@@ -1042,7 +1242,11 @@ function success(c: Ctx): StatesInput {
         Subject: `etl-platform: ${DOWNSTREAM_SUCCEEDED} not published (${p})`,
         'Message.$': `States.Format('Batch {} of pipeline ${p} was built (dbt run {}) but the ${DOWNSTREAM_SUCCEEDED} event could not be published: {}: {}. Execution {}', $.batchId, $.dbtRun.runId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
       },
-      { next: S.eventNotPublished, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.eventNotPublished, ResultPath: null }] },
+      {
+        next: S.eventNotPublished,
+        resultPath: null,
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.eventNotPublished, ResultPath: null }],
+      },
     ),
     [S.eventNotPublished]: fail({ error: WORKFLOW_ERRORS.EventPublishFailed, causePath: '$.error.Cause' }),
   };
@@ -1066,7 +1270,8 @@ function failure(c: Ctx): StatesInput {
       c.table,
       {
         Key: c.downstreamKey,
-        UpdateExpression: 'SET #status = :failed, gsi1pk = :gsi1pk, #error = :error, #cause = :cause, retryable = :retryable',
+        UpdateExpression:
+          'SET #status = :failed, gsi1pk = :gsi1pk, #error = :error, #cause = :cause, retryable = :retryable',
         // Ours only: never overwrite a record another execution claimed.
         ConditionExpression: 'executionArn = :exec',
         ExpressionAttributeNames: { '#status': 'status', '#error': 'error', '#cause': 'cause' },
@@ -1079,7 +1284,13 @@ function failure(c: Ctx): StatesInput {
           ':exec': execArn,
         },
       },
-      { next: S.shouldReleaseLock, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.shouldReleaseLock, ResultPath: '$.recordFailureError' }] },
+      {
+        next: S.shouldReleaseLock,
+        resultPath: null,
+        catch: [
+          { ErrorEquals: ['States.ALL'], Next: S.shouldReleaseLock, ResultPath: '$.recordFailureError' },
+        ],
+      },
     ),
     [S.shouldReleaseLock]: choice(
       [{ Variable: '$.error.flags.keepLock', BooleanEquals: true, Next: S.alertFailure }],
@@ -1089,8 +1300,16 @@ function failure(c: Ctx): StatesInput {
     [S.releaseLockOnFailure]: dynamoDeleteItem(
       c.table,
       // Conditional on the owner: a no-op (ConditionalCheckFailed) when another execution holds it.
-      { Key: c.lockKey, ConditionExpression: 'executionArn = :exec', ExpressionAttributeValues: { ':exec': execArn } },
-      { next: S.alertFailure, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.releaseError' }] },
+      {
+        Key: c.lockKey,
+        ConditionExpression: 'executionArn = :exec',
+        ExpressionAttributeValues: { ':exec': execArn },
+      },
+      {
+        next: S.alertFailure,
+        resultPath: null,
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.releaseError' }],
+      },
     ),
     [S.alertFailure]: snsPublish(
       refs.alerts,
@@ -1098,7 +1317,11 @@ function failure(c: Ctx): StatesInput {
         Subject: `etl-platform: downstream run FAILED (${p})`,
         'Message.$': `States.Format('Downstream run of batch {} (pipeline ${p}, region ${refs.region}) FAILED: {}: {}. Execution {}', $.batchId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
       },
-      { next: S.publishFailure, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishFailure, ResultPath: '$.alertError' }] },
+      {
+        next: S.publishFailure,
+        resultPath: null,
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishFailure, ResultPath: '$.alertError' }],
+      },
     ),
     [S.publishFailure]: eventsPutEvents(
       refs.bus,
@@ -1117,7 +1340,11 @@ function failure(c: Ctx): StatesInput {
           },
         },
       ],
-      { next: S.failed, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.failed, ResultPath: '$.publishError' }] },
+      {
+        next: S.failed,
+        resultPath: null,
+        catch: [{ ErrorEquals: ['States.ALL'], Next: S.failed, ResultPath: '$.publishError' }],
+      },
     ),
     [S.failed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
   };

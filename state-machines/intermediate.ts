@@ -78,7 +78,9 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
     throw new Error(`intermediateWorkflow: maxAttempts must be an integer >= 1, got ${refs.maxAttempts}`);
   }
   if (!Number.isInteger(refs.retryWaitSeconds) || refs.retryWaitSeconds < 0) {
-    throw new Error(`intermediateWorkflow: retryWaitSeconds must be an integer >= 0, got ${refs.retryWaitSeconds}`);
+    throw new Error(
+      `intermediateWorkflow: retryWaitSeconds must be an integer >= 0, got ${refs.retryWaitSeconds}`,
+    );
   }
   const detailType = refs.detailType ?? 'UpstreamBatchSucceeded';
   const link = { 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id' };
@@ -106,7 +108,8 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
   };
 
   return workflow({
-    comment: 'rule-intermediate-sfn trigger: runs the downstream workflow for one UpstreamBatchSucceeded event, rerunning it on failure',
+    comment:
+      'rule-intermediate-sfn trigger: runs the downstream workflow for one UpstreamBatchSucceeded event, rerunning it on failure',
     startAt: 'ValidateEvent',
     states: {
       ValidateEvent: choice([...missing, wellFormed], 'InvalidTriggerEvent'),
@@ -125,7 +128,11 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
           next: 'Done',
           ...childResult,
           catch: [
-            { ErrorEquals: [EXECUTION_ALREADY_EXISTS], Next: 'AlreadyStarted', ResultPath: '$.alreadyStarted' },
+            {
+              ErrorEquals: [EXECUTION_ALREADY_EXISTS],
+              Next: 'AlreadyStarted',
+              ResultPath: '$.alreadyStarted',
+            },
             { ErrorEquals: ['States.ALL'], Next: 'FirstAttemptFailed', ResultPath: '$.error' },
           ],
         },
@@ -145,7 +152,13 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
         next: 'AttemptsLeft',
       }),
       AttemptsLeft: choice(
-        [{ Variable: '$.attempt', NumericGreaterThanEquals: refs.maxAttempts, Next: 'NotifyRetriesExhausted' }],
+        [
+          {
+            Variable: '$.attempt',
+            NumericGreaterThanEquals: refs.maxAttempts,
+            Next: 'NotifyRetriesExhausted',
+          },
+        ],
         'WaitBeforeRetry',
       ),
       WaitBeforeRetry: wait({ seconds: refs.retryWaitSeconds }, 'NextAttempt'),
@@ -164,7 +177,11 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
         {
           'Name.$': "States.Format('{}-a{}', $.batchId, $.attempt)",
           Input: {
-            rerun: { 'pipeline.$': '$.pipeline', 'batchId.$': '$.batchId', reason: INTERMEDIATE_RERUN_REASON },
+            rerun: {
+              'pipeline.$': '$.pipeline',
+              'batchId.$': '$.batchId',
+              reason: INTERMEDIATE_RERUN_REASON,
+            },
             ...link,
           },
         },
@@ -172,7 +189,11 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
           next: 'Done',
           ...childResult,
           catch: [
-            { ErrorEquals: [EXECUTION_ALREADY_EXISTS], Next: 'AlreadyStarted', ResultPath: '$.alreadyStarted' },
+            {
+              ErrorEquals: [EXECUTION_ALREADY_EXISTS],
+              Next: 'AlreadyStarted',
+              ResultPath: '$.alreadyStarted',
+            },
             { ErrorEquals: ['States.ALL'], Next: 'AttemptsLeft', ResultPath: '$.lastError' },
           ],
         },
@@ -185,7 +206,12 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
           'Message.$':
             "States.Format('Downstream workflow for batch {} (pipeline {}) failed {} times; last error {}. Intermediate execution: {}', $.batchId, $.pipeline, $.attempt, $.lastError.Error, $$.Execution.Id)",
         },
-        { next: 'DownstreamRetriesExhausted', resultPath: null, catchTo: 'DownstreamRetriesExhausted', errorResultPath: '$.alertError' },
+        {
+          next: 'DownstreamRetriesExhausted',
+          resultPath: null,
+          catchTo: 'DownstreamRetriesExhausted',
+          errorResultPath: '$.alertError',
+        },
       ),
       DownstreamRetriesExhausted: fail({
         error: DOWNSTREAM_RETRIES_EXHAUSTED,

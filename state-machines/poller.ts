@@ -165,7 +165,10 @@ export function pollerWorkflow(refs: PollerRefs): {
               [{ Variable: '$.downstream.Item', IsPresent: true, Next: 'SkipHandled' }],
               'StartDownstreamRun',
             ),
-            SkipHandled: pass({ result: NOT_STARTED, comment: 'the downstream already claimed (or ran) this batch' }),
+            SkipHandled: pass({
+              result: NOT_STARTED,
+              comment: 'the downstream already claimed (or ran) this batch',
+            }),
             StartDownstreamRun: sfnStartExecution(
               refs.downstream,
               { 'Name.$': '$.gsi1sk.S', Input: event },
@@ -183,7 +186,13 @@ export function pollerWorkflow(refs: PollerRefs): {
             ItemFailed: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
           },
         },
-        { next: 'Summarize', itemsPath: '$.items', maxConcurrency: 1, resultPath: '$.results', catchTo: 'PollFailed' },
+        {
+          next: 'Summarize',
+          itemsPath: '$.items',
+          maxConcurrency: 1,
+          resultPath: '$.results',
+          catchTo: 'PollFailed',
+        },
       ),
       // Results are batch ids (started) or NOT_STARTED. JSONPath filters fail on no match and
       // there is no array-sum intrinsic, so: distinct values, minus one if NOT_STARTED is among them.

@@ -59,7 +59,9 @@ export const CONDITIONAL_CHECK_FAILED = 'DynamoDB.ConditionalCheckFailedExceptio
 export function conditionFailedTo(onConditionFailed: string, otherwise: string | Catcher[]): Catcher[] {
   return [
     { ErrorEquals: [CONDITIONAL_CHECK_FAILED], Next: onConditionFailed, ResultPath: null },
-    ...(typeof otherwise === 'string' ? [{ ErrorEquals: ['States.ALL'], Next: otherwise, ResultPath: DEFAULT_ERROR_RESULT_PATH }] : otherwise),
+    ...(typeof otherwise === 'string'
+      ? [{ ErrorEquals: ['States.ALL'], Next: otherwise, ResultPath: DEFAULT_ERROR_RESULT_PATH }]
+      : otherwise),
   ];
 }
 
@@ -308,10 +310,14 @@ export function lambdaInvokeWaitForTaskToken(
   opts: TaskOptions & { payload: PayloadTemplate; heartbeatSeconds: number; timeoutSeconds: number },
 ): TaskResult {
   if (!JSON.stringify(opts.payload).includes('$$.Task.Token')) {
-    throw new Error('lambdaInvokeWaitForTaskToken: the payload must pass $$.Task.Token, or nothing can call back');
+    throw new Error(
+      'lambdaInvokeWaitForTaskToken: the payload must pass $$.Task.Token, or nothing can call back',
+    );
   }
   if (!(opts.heartbeatSeconds > 0 && opts.heartbeatSeconds < opts.timeoutSeconds)) {
-    throw new Error(`lambdaInvokeWaitForTaskToken: heartbeatSeconds ${opts.heartbeatSeconds} must be > 0 and below timeoutSeconds ${opts.timeoutSeconds}`);
+    throw new Error(
+      `lambdaInvokeWaitForTaskToken: heartbeatSeconds ${opts.heartbeatSeconds} must be > 0 and below timeoutSeconds ${opts.timeoutSeconds}`,
+    );
   }
   const state = buildTask(
     'arn:aws:states:::lambda:invoke.waitForTaskToken',

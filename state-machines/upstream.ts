@@ -110,7 +110,6 @@ const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
 const FENCE_ITEM_KEY = { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } };
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-
 // State names used across transitions.
 const S = {
   validateInput: 'ValidateInput',
@@ -335,7 +334,8 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
     [S.fenceMovedBeforeLoad]: pass({
       parameters: {
         Error: 'FenceMoved',
-        'Cause.$': "States.Format('the fence moved before the Snowflake load of table {}: the batch started under {} epoch {}', $.table, $.fence.activeRegion.S, $.fence.epoch.N)",
+        'Cause.$':
+          "States.Format('the fence moved before the Snowflake load of table {}: the batch started under {} epoch {}', $.table, $.fence.activeRegion.S, $.fence.epoch.N)",
       },
       resultPath: '$.error',
       next: S.markTableFailed,
@@ -531,11 +531,18 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
       [S.readFence]: dynamoGetItem(
         table,
         { Key: FENCE_ITEM_KEY, ConsistentRead: true },
-        { next: S.fenceRoute, resultPath: '$.fenceItem', catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertNoBatch, ResultPath: '$.error' }] },
+        {
+          next: S.fenceRoute,
+          resultPath: '$.fenceItem',
+          catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertNoBatch, ResultPath: '$.error' }],
+        },
       ),
       [S.fenceRoute]: choice(
         [
-          { And: [...fenceValid, { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }], Next: S.recordBatch },
+          {
+            And: [...fenceValid, { Variable: '$.fenceItem.Item.activeRegion.S', StringEquals: refs.region }],
+            Next: S.recordBatch,
+          },
           { And: fenceValid, Next: S.recordSkip },
         ],
         S.fenceMissing,
@@ -543,7 +550,8 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
       [S.fenceMissing]: pass({
         parameters: {
           Error: 'FenceMissing',
-          'Cause.$': "States.Format('The fence item FENCE/ACTIVE is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. No Glue job ran', States.JsonToString($.fenceItem))",
+          'Cause.$':
+            "States.Format('The fence item FENCE/ACTIVE is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. No Glue job ran', States.JsonToString($.fenceItem))",
         },
         resultPath: '$.error',
         next: S.alertNoBatch,
@@ -564,9 +572,15 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
             expiresAt: nPath('$.ctx.recordExpiresAt'),
           },
         },
-        { next: S.skippedNotActive, resultPath: null, catch: [{ ErrorEquals: ['States.ALL'], Next: S.skippedNotActive, ResultPath: '$.skipAuditError' }] },
+        {
+          next: S.skippedNotActive,
+          resultPath: null,
+          catch: [{ ErrorEquals: ['States.ALL'], Next: S.skippedNotActive, ResultPath: '$.skipAuditError' }],
+        },
       ),
-      [S.skippedNotActive]: succeed('The fence names another region: this one is passive and runs no Glue job.'),
+      [S.skippedNotActive]: succeed(
+        'The fence names another region: this one is passive and runs no Glue job.',
+      ),
 
       [S.recordBatch]: dynamoPutItem(
         table,
@@ -839,7 +853,11 @@ export const UPSTREAM_STATES = S;
  * Failing to start does not un-succeed the batch: it alerts and fails the execution, and the
  * downstream can be started with `etl-ops rerun` or by the poller/watchdog.
  */
-function startDownstreamStates(refs: UpstreamWorkflowRefs, downstream: { arn: In }, failurePathCatch: Catcher[]) {
+function startDownstreamStates(
+  refs: UpstreamWorkflowRefs,
+  downstream: { arn: In },
+  failurePathCatch: Catcher[],
+) {
   const p = refs.pipeline;
   return {
     [S.startDownstream]: sfnStartExecution(

@@ -17,7 +17,15 @@ import { startDynalite, type LocalDynamo } from './harness/dynalite';
 import { useLocalDownstream } from './harness/local-downstream';
 import type { FakeDbtApi } from './harness/fake-dbt-api';
 import { runWorkflow, type LambdaHandler, type RunResult } from './harness/sfn-local';
-import { MALFORMED_EVENTS, PIPELINE, REGION, SOURCE, BATCH, TABLES, ACCOUNT } from './harness/malformed-events';
+import {
+  MALFORMED_EVENTS,
+  PIPELINE,
+  REGION,
+  SOURCE,
+  BATCH,
+  TABLES,
+  ACCOUNT,
+} from './harness/malformed-events';
 
 /**
  * Issue G: the bad-input matrix. Every bad config and every malformed trigger event, fed to every
@@ -46,13 +54,26 @@ const refs: DownstreamWorkflowRefs = {
     getDbtRun: { arn: FN.getDbtRun },
   },
   bus: { arn: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/etl-platform` },
-  alerts: { arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`, kmsKeyArn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
-  dbt: { maxRunMinutes: 30, maxQueueMinutes: 60, heartbeatSeconds: 300, maxLostRetries: 1, lockWaitMinutes: 60, lockLeaseMinutes: 15, replicationWaitMinutes: 5 },
+  alerts: {
+    arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts`,
+    kmsKeyArn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+  },
+  dbt: {
+    maxRunMinutes: 30,
+    maxQueueMinutes: 60,
+    heartbeatSeconds: 300,
+    maxLostRetries: 1,
+    lockWaitMinutes: 60,
+    lockLeaseMinutes: 15,
+    replicationWaitMinutes: 5,
+  },
 };
 const { definition } = downstreamWorkflow(refs);
 
 const item = (attrs: Record<string, string | number>): Record<string, AttributeValue> =>
-  Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: v }]));
+  Object.fromEntries(
+    Object.entries(attrs).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: v }]),
+  );
 
 /** The rows of the markdown table that follows `heading` in docs/bad-input.md. */
 function docTable(heading: string): string[][] {
@@ -65,7 +86,12 @@ function docTable(heading: string): string[][] {
   for (const line of lines) {
     if (line.startsWith('|')) {
       inTable = true;
-      rows.push(line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+      rows.push(
+        line
+          .split(/(?<!\\)\|/)
+          .slice(1, -1)
+          .map((c) => c.trim()),
+      );
     } else if (inTable) break;
   }
   return rows.slice(2); // header and separator
@@ -86,8 +112,16 @@ describe('bad-input matrix (issue G)', function () {
         assert.equal(run.resources.length, 0, `${c.title}: no resource may be declared`);
         const row = rows.find((r) => r[1] === c.title)!;
         const documented = row[2].replace(/^`|`$/g, '').replace(/\\\|/g, '|');
-        const problems = run.error.message.split('\n').slice(1).map((l) => l.replace(/^\s*-\s*/, '')).join(' / ');
-        assert.equal(documented, problems, `${c.title}: the documented message is stale (regenerate: npx ts-node --transpile-only scripts/bad-input-doc.ts)`);
+        const problems = run.error.message
+          .split('\n')
+          .slice(1)
+          .map((l) => l.replace(/^\s*-\s*/, ''))
+          .join(' / ');
+        assert.equal(
+          documented,
+          problems,
+          `${c.title}: the documented message is stale (regenerate: npx ts-node --transpile-only scripts/bad-input-doc.ts)`,
+        );
         assert.equal(row[3], '0');
       }
     });
@@ -111,13 +145,38 @@ describe('bad-input matrix (issue G)', function () {
 
     async function reset(): Promise<void> {
       await local.clear();
-      const put = (attrs: Record<string, string | number>) => db.client.send(new PutItemCommand({ TableName: TABLE, Item: item(attrs) }));
-      await put({ pk: 'FENCE', sk: 'ACTIVE', activeRegion: REGION, epoch: 3, changedAt: '2026-11-01T00:00:00Z', changedBy: 'prod-east' });
+      const put = (attrs: Record<string, string | number>) =>
+        db.client.send(new PutItemCommand({ TableName: TABLE, Item: item(attrs) }));
+      await put({
+        pk: 'FENCE',
+        sk: 'ACTIVE',
+        activeRegion: REGION,
+        epoch: 3,
+        changedAt: '2026-11-01T00:00:00Z',
+        changedBy: 'prod-east',
+      });
       const pk = `PIPELINE#${PIPELINE}`;
-      await put({ pk, sk: `BATCH#${BATCH}#UPSTREAM`, pipeline: PIPELINE, batchId: BATCH, status: 'SUCCEEDED', region: REGION });
-      for (const table of TABLES) await put({ pk, sk: `BATCH#${BATCH}#TABLE#${table}`, pipeline: PIPELINE, batchId: BATCH, table, status: 'SUCCEEDED', rows: 42 });
+      await put({
+        pk,
+        sk: `BATCH#${BATCH}#UPSTREAM`,
+        pipeline: PIPELINE,
+        batchId: BATCH,
+        status: 'SUCCEEDED',
+        region: REGION,
+      });
+      for (const table of TABLES)
+        await put({
+          pk,
+          sk: `BATCH#${BATCH}#TABLE#${table}`,
+          pipeline: PIPELINE,
+          batchId: BATCH,
+          table,
+          status: 'SUCCEEDED',
+          rows: 42,
+        });
     }
-    const itemCount = async () => ((await db.client.send(new ScanCommand({ TableName: TABLE }))).Items ?? []).length;
+    const itemCount = async () =>
+      ((await db.client.send(new ScanCommand({ TableName: TABLE }))).Items ?? []).length;
 
     const realHandlers: Record<string, LambdaHandler> = {
       [FN.batchContext]: (p) => batchContextHandler(p as never),
@@ -129,11 +188,17 @@ describe('bad-input matrix (issue G)', function () {
     it(`covers at least 10 kinds, each listed in docs/bad-input.md with the same endings`, () => {
       assert.ok(MALFORMED_EVENTS.length >= 10);
       const rows = docTable('## Malformed events');
-      assert.deepEqual(rows.map((r) => r[0]), MALFORMED_EVENTS.map((m) => m.kind));
+      assert.deepEqual(
+        rows.map((r) => r[0]),
+        MALFORMED_EVENTS.map((m) => m.kind),
+      );
       for (const m of MALFORMED_EVENTS) {
         const row = rows.find((r) => r[0] === m.kind)!;
         assert.ok(row[2].includes(m.workflow), `${m.kind}: doc says "${row[2]}", expected ${m.workflow}`);
-        assert.ok(row[3].includes(m.lambda.name), `${m.kind}: doc says "${row[3]}", expected ${m.lambda.name}`);
+        assert.ok(
+          row[3].includes(m.lambda.name),
+          `${m.kind}: doc says "${row[3]}", expected ${m.lambda.name}`,
+        );
       }
     });
 
@@ -143,7 +208,11 @@ describe('bad-input matrix (issue G)', function () {
           await reset();
           const before = await itemCount();
           const res: RunResult = await runWorkflow(definition, m.input() as never, {
-            handlers: { dynamodb: db.client, lambda: realHandlers, taskToken: dbtCallbackDriver({ api, start: realHandlers[FN.startDbtRun] }).handler },
+            handlers: {
+              dynamodb: db.client,
+              lambda: realHandlers,
+              taskToken: dbtCallbackDriver({ api, start: realHandlers[FN.startDbtRun] }).handler,
+            },
           });
           if (m.accepted) {
             // Not malformed to the workflow: it reads only pipeline and batchId; the control table's
@@ -225,22 +294,30 @@ describe('bad-input matrix (issue G)', function () {
       // AWS names an intrinsic's failure States.Runtime; the local engine passes JSON.parse's SyntaxError through.
       ['tables is not JSON', { S: 'pc_policy,pc_claim' }, /^(States\.Runtime|SyntaxError)$/],
       ['tables is missing', undefined, /^States\.Runtime$/],
-      ['tables has the wrong DynamoDB type (a list, not the JSON string)', { L: [{ S: 'pc_policy' }] }, /^States\.Runtime$/],
+      [
+        'tables has the wrong DynamoDB type (a list, not the JSON string)',
+        { L: [{ S: 'pc_policy' }] },
+        /^States\.Runtime$/,
+      ],
     ];
     for (const [name, tables, error] of records) {
       it(`${name}: the tick fails with ${error.source}, nothing started (not even the newer, good batch)`, async () => {
         await seed(hour(1), tables);
         await seed(hour(2), goodTables);
         const starts: unknown[] = [];
-        const res = await runWorkflow(poller.definition, {}, {
-          handlers: {
-            dynamodb: ddb.client,
-            states: (_r, params) => {
-              starts.push(params.Name);
-              return { ExecutionArn: 'arn', StartDate: 'x' };
+        const res = await runWorkflow(
+          poller.definition,
+          {},
+          {
+            handlers: {
+              dynamodb: ddb.client,
+              states: (_r, params) => {
+                starts.push(params.Name);
+                return { ExecutionArn: 'arn', StartDate: 'x' };
+              },
             },
           },
-        });
+        );
         assert.equal(res.status, 'FAILED');
         assert.match(String(res.error), error, String(res.cause));
         assert.deepEqual(starts, []);

@@ -3,7 +3,10 @@ import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { isBatchIdOf } from '../contracts/batch-id';
 import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
 import { handler as batchContextHandler } from '../handlers/batch-context';
-import { checkConsistencyInputSchema, handler as checkConsistencyHandler } from '../handlers/check-consistency';
+import {
+  checkConsistencyInputSchema,
+  handler as checkConsistencyHandler,
+} from '../handlers/check-consistency';
 import { upstreamBatchSucceededDetailSchema } from '../handlers/event-schema';
 import { getDbtRunInputSchema } from '../handlers/get-dbt-run';
 import { batchContext } from '../handlers/lib/batch-context';
@@ -45,7 +48,15 @@ const refs: DownstreamWorkflowRefs = {
   },
   bus: { arn: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/etl-platform` },
   alerts: { arn: `arn:aws:sns:${REGION}:${ACCOUNT}:etl-platform-alerts` },
-  dbt: { maxRunMinutes: 30, maxQueueMinutes: 60, heartbeatSeconds: 300, maxLostRetries: 1, lockWaitMinutes: 60, lockLeaseMinutes: 15, replicationWaitMinutes: 0 },
+  dbt: {
+    maxRunMinutes: 30,
+    maxQueueMinutes: 60,
+    heartbeatSeconds: 300,
+    maxLostRetries: 1,
+    lockWaitMinutes: 60,
+    lockLeaseMinutes: 15,
+    replicationWaitMinutes: 0,
+  },
 };
 
 const ok = (f: () => unknown) => {
@@ -59,11 +70,29 @@ const ok = (f: () => unknown) => {
 const FENCE = { region: REGION, epoch: 1 };
 const HANDLER_SCHEMAS: Array<[string, (id: unknown) => boolean]> = [
   ['contracts isBatchIdOf', (id) => isBatchIdOf(PIPELINE, id)],
-  ['batch-context', (id) => ok(() => batchContext({ pipeline: PIPELINE, batchId: id as string, leaseSeconds: 60 }, new Date()))],
-  ['check-consistency', (id) => checkConsistencyInputSchema.safeParse({ pipeline: PIPELINE, batchId: id, expectedTables: TABLES }).success],
-  ['start-dbt-run', (id) => startDbtRunInputSchema.safeParse({ pipeline: PIPELINE, batchId: id, fence: FENCE }).success],
-  ['get-dbt-run (by key)', (id) => getDbtRunInputSchema.byKey.safeParse({ pipeline: PIPELINE, batchId: id, attempt: 1 }).success],
-  ['UpstreamBatchSucceeded detail', (id) => upstreamBatchSucceededDetailSchema.safeParse({ ...upstreamEvent().detail, batchId: id }).success],
+  [
+    'batch-context',
+    (id) =>
+      ok(() => batchContext({ pipeline: PIPELINE, batchId: id as string, leaseSeconds: 60 }, new Date())),
+  ],
+  [
+    'check-consistency',
+    (id) =>
+      checkConsistencyInputSchema.safeParse({ pipeline: PIPELINE, batchId: id, expectedTables: TABLES })
+        .success,
+  ],
+  [
+    'start-dbt-run',
+    (id) => startDbtRunInputSchema.safeParse({ pipeline: PIPELINE, batchId: id, fence: FENCE }).success,
+  ],
+  [
+    'get-dbt-run (by key)',
+    (id) => getDbtRunInputSchema.byKey.safeParse({ pipeline: PIPELINE, batchId: id, attempt: 1 }).success,
+  ],
+  [
+    'UpstreamBatchSucceeded detail',
+    (id) => upstreamBatchSucceededDetailSchema.safeParse({ ...upstreamEvent().detail, batchId: id }).success,
+  ],
 ];
 
 describe('one batch-id rule: the ASL and every handler accept exactly the same ids', function () {
@@ -71,7 +100,8 @@ describe('one batch-id rule: the ASL and every handler accept exactly the same i
 
   for (const [name, check] of HANDLER_SCHEMAS) {
     it(`${name}: ${IDS.filter((i) => i[2]).length} accepted, ${IDS.filter((i) => !i[2]).length} refused`, () => {
-      for (const [what, id, valid] of IDS) assert.equal(check(id), valid, `${name}: ${what} (${JSON.stringify(id)})`);
+      for (const [what, id, valid] of IDS)
+        assert.equal(check(id), valid, `${name}: ${what} (${JSON.stringify(id)})`);
     });
   }
 
@@ -81,17 +111,34 @@ describe('one batch-id rule: the ASL and every handler accept exactly the same i
     for (const [what, id, valid] of IDS) {
       it(`${what}: ${valid ? 'claimed' : 'InvalidTriggerEvent, nothing written'}`, async () => {
         await local.clear();
-        await local.db.client.send(new PutItemCommand({ TableName: TABLE, Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, activeRegion: { S: REGION }, epoch: { N: '1' } } }));
+        await local.db.client.send(
+          new PutItemCommand({
+            TableName: TABLE,
+            Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, activeRegion: { S: REGION }, epoch: { N: '1' } },
+          }),
+        );
         const res = await runWorkflow(definition, upstreamEvent({ batchId: id }), {
           handlers: {
             dynamodb: local.db.client,
-            lambda: { [fnArn('batch-context')]: (p) => batchContextHandler(p as never), [fnArn('check-consistency')]: (p) => checkConsistencyHandler(p) },
+            lambda: {
+              [fnArn('batch-context')]: (p) => batchContextHandler(p as never),
+              [fnArn('check-consistency')]: (p) => checkConsistencyHandler(p),
+            },
             taskToken: () => {
               throw new Error('no upstream records are seeded: the run never reaches dbt');
             },
           },
         });
-        const claimed = typeof id === 'string' && (await local.db.client.send(new GetItemCommand({ TableName: TABLE, Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: `BATCH#${id}#DOWNSTREAM` } } }))).Item !== undefined;
+        const claimed =
+          typeof id === 'string' &&
+          (
+            await local.db.client.send(
+              new GetItemCommand({
+                TableName: TABLE,
+                Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: `BATCH#${id}#DOWNSTREAM` } },
+              }),
+            )
+          ).Item !== undefined;
         assert.equal(claimed, valid, `${what}: ${res.status} ${res.error ?? ''}`);
         if (!valid) assert.equal(res.error, 'InvalidTriggerEvent');
       });

@@ -26,7 +26,12 @@ describe('DeadLetterQueue', () => {
     assert.equal(queue.inputs.sqsManagedSseEnabled, true);
     const alarm = mocks.resources.find((r) => r.type === 'aws:cloudwatch/metricAlarm:MetricAlarm')!;
     assert.deepEqual(
-      [alarm.inputs.metricName, alarm.inputs.comparisonOperator, alarm.inputs.threshold, alarm.inputs.dimensions.QueueName],
+      [
+        alarm.inputs.metricName,
+        alarm.inputs.comparisonOperator,
+        alarm.inputs.threshold,
+        alarm.inputs.dimensions.QueueName,
+      ],
       ['ApproximateNumberOfMessagesVisible', 'GreaterThanThreshold', 0, queue.state.name],
     );
     assert.deepEqual(alarm.inputs.alarmActions, ['arn:aws:sns:us-east-1:123456789012:alerts']);
@@ -43,7 +48,9 @@ describe('DeadLetterQueue', () => {
       });
       return dlq.arn;
     });
-    const policy = JSON.parse(mocks.resources.find((r) => r.type === 'aws:sqs/queuePolicy:QueuePolicy')!.inputs.policy);
+    const policy = JSON.parse(
+      mocks.resources.find((r) => r.type === 'aws:sqs/queuePolicy:QueuePolicy')!.inputs.policy,
+    );
     assert.deepEqual(policy.Statement, [
       {
         Sid: 'AllowSender0',

@@ -9,19 +9,31 @@ describe('cron evaluator (handlers/lib/cron.ts)', () => {
     // 2026: DST starts Sunday 8 March (02:00 → 03:00), ends Sunday 1 November (02:00 → 01:00).
     it('spring forward: 07:00Z before, 06:00Z after, and no fire on the day 02:00 does not exist', () => {
       const fires = previousFireTimes('cron(0 2 * * ? *)', NY, new Date('2026-03-10T12:00:00Z'), 4);
-      assert.deepEqual(iso(fires), ['2026-03-10T06:00:00Z', '2026-03-09T06:00:00Z', '2026-03-07T07:00:00Z', '2026-03-06T07:00:00Z']);
+      assert.deepEqual(iso(fires), [
+        '2026-03-10T06:00:00Z',
+        '2026-03-09T06:00:00Z',
+        '2026-03-07T07:00:00Z',
+        '2026-03-06T07:00:00Z',
+      ]);
     });
 
     it('fall back: 06:00Z before, 07:00Z after, one fire on the changeover day', () => {
       const fires = previousFireTimes('cron(0 2 * * ? *)', NY, new Date('2026-11-03T12:00:00Z'), 4);
-      assert.deepEqual(iso(fires), ['2026-11-03T07:00:00Z', '2026-11-02T07:00:00Z', '2026-11-01T07:00:00Z', '2026-10-31T06:00:00Z']);
+      assert.deepEqual(iso(fires), [
+        '2026-11-03T07:00:00Z',
+        '2026-11-02T07:00:00Z',
+        '2026-11-01T07:00:00Z',
+        '2026-10-31T06:00:00Z',
+      ]);
     });
 
     it('an ambiguous local time (01:30 on fall-back day) fires once, at its first occurrence', () => {
       const fires = previousFireTimes('cron(30 1 * * ? *)', NY, new Date('2026-11-02T12:00:00Z'), 3);
       assert.deepEqual(iso(fires), ['2026-11-02T06:30:00Z', '2026-11-01T05:30:00Z', '2026-10-31T05:30:00Z']);
       assert.deepEqual(
-        localToInstants({ year: 2026, month: 11, day: 1, hour: 1, minute: 30 }, NY).map((t) => new Date(t).toISOString()),
+        localToInstants({ year: 2026, month: 11, day: 1, hour: 1, minute: 30 }, NY).map((t) =>
+          new Date(t).toISOString(),
+        ),
         ['2026-11-01T05:30:00.000Z', '2026-11-01T06:30:00.000Z'],
       );
     });
@@ -34,13 +46,18 @@ describe('cron evaluator (handlers/lib/cron.ts)', () => {
   });
 
   it('cron(0/15 * * * ? *): every quarter hour, a fire at exactly `before` counts', () => {
-    assert.deepEqual(iso(previousFireTimes('cron(0/15 * * * ? *)', 'UTC', new Date('2026-11-27T02:07:30Z'), 3)), [
-      '2026-11-27T02:00:00Z',
-      '2026-11-27T01:45:00Z',
-      '2026-11-27T01:30:00Z',
-    ]);
-    assert.equal(lastFireTime('cron(0/15 * * * ? *)', 'UTC', new Date('2026-11-27T02:15:00Z'))?.toISOString(), '2026-11-27T02:15:00.000Z');
-    assert.equal(lastFireTime('cron(*/20 * * * ? *)', 'UTC', new Date('2026-11-27T02:59:00Z'))?.toISOString(), '2026-11-27T02:40:00.000Z');
+    assert.deepEqual(
+      iso(previousFireTimes('cron(0/15 * * * ? *)', 'UTC', new Date('2026-11-27T02:07:30Z'), 3)),
+      ['2026-11-27T02:00:00Z', '2026-11-27T01:45:00Z', '2026-11-27T01:30:00Z'],
+    );
+    assert.equal(
+      lastFireTime('cron(0/15 * * * ? *)', 'UTC', new Date('2026-11-27T02:15:00Z'))?.toISOString(),
+      '2026-11-27T02:15:00.000Z',
+    );
+    assert.equal(
+      lastFireTime('cron(*/20 * * * ? *)', 'UTC', new Date('2026-11-27T02:59:00Z'))?.toISOString(),
+      '2026-11-27T02:40:00.000Z',
+    );
   });
 
   it('weekday list cron(0 6 ? * MON-FRI *) skips the weekend (and equals 2-6)', () => {
@@ -64,35 +81,47 @@ describe('cron evaluator (handlers/lib/cron.ts)', () => {
       '2025-12-31T00:00:00Z',
     ]);
     // Last Friday of the month.
-    assert.deepEqual(iso(previousFireTimes('cron(0 0 ? * 6L *)', 'UTC', before, 2)), ['2026-02-27T00:00:00Z', '2026-01-30T00:00:00Z']);
-    // First Monday of the month.
-    assert.deepEqual(iso(previousFireTimes('cron(0 0 ? * MON#1 *)', 'UTC', before, 2)), ['2026-03-02T00:00:00Z', '2026-02-02T00:00:00Z']);
-    // 15 March 2026 is a Sunday → Monday 16; 15 February is a Sunday too.
-    assert.deepEqual(iso(previousFireTimes('cron(0 0 15W * ? *)', 'UTC', new Date('2026-03-25T00:00:00Z'), 3)), [
-      '2026-03-16T00:00:00Z',
-      '2026-02-16T00:00:00Z',
-      '2026-01-15T00:00:00Z',
+    assert.deepEqual(iso(previousFireTimes('cron(0 0 ? * 6L *)', 'UTC', before, 2)), [
+      '2026-02-27T00:00:00Z',
+      '2026-01-30T00:00:00Z',
     ]);
+    // First Monday of the month.
+    assert.deepEqual(iso(previousFireTimes('cron(0 0 ? * MON#1 *)', 'UTC', before, 2)), [
+      '2026-03-02T00:00:00Z',
+      '2026-02-02T00:00:00Z',
+    ]);
+    // 15 March 2026 is a Sunday → Monday 16; 15 February is a Sunday too.
+    assert.deepEqual(
+      iso(previousFireTimes('cron(0 0 15W * ? *)', 'UTC', new Date('2026-03-25T00:00:00Z'), 3)),
+      ['2026-03-16T00:00:00Z', '2026-02-16T00:00:00Z', '2026-01-15T00:00:00Z'],
+    );
     // Last weekday: 28 Feb 2026 is a Saturday → Friday 27.
-    assert.deepEqual(iso(previousFireTimes('cron(0 0 LW * ? *)', 'UTC', before, 1)), ['2026-02-27T00:00:00Z']);
+    assert.deepEqual(iso(previousFireTimes('cron(0 0 LW * ? *)', 'UTC', before, 1)), [
+      '2026-02-27T00:00:00Z',
+    ]);
   });
 
   it('month names, year field and a sparse expression (29 February)', () => {
-    assert.deepEqual(iso(previousFireTimes('cron(0 0 29 FEB ? *)', 'UTC', new Date('2026-03-01T00:00:00Z'), 2)), [
-      '2024-02-29T00:00:00Z',
-      '2020-02-29T00:00:00Z',
-    ]);
-    assert.deepEqual(previousFireTimes('cron(0 0 1 1 ? 2030)', 'UTC', new Date('2026-03-01T00:00:00Z'), 1), []);
+    assert.deepEqual(
+      iso(previousFireTimes('cron(0 0 29 FEB ? *)', 'UTC', new Date('2026-03-01T00:00:00Z'), 2)),
+      ['2024-02-29T00:00:00Z', '2020-02-29T00:00:00Z'],
+    );
+    assert.deepEqual(
+      previousFireTimes('cron(0 0 1 1 ? 2030)', 'UTC', new Date('2026-03-01T00:00:00Z'), 1),
+      [],
+    );
   });
 
   it('rate(6 hours): fixed period from the anchor, time zone irrelevant', () => {
     const anchor = { anchor: new Date('2026-01-01T01:00:00Z') };
-    assert.deepEqual(iso(previousFireTimes('rate(6 hours)', NY, new Date('2026-11-27T13:00:00Z'), 3, anchor)), [
-      '2026-11-27T13:00:00Z',
-      '2026-11-27T07:00:00Z',
-      '2026-11-27T01:00:00Z',
-    ]);
-    assert.equal(lastFireTime('rate(1 day)', 'UTC', new Date('2026-11-27T00:59:00Z'), anchor)?.toISOString(), '2026-11-26T01:00:00.000Z');
+    assert.deepEqual(
+      iso(previousFireTimes('rate(6 hours)', NY, new Date('2026-11-27T13:00:00Z'), 3, anchor)),
+      ['2026-11-27T13:00:00Z', '2026-11-27T07:00:00Z', '2026-11-27T01:00:00Z'],
+    );
+    assert.equal(
+      lastFireTime('rate(1 day)', 'UTC', new Date('2026-11-27T00:59:00Z'), anchor)?.toISOString(),
+      '2026-11-26T01:00:00.000Z',
+    );
     assert.throws(() => previousFireTimes('rate(6 hours)', 'UTC', new Date(), 1), /pass an anchor/);
   });
 
@@ -120,10 +149,14 @@ describe('cron evaluator (handlers/lib/cron.ts)', () => {
     for (const [expression, message] of cases) {
       assert.throws(
         () => parseSchedule(expression),
-        (e: Error) => e.name === 'InvalidScheduleExpression' && message.test(e.message) && e.message.includes(expression),
+        (e: Error) =>
+          e.name === 'InvalidScheduleExpression' && message.test(e.message) && e.message.includes(expression),
         expression,
       );
     }
-    assert.throws(() => previousFireTimes('cron(0 2 * * ? *)', 'Mars/Olympus', new Date(), 1), /not an IANA time zone/);
+    assert.throws(
+      () => previousFireTimes('cron(0 2 * * ? *)', 'Mars/Olympus', new Date(), 1),
+      /not an IANA time zone/,
+    );
   });
 });

@@ -21,7 +21,6 @@ const ROOT = path.resolve(__dirname, '..');
 const APP_DIR = path.join(ROOT, 'dbt-app');
 const VENV_BIN = path.join(ROOT, '.venv', 'bin');
 
-
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -65,16 +64,23 @@ describe('the dbt app as deployed: the rendered Deployment env starts the real a
 
     const motoPort = await freePort();
     endpoint = `http://127.0.0.1:${motoPort}`;
-    moto = spawn(path.join(VENV_BIN, 'moto_server'), ['-H', '127.0.0.1', '-p', String(motoPort)], { stdio: 'ignore' });
-    await waitFor('moto server', 30_000, async () => ((await fetch(`${endpoint}/moto-api/`)).ok ? true : undefined));
+    moto = spawn(path.join(VENV_BIN, 'moto_server'), ['-H', '127.0.0.1', '-p', String(motoPort)], {
+      stdio: 'ignore',
+    });
+    await waitFor('moto server', 30_000, async () =>
+      (await fetch(`${endpoint}/moto-api/`)).ok ? true : undefined,
+    );
 
     // The runs table exactly as the program declares it.
     const table = run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs;
     const ddb = new DynamoDBClient({ ...aws, endpoint });
     await ddb.send(new CreateTableCommand(createTableInput(table)));
     // The Snowflake secret with the value the program writes (account and the dbt app's keys).
-    const secretValue = run.one('aws:secretsmanager/secretVersion:SecretVersion', 'snowflake').inputs.secretString;
-    await new SecretsManagerClient({ ...aws, endpoint }).send(new CreateSecretCommand({ Name: env.SNOWFLAKE_SECRET_ID, SecretString: secretValue }));
+    const secretValue = run.one('aws:secretsmanager/secretVersion:SecretVersion', 'snowflake').inputs
+      .secretString;
+    await new SecretsManagerClient({ ...aws, endpoint }).send(
+      new CreateSecretCommand({ Name: env.SNOWFLAKE_SECRET_ID, SecretString: secretValue }),
+    );
 
     const port = await freePort();
     appUrl = `http://127.0.0.1:${port}`;
@@ -109,7 +115,8 @@ describe('the dbt app as deployed: the rendered Deployment env starts the real a
 
   it('/healthz answers 200 with the env the program renders', async () => {
     const status = await waitFor('the app', 60_000, async () => {
-      if (app?.exitCode !== null && app?.exitCode !== undefined) throw new Error(`gunicorn exited ${app.exitCode}:\n${appLog}`);
+      if (app?.exitCode !== null && app?.exitCode !== undefined)
+        throw new Error(`gunicorn exited ${app.exitCode}:\n${appLog}`);
       const response = await fetch(`${appUrl}/healthz`);
       return response.status === 200 ? response.status : undefined;
     }).catch((error) => {
@@ -118,22 +125,39 @@ describe('the dbt app as deployed: the rendered Deployment env starts the real a
     assert.equal(status, 200);
   });
 
-  it('the token from the rendered Secret is the one the app accepts, and runs land in the program\'s table', async () => {
+  it("the token from the rendered Secret is the one the app accepts, and runs land in the program's table", async () => {
     const batchId = 'policycenter-20261127T070000Z';
-    const body = { batchId, pipeline: 'policycenter', command: 'build', select: 'tag:policycenter', fence: { region: 'us-east-1', epoch: 1 } };
+    const body = {
+      batchId,
+      pipeline: 'policycenter',
+      command: 'build',
+      select: 'tag:policycenter',
+      fence: { region: 'us-east-1', epoch: 1 },
+    };
     const post = (token: string) =>
-      fetch(`${appUrl}/api/v1/runs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${appUrl}/api/v1/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     assert.equal((await post('not-the-token')).status, 401);
     const created = await post(env.DBT_API_TOKEN);
     assert.equal(created.status, 202, await created.clone().text());
-    const byKey = await fetch(`${appUrl}/api/v1/batches/${batchId}/attempts/1`, { headers: { authorization: `Bearer ${env.DBT_API_TOKEN}` } });
+    const byKey = await fetch(`${appUrl}/api/v1/batches/${batchId}/attempts/1`, {
+      headers: { authorization: `Bearer ${env.DBT_API_TOKEN}` },
+    });
     assert.equal(byKey.status, 200);
     assert.equal(((await byKey.json()) as { batchId: string }).batchId, batchId);
 
     const ddb = new DynamoDBClient({ ...aws, endpoint });
     const table = run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs;
     const items = await ddb.send(
-      new QueryCommand({ TableName: table.name, KeyConditionExpression: '#pk = :pk', ExpressionAttributeNames: { '#pk': table.hashKey }, ExpressionAttributeValues: { ':pk': { S: `RUN#${batchId}` } } }),
+      new QueryCommand({
+        TableName: table.name,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': table.hashKey },
+        ExpressionAttributeValues: { ':pk': { S: `RUN#${batchId}` } },
+      }),
     );
     assert.equal(items.Count, 1);
     assert.ok(!JSON.stringify(items.Items).includes(env.DBT_API_TOKEN), 'the API token is not stored');

@@ -25,7 +25,10 @@ import { ACCOUNT_ID } from './harness/pulumi-mocks';
 const STACKS: StackName[] = ['prod-east', 'prod-west'];
 const REGIONS = ['us-east-1', 'us-west-1'];
 const REGION_OF: Record<StackName, string> = { 'prod-east': 'us-east-1', 'prod-west': 'us-west-1' };
-const CLUSTER_OF: Record<string, string> = { 'us-east-1': 'dataplatform-prod-use1', 'us-west-1': 'dataplatform-prod-usw1' };
+const CLUSTER_OF: Record<string, string> = {
+  'us-east-1': 'dataplatform-prod-use1',
+  'us-west-1': 'dataplatform-prod-usw1',
+};
 const PEER_OF: Record<string, string> = { 'us-east-1': 'us-west-1', 'us-west-1': 'us-east-1' };
 
 /** kubernetes-models class for every Kubernetes type the program declares. */
@@ -61,7 +64,13 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
     }
   });
   const get = (stack: StackName, active: string) => runs.get(`${stack}/${active}`)!;
-  const all = () => [...runs.entries()].map(([key, run]) => ({ key, run, stack: key.split('/')[0] as StackName, region: REGION_OF[key.split('/')[0] as StackName] }));
+  const all = () =>
+    [...runs.entries()].map(([key, run]) => ({
+      key,
+      run,
+      stack: key.split('/')[0] as StackName,
+      region: REGION_OF[key.split('/')[0] as StackName],
+    }));
 
   it('every Kubernetes object passes kubernetes-models validation', () => {
     for (const { key, run } of all()) {
@@ -85,7 +94,11 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
         else assert.equal(namespace, 'dbt', `${key}: ${o.name} is not in the app namespace`);
       }
       const image = containerOf(run).image;
-      assert.equal(image, `${ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${DBT_REPOSITORY_NAME}:1.8.7-r3`, key);
+      assert.equal(
+        image,
+        `${ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${DBT_REPOSITORY_NAME}:1.8.7-r3`,
+        key,
+      );
       assert.equal(run.one('awsx:ecr:Repository').inputs.name, DBT_REPOSITORY_NAME);
     }
   });
@@ -111,7 +124,10 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
         assert.ok(pod.volumes.find((v: any) => v.name === tmp.name).emptyDir, 'emptyDir for /tmp');
       }
       // The namespace enforces the same profile at admission.
-      assert.equal(run.one('kubernetes:core/v1:Namespace').inputs.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
+      assert.equal(
+        run.one('kubernetes:core/v1:Namespace').inputs.metadata.labels['pod-security.kubernetes.io/enforce'],
+        'restricted',
+      );
     }
   });
 
@@ -135,43 +151,74 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.equal(env.AWS_REGION.value, region);
       assert.equal(env.SNOWFLAKE_SECRET_ID.value, 'etl-platform/snowflake');
       assert.equal(env.DBT_RUNS_TABLE.value, run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs.name);
-      assert.equal(env.CONTROL_TABLE.value, 'etl-platform-control', `${key}: the app renews leases on the control table`);
-      assert.equal(env.PORT.value, String(container.ports[0].containerPort), `${key}: the app binds the port the container declares`);
+      assert.equal(
+        env.CONTROL_TABLE.value,
+        'etl-platform-control',
+        `${key}: the app renews leases on the control table`,
+      );
+      assert.equal(
+        env.PORT.value,
+        String(container.ports[0].containerPort),
+        `${key}: the app binds the port the container declares`,
+      );
     }
   });
 
-  it('the Deployment sets only variables of the app\'s env contract, every required one, and secrets only by reference', () => {
+  it("the Deployment sets only variables of the app's env contract, every required one, and secrets only by reference", () => {
     for (const { key, run } of all()) {
       const env = envOf(run);
       for (const [name, e] of Object.entries<any>(env)) {
         const entry = APP_ENV_CONTRACT[name];
         assert.ok(entry, `${key}: ${name} is set by the Deployment but is not in dbt-app/env-contract.json`);
-        assert.ok(entry.from === 'deployment' || entry.from === 'secret', `${key}: ${name} is ${entry.from}-supplied, yet the Deployment sets it`);
-        assert.equal(entry.from === 'secret', e.valueFrom?.secretKeyRef !== undefined, `${key}: ${name} secret-ness`);
+        assert.ok(
+          entry.from === 'deployment' || entry.from === 'secret',
+          `${key}: ${name} is ${entry.from}-supplied, yet the Deployment sets it`,
+        );
+        assert.equal(
+          entry.from === 'secret',
+          e.valueFrom?.secretKeyRef !== undefined,
+          `${key}: ${name} secret-ness`,
+        );
       }
       for (const [name, entry] of Object.entries(APP_ENV_CONTRACT)) {
-        if (entry.required && (entry.from === 'deployment' || entry.from === 'secret')) assert.ok(env[name], `${key}: required ${name} is not set`);
+        if (entry.required && (entry.from === 'deployment' || entry.from === 'secret'))
+          assert.ok(env[name], `${key}: required ${name} is not set`);
       }
     }
   });
 
   it('containerEnv refuses a name outside the contract, a wrong source and a missing required variable', () => {
-    const contract = { A: { from: 'deployment', required: true, description: '' }, S: { from: 'secret', required: true, description: '' } } as const;
+    const contract = {
+      A: { from: 'deployment', required: true, description: '' },
+      S: { from: 'secret', required: true, description: '' },
+    } as const;
     const ref = { name: 'n', key: 'k' };
     assert.deepEqual(
       containerEnv({ A: '1' }, { S: ref }, contract).map((e) => e.name),
       ['A', 'S'],
     );
-    assert.throws(() => containerEnv({ A: '1', API_TOKEN: 'x' }, { S: ref }, contract), /API_TOKEN is not in dbt-app\/env-contract.json/);
-    assert.throws(() => containerEnv({ A: '1', S: 'literal' }, {}, contract), /S is supplied as deployment but the contract says secret/);
-    assert.throws(() => containerEnv({}, { S: ref }, contract), /A is required by the app but the Deployment does not set it/);
+    assert.throws(
+      () => containerEnv({ A: '1', API_TOKEN: 'x' }, { S: ref }, contract),
+      /API_TOKEN is not in dbt-app\/env-contract.json/,
+    );
+    assert.throws(
+      () => containerEnv({ A: '1', S: 'literal' }, {}, contract),
+      /S is supplied as deployment but the contract says secret/,
+    );
+    assert.throws(
+      () => containerEnv({}, { S: ref }, contract),
+      /A is required by the app but the Deployment does not set it/,
+    );
   });
 
-  it('the pod outlives the app\'s own shutdown grace, so an in-flight run is finished or marked INTERRUPTED before the kill', () => {
+  it("the pod outlives the app's own shutdown grace, so an in-flight run is finished or marked INTERRUPTED before the kill", () => {
     for (const { key, run } of all()) {
       const spec = deploymentOf(run).inputs.spec.template.spec;
       assert.equal(envOf(run).SHUTDOWN_GRACE_SECONDS.value, String(SHUTDOWN_GRACE_SECONDS));
-      assert.ok(spec.terminationGracePeriodSeconds >= SHUTDOWN_GRACE_SECONDS + 20, `${key}: ${spec.terminationGracePeriodSeconds}`);
+      assert.ok(
+        spec.terminationGracePeriodSeconds >= SHUTDOWN_GRACE_SECONDS + 20,
+        `${key}: ${spec.terminationGracePeriodSeconds}`,
+      );
     }
   });
 
@@ -180,7 +227,10 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       const table = run.one('aws:dynamodb/table:Table', 'dbt-runs');
       assert.equal(table.inputs.name, RUNS_TABLE_NAME);
       assert.deepEqual(table.inputs.replicas ?? [], [], `${key}: the run registry must not replicate`);
-      assert.deepEqual(table.inputs.globalSecondaryIndexes.map((i: any) => [i.name, i.hashKey, i.rangeKey]), [[RUNS_STATUS_INDEX, 'status', 'queuedAt']]);
+      assert.deepEqual(
+        table.inputs.globalSecondaryIndexes.map((i: any) => [i.name, i.hashKey, i.rangeKey]),
+        [[RUNS_STATUS_INDEX, 'status', 'queuedAt']],
+      );
       assert.equal(table.inputs.serverSideEncryption.enabled, true);
       assert.equal(table.inputs.pointInTimeRecovery.enabled, true);
     }
@@ -195,10 +245,17 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
 
   for (const stack of STACKS) {
     it(`${stack}: flipping activeRegion changes the Deployment's replicas and nothing else in the dbt app or its image`, () => {
-      const { added, removed, changes } = diffRuns(get(stack, 'us-east-1').resources, get(stack, 'us-west-1').resources);
+      const { added, removed, changes } = diffRuns(
+        get(stack, 'us-east-1').resources,
+        get(stack, 'us-west-1').resources,
+      );
       assert.deepEqual(added, []);
       assert.deepEqual(removed, []);
-      const ours = changes.filter((c) => /^(kubernetes:|awsx:|aws:ecr|pulumi:providers:kubernetes|etl-platform:k8s:)|::etl-dbt/.test(c.resource));
+      const ours = changes.filter((c) =>
+        /^(kubernetes:|awsx:|aws:ecr|pulumi:providers:kubernetes|etl-platform:k8s:)|::etl-dbt/.test(
+          c.resource,
+        ),
+      );
       assert.deepEqual(
         ours.map((c) => [c.resource, c.path]),
         [['kubernetes:apps/v1:Deployment::etl-dbt-deployment', 'spec.replicas']],
@@ -214,16 +271,35 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       const exec = kubeconfig.users[0].user.exec;
       assert.equal(exec.apiVersion, 'client.authentication.k8s.io/v1beta1');
       assert.equal(exec.command, 'aws');
-      assert.deepEqual(exec.args.slice(0, 6), ['eks', 'get-token', '--cluster-name', CLUSTER_OF[region], '--region', region]);
-      assert.match(kubeconfig.clusters[0].cluster.server, new RegExp(`^https://[0-9A-F]+\\.gr7\\.${region}\\.eks\\.amazonaws\\.com$`));
+      assert.deepEqual(exec.args.slice(0, 6), [
+        'eks',
+        'get-token',
+        '--cluster-name',
+        CLUSTER_OF[region],
+        '--region',
+        region,
+      ]);
+      assert.match(
+        kubeconfig.clusters[0].cluster.server,
+        new RegExp(`^https://[0-9A-F]+\\.gr7\\.${region}\\.eks\\.amazonaws\\.com$`),
+      );
       assert.ok(kubeconfig.clusters[0].cluster['certificate-authority-data']);
-      assert.ok(!provider.inputs.kubeconfig.includes(PEER_OF[region]), `${key}: kubeconfig mentions the peer region`);
+      assert.ok(
+        !provider.inputs.kubeconfig.includes(PEER_OF[region]),
+        `${key}: kubeconfig mentions the peer region`,
+      );
       for (const o of kubeObjects(run)) {
-        assert.ok(o.provider.endsWith(`pulumi:providers:kubernetes::k8s-${region}::k8s-${region}_id`), `${key}: ${o.name} uses ${o.provider}`);
+        assert.ok(
+          o.provider.endsWith(`pulumi:providers:kubernetes::k8s-${region}::k8s-${region}_id`),
+          `${key}: ${o.name} uses ${o.provider}`,
+        );
       }
       // The cluster was looked up by this region's name, through this region's AWS provider.
       const lookups = run.mocks.calls.filter((c) => c.token === 'aws:eks/getCluster:getCluster');
-      assert.deepEqual(lookups.map((c) => c.inputs.name), [CLUSTER_OF[region]]);
+      assert.deepEqual(
+        lookups.map((c) => c.inputs.name),
+        [CLUSTER_OF[region]],
+      );
       assert.ok(lookups.every((c) => (c.provider ?? '').includes(`aws-${region}`)));
     }
   });
@@ -241,7 +317,12 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.equal(statement.Effect, 'Allow');
       assert.equal(statement.Action, 'sts:AssumeRoleWithWebIdentity');
       const provider = statement.Principal.Federated as string;
-      assert.match(provider, new RegExp(`^arn:aws:iam::${ACCOUNT_ID}:oidc-provider/oidc\\.eks\\.${region}\\.amazonaws\\.com/id/[0-9A-F]{32}$`));
+      assert.match(
+        provider,
+        new RegExp(
+          `^arn:aws:iam::${ACCOUNT_ID}:oidc-provider/oidc\\.eks\\.${region}\\.amazonaws\\.com/id/[0-9A-F]{32}$`,
+        ),
+      );
       const host = provider.split(':oidc-provider/')[1];
       assert.deepEqual(Object.keys(statement.Condition), ['StringEquals']);
       assert.deepEqual(statement.Condition.StringEquals, {
@@ -259,18 +340,33 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
             [`arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/etl-platform-control`],
             {
               'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PIPELINE#*'] },
-              'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] },
+              'ForAllValues:StringEquals': {
+                'dynamodb:Attributes': ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'],
+              },
               StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
             },
           ],
-          ['Allow', ['secretsmanager:GetSecretValue'], [`arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:etl-platform/snowflake-??????`], undefined],
+          [
+            'Allow',
+            ['secretsmanager:GetSecretValue'],
+            [`arn:aws:secretsmanager:${region}:${ACCOUNT_ID}:secret:etl-platform/snowflake-??????`],
+            undefined,
+          ],
           [
             'Allow',
             ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
-            [`arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${RUNS_TABLE_NAME}`, `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${RUNS_TABLE_NAME}/index/${RUNS_STATUS_INDEX}`],
+            [
+              `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${RUNS_TABLE_NAME}`,
+              `arn:aws:dynamodb:${region}:${ACCOUNT_ID}:table/${RUNS_TABLE_NAME}/index/${RUNS_STATUS_INDEX}`,
+            ],
             undefined,
           ],
-          ['Allow', ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'], ['*'], { StringEquals: { 'aws:RequestedRegion': region } }],
+          [
+            'Allow',
+            ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+            ['*'],
+            { StringEquals: { 'aws:RequestedRegion': region } },
+          ],
         ],
       );
     }
@@ -299,7 +395,9 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
 
   it('ECR replication is declared only in the home stack, to the peer region, for the dbt repository only', () => {
     for (const active of REGIONS) {
-      const replication = get('prod-east', active).one('aws:ecr/replicationConfiguration:ReplicationConfiguration');
+      const replication = get('prod-east', active).one(
+        'aws:ecr/replicationConfiguration:ReplicationConfiguration',
+      );
       assert.equal(replication.region, 'us-east-1');
       assert.deepEqual(replication.inputs.replicationConfiguration.rules, [
         {
@@ -307,7 +405,10 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
           repositoryFilters: [{ filter: DBT_REPOSITORY_NAME, filterType: 'PREFIX_MATCH' }],
         },
       ]);
-      assert.equal(get('prod-west', active).ofType('aws:ecr/replicationConfiguration:ReplicationConfiguration').length, 0);
+      assert.equal(
+        get('prod-west', active).ofType('aws:ecr/replicationConfiguration:ReplicationConfiguration').length,
+        0,
+      );
     }
   });
 
@@ -324,7 +425,8 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
 
   it('the Service is an internal NLB in the Lambda subnets; only their CIDRs reach the app port', () => {
     for (const { key, run, stack, region } of all()) {
-      const subnetIds: string[] = JSON.parse(stackConfig(stack)['etl-platform:lambdaNetwork'])[region].subnetIds;
+      const subnetIds: string[] = JSON.parse(stackConfig(stack)['etl-platform:lambdaNetwork'])[region]
+        .subnetIds;
       const service = run.one('kubernetes:core/v1:Service').inputs;
       const a = service.metadata.annotations;
       assert.equal(a['service.beta.kubernetes.io/aws-load-balancer-scheme'], 'internal', key);
@@ -333,7 +435,9 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.equal(a['service.beta.kubernetes.io/aws-load-balancer-subnets'], subnetIds.join(','));
       assert.equal(service.spec.type, 'LoadBalancer');
 
-      const cidrs = run.mocks.calls.filter((c) => c.token === 'aws:ec2/getSubnet:getSubnet').map((c) => c.inputs.id);
+      const cidrs = run.mocks.calls
+        .filter((c) => c.token === 'aws:ec2/getSubnet:getSubnet')
+        .map((c) => c.inputs.id);
       assert.deepEqual(cidrs, subnetIds, 'every Lambda subnet was looked up');
       const policy = run.one('kubernetes:networking.k8s.io/v1:NetworkPolicy').inputs.spec;
       assert.deepEqual(policy.policyTypes, ['Ingress']);
@@ -347,8 +451,14 @@ describe('dbt app on EKS: all four stack × activeRegion combinations', () => {
       assert.deepEqual(policy.podSelector.matchLabels, deploymentOf(run).inputs.spec.selector.matchLabels);
 
       // TLS (shipped stacks): the URL names the certificate's host, which a CNAME points at this NLB.
-      assert.match(run.outputs.dbtApiUrl, new RegExp(`^https://dbt-api\\.[a-z0-9]+\\.dataplatform\\.example-insurer\\.com$`));
-      assert.match(run.one('aws:route53/record:Record', 'api-dns').inputs.records[0], new RegExp(`^[a-z0-9-]+\\.elb\\.${region}\\.amazonaws\\.com$`));
+      assert.match(
+        run.outputs.dbtApiUrl,
+        new RegExp(`^https://dbt-api\\.[a-z0-9]+\\.dataplatform\\.example-insurer\\.com$`),
+      );
+      assert.match(
+        run.one('aws:route53/record:Record', 'api-dns').inputs.records[0],
+        new RegExp(`^[a-z0-9-]+\\.elb\\.${region}\\.amazonaws\\.com$`),
+      );
     }
   });
 
@@ -388,11 +498,28 @@ describe('dbt app: a cold passive region (dbtReplicas.passive = 0)', () => {
 describe('dbt app: pure builders', () => {
   it('buildKubeconfig authenticates through aws eks get-token for that cluster and region', () => {
     const config = JSON.parse(
-      buildKubeconfig({ clusterName: 'c1', region: 'us-west-1', endpoint: 'https://x.eks.amazonaws.com', certificateAuthorityData: 'Q0E=' }),
+      buildKubeconfig({
+        clusterName: 'c1',
+        region: 'us-west-1',
+        endpoint: 'https://x.eks.amazonaws.com',
+        certificateAuthorityData: 'Q0E=',
+      }),
     );
     assert.equal(config['current-context'], 'us-west-1/c1');
-    assert.deepEqual(config.users[0].user.exec.args, ['eks', 'get-token', '--cluster-name', 'c1', '--region', 'us-west-1', '--output', 'json']);
-    assert.deepEqual(config.clusters[0].cluster, { server: 'https://x.eks.amazonaws.com', 'certificate-authority-data': 'Q0E=' });
+    assert.deepEqual(config.users[0].user.exec.args, [
+      'eks',
+      'get-token',
+      '--cluster-name',
+      'c1',
+      '--region',
+      'us-west-1',
+      '--output',
+      'json',
+    ]);
+    assert.deepEqual(config.clusters[0].cluster, {
+      server: 'https://x.eks.amazonaws.com',
+      'certificate-authority-data': 'Q0E=',
+    });
   });
 
   it('oidcProviderArn and irsaTrustPolicy strip the scheme from the issuer', () => {
@@ -400,14 +527,28 @@ describe('dbt app: pure builders', () => {
     const arn = oidcProviderArn('aws', ACCOUNT_ID, issuer);
     assert.equal(arn, `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC`);
     const condition = irsaTrustPolicy(arn, issuer, 'dbt', 'dbt-app').Statement[0].Condition.StringEquals;
-    assert.deepEqual(Object.keys(condition), ['oidc.eks.us-east-1.amazonaws.com/id/ABC:sub', 'oidc.eks.us-east-1.amazonaws.com/id/ABC:aud']);
+    assert.deepEqual(Object.keys(condition), [
+      'oidc.eks.us-east-1.amazonaws.com/id/ABC:sub',
+      'oidc.eks.us-east-1.amazonaws.com/id/ABC:aud',
+    ]);
   });
 
   it('deploymentSpec and disruptionBudgetSpec validate for 0, 1 and 3 replicas', () => {
     for (const replicas of [0, 1, 3]) {
-      const spec = deploymentSpec(replicas, { image: 'r/x:1', port: 8080, region: 'us-east-1', snowflakeSecretId: 'etl-platform/snowflake', runsTable: RUNS_TABLE_NAME, controlTable: 'etl-platform-control', resources: DEFAULT_RESOURCES });
+      const spec = deploymentSpec(replicas, {
+        image: 'r/x:1',
+        port: 8080,
+        region: 'us-east-1',
+        snowflakeSecretId: 'etl-platform/snowflake',
+        runsTable: RUNS_TABLE_NAME,
+        controlTable: 'etl-platform-control',
+        resources: DEFAULT_RESOURCES,
+      });
       new Deployment({ metadata: { name: 'dbt-app' }, spec: spec as any }).validate();
-      new PodDisruptionBudget({ metadata: { name: 'dbt-app' }, spec: disruptionBudgetSpec() as any }).validate();
+      new PodDisruptionBudget({
+        metadata: { name: 'dbt-app' },
+        spec: disruptionBudgetSpec() as any,
+      }).validate();
     }
   });
 
@@ -427,10 +568,14 @@ function pathsContaining(value: unknown, needle: string, path = ''): string[] {
 }
 
 describe('dbt API TLS (the bearer token never crosses the VPC in clear)', () => {
-  const dbtWith = (stack: StackName, extra: Record<string, unknown>) => ({ ...JSON.parse(stackConfig(stack)['etl-platform:dbt']), ...extra });
-  const envOfFn = (run: ProgramRun, part: string) => run.one('aws:lambda/function:Function', part).inputs.environment.variables;
+  const dbtWith = (stack: StackName, extra: Record<string, unknown>) => ({
+    ...JSON.parse(stackConfig(stack)['etl-platform:dbt']),
+    ...extra,
+  });
+  const envOfFn = (run: ProgramRun, part: string) =>
+    run.one('aws:lambda/function:Function', part).inputs.environment.variables;
 
-  it('the shipped stacks terminate TLS on the NLB with their own region\'s certificate, behind a CNAME the certificate names', async () => {
+  it("the shipped stacks terminate TLS on the NLB with their own region's certificate, behind a CNAME the certificate names", async () => {
     for (const stack of STACKS) {
       const run = await runProgram({ stack });
       if (run.error) throw run.error;
@@ -438,9 +583,14 @@ describe('dbt API TLS (the bearer token never crosses the VPC in clear)', () => 
       const tls = JSON.parse(stackConfig(stack)['etl-platform:dbt']).tls;
       const endpoint = tls.endpoints[region];
       const service = run.one('kubernetes:core/v1:Service');
-      assert.deepEqual(service.inputs.spec.ports, [{ name: 'https', port: 443, targetPort: 'http', protocol: 'TCP' }]);
+      assert.deepEqual(service.inputs.spec.ports, [
+        { name: 'https', port: 443, targetPort: 'http', protocol: 'TCP' },
+      ]);
       const annotations = service.inputs.metadata.annotations;
-      assert.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-cert'], endpoint.certificateArn);
+      assert.equal(
+        annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-cert'],
+        endpoint.certificateArn,
+      );
       assert.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-ports'], 'https');
       assert.equal(endpoint.certificateArn.split(':')[3], region);
       const record = run.one('aws:route53/record:Record', 'api-dns');
@@ -457,11 +607,24 @@ describe('dbt API TLS (the bearer token never crosses the VPC in clear)', () => 
   });
 
   it('without dbt.tls the program refuses to deploy, naming the fix, unless plain HTTP is chosen explicitly', async () => {
-    const refused = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: undefined }) } });
-    assert.match(String(refused.error?.message), /etl-platform:dbt\.tls.*plain HTTP.*Fix: set dbt\.tls .*dbt\.allowPlainHttp true/s);
-    assert.equal(refused.resources.filter((r) => !r.type.startsWith('pulumi:')).length, 0, 'nothing declared');
+    const refused = await runProgram({
+      stack: 'prod-east',
+      config: { dbt: dbtWith('prod-east', { tls: undefined }) },
+    });
+    assert.match(
+      String(refused.error?.message),
+      /etl-platform:dbt\.tls.*plain HTTP.*Fix: set dbt\.tls .*dbt\.allowPlainHttp true/s,
+    );
+    assert.equal(
+      refused.resources.filter((r) => !r.type.startsWith('pulumi:')).length,
+      0,
+      'nothing declared',
+    );
 
-    const plain = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: undefined, allowPlainHttp: true }) } });
+    const plain = await runProgram({
+      stack: 'prod-east',
+      config: { dbt: dbtWith('prod-east', { tls: undefined, allowPlainHttp: true }) },
+    });
     if (plain.error) throw plain.error;
     assert.deepEqual(plain.one('kubernetes:core/v1:Service').inputs.spec.ports[0].port, 80);
     assert.equal(plain.ofType('aws:route53/record:Record').length, 0);
@@ -472,11 +635,34 @@ describe('dbt API TLS (the bearer token never crosses the VPC in clear)', () => 
 
   it('a certificate from another region, or a region without an endpoint, is refused before anything is declared', async () => {
     const tls = JSON.parse(stackConfig('prod-east')['etl-platform:dbt']).tls;
-    const swapped = { ...tls, endpoints: { ...tls.endpoints, 'us-east-1': { ...tls.endpoints['us-east-1'], certificateArn: tls.endpoints['us-west-1'].certificateArn } } };
-    const wrongRegion = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: swapped }) } });
-    assert.match(String(wrongRegion.error?.message), /dbt\.tls\.endpoints\.us-east-1\.certificateArn = .*is in us-west-1, but an NLB in us-east-1/);
-    const missing = await runProgram({ stack: 'prod-east', config: { dbt: dbtWith('prod-east', { tls: { ...tls, endpoints: { 'us-east-1': tls.endpoints['us-east-1'] } } }) } });
+    const swapped = {
+      ...tls,
+      endpoints: {
+        ...tls.endpoints,
+        'us-east-1': {
+          ...tls.endpoints['us-east-1'],
+          certificateArn: tls.endpoints['us-west-1'].certificateArn,
+        },
+      },
+    };
+    const wrongRegion = await runProgram({
+      stack: 'prod-east',
+      config: { dbt: dbtWith('prod-east', { tls: swapped }) },
+    });
+    assert.match(
+      String(wrongRegion.error?.message),
+      /dbt\.tls\.endpoints\.us-east-1\.certificateArn = .*is in us-west-1, but an NLB in us-east-1/,
+    );
+    const missing = await runProgram({
+      stack: 'prod-east',
+      config: {
+        dbt: dbtWith('prod-east', {
+          tls: { ...tls, endpoints: { 'us-east-1': tls.endpoints['us-east-1'] } },
+        }),
+      },
+    });
     assert.match(String(missing.error?.message), /has no endpoint for us-west-1/);
-    for (const run of [wrongRegion, missing]) assert.equal(run.resources.filter((r) => !r.type.startsWith('pulumi:')).length, 0);
+    for (const run of [wrongRegion, missing])
+      assert.equal(run.resources.filter((r) => !r.type.startsWith('pulumi:')).length, 0);
   });
 });

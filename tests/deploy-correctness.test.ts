@@ -24,7 +24,10 @@ before(async () => {
 describe('deploy correctness: event-bus targets', () => {
   it('no target whose arn is an event bus has a retry policy; the forwarding target keeps its DLQ and role', () => {
     for (const stack of STACKS) {
-      const busTargets = runs.get(stack)!.ofType('aws:cloudwatch/eventTarget:EventTarget').filter((t) => /:event-bus\//.test(String(t.inputs.arn)));
+      const busTargets = runs
+        .get(stack)!
+        .ofType('aws:cloudwatch/eventTarget:EventTarget')
+        .filter((t) => /:event-bus\//.test(String(t.inputs.arn)));
       assert.equal(busTargets.length, 1, `${stack}: the cross-region forwarding target`);
       for (const t of busTargets) {
         assert.equal(t.inputs.retryPolicy, undefined, `${stack} ${t.name}`);
@@ -42,20 +45,31 @@ describe('deploy correctness: alarms watch metrics that exist', () => {
       assert.ok(alarms.length > 20);
       for (const a of alarms) {
         assert.ok(a.inputs.namespace in METRIC_NAMES, `${a.name}: namespace ${a.inputs.namespace}`);
-        assert.ok(isPublishedMetric(a.inputs.namespace, a.inputs.metricName), `${a.name}: ${a.inputs.namespace} ${a.inputs.metricName} is not published`);
+        assert.ok(
+          isPublishedMetric(a.inputs.namespace, a.inputs.metricName),
+          `${a.name}: ${a.inputs.namespace} ${a.inputs.metricName} is not published`,
+        );
       }
     }
   });
 
   it('every rule alarms on DLQ deliveries and on deliveries that could not reach the DLQ', () => {
-    assert.ok(RULE_ALARM_METRICS.includes('InvocationsSentToDlq') && RULE_ALARM_METRICS.includes('InvocationsFailedToBeSentToDlq'));
+    assert.ok(
+      RULE_ALARM_METRICS.includes('InvocationsSentToDlq') &&
+        RULE_ALARM_METRICS.includes('InvocationsFailedToBeSentToDlq'),
+    );
     for (const stack of STACKS) {
       const run = runs.get(stack)!;
       const alarms = run.ofType('aws:cloudwatch/metricAlarm:MetricAlarm');
       for (const rule of run.ofType('aws:cloudwatch/eventRule:EventRule')) {
         for (const metricName of ['InvocationsSentToDlq', 'InvocationsFailedToBeSentToDlq']) {
           assert.ok(
-            alarms.some((a) => a.inputs.namespace === 'AWS/Events' && a.inputs.metricName === metricName && a.inputs.dimensions?.RuleName === rule.inputs.name),
+            alarms.some(
+              (a) =>
+                a.inputs.namespace === 'AWS/Events' &&
+                a.inputs.metricName === metricName &&
+                a.inputs.dimensions?.RuleName === rule.inputs.name,
+            ),
             `${stack} ${rule.inputs.name} ${metricName}`,
           );
         }
@@ -71,7 +85,8 @@ describe('deploy correctness: alarms watch metrics that exist', () => {
 
 describe('deploy correctness: ECR replication is opt-in', () => {
   const dbt = JSON.parse(stackConfig('prod-east')['etl-platform:dbt']);
-  const replicationOf = (run: ProgramRun) => run.ofType('aws:ecr/replicationConfiguration:ReplicationConfiguration');
+  const replicationOf = (run: ProgramRun) =>
+    run.ofType('aws:ecr/replicationConfiguration:ReplicationConfiguration');
 
   it('off by default: no registry-wide replication configuration in either stack', async () => {
     const { ecrReplication: _dropped, ...withoutKey } = dbt;
@@ -99,7 +114,10 @@ describe('deploy correctness: every up re-asserts the fence', () => {
       const input = JSON.parse(fence.inputs.input);
       assert.equal(input.activeRegion, 'us-east-1');
       assert.equal(input.stack, stack);
-      assert.ok(Date.now() - Date.parse(input.assertedAt) < 30 * 60_000, 'assertedAt is the time of this run');
+      assert.ok(
+        Date.now() - Date.parse(input.assertedAt) < 30 * 60_000,
+        'assertedAt is the time of this run',
+      );
     }
     const a = fenceInvocationArgs('fn', 'us-east-1', 'prod-east', new Date('2027-01-01T00:00:00Z'));
     const b = fenceInvocationArgs('fn', 'us-east-1', 'prod-east', new Date('2027-01-01T00:05:00Z'));
@@ -114,8 +132,14 @@ describe('deploy correctness: every up re-asserts the fence', () => {
     const TABLE = 'fence-crud';
     const fenceWriter = require('../handlers/fence-writer') as typeof import('../handlers/fence-writer');
     const call = (activeRegion: string, stack: string, action?: string, prev?: object) =>
-      fenceWriter.handler({ activeRegion, stack, assertedAt: new Date().toISOString(), ...(action ? { tf: { action, prev_input: prev ?? null } } : {}) });
-    const read = async () => (await client.send(new GetItemCommand({ TableName: TABLE, Key: FENCE_KEY }))).Item;
+      fenceWriter.handler({
+        activeRegion,
+        stack,
+        assertedAt: new Date().toISOString(),
+        ...(action ? { tf: { action, prev_input: prev ?? null } } : {}),
+      });
+    const read = async () =>
+      (await client.send(new GetItemCommand({ TableName: TABLE, Key: FENCE_KEY }))).Item;
 
     before(async () => {
       db = await startDynalite();
@@ -140,15 +164,33 @@ describe('deploy correctness: every up re-asserts the fence', () => {
     });
 
     it('create writes the fence; an update with the same region leaves the epoch alone', async () => {
-      assert.deepEqual(await call('us-east-1', 'prod-east', 'create'), { activeRegion: 'us-east-1', epoch: 1, changed: true, warehouse: { region: 'us-east-1', epoch: 1 }, action: 'create' });
-      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), { activeRegion: 'us-east-1', epoch: 1, changed: false, warehouse: { region: 'us-east-1', epoch: 1 }, action: 'update' });
+      assert.deepEqual(await call('us-east-1', 'prod-east', 'create'), {
+        activeRegion: 'us-east-1',
+        epoch: 1,
+        changed: true,
+        warehouse: { region: 'us-east-1', epoch: 1 },
+        action: 'create',
+      });
+      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), {
+        activeRegion: 'us-east-1',
+        epoch: 1,
+        changed: false,
+        warehouse: { region: 'us-east-1', epoch: 1 },
+        action: 'update',
+      });
     });
 
-    it('drift: a fence moved behind this stack\'s back is put back by the next update, with one epoch step', async () => {
+    it("drift: a fence moved behind this stack's back is put back by the next update, with one epoch step", async () => {
       await writeFence(client, TABLE, 'us-west-1', 'prod-west'); // the other stack's up, never undone
       assert.equal((await read())?.epoch?.N, '2');
       // This stack's state still says us-east-1 (no config change): the old CREATE_ONLY scope never invoked here.
-      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), { activeRegion: 'us-east-1', epoch: 3, changed: true, warehouse: { region: 'us-east-1', epoch: 3 }, action: 'update' });
+      assert.deepEqual(await call('us-east-1', 'prod-east', 'update', { activeRegion: 'us-east-1' }), {
+        activeRegion: 'us-east-1',
+        epoch: 3,
+        changed: true,
+        warehouse: { region: 'us-east-1', epoch: 3 },
+        action: 'update',
+      });
       assert.equal((await read())?.activeRegion?.S, 'us-east-1');
     });
 
@@ -160,7 +202,10 @@ describe('deploy correctness: every up re-asserts the fence', () => {
 
     it('an invocation without tf (the old CREATE_ONLY input) still writes; an unknown action is refused', async () => {
       assert.equal((await call('us-east-1', 'prod-east')).action, 'create');
-      await assert.rejects(call('us-east-1', 'prod-east', 'refresh'), (e: Error) => e.name === 'InvalidInput' && /tf\.action/.test(e.message));
+      await assert.rejects(
+        call('us-east-1', 'prod-east', 'refresh'),
+        (e: Error) => e.name === 'InvalidInput' && /tf\.action/.test(e.message),
+      );
     });
   });
 });
@@ -168,7 +213,10 @@ describe('deploy correctness: every up re-asserts the fence', () => {
 describe('deploy correctness: a DST-gap cron accepted on purpose warns', () => {
   it('allowDstGap: true deploys and logs a warning naming the key and the skipped time', async () => {
     const pipelines = JSON.parse(stackConfig('prod-east')['etl-platform:pipelines']);
-    pipelines[0] = { ...pipelines[0], schedule: { expression: 'cron(0 2 * * ? *)', timezone: 'America/New_York', allowDstGap: true } };
+    pipelines[0] = {
+      ...pipelines[0],
+      schedule: { expression: 'cron(0 2 * * ? *)', timezone: 'America/New_York', allowDstGap: true },
+    };
     const warnings: string[] = [];
     const original = console.warn;
     console.warn = (...args: unknown[]) => void warnings.push(args.join(' '));
@@ -181,7 +229,11 @@ describe('deploy correctness: a DST-gap cron accepted on purpose warns', () => {
     assert.equal(run.error, undefined);
     assert.ok(run.resources.length > 0);
     assert.ok(
-      warnings.some((w) => /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on the spring-forward day in March .*\(accepted: allowDstGap is true\)/.test(w)),
+      warnings.some((w) =>
+        /etl-platform:pipelines\[0\]\.schedule\.expression = "cron\(0 2 \* \* \? \*\)": fires at 02:00 America\/New_York, which does not exist on the spring-forward day in March .*\(accepted: allowDstGap is true\)/.test(
+          w,
+        ),
+      ),
       warnings.join('\n'),
     );
   });

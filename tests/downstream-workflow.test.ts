@@ -8,7 +8,12 @@ import {
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import type { TaskState } from '../state-machines/asl';
-import { DOWNSTREAM_STATES as S, downstreamTimeoutSeconds, downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
+import {
+  DOWNSTREAM_STATES as S,
+  downstreamTimeoutSeconds,
+  downstreamWorkflow,
+  type DownstreamWorkflowRefs,
+} from '../state-machines/downstream';
 import { assertGraph, checkGraph } from '../state-machines/graph';
 import { mergeStatements, type ResolvedStatement } from '../state-machines/policy';
 import { handler as batchContextHandler } from '../handlers/batch-context';
@@ -19,9 +24,27 @@ import { validateAsl } from './harness/asl-validate';
 import type { LocalDynamo } from './harness/dynalite';
 import { useLocalDownstream } from './harness/local-downstream';
 import type { FakeDbtApi, FakeRun } from './harness/fake-dbt-api';
-import { allStates, runWorkflow, type LambdaHandler, type RunOptions, type RunResult } from './harness/sfn-local';
-import { type CallbackDriver, dbtCallbackDriver, type WaitBehaviour, type WaitCall } from './harness/dbt-callback';
-import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent as wellFormedEvent } from './harness/malformed-events';
+import {
+  allStates,
+  runWorkflow,
+  type LambdaHandler,
+  type RunOptions,
+  type RunResult,
+} from './harness/sfn-local';
+import {
+  type CallbackDriver,
+  dbtCallbackDriver,
+  type WaitBehaviour,
+  type WaitCall,
+} from './harness/dbt-callback';
+import {
+  ACCOUNT,
+  PIPELINE,
+  REGION,
+  SOURCE,
+  TABLES,
+  upstreamEvent as wellFormedEvent,
+} from './harness/malformed-events';
 
 const OTHER_REGION = 'us-west-1';
 const TABLE = 'etl-platform-control';
@@ -67,15 +90,23 @@ const { definition, statements } = downstreamWorkflow(refs);
 const BATCH = 'policycenter-20261127T020000Z';
 const BATCH_2 = 'policycenter-20261127T030000Z';
 
-function upstreamEvent(batchId: string, detail: Record<string, unknown> = {}, envelope: Record<string, unknown> = {}) {
+function upstreamEvent(
+  batchId: string,
+  detail: Record<string, unknown> = {},
+  envelope: Record<string, unknown> = {},
+) {
   return wellFormedEvent(detail, envelope, batchId);
 }
 
 const item = (attrs: Record<string, string | number>): Record<string, AttributeValue> =>
-  Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: v }]));
+  Object.fromEntries(
+    Object.entries(attrs).map(([k, v]) => [k, typeof v === 'number' ? { N: String(v) } : { S: v }]),
+  );
 
 const entered = (r: RunResult, state: string) =>
-  r.events.filter((e) => e.type === 'StateEntered' && (e as { state?: { name?: string } }).state?.name === state).length;
+  r.events.filter(
+    (e) => e.type === 'StateEntered' && (e as { state?: { name?: string } }).state?.name === state,
+  ).length;
 
 describe('downstream workflow', function () {
   this.timeout(60_000);
@@ -88,12 +119,22 @@ describe('downstream workflow', function () {
     });
 
     it('refuses refs that cannot work (short execution timeout, a lease shorter than the replication wait, foreign pipeline name)', () => {
-      assert.throws(() => downstreamWorkflow({ ...refs, timeoutSeconds: 3600 }), /timeoutSeconds = 3600 is shorter/);
       assert.throws(
-        () => downstreamWorkflow({ ...refs, dbt: { ...refs.dbt, lockLeaseMinutes: 5, replicationWaitMinutes: 10 } }),
+        () => downstreamWorkflow({ ...refs, timeoutSeconds: 3600 }),
+        /timeoutSeconds = 3600 is shorter/,
+      );
+      assert.throws(
+        () =>
+          downstreamWorkflow({
+            ...refs,
+            dbt: { ...refs.dbt, lockLeaseMinutes: 5, replicationWaitMinutes: 10 },
+          }),
         /lockLeaseMinutes = 5 \(300 s\) does not cover the replication wait.*Fix: raise lockLeaseMinutes/,
       );
-      assert.throws(() => downstreamWorkflow({ ...refs, pipeline: { ...refs.pipeline, name: 'Policy Center' } }), /not a pipeline name/);
+      assert.throws(
+        () => downstreamWorkflow({ ...refs, pipeline: { ...refs.pipeline, name: 'Policy Center' } }),
+        /not a pipeline name/,
+      );
     });
 
     it('StartDbtRun waits for a task token (heartbeat, timeout = queue + run bounds + margin); nothing polls', () => {
@@ -103,12 +144,25 @@ describe('downstream workflow', function () {
       assert.equal(start.TimeoutSeconds, (60 + 30) * 60 + 600);
       const payload = (start.Parameters as { Payload: Record<string, unknown> }).Payload;
       assert.equal(payload['taskToken.$'], '$$.Task.Token');
-      assert.deepEqual(payload.lease, { pk: `PIPELINE#${PIPELINE}`, sk: 'LOCK#DOWNSTREAM', 'holder.$': '$$.Execution.Id', seconds: 900 });
+      assert.deepEqual(payload.lease, {
+        pk: `PIPELINE#${PIPELINE}`,
+        sk: 'LOCK#DOWNSTREAM',
+        'holder.$': '$$.Execution.Id',
+        seconds: 900,
+      });
       assert.deepEqual(payload.deadlines, { maxQueueMinutes: 60, maxRunMinutes: 30 });
       // The only reader of the run is reconciliation; no Wait state sits on the dbt path.
-      const getters = allStates(definition).filter(([, st]) => st.Type === 'Task' && JSON.stringify(st).includes(FN.getDbtRun));
-      assert.deepEqual(getters.map(([name]) => name), [S.reconcile]);
-      const waits = allStates(definition).filter(([, st]) => st.Type === 'Wait').map(([name]) => name).sort();
+      const getters = allStates(definition).filter(
+        ([, st]) => st.Type === 'Task' && JSON.stringify(st).includes(FN.getDbtRun),
+      );
+      assert.deepEqual(
+        getters.map(([name]) => name),
+        [S.reconcile],
+      );
+      const waits = allStates(definition)
+        .filter(([, st]) => st.Type === 'Wait')
+        .map(([name]) => name)
+        .sort();
       assert.deepEqual(waits, [S.waitForLock, S.waitForReplication].sort());
     });
 
@@ -118,7 +172,10 @@ describe('downstream workflow', function () {
       const resources = new Set(merged.flatMap((s) => s.Resource));
       for (const a of actions) assert.ok(!a.includes('*'), `wildcard action ${a}`);
       for (const r of resources) assert.ok(!r.includes('*'), `wildcard resource ${r}`);
-      assert.deepEqual([...resources].sort(), [TABLE_ARN, ...Object.values(FN), BUS_ARN, TOPIC_ARN, KMS_ARN].sort());
+      assert.deepEqual(
+        [...resources].sort(),
+        [TABLE_ARN, ...Object.values(FN), BUS_ARN, TOPIC_ARN, KMS_ARN].sort(),
+      );
       assert.deepEqual([...actions].sort(), [
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
@@ -131,38 +188,72 @@ describe('downstream workflow', function () {
         'sns:Publish',
       ]);
       const byResource = (r: string) => merged.filter((s) => s.Resource.includes(r)).flatMap((s) => s.Action);
-      assert.deepEqual(byResource(FN.startDbtRun), ['lambda:InvokeFunction'], 'waitForTaskToken needs only InvokeFunction');
+      assert.deepEqual(
+        byResource(FN.startDbtRun),
+        ['lambda:InvokeFunction'],
+        'waitForTaskToken needs only InvokeFunction',
+      );
       assert.deepEqual(byResource(BUS_ARN), ['events:PutEvents']);
     });
 
     it('retries DbtApiUnavailable and Lambda service errors with jitter, never DbtRunFailed/DbtRunNotFound/DbtApiRejected/InvalidInput', () => {
       const lambdaTasks = allStates(definition).filter(
-        (e): e is [string, TaskState] => e[1].Type === 'Task' && e[1].Resource.startsWith('arn:aws:states:::lambda:invoke'),
+        (e): e is [string, TaskState] =>
+          e[1].Type === 'Task' && e[1].Resource.startsWith('arn:aws:states:::lambda:invoke'),
       );
-      assert.deepEqual(lambdaTasks.map(([n]) => n).sort(), [S.batchContext, S.consistencyCheck, S.finishContext, S.reconcile, S.refreshContext, S.startDbtRun].sort());
+      assert.deepEqual(
+        lambdaTasks.map(([n]) => n).sort(),
+        [
+          S.batchContext,
+          S.consistencyCheck,
+          S.finishContext,
+          S.reconcile,
+          S.refreshContext,
+          S.startDbtRun,
+        ].sort(),
+      );
       for (const [name, state] of lambdaTasks) {
         const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
-        for (const never of ['DbtRunFailed', 'DbtRunNotFound', 'DbtApiRejected', 'InvalidInput', 'States.ALL', 'States.TaskFailed', 'States.HeartbeatTimeout']) {
+        for (const never of [
+          'DbtRunFailed',
+          'DbtRunNotFound',
+          'DbtApiRejected',
+          'InvalidInput',
+          'States.ALL',
+          'States.TaskFailed',
+          'States.HeartbeatTimeout',
+        ]) {
           assert.ok(!retried.includes(never), `${name} retries ${never}`);
         }
-        assert.ok(retried.includes('Lambda.TooManyRequestsException'), `${name} does not retry Lambda throttling`);
+        assert.ok(
+          retried.includes('Lambda.TooManyRequestsException'),
+          `${name} does not retry Lambda throttling`,
+        );
         for (const r of state.Retry ?? []) assert.equal(r.JitterStrategy, 'FULL', `${name}: no jitter`);
       }
       for (const name of [S.startDbtRun, S.reconcile]) {
         const state = definition.States[name] as TaskState;
-        assert.ok(state.Retry?.some((r) => r.ErrorEquals.includes('DbtApiUnavailable') && (r.BackoffRate ?? 1) > 1));
+        assert.ok(
+          state.Retry?.some((r) => r.ErrorEquals.includes('DbtApiUnavailable') && (r.BackoffRate ?? 1) > 1),
+        );
       }
     });
 
-    it('the builder\'s graph check throws on a missing or unreachable state', () => {
+    it("the builder's graph check throws on a missing or unreachable state", () => {
       const broken = structuredClone(definition);
       (broken.States[S.fenceBeforeStart] as { Default?: string }).Default = 'NoSuchState';
-      assert.throws(() => assertGraph(broken, 'downstreamWorkflow'), /transition to missing state "NoSuchState"/);
+      assert.throws(
+        () => assertGraph(broken, 'downstreamWorkflow'),
+        /transition to missing state "NoSuchState"/,
+      );
       delete broken.States[S.fenceMovedBeforeStart];
       (broken.States[S.fenceBeforeStart] as { Default?: string }).Default = S.failureDefaults;
       broken.States.Orphan = { Type: 'Succeed' };
       assert.throws(() => assertGraph(broken, 'downstreamWorkflow'), /Orphan: unreachable/);
-      assert.throws(() => downstreamWorkflow({ ...refs, dbt: { ...refs.dbt, heartbeatSeconds: 10 } }), /heartbeatSeconds = 10 must be an integer >= 61/);
+      assert.throws(
+        () => downstreamWorkflow({ ...refs, dbt: { ...refs.dbt, heartbeatSeconds: 10 } }),
+        /heartbeatSeconds = 10 must be an integer >= 61/,
+      );
     });
   });
 
@@ -185,18 +276,55 @@ describe('downstream workflow', function () {
       await db.client.send(new PutItemCommand({ TableName: TABLE, Item: item(attrs) }));
     }
     async function seedFence(activeRegion: string, epoch = 3): Promise<void> {
-      await put({ pk: 'FENCE', sk: 'ACTIVE', activeRegion, epoch, changedAt: '2026-11-01T00:00:00Z', changedBy: 'prod-east' });
+      await put({
+        pk: 'FENCE',
+        sk: 'ACTIVE',
+        activeRegion,
+        epoch,
+        changedAt: '2026-11-01T00:00:00Z',
+        changedBy: 'prod-east',
+      });
     }
     /** Upstream SUCCEEDED plus a SUCCEEDED load per table (all of TABLES unless given). */
-    async function seedUpstream(batchId: string, tables: string[] = TABLES, status = 'SUCCEEDED'): Promise<void> {
+    async function seedUpstream(
+      batchId: string,
+      tables: string[] = TABLES,
+      status = 'SUCCEEDED',
+    ): Promise<void> {
       const pk = `PIPELINE#${PIPELINE}`;
-      await put({ pk, sk: `BATCH#${batchId}#UPSTREAM`, pipeline: PIPELINE, batchId, status: 'SUCCEEDED', region: REGION });
+      await put({
+        pk,
+        sk: `BATCH#${batchId}#UPSTREAM`,
+        pipeline: PIPELINE,
+        batchId,
+        status: 'SUCCEEDED',
+        region: REGION,
+      });
       for (const table of tables) {
-        await put({ pk, sk: `BATCH#${batchId}#TABLE#${table}`, pipeline: PIPELINE, batchId, table, status, rows: 42 });
+        await put({
+          pk,
+          sk: `BATCH#${batchId}#TABLE#${table}`,
+          pipeline: PIPELINE,
+          batchId,
+          table,
+          status,
+          rows: 42,
+        });
       }
     }
-    async function getItem(sk: string, pk = `PIPELINE#${PIPELINE}`): Promise<Record<string, AttributeValue> | undefined> {
-      return (await db.client.send(new GetItemCommand({ TableName: TABLE, Key: { pk: { S: pk }, sk: { S: sk } }, ConsistentRead: true }))).Item;
+    async function getItem(
+      sk: string,
+      pk = `PIPELINE#${PIPELINE}`,
+    ): Promise<Record<string, AttributeValue> | undefined> {
+      return (
+        await db.client.send(
+          new GetItemCommand({
+            TableName: TABLE,
+            Key: { pk: { S: pk }, sk: { S: sk } },
+            ConsistentRead: true,
+          }),
+        )
+      ).Item;
     }
     const downstream = (batchId: string) => getItem(`BATCH#${batchId}#DOWNSTREAM`);
     const lock = () => getItem('LOCK#DOWNSTREAM');
@@ -215,18 +343,27 @@ describe('downstream workflow', function () {
     type Run = RunResult & { driver: CallbackDriver };
     function run(
       input: unknown,
-      opts: Omit<RunOptions, 'handlers'> & { lambda?: Record<string, LambdaHandler>; script?: (call: WaitCall) => WaitBehaviour | undefined } = {},
+      opts: Omit<RunOptions, 'handlers'> & {
+        lambda?: Record<string, LambdaHandler>;
+        script?: (call: WaitCall) => WaitBehaviour | undefined;
+      } = {},
     ): Promise<Run> {
       const { lambda, script, ...rest } = opts;
       const handlers = { ...realHandlers, ...lambda };
-      const driver = dbtCallbackDriver({ api, start: handlers[FN.startDbtRun], db: { client: db.client, tableName: TABLE }, script });
+      const driver = dbtCallbackDriver({
+        api,
+        start: handlers[FN.startDbtRun],
+        db: { client: db.client, tableName: TABLE },
+        script,
+      });
       return runWorkflow(definition, input, {
         ...rest,
         handlers: { dynamodb: db.client, lambda: handlers, taskToken: driver.handler },
       }).then((r) => Object.assign(r, { driver }));
     }
     const output = (r: RunResult) => r.output as { outcome: string; attempt?: number; dbtRunId?: string };
-    const eventsOf = (r: RunResult, detailType: string) => r.router.putEvents.filter((e) => e.DetailType === detailType);
+    const eventsOf = (r: RunResult, detailType: string) =>
+      r.router.putEvents.filter((e) => e.DetailType === detailType);
     const postedRuns = () => api.requests.filter((q) => q.method === 'POST');
     async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
       const end = Date.now() + ms;
@@ -237,7 +374,11 @@ describe('downstream workflow', function () {
     }
     /** The dbt run intervals [created, finished] never overlap. */
     function assertNoOverlap(runs: FakeRun[]): void {
-      const spans = runs.map((r) => ({ id: r.runId, from: Date.parse(r.createdAt), to: Date.parse(r.finishedAt ?? '9999-12-31T00:00:00Z') }));
+      const spans = runs.map((r) => ({
+        id: r.runId,
+        from: Date.parse(r.createdAt),
+        to: Date.parse(r.finishedAt ?? '9999-12-31T00:00:00Z'),
+      }));
       spans.sort((a, b) => a.from - b.from);
       for (let i = 1; i < spans.length; i++) {
         assert.ok(spans[i - 1].to <= spans[i].from, `dbt runs ${spans[i - 1].id} and ${spans[i].id} overlap`);
@@ -270,7 +411,10 @@ describe('downstream workflow', function () {
       assert.equal(api.runs[0].taskToken, res.driver.waits[0].payload.taskToken);
       assert.equal(api.runs[0].lease?.holder, rec?.executionArn.S, 'the lease names this execution');
       assert.equal(res.driver.waits.length, 1);
-      assert.ok(res.driver.renewals.ok >= 1 && res.driver.renewals.refused === 0, JSON.stringify(res.driver.renewals));
+      assert.ok(
+        res.driver.renewals.ok >= 1 && res.driver.renewals.refused === 0,
+        JSON.stringify(res.driver.renewals),
+      );
       assert.equal(api.requests.filter((q) => q.method === 'GET').length, 0, 'nothing polls the app');
       const succeeded = eventsOf(res, 'DownstreamRunSucceeded');
       assert.equal(succeeded.length, 1);
@@ -290,7 +434,10 @@ describe('downstream workflow', function () {
       assert.equal(long.status, 'SUCCEEDED', `${long.error}: ${long.cause}`);
       assert.ok(api.getRun(api.runsFor(BATCH_2)[0].runId)!.pollsRunning >= 2000);
       assert.equal(long.transitions, short.transitions);
-      assert.ok(long.driver.renewals.ok > short.driver.renewals.ok, 'the long run renewed its lease more often');
+      assert.ok(
+        long.driver.renewals.ok > short.driver.renewals.ok,
+        'the long run renewed its lease more often',
+      );
     });
 
     it('the same batch delivered twice (concurrently): one dbt run, the other ends DUPLICATE', async () => {
@@ -341,7 +488,9 @@ describe('downstream workflow', function () {
       ];
       for (const [name, attrs] of cases) {
         it(name, async () => {
-          await db.client.send(new DeleteItemCommand({ TableName: TABLE, Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } } }));
+          await db.client.send(
+            new DeleteItemCommand({ TableName: TABLE, Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } } }),
+          );
           if (attrs) await put({ pk: 'FENCE', sk: 'ACTIVE', ...attrs });
           await seedUpstream(BATCH);
           const res = await run(upstreamEvent(BATCH));
@@ -420,7 +569,10 @@ describe('downstream workflow', function () {
       api.inject({ kind: 'status', status: 503, count: 2, method: 'POST' });
       const res = await run(upstreamEvent(BATCH));
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
-      assert.deepEqual(postedRuns().map((q) => q.outcome), [503, 503, 202]);
+      assert.deepEqual(
+        postedRuns().map((q) => q.outcome),
+        [503, 503, 202],
+      );
       assert.equal(api.runsFor(BATCH).length, 1);
       assert.equal(res.events.filter((e) => e.type === 'StateRetried').length, 2);
     });
@@ -449,12 +601,17 @@ describe('downstream workflow', function () {
 
     it('heartbeat timeout while the run is still RUNNING: re-wait on the same attempt with a new token, no second build', async () => {
       await seedUpstream(BATCH);
-      const res = await run(upstreamEvent(BATCH), { script: (c) => (c.index === 1 ? 'heartbeat-timeout' : 'complete') });
+      const res = await run(upstreamEvent(BATCH), {
+        script: (c) => (c.index === 1 ? 'heartbeat-timeout' : 'complete'),
+      });
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
       assert.equal(res.driver.waits.length, 2);
       assert.equal(res.driver.waits[0].runId, res.driver.waits[1].runId);
       assert.equal(api.runsFor(BATCH).length, 1);
-      assert.deepEqual(postedRuns().map((q) => q.outcome), [202, 200]);
+      assert.deepEqual(
+        postedRuns().map((q) => q.outcome),
+        [202, 200],
+      );
       assert.equal((await downstream(BATCH))?.attempt.N, '1');
     });
 
@@ -496,17 +653,28 @@ describe('downstream workflow', function () {
     it('a run LOST: a new attempt (2) is claimed and built; the record ends SUCCEEDED with attempt 2', async () => {
       await seedUpstream(BATCH);
       const res = await run(upstreamEvent(BATCH), {
-        script: (c) => (c.index === 1 ? () => (api.finish(c.runId, 'LOST', 'worker stopped heartbeating'), callbackForLost(c)) : 'complete'),
+        script: (c) =>
+          c.index === 1
+            ? () => (api.finish(c.runId, 'LOST', 'worker stopped heartbeating'), callbackForLost(c))
+            : 'complete',
       });
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
-      assert.deepEqual(api.runsFor(BATCH).map((r) => [r.attempt, r.status]), [[1, 'LOST'], [2, 'SUCCEEDED']]);
+      assert.deepEqual(
+        api.runsFor(BATCH).map((r) => [r.attempt, r.status]),
+        [
+          [1, 'LOST'],
+          [2, 'SUCCEEDED'],
+        ],
+      );
       assert.equal((await downstream(BATCH))?.attempt.N, '2');
       assert.equal(output(res).attempt, 2);
     });
 
     it('LOST again past maxLostRetries: DbtRunLost, lock released (the run is over)', async () => {
       await seedUpstream(BATCH);
-      const res = await run(upstreamEvent(BATCH), { script: (c) => () => (api.finish(c.runId, 'LOST'), callbackForLost(c)) });
+      const res = await run(upstreamEvent(BATCH), {
+        script: (c) => () => (api.finish(c.runId, 'LOST'), callbackForLost(c)),
+      });
       assert.equal(res.status, 'FAILED');
       assert.equal(res.error, 'DbtRunLost');
       assert.equal(api.runsFor(BATCH).length, 2);
@@ -574,14 +742,21 @@ describe('downstream workflow', function () {
       assert.equal(await lock(), undefined);
     });
 
-    it('D3: the lock belongs to the execution: a slow failing original cannot delete the rerun\'s lock', async () => {
+    it("D3: the lock belongs to the execution: a slow failing original cannot delete the rerun's lock", async () => {
       await seedUpstream(BATCH);
       const rerunArn = `arn:aws:states:${REGION}:${ACCOUNT}:execution:etl-${PIPELINE}-downstream:rerun-1`;
       api.inject({ kind: 'fail-run', batchId: BATCH });
       const res = await run(upstreamEvent(BATCH), {
         script: () => async (r: FakeRun) => {
           // While the original's run fails slowly, its lease lapses and the rerun (same batch) takes the lock.
-          await put({ pk: `PIPELINE#${PIPELINE}`, sk: 'LOCK#DOWNSTREAM', executionArn: rerunArn, batchId: BATCH, acquiredAt: 'x', leaseExpiresAt: Math.floor(Date.now() / 1000) + 900 });
+          await put({
+            pk: `PIPELINE#${PIPELINE}`,
+            sk: 'LOCK#DOWNSTREAM',
+            executionArn: rerunArn,
+            batchId: BATCH,
+            acquiredAt: 'x',
+            leaseExpiresAt: Math.floor(Date.now() / 1000) + 900,
+          });
           const { completeRun, callbackFor } = await import('./harness/dbt-callback');
           return callbackFor(await completeRun(api, r.runId));
         },
@@ -596,13 +771,21 @@ describe('downstream workflow', function () {
       api.inject({ kind: 'fail-run', batchId: BATCH });
       assert.equal((await run(upstreamEvent(BATCH))).status, 'FAILED');
       assert.equal(output(await run(upstreamEvent(BATCH))).outcome, 'DUPLICATE');
-      const res = await run({ rerun: { pipeline: PIPELINE, batchId: BATCH, reason: 'fixed fct_policy (INC-1234)' } });
+      const res = await run({
+        rerun: { pipeline: PIPELINE, batchId: BATCH, reason: 'fixed fct_policy (INC-1234)' },
+      });
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
       assert.equal(output(res).attempt, 2);
       const rec = await downstream(BATCH);
       assert.equal(rec?.rerunReason.S, 'fixed fct_policy (INC-1234)');
       assert.equal(rec?.error, undefined, 'the failed attempt’s error is cleared');
-      assert.deepEqual(api.runsFor(BATCH).map((r) => [r.attempt, r.status]), [[1, 'FAILED'], [2, 'SUCCEEDED']]);
+      assert.deepEqual(
+        api.runsFor(BATCH).map((r) => [r.attempt, r.status]),
+        [
+          [1, 'FAILED'],
+          [2, 'SUCCEEDED'],
+        ],
+      );
       const again = await run({ rerun: { pipeline: PIPELINE, batchId: BATCH, reason: 'again' } });
       assert.equal(output(again).outcome, 'DUPLICATE');
     });
@@ -611,7 +794,9 @@ describe('downstream workflow', function () {
       await seedUpstream(BATCH);
       await put({ pk: `PIPELINE#${PIPELINE}`, sk: 'WATERMARK#DOWNSTREAM', batchId: BATCH_2, updatedAt: 'x' });
       // Consistency would refuse it as out of order; force it through to test the write's own guard.
-      const res = await run(upstreamEvent(BATCH), { lambda: { [FN.checkConsistency]: async () => ({ consistencyStatus: 'SUCCESS', reasons: [] }) } });
+      const res = await run(upstreamEvent(BATCH), {
+        lambda: { [FN.checkConsistency]: async () => ({ consistencyStatus: 'SUCCESS', reasons: [] }) },
+      });
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
       assert.equal((await getItem('WATERMARK#DOWNSTREAM'))?.batchId.S, BATCH_2);
     });
@@ -628,7 +813,13 @@ describe('downstream workflow', function () {
         return batchContextHandler(p as never);
       };
       const [a, b] = await Promise.all([
-        run(upstreamEvent(BATCH), { waitMs: 20, script: () => async (r: FakeRun) => { await new Promise((x) => setTimeout(x, 100)); return callbackForSucceeded(r); } }),
+        run(upstreamEvent(BATCH), {
+          waitMs: 20,
+          script: () => async (r: FakeRun) => {
+            await new Promise((x) => setTimeout(x, 100));
+            return callbackForSucceeded(r);
+          },
+        }),
         run(upstreamEvent(BATCH_2), { waitMs: 20, lambda: { [FN.batchContext]: gatedContext } }),
       ]);
       assert.equal(a.status, 'SUCCEEDED', `${a.error}: ${a.cause}`);
@@ -643,7 +834,14 @@ describe('downstream workflow', function () {
     it('lock held by a live execution past lockWaitMinutes: PipelineLockTimeout, alert, their lock kept', async () => {
       await seedUpstream(BATCH_2);
       const farFuture = Math.floor(Date.now() / 1000) + 86_400;
-      await put({ pk: `PIPELINE#${PIPELINE}`, sk: 'LOCK#DOWNSTREAM', batchId: BATCH, executionArn: 'arn:other', acquiredAt: 'x', leaseExpiresAt: farFuture });
+      await put({
+        pk: `PIPELINE#${PIPELINE}`,
+        sk: 'LOCK#DOWNSTREAM',
+        batchId: BATCH,
+        executionArn: 'arn:other',
+        acquiredAt: 'x',
+        leaseExpiresAt: farFuture,
+      });
       const res = await run(upstreamEvent(BATCH_2));
       assert.equal(res.status, 'FAILED');
       assert.equal(res.error, 'PipelineLockTimeout');
@@ -653,15 +851,29 @@ describe('downstream workflow', function () {
       assert.equal(entered(res, S.waitForLock), 4 + Math.ceil((3600 - 450) / 300));
     });
 
-    it('a crashed execution\'s lock is reclaimed once its lease has expired, and only then', async () => {
+    it("a crashed execution's lock is reclaimed once its lease has expired, and only then", async () => {
       await seedUpstream(BATCH_2);
       const now = Math.floor(Date.now() / 1000);
-      await put({ pk: `PIPELINE#${PIPELINE}`, sk: 'LOCK#DOWNSTREAM', batchId: BATCH, executionArn: 'arn:crashed', acquiredAt: 'x', leaseExpiresAt: now + 3600 });
+      await put({
+        pk: `PIPELINE#${PIPELINE}`,
+        sk: 'LOCK#DOWNSTREAM',
+        batchId: BATCH,
+        executionArn: 'arn:crashed',
+        acquiredAt: 'x',
+        leaseExpiresAt: now + 3600,
+      });
       let contexts = 0;
       const expireLater: LambdaHandler = async (p) => {
         // The lease runs out while this execution waits for the lock (before its first refresh).
         if (++contexts === 2) {
-          await db.client.send(new UpdateItemCommand({ TableName: TABLE, Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: 'LOCK#DOWNSTREAM' } }, UpdateExpression: 'SET leaseExpiresAt = :t', ExpressionAttributeValues: { ':t': { N: String(now - 1) } } }));
+          await db.client.send(
+            new UpdateItemCommand({
+              TableName: TABLE,
+              Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: 'LOCK#DOWNSTREAM' } },
+              UpdateExpression: 'SET leaseExpiresAt = :t',
+              ExpressionAttributeValues: { ':t': { N: String(now - 1) } },
+            }),
+          );
         }
         return batchContextHandler(p as never);
       };
@@ -699,8 +911,14 @@ describe('downstream workflow', function () {
         ['a bare detail without a parent execution id', { detail }],
         ['a rerun without a reason', { rerun: { pipeline: PIPELINE, batchId: BATCH } }],
         ['a rerun with an empty reason', { rerun: { pipeline: PIPELINE, batchId: BATCH, reason: '' } }],
-        ['a rerun of another pipeline', { rerun: { pipeline: 'claimcenter', batchId: 'claimcenter-20261127T020000Z', reason: 'x' } }],
-        ['a rerun of February 30', { rerun: { pipeline: PIPELINE, batchId: 'policycenter-20260230T020000Z', reason: 'x' } }],
+        [
+          'a rerun of another pipeline',
+          { rerun: { pipeline: 'claimcenter', batchId: 'claimcenter-20261127T020000Z', reason: 'x' } },
+        ],
+        [
+          'a rerun of February 30',
+          { rerun: { pipeline: PIPELINE, batchId: 'policycenter-20260230T020000Z', reason: 'x' } },
+        ],
       ];
       for (const [name, input] of cases) {
         it(name, async () => {
@@ -720,12 +938,23 @@ describe('downstream workflow', function () {
 
 function callbackForLost(c: WaitCall): never {
   const run = c.run;
-  throw Object.assign(new Error(JSON.stringify({ runId: run.runId, status: run.status })), { name: run.status === 'LOST' ? 'DbtRunLost' : 'DbtRunInterrupted' });
+  throw Object.assign(new Error(JSON.stringify({ runId: run.runId, status: run.status })), {
+    name: run.status === 'LOST' ? 'DbtRunLost' : 'DbtRunInterrupted',
+  });
 }
 
 function callbackForSucceeded(run: FakeRun): Record<string, unknown> {
   run.status = 'SUCCEEDED';
   run.startedAt ??= new Date().toISOString();
   run.finishedAt = new Date().toISOString();
-  return { runId: run.runId, batchId: run.batchId, pipeline: run.pipeline, attempt: run.attempt, status: 'SUCCEEDED', queuedAt: run.createdAt, startedAt: run.startedAt, finishedAt: run.finishedAt };
+  return {
+    runId: run.runId,
+    batchId: run.batchId,
+    pipeline: run.pipeline,
+    attempt: run.attempt,
+    status: 'SUCCEEDED',
+    queuedAt: run.createdAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+  };
 }

@@ -26,16 +26,24 @@ describe('exactly-once scenarios (replicas, real pods, shared warehouse)', funct
       const report = await scenario.run(world);
       const failed = report.checks.filter((c) => !c.ok);
       assert.ok(report.checks.length > 0, 'a scenario without checks');
-      assert.deepEqual(failed.map((c) => `${c.what}: ${c.detail}`), []);
+      assert.deepEqual(
+        failed.map((c) => `${c.what}: ${c.detail}`),
+        [],
+      );
     });
   }
 
   it('pods: a SIGKILLed pod is skipped by the proxy and restarts on its port; a SIGTERMed idle pod drains and exits', async () => {
     const pods = world.region('us-west-1').pods;
-    const health = async () => (await fetch(`${pods.url}/healthz`, { headers: { connection: 'close' } })).status;
+    const health = async () =>
+      (await fetch(`${pods.url}/healthz`, { headers: { connection: 'close' } })).status;
     await pods.kill(0, 'SIGKILL');
     assert.equal(pods.pods[0].alive, false);
-    assert.deepEqual([await health(), await health(), await health()], [200, 200, 200], 'the survivor answers every request');
+    assert.deepEqual(
+      [await health(), await health(), await health()],
+      [200, 200, 200],
+      'the survivor answers every request',
+    );
     await pods.restart(0);
     const before = pods.proxy.routed.length;
     for (let i = 0; i < 4; i++) assert.equal(await health(), 200);

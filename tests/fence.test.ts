@@ -19,7 +19,8 @@ describe('fence writer', () => {
   });
   after(() => db.close());
 
-  const read = async (table: string) => (await client.send(new GetItemCommand({ TableName: table, Key: FENCE_KEY }))).Item;
+  const read = async (table: string) =>
+    (await client.send(new GetItemCommand({ TableName: table, Key: FENCE_KEY }))).Item;
 
   it('first write sets the region at epoch 1', async () => {
     const state = await writeFence(client, tables.east, 'us-east-1', 'prod-east');
@@ -30,14 +31,34 @@ describe('fence writer', () => {
   });
 
   it('both stacks re-writing the same region leave the epoch alone', async () => {
-    assert.deepEqual(await writeFence(client, tables.east, 'us-east-1', 'prod-west'), { activeRegion: 'us-east-1', epoch: 1, changed: false });
-    assert.deepEqual(await writeFence(client, tables.east, 'us-east-1', 'prod-east'), { activeRegion: 'us-east-1', epoch: 1, changed: false });
-    assert.equal((await read(tables.east))?.changedBy?.S, 'prod-east', 'a no-op write must not touch the item');
+    assert.deepEqual(await writeFence(client, tables.east, 'us-east-1', 'prod-west'), {
+      activeRegion: 'us-east-1',
+      epoch: 1,
+      changed: false,
+    });
+    assert.deepEqual(await writeFence(client, tables.east, 'us-east-1', 'prod-east'), {
+      activeRegion: 'us-east-1',
+      epoch: 1,
+      changed: false,
+    });
+    assert.equal(
+      (await read(tables.east))?.changedBy?.S,
+      'prod-east',
+      'a no-op write must not touch the item',
+    );
   });
 
   it('a change of region bumps the epoch once', async () => {
-    assert.deepEqual(await writeFence(client, tables.east, 'us-west-1', 'prod-west'), { activeRegion: 'us-west-1', epoch: 2, changed: true });
-    assert.deepEqual(await writeFence(client, tables.east, 'us-west-1', 'prod-east'), { activeRegion: 'us-west-1', epoch: 2, changed: false });
+    assert.deepEqual(await writeFence(client, tables.east, 'us-west-1', 'prod-west'), {
+      activeRegion: 'us-west-1',
+      epoch: 2,
+      changed: true,
+    });
+    assert.deepEqual(await writeFence(client, tables.east, 'us-west-1', 'prod-east'), {
+      activeRegion: 'us-west-1',
+      epoch: 2,
+      changed: false,
+    });
   });
 
   it('survivor-only failover: the survivor sets its replica without the other region', async () => {
@@ -72,19 +93,25 @@ describe('fence writer right after deployment', () => {
   it('fails at once on any other error, and after the last attempt', async () => {
     let calls = 0;
     await assert.rejects(
-      writeFenceWhenReady(async () => {
-        calls++;
-        throw named('ValidationException');
-      }, { sleep: async () => undefined }),
+      writeFenceWhenReady(
+        async () => {
+          calls++;
+          throw named('ValidationException');
+        },
+        { sleep: async () => undefined },
+      ),
       /ValidationException/,
     );
     assert.equal(calls, 1);
     calls = 0;
     await assert.rejects(
-      writeFenceWhenReady(async () => {
-        calls++;
-        throw named('AccessDeniedException');
-      }, { attempts: 3, sleep: async () => undefined }),
+      writeFenceWhenReady(
+        async () => {
+          calls++;
+          throw named('AccessDeniedException');
+        },
+        { attempts: 3, sleep: async () => undefined },
+      ),
       /AccessDeniedException/,
     );
     assert.equal(calls, 3);

@@ -34,14 +34,21 @@ describe('foundation: the program in all four stack × activeRegion combinations
         assert.equal(failover.region, region);
         assert.equal(failover.role, region === active ? 'active' : 'passive');
         assert.equal(failover.activeRegion, active);
-        assert.equal(failover.peerRegion, REGIONS.find((r) => r !== region));
+        assert.equal(
+          failover.peerRegion,
+          REGIONS.find((r) => r !== region),
+        );
         assert.equal(failover.homeRegion, 'us-east-1');
         assert.equal(failover.fence.activeRegion, active);
         const standby = REGIONS.find((r) => r !== active)!;
         assert.match(failover.runbook, new RegExp(`pulumi config set activeRegion ${standby} -s prod-east`));
         assert.match(failover.runbook, new RegExp(`pulumi config set activeRegion ${standby} -s prod-west`));
-        assert.match(failover.runbook, new RegExp(`pulumi up -s ${stack === 'prod-east' ? 'prod-west' : 'prod-east'}`));
-        for (const toggle of failover.toggles) assert.equal(toggle.state, region === active ? 'ENABLED' : 'DISABLED');
+        assert.match(
+          failover.runbook,
+          new RegExp(`pulumi up -s ${stack === 'prod-east' ? 'prod-west' : 'prod-east'}`),
+        );
+        for (const toggle of failover.toggles)
+          assert.equal(toggle.state, region === active ? 'ENABLED' : 'DISABLED');
       });
     }
   }
@@ -50,7 +57,9 @@ describe('foundation: the program in all four stack × activeRegion combinations
     const home = get('prod-east', 'us-east-1');
     const table = home.one('aws:dynamodb/table:Table', 'control-table');
     assert.equal(table.inputs.name, 'etl-platform-control');
-    assert.deepEqual(table.inputs.replicas, [{ regionName: 'us-west-1', pointInTimeRecovery: true, propagateTags: true }]);
+    assert.deepEqual(table.inputs.replicas, [
+      { regionName: 'us-west-1', pointInTimeRecovery: true, propagateTags: true },
+    ]);
     assert.equal(table.inputs.pointInTimeRecovery.enabled, true);
     assert.equal(table.inputs.serverSideEncryption.enabled, true);
     assert.deepEqual(table.inputs.ttl, { attributeName: 'expiresAt', enabled: true });
@@ -61,7 +70,10 @@ describe('foundation: the program in all four stack × activeRegion combinations
     // The peer declares no control table (only the dbt app's own, regional runs table).
     for (const active of REGIONS) {
       const tables = get('prod-west', active).ofType('aws:dynamodb/table:Table');
-      assert.deepEqual(tables.map((t) => t.inputs.name), ['etl-platform-dbt-runs']);
+      assert.deepEqual(
+        tables.map((t) => t.inputs.name),
+        ['etl-platform-dbt-runs'],
+      );
     }
   });
 
@@ -82,8 +94,13 @@ describe('foundation: the program in all four stack × activeRegion combinations
       const run = get(stack, 'us-east-1');
       const archive = run.one('aws:cloudwatch/eventArchive:EventArchive');
       assert.equal(archive.inputs.retentionDays, 35);
-      assert.equal(archive.inputs.eventSourceArn, `arn:aws:events:${REGION_OF[stack]}:${ACCOUNT_ID}:event-bus/etl-platform`);
-      assert.deepEqual(JSON.parse(archive.inputs.eventPattern), { source: ['com.example-insurer.etl-platform'] });
+      assert.equal(
+        archive.inputs.eventSourceArn,
+        `arn:aws:events:${REGION_OF[stack]}:${ACCOUNT_ID}:event-bus/etl-platform`,
+      );
+      assert.deepEqual(JSON.parse(archive.inputs.eventPattern), {
+        source: ['com.example-insurer.etl-platform'],
+      });
       const policy = JSON.parse(run.one('aws:cloudwatch/eventBusPolicy:EventBusPolicy').inputs.policy);
       const deny = policy.Statement.find((s: any) => s.Effect === 'Deny');
       assert.deepEqual(deny.Condition, { StringNotEquals: { 'aws:PrincipalAccount': ACCOUNT_ID } });
@@ -95,7 +112,10 @@ describe('foundation: the program in all four stack × activeRegion combinations
     const topic = run.one('aws:sns/topic:Topic');
     assert.match(topic.inputs.kmsMasterKeyId, /^arn:aws:kms:us-east-1:/);
     const sub = run.one('aws:sns/topicSubscription:TopicSubscription');
-    assert.deepEqual([sub.inputs.protocol, sub.inputs.endpoint], ['email', 'data-platform-oncall@example-insurer.com']);
+    assert.deepEqual(
+      [sub.inputs.protocol, sub.inputs.endpoint],
+      ['email', 'data-platform-oncall@example-insurer.com'],
+    );
   });
 
   it('every AWS resource goes through the stack provider, which carries the role-free tags', () => {
@@ -151,13 +171,20 @@ describe('foundation: the program in all four stack × activeRegion combinations
 
   for (const stack of STACKS) {
     it(`failover diff (${stack}): flipping activeRegion changes role-dependent inputs only`, () => {
-      const { added, removed, changes } = diffRuns(get(stack, 'us-east-1').resources, get(stack, 'us-west-1').resources);
+      const { added, removed, changes } = diffRuns(
+        get(stack, 'us-east-1').resources,
+        get(stack, 'us-west-1').resources,
+      );
       assert.deepEqual(added, []);
       assert.deepEqual(removed, []);
       assert.ok(changes.length > 0, 'the fence must move');
       for (const change of changes) {
-        const allowed = ROLE_DEPENDENT.some((p) => p.test(change.resource)) || ROLE_DEPENDENT_PATHS.test(change.path);
-        assert.ok(allowed, `unexpected change ${change.resource} ${change.path}: ${JSON.stringify(change.before)} → ${JSON.stringify(change.after)}`);
+        const allowed =
+          ROLE_DEPENDENT.some((p) => p.test(change.resource)) || ROLE_DEPENDENT_PATHS.test(change.path);
+        assert.ok(
+          allowed,
+          `unexpected change ${change.resource} ${change.path}: ${JSON.stringify(change.before)} → ${JSON.stringify(change.after)}`,
+        );
       }
       const fence = changes.filter((c) => c.resource.endsWith('-fence') && c.path !== 'input.assertedAt');
       assert.deepEqual(

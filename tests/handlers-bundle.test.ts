@@ -7,7 +7,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { builtinModules } from 'node:module';
-import { BUNDLE_BUDGET_BYTES, bundleBudget, bundleHandler, bundleSize, HANDLERS, RUNTIME_REQUIRES } from '../handlers/bundle';
+import {
+  BUNDLE_BUDGET_BYTES,
+  bundleBudget,
+  bundleHandler,
+  bundleSize,
+  HANDLERS,
+  RUNTIME_REQUIRES,
+} from '../handlers/bundle';
 import { defaultProvider } from '../handlers/lib/sdk-credentials';
 import { startDynalite } from './harness/dynalite';
 import { startFakeDbtApi } from './harness/fake-dbt-api';
@@ -27,7 +34,6 @@ type Handler = (event: unknown) => Promise<unknown>;
 
 /** Loads a bundle the way the Lambda runtime does: a plain CommonJS require of index.js. */
 function load(dir: string): { handler?: unknown } {
-   
   return require(path.join(dir, 'index.js')) as { handler?: unknown };
 }
 
@@ -83,7 +89,12 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
       const source = fs.readFileSync(path.join(dir, 'index.js'), 'utf8');
       // Every module the bundle loads at run time is a Node built-in or a known lazy fallback.
       const loaded = [...source.matchAll(/(?:require|import)\("([^"]+)"\)/g)].map((m) => m[1]);
-      const foreign = loaded.filter((m) => !m.startsWith('node:') && !builtinModules.includes(m) && !(RUNTIME_REQUIRES as readonly string[]).includes(m));
+      const foreign = loaded.filter(
+        (m) =>
+          !m.startsWith('node:') &&
+          !builtinModules.includes(m) &&
+          !(RUNTIME_REQUIRES as readonly string[]).includes(m),
+      );
       assert.deepEqual(foreign, [], 'the SDK is bundled, not required at run time');
     });
   }
@@ -97,7 +108,10 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
 
   it('every bundle loads in a fresh process with no node_modules in reach', async () => {
     const files = HANDLERS.map((name) => path.join(isolated, name, 'index.js'));
-    const out = await node(`process.stdout.write(${JSON.stringify(files)}.map((f) => typeof require(f).handler).join())`, isolated);
+    const out = await node(
+      `process.stdout.write(${JSON.stringify(files)}.map((f) => typeof require(f).handler).join())`,
+      isolated,
+    );
     assert.equal(out, HANDLERS.map(() => 'function').join());
   });
 
@@ -116,14 +130,26 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
       });
       req.on('end', () => {
         if (req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue') {
-          seen.push(`secret ${String(req.headers.authorization).includes('Credential=AKIDLAMBDA/') ? 'signed-with-env' : 'unsigned'}`);
-          const secret = { account: 'xy12345', user: 'ETL', private_key: pem, warehouse: 'WH', database: 'ETL', role: 'R' };
+          seen.push(
+            `secret ${String(req.headers.authorization).includes('Credential=AKIDLAMBDA/') ? 'signed-with-env' : 'unsigned'}`,
+          );
+          const secret = {
+            account: 'xy12345',
+            user: 'ETL',
+            private_key: pem,
+            warehouse: 'WH',
+            database: 'ETL',
+            role: 'R',
+          };
           res.end(JSON.stringify({ Name: 'etl-platform/snowflake', SecretString: JSON.stringify(secret) }));
           return;
         }
         const { statement, bindings } = JSON.parse(body);
-        seen.push(`sql ${String(statement).split(' ')[0]} ${req.headers['x-snowflake-authorization-token-type']}`);
-        if (statement.startsWith('UPDATE') && row && Number(row[1]) < Number(bindings['3'].value)) row = [bindings['1'].value, bindings['2'].value];
+        seen.push(
+          `sql ${String(statement).split(' ')[0]} ${req.headers['x-snowflake-authorization-token-type']}`,
+        );
+        if (statement.startsWith('UPDATE') && row && Number(row[1]) < Number(bindings['3'].value))
+          row = [bindings['1'].value, bindings['2'].value];
         if (statement.startsWith('INSERT') && !row) row = [bindings['1'].value, bindings['2'].value];
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ data: statement.startsWith('SELECT') && row ? [row] : [] }));
@@ -138,13 +164,31 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
         `require(${JSON.stringify(file)}).handler({ activeRegion: 'us-west-1', stack: 'prod-west' }).then((r) => process.stdout.write(JSON.stringify(r)))`,
         isolated,
         {
-          AWS_ACCESS_KEY_ID: 'AKIDLAMBDA', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'token', AWS_REGION: 'us-west-1',
-          AWS_ENDPOINT_URL_DYNAMODB: db.endpoint, CONTROL_TABLE_NAME: db.tableName,
-          AWS_ENDPOINT_URL_SECRETS_MANAGER: url, SNOWFLAKE_SECRET_ID: 'etl-platform/snowflake', SNOWFLAKE_SQL_API_URL: url,
+          AWS_ACCESS_KEY_ID: 'AKIDLAMBDA',
+          AWS_SECRET_ACCESS_KEY: 'secret',
+          AWS_SESSION_TOKEN: 'token',
+          AWS_REGION: 'us-west-1',
+          AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
+          CONTROL_TABLE_NAME: db.tableName,
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: url,
+          SNOWFLAKE_SECRET_ID: 'etl-platform/snowflake',
+          SNOWFLAKE_SQL_API_URL: url,
         },
       );
-      assert.deepEqual(JSON.parse(out), { action: 'create', activeRegion: 'us-west-1', epoch: 1, changed: true, warehouse: { region: 'us-west-1', epoch: 1 } });
-      assert.deepEqual(seen, ['secret signed-with-env', 'sql SELECT KEYPAIR_JWT', 'sql UPDATE KEYPAIR_JWT', 'sql INSERT KEYPAIR_JWT', 'sql SELECT KEYPAIR_JWT']);
+      assert.deepEqual(JSON.parse(out), {
+        action: 'create',
+        activeRegion: 'us-west-1',
+        epoch: 1,
+        changed: true,
+        warehouse: { region: 'us-west-1', epoch: 1 },
+      });
+      assert.deepEqual(seen, [
+        'secret signed-with-env',
+        'sql SELECT KEYPAIR_JWT',
+        'sql UPDATE KEYPAIR_JWT',
+        'sql INSERT KEYPAIR_JWT',
+        'sql SELECT KEYPAIR_JWT',
+      ]);
     } finally {
       server.close();
       await db.close();
@@ -154,7 +198,14 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
   describe('credentials stand-in (handlers/lib/sdk-credentials.ts)', () => {
     const saved = { ...process.env };
     afterEach(() => {
-      for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE']) {
+      for (const key of [
+        'AWS_ACCESS_KEY_ID',
+        'AWS_SECRET_ACCESS_KEY',
+        'AWS_SESSION_TOKEN',
+        'AWS_PROFILE',
+        'AWS_SHARED_CREDENTIALS_FILE',
+        'AWS_CONFIG_FILE',
+      ]) {
         if (saved[key] === undefined) delete process.env[key];
         else process.env[key] = saved[key];
       }
@@ -162,7 +213,11 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
 
     it('returns the environment credentials when no profile is set (what Lambda provides)', async () => {
       delete process.env.AWS_PROFILE;
-      Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDENV', AWS_SECRET_ACCESS_KEY: 's', AWS_SESSION_TOKEN: 't' });
+      Object.assign(process.env, {
+        AWS_ACCESS_KEY_ID: 'AKIDENV',
+        AWS_SECRET_ACCESS_KEY: 's',
+        AWS_SESSION_TOKEN: 't',
+      });
       const creds = await defaultProvider()();
       assert.deepEqual([creds.accessKeyId, creds.secretAccessKey, creds.sessionToken], ['AKIDENV', 's', 't']);
     });
@@ -170,7 +225,10 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
     it('falls back to the full default chain (here: a profile in a shared credentials file)', async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'creds-'));
       try {
-        fs.writeFileSync(path.join(dir, 'credentials'), '[bench]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = p\n');
+        fs.writeFileSync(
+          path.join(dir, 'credentials'),
+          '[bench]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = p\n',
+        );
         delete process.env.AWS_ACCESS_KEY_ID; // with both set the SDK warns, then takes the profile too
         delete process.env.AWS_SECRET_ACCESS_KEY;
         Object.assign(process.env, {
@@ -201,7 +259,11 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
     try {
       const start = load(dirs.get('start-dbt-run')!).handler as Handler;
       const get = load(dirs.get('get-dbt-run')!).handler as Handler;
-      const run = (await start({ pipeline: 'policycenter', batchId: 'policycenter-20261127T020000Z', fence: { region: 'us-east-1', epoch: 1 } })) as { runId: string };
+      const run = (await start({
+        pipeline: 'policycenter',
+        batchId: 'policycenter-20261127T020000Z',
+        fence: { region: 'us-east-1', epoch: 1 },
+      })) as { runId: string };
       assert.equal(((await get({ runId: run.runId })) as { status: string }).status, 'RUNNING');
       api.inject({ kind: 'status', status: 503 });
       await assert.rejects(get({ runId: run.runId }), (e: Error) => e.name === 'DbtApiUnavailable');

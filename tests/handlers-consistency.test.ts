@@ -50,12 +50,19 @@ describe('check-consistency against dynalite', () => {
     rows,
     lakePath: `s3://lake/${P}/${table}/${batchId}/`,
   });
-  const watermark = (batchId: string) => ({ pk: `PIPELINE#${P}`, sk: 'WATERMARK#DOWNSTREAM', batchId, updatedAt: '2026-11-27T03:00:00Z' });
+  const watermark = (batchId: string) => ({
+    pk: `PIPELINE#${P}`,
+    sk: 'WATERMARK#DOWNSTREAM',
+    batchId,
+    updatedAt: '2026-11-27T03:00:00Z',
+  });
 
   async function seed(...items: Array<Record<string, unknown>>) {
     for (let i = 0; i < items.length; i += 25) {
       await db.doc.send(
-        new BatchWriteCommand({ RequestItems: { [tableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }),
+        new BatchWriteCommand({
+          RequestItems: { [tableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) },
+        }),
       );
     }
   }
@@ -94,7 +101,7 @@ describe('check-consistency against dynalite', () => {
     assert.deepEqual(result.reasons, [`upstream batch ${B2} is RUNNING, not SUCCEEDED`]);
   });
 
-  it('NOT_YET_REPLICATED: a table load record is missing (another batch\'s load does not count)', async () => {
+  it("NOT_YET_REPLICATED: a table load record is missing (another batch's load does not count)", async () => {
     await seed(upstream(B2), load(B2, 'pc_policy'), load(B2, 'pc_policyperiod'), load(B1, 'pc_contact'));
     const result = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
     assert.equal(result.consistencyStatus, 'NOT_YET_REPLICATED');
@@ -102,7 +109,12 @@ describe('check-consistency against dynalite', () => {
   });
 
   it('FAILED: a table load FAILED, and one has negative rows', async () => {
-    await seed(upstream(B2), load(B2, 'pc_policy', 'FAILED'), load(B2, 'pc_policyperiod', 'SUCCEEDED', -1), load(B2, 'pc_contact'));
+    await seed(
+      upstream(B2),
+      load(B2, 'pc_policy', 'FAILED'),
+      load(B2, 'pc_policyperiod', 'SUCCEEDED', -1),
+      load(B2, 'pc_contact'),
+    );
     const result = await handler({ pipeline: P, batchId: B2, expectedTables: TABLES });
     assert.equal(result.consistencyStatus, 'FAILED', 'a FAILED load is final: no waiting');
     assert.deepEqual(result.reasons, [
@@ -115,7 +127,9 @@ describe('check-consistency against dynalite', () => {
     await seed(...complete(B1), watermark(B2));
     for (const rerun of [false, true]) {
       const result = await handler({ pipeline: P, batchId: B1, expectedTables: TABLES, rerun });
-      assert.deepEqual(result.reasons, [`out of order: batch ${B1} is older than the last built batch ${B2}`]);
+      assert.deepEqual(result.reasons, [
+        `out of order: batch ${B1} is older than the last built batch ${B2}`,
+      ]);
     }
   });
 
@@ -162,7 +176,10 @@ describe('check-consistency against dynalite', () => {
       [{ pipeline: P, batchId: B2 }, /expectedTables/],
       [{ pipeline: P, batchId: B2, expectedTables: [] }, /expectedTables: must list at least one table/],
       [{ pipeline: P, batchId: 'x', expectedTables: TABLES }, /batchId: is not a batch id/],
-      [{ pipeline: 'billingcenter', batchId: B2, expectedTables: TABLES }, /belongs to pipeline "policycenter"/],
+      [
+        { pipeline: 'billingcenter', batchId: B2, expectedTables: TABLES },
+        /belongs to pipeline "policycenter"/,
+      ],
       [{ pipeline: P, batchId: B2, expectedTables: TABLES, rerun: 'yes' }, /rerun: must be a boolean/],
     ] as const) {
       await assert.rejects(handler(input), (e: Error) => {
@@ -197,15 +214,30 @@ describe('evaluateConsistency (pure)', () => {
 });
 
 describe('trigger lag metric (EMF)', () => {
-  const { triggerLagMetric } = require('../handlers/lib/consistency') as typeof import('../handlers/lib/consistency');
+  const { triggerLagMetric } =
+    require('../handlers/lib/consistency') as typeof import('../handlers/lib/consistency');
   const batchId = 'policycenter-20261127T070000Z';
 
   it('measures upstream completion to the first consistency check, in seconds', () => {
-    const records = [{ pk: 'PIPELINE#policycenter', sk: `BATCH#${batchId}#UPSTREAM`, status: 'SUCCEEDED', completedAt: '2026-11-27T07:40:00.000Z' }];
-    const metric = triggerLagMetric(records as any, 'policycenter', batchId, new Date('2026-11-27T07:40:12.500Z'))!;
+    const records = [
+      {
+        pk: 'PIPELINE#policycenter',
+        sk: `BATCH#${batchId}#UPSTREAM`,
+        status: 'SUCCEEDED',
+        completedAt: '2026-11-27T07:40:00.000Z',
+      },
+    ];
+    const metric = triggerLagMetric(
+      records as any,
+      'policycenter',
+      batchId,
+      new Date('2026-11-27T07:40:12.500Z'),
+    )!;
     assert.equal(metric.TriggerLagSeconds, 13);
     assert.equal(metric.Pipeline, 'policycenter');
-    assert.deepEqual((metric._aws as any).CloudWatchMetrics[0].Metrics, [{ Name: 'TriggerLagSeconds', Unit: 'Seconds' }]);
+    assert.deepEqual((metric._aws as any).CloudWatchMetrics[0].Metrics, [
+      { Name: 'TriggerLagSeconds', Unit: 'Seconds' },
+    ]);
   });
 
   it('emits nothing when the upstream has no completion time', () => {

@@ -61,7 +61,12 @@ describe('dbt handlers against the fake dbt API', () => {
   });
 
   it('starts a run and polls it QUEUED -> RUNNING -> SUCCEEDED', async () => {
-    const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'tag:semantic' });
+    const started = await startDbtRun({
+      pipeline: 'policycenter',
+      batchId: BATCH,
+      fence: FENCE,
+      select: 'tag:semantic',
+    });
     assert.equal(started.status, 'QUEUED');
     assert.equal(started.created, true);
     assert.equal(api.runs.length, 1);
@@ -98,7 +103,11 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('a retry after a 503 still yields exactly one run', async () => {
     api.inject({ kind: 'status', status: 503, count: 1, method: 'POST' });
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /503/);
+    await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiUnavailable',
+      /503/,
+    );
     const retried = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE });
     assert.equal(retried.created, true);
     assert.equal(api.runsFor(BATCH).length, 1);
@@ -106,21 +115,33 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('500 -> DbtApiUnavailable', async () => {
     api.inject({ kind: 'status', status: 500 });
-    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /500/);
+    const e = await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiUnavailable',
+      /500/,
+    );
     assert.equal((e as { status?: number }).status, 500);
     assert.equal(api.runs.length, 0);
   });
 
   it('429 -> DbtApiUnavailable (throttled is retryable)', async () => {
     api.inject({ kind: 'status', status: 429 });
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /429/);
+    await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiUnavailable',
+      /429/,
+    );
   });
 
   it('a hung request times out -> DbtApiUnavailable', async () => {
     process.env.DBT_API_TIMEOUT_MS = '150';
     api.inject({ kind: 'hang' });
     const t0 = Date.now();
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /timed out after 150 ms/);
+    await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiUnavailable',
+      /timed out after 150 ms/,
+    );
     const elapsed = Date.now() - t0;
     assert.ok(elapsed >= 140 && elapsed < 3000, `timed out after ${elapsed} ms`);
   });
@@ -134,7 +155,11 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('connection refused -> DbtApiUnavailable', async () => {
     process.env.DBT_API_URL = `http://127.0.0.1:${await closedPort()}`;
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiUnavailable', /ECONNREFUSED/);
+    await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiUnavailable',
+      /ECONNREFUSED/,
+    );
   });
 
   it('connection reset -> DbtApiUnavailable', async () => {
@@ -144,13 +169,21 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('400 -> DbtApiRejected, with the server message', async () => {
     api.inject({ kind: 'status', status: 400, body: { error: 'BadRequest', message: 'nope' } });
-    const e = await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiRejected', /400: BadRequest: nope/);
+    const e = await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiRejected',
+      /400: BadRequest: nope/,
+    );
     assert.equal((e as { status?: number }).status, 400);
   });
 
   it('a wrong token -> 401 -> DbtApiRejected', async () => {
     process.env.DBT_API_TOKEN = 'not-the-token';
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'DbtApiRejected', /401/);
+    await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+      'DbtApiRejected',
+      /401/,
+    );
     assert.equal(api.runs.length, 0);
   });
 
@@ -160,11 +193,20 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('reconciliation reads a run by (batchId, attempt) without moving it on; an absent attempt is DbtRunNotFound', async () => {
     const started = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, attempt: 1 });
-    const read = await getDbtRun({ pipeline: 'policycenter', batchId: BATCH, attempt: 1, failOnFailed: false });
+    const read = await getDbtRun({
+      pipeline: 'policycenter',
+      batchId: BATCH,
+      attempt: 1,
+      failOnFailed: false,
+    });
     assert.equal(read.runId, started.runId);
     assert.equal(read.attempt, 1);
     assert.equal(read.status, 'QUEUED');
-    assert.equal((await getDbtRun({ batchId: BATCH, attempt: 1 })).status, 'QUEUED', 'a read by key is not a poll');
+    assert.equal(
+      (await getDbtRun({ batchId: BATCH, attempt: 1 })).status,
+      'QUEUED',
+      'a read by key is not a poll',
+    );
     await rejectsWith(getDbtRun({ batchId: BATCH, attempt: 2 }), 'DbtRunNotFound', /attempt 2/);
     api.finish(started.runId, 'LOST');
     await rejectsWith(getDbtRun({ batchId: BATCH, attempt: 1 }), 'DbtRunFailed', /LOST/);
@@ -172,8 +214,20 @@ describe('dbt handlers against the fake dbt API', () => {
   });
 
   it('the lease and the deadlines travel to the app with the task token', async () => {
-    const lease = { pk: 'PIPELINE#policycenter', sk: 'LOCK#DOWNSTREAM', holder: 'arn:aws:states:us-east-1:123456789012:execution:etl-policycenter-downstream:x', seconds: 900 };
-    await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, taskToken: 'tok', lease, deadlines: { maxQueueMinutes: 60, maxRunMinutes: 240 } });
+    const lease = {
+      pk: 'PIPELINE#policycenter',
+      sk: 'LOCK#DOWNSTREAM',
+      holder: 'arn:aws:states:us-east-1:123456789012:execution:etl-policycenter-downstream:x',
+      seconds: 900,
+    };
+    await startDbtRun({
+      pipeline: 'policycenter',
+      batchId: BATCH,
+      fence: FENCE,
+      taskToken: 'tok',
+      lease,
+      deadlines: { maxQueueMinutes: 60, maxRunMinutes: 240 },
+    });
     const body = api.requests.find((q) => q.method === 'POST')?.body as Record<string, unknown>;
     assert.deepEqual(body.lease, lease);
     assert.deepEqual(body.deadlines, { maxQueueMinutes: 60, maxRunMinutes: 240 });
@@ -182,7 +236,11 @@ describe('dbt handlers against the fake dbt API', () => {
 
   it('the same batch and attempt with different parameters -> 409 -> DbtApiRejected', async () => {
     await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'a' });
-    await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'b' }), 'DbtApiRejected', /409/);
+    await rejectsWith(
+      startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'b' }),
+      'DbtApiRejected',
+      /409/,
+    );
     assert.equal(api.runs.length, 1);
   });
 
@@ -211,28 +269,92 @@ describe('dbt handlers against the fake dbt API', () => {
     api.finish(first.runId, 'FAILED');
     const second = await startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, attempt: 2 });
     assert.notEqual(second.runId, first.runId);
-    assert.deepEqual(api.runsFor(BATCH).map((r) => r.attempt), [1, 2]);
+    assert.deepEqual(
+      api.runsFor(BATCH).map((r) => r.attempt),
+      [1, 2],
+    );
   });
 
   describe('malformed input -> InvalidInput', () => {
     const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
       ['no batchId', () => startDbtRun({ pipeline: 'policycenter' }), /batchId/],
-      ['batchId of another pipeline', () => startDbtRun({ pipeline: 'billingcenter', batchId: BATCH, fence: FENCE }), /batchId: belongs to pipeline "policycenter"/],
-      ['batchId with a colon', () => startDbtRun({ pipeline: 'policycenter', batchId: 'policycenter-2026-11-27T02:00:00Z', fence: FENCE }), /batchId: is not a batch id/],
-      ['no fence', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH }), /fence: must be \{region, epoch\}/],
-      ['fence epoch 0', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: { region: 'us-east-1', epoch: 0 } }), /fence.epoch/],
-      ['fence region not a region', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: { region: 'east', epoch: 1 } }), /fence.region: is not an AWS region/],
-      ['task token empty', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, taskToken: '' }), /taskToken/],
-      ['unknown command', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, command: 'run-operation' }), /command: must be one of/],
-      ['shell metacharacters in select', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'a; rm -rf /' }), /select/],
-      ['vars not an object', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, vars: 'x' }), /vars: must be an object/],
+      [
+        'batchId of another pipeline',
+        () => startDbtRun({ pipeline: 'billingcenter', batchId: BATCH, fence: FENCE }),
+        /batchId: belongs to pipeline "policycenter"/,
+      ],
+      [
+        'batchId with a colon',
+        () =>
+          startDbtRun({
+            pipeline: 'policycenter',
+            batchId: 'policycenter-2026-11-27T02:00:00Z',
+            fence: FENCE,
+          }),
+        /batchId: is not a batch id/,
+      ],
+      [
+        'no fence',
+        () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH }),
+        /fence: must be \{region, epoch\}/,
+      ],
+      [
+        'fence epoch 0',
+        () =>
+          startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: { region: 'us-east-1', epoch: 0 } }),
+        /fence.epoch/,
+      ],
+      [
+        'fence region not a region',
+        () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: { region: 'east', epoch: 1 } }),
+        /fence.region: is not an AWS region/,
+      ],
+      [
+        'task token empty',
+        () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, taskToken: '' }),
+        /taskToken/,
+      ],
+      [
+        'unknown command',
+        () =>
+          startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, command: 'run-operation' }),
+        /command: must be one of/,
+      ],
+      [
+        'shell metacharacters in select',
+        () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, select: 'a; rm -rf /' }),
+        /select/,
+      ],
+      [
+        'vars not an object',
+        () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, vars: 'x' }),
+        /vars: must be an object/,
+      ],
       ['null event', () => startDbtRun(null), /Invalid start-dbt-run input/],
       ['runId missing', () => getDbtRun({}), /runId/],
-      ['reconcile with a month-13 batch id', () => getDbtRun({ batchId: 'policycenter-20261327T020000Z', attempt: 1 }), /batchId: is not a batch id/],
+      [
+        'reconcile with a month-13 batch id',
+        () => getDbtRun({ batchId: 'policycenter-20261327T020000Z', attempt: 1 }),
+        /batchId: is not a batch id/,
+      ],
       ['reconcile with attempt 0', () => getDbtRun({ batchId: BATCH, attempt: 0 }), /attempt/],
-      ['a lease on another item', () => startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE, lease: { pk: 'PIPELINE#policycenter', sk: 'LOCK#UPSTREAM', holder: 'x', seconds: 900 } }), /lease.sk: must be LOCK#DOWNSTREAM/],
+      [
+        'a lease on another item',
+        () =>
+          startDbtRun({
+            pipeline: 'policycenter',
+            batchId: BATCH,
+            fence: FENCE,
+            lease: { pk: 'PIPELINE#policycenter', sk: 'LOCK#UPSTREAM', holder: 'x', seconds: 900 },
+          }),
+        /lease.sk: must be LOCK#DOWNSTREAM/,
+      ],
       ['runId with a slash', () => getDbtRun({ runId: '../etc' }), /runId: is not a run id/],
-      ['failOnFailed not boolean', () => getDbtRun({ runId: 'r1', failOnFailed: 'no' }), /failOnFailed: must be a boolean/],
+      [
+        'failOnFailed not boolean',
+        () => getDbtRun({ runId: 'r1', failOnFailed: 'no' }),
+        /failOnFailed: must be a boolean/,
+      ],
     ];
     for (const [what, call, message] of cases) {
       it(what, async () => {
@@ -245,7 +367,11 @@ describe('dbt handlers against the fake dbt API', () => {
   describe('configuration', () => {
     it('missing DBT_API_URL -> an error naming the variable', async () => {
       delete process.env.DBT_API_URL;
-      await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'MissingConfiguration', /DBT_API_URL/);
+      await rejectsWith(
+        startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+        'MissingConfiguration',
+        /DBT_API_URL/,
+      );
     });
 
     it('neither DBT_API_TOKEN nor DBT_API_TOKEN_SECRET_ARN -> an error naming the secret variable', async () => {
@@ -256,7 +382,11 @@ describe('dbt handlers against the fake dbt API', () => {
     it('plain HTTP off loopback is refused unless dbt.allowPlainHttp set DBT_API_ALLOW_PLAIN_HTTP', async () => {
       // 0.0.0.0 reaches this machine but is not a loopback name, so it stands in for an NLB address.
       process.env.DBT_API_URL = api.url.replace('127.0.0.1', '0.0.0.0');
-      await rejectsWith(startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }), 'MissingConfiguration', /plain HTTP\. Fix: configure dbt\.tls/);
+      await rejectsWith(
+        startDbtRun({ pipeline: 'policycenter', batchId: BATCH, fence: FENCE }),
+        'MissingConfiguration',
+        /plain HTTP\. Fix: configure dbt\.tls/,
+      );
       assert.equal(api.requests.length, 0);
       process.env.DBT_API_ALLOW_PLAIN_HTTP = 'true';
       try {
@@ -270,7 +400,10 @@ describe('dbt handlers against the fake dbt API', () => {
     it('https: a certificate the runtime does not trust fails the call before any request is served', async () => {
       const served: string[] = [];
       const server = https.createServer(
-        { key: fs.readFileSync(path.join(__dirname, 'fixtures/self-signed.key')), cert: fs.readFileSync(path.join(__dirname, 'fixtures/self-signed.crt')) },
+        {
+          key: fs.readFileSync(path.join(__dirname, 'fixtures/self-signed.key')),
+          cert: fs.readFileSync(path.join(__dirname, 'fixtures/self-signed.crt')),
+        },
         (req, res) => {
           served.push(req.url ?? '');
           res.end('{}');
@@ -293,7 +426,8 @@ describe('dbt handlers against the fake dbt API', () => {
 
     it('reads the token from the secret once per container, and refetches once on 401', async () => {
       delete process.env.DBT_API_TOKEN;
-      process.env.DBT_API_TOKEN_SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dbt-api-token-AbCdEf';
+      process.env.DBT_API_TOKEN_SECRET_ARN =
+        'arn:aws:secretsmanager:us-east-1:123456789012:secret:dbt-api-token-AbCdEf';
       const original = tokenSource.getSecretString;
       const served = ['stale-token', JSON.stringify({ token: api.token })];
       let fetched = 0;

@@ -1,6 +1,15 @@
 import * as assert from 'node:assert/strict';
-import { ExecutionAlreadyExists, StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
-import { BATCH_ID_PATTERN, formatBatchId, parseBatchId, upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
+import {
+  ExecutionAlreadyExists,
+  StartExecutionCommand,
+  type StartExecutionCommandInput,
+} from '@aws-sdk/client-sfn';
+import {
+  BATCH_ID_PATTERN,
+  formatBatchId,
+  parseBatchId,
+  upstreamBatchSucceededEventSchema,
+} from '../handlers/event-schema';
 import { logger } from '../handlers/lib/logger';
 import { handler, setSfnClient, type SfnLike } from '../handlers/start-downstream';
 
@@ -23,12 +32,21 @@ function event(detailOverrides: Record<string, unknown> = {}, envelope: Record<s
       batchId: 'policycenter-20261127T020000Z',
       region: 'us-east-1',
       tables: [
-        { name: 'pc_policy', rows: 1200, lakePath: 's3://lake-bucket/policycenter/pc_policy/20261127T020000Z/' },
-        { name: 'pc_contact', rows: 0, lakePath: 's3://lake-bucket/policycenter/pc_contact/20261127T020000Z/' },
+        {
+          name: 'pc_policy',
+          rows: 1200,
+          lakePath: 's3://lake-bucket/policycenter/pc_policy/20261127T020000Z/',
+        },
+        {
+          name: 'pc_contact',
+          rows: 0,
+          lakePath: 's3://lake-bucket/policycenter/pc_contact/20261127T020000Z/',
+        },
       ],
       startedAt: '2026-11-27T02:00:03Z',
       completedAt: '2026-11-27T02:41:05Z',
-      upstreamExecutionArn: 'arn:aws:states:us-east-1:123456789012:execution:etl-upstream-policycenter:policycenter-20261127T020000Z',
+      upstreamExecutionArn:
+        'arn:aws:states:us-east-1:123456789012:execution:etl-upstream-policycenter:policycenter-20261127T020000Z',
       ...detailOverrides,
     },
     ...envelope,
@@ -36,7 +54,9 @@ function event(detailOverrides: Record<string, unknown> = {}, envelope: Record<s
 }
 
 /** A recording stub. `behaviour` decides each call's outcome. */
-function stubSfn(behaviour: (input: StartExecutionCommandInput) => Promise<{ executionArn?: string; startDate?: Date }>) {
+function stubSfn(
+  behaviour: (input: StartExecutionCommandInput) => Promise<{ executionArn?: string; startDate?: Date }>,
+) {
   const calls: StartExecutionCommandInput[] = [];
   const client: SfnLike = {
     send: async (command: StartExecutionCommand) => {
@@ -106,20 +126,68 @@ describe('start-downstream (rule-lambda trigger)', () => {
 
   describe('malformed events -> InvalidInput, and StartExecution is never called', () => {
     const cases: Array<[string, unknown, RegExp]> = [
-      ['unknown schemaVersion', event({ schemaVersion: '2.0' }), /detail\.schemaVersion: schema version "2\.0" is not supported/],
+      [
+        'unknown schemaVersion',
+        event({ schemaVersion: '2.0' }),
+        /detail\.schemaVersion: schema version "2\.0" is not supported/,
+      ],
       ['missing batchId', event({ batchId: undefined }), /detail\.batchId/],
-      ['batchId not in the documented format', event({ batchId: 'policycenter-2026-11-27T02:00:00Z' }), /detail\.batchId: is not a batch id of the form/],
-      ['batchId naming an impossible time', event({ batchId: 'policycenter-20261331T250000Z' }), /detail\.batchId: is not a batch id/],
-      ['batchId of another pipeline', event({ batchId: 'billingcenter-20261127T020000Z' }), /detail\.batchId: belongs to pipeline "billingcenter"/],
-      ['pipeline not configured', event({ pipeline: 'claimcenter', batchId: 'claimcenter-20261127T020000Z' }), /"claimcenter" is not a configured pipeline/],
-      ['rows of the wrong type', event({ tables: [{ name: 'pc_policy', rows: '1200', lakePath: 's3://b/x' }] }), /detail\.tables\.0\.rows: must be a number/],
-      ['negative rows', event({ tables: [{ name: 'pc_policy', rows: -1, lakePath: 's3://lake-bucket/x' }] }), /detail\.tables\.0\.rows: must be >= 0/],
+      [
+        'batchId not in the documented format',
+        event({ batchId: 'policycenter-2026-11-27T02:00:00Z' }),
+        /detail\.batchId: is not a batch id of the form/,
+      ],
+      [
+        'batchId naming an impossible time',
+        event({ batchId: 'policycenter-20261331T250000Z' }),
+        /detail\.batchId: is not a batch id/,
+      ],
+      [
+        'batchId of another pipeline',
+        event({ batchId: 'billingcenter-20261127T020000Z' }),
+        /detail\.batchId: belongs to pipeline "billingcenter"/,
+      ],
+      [
+        'pipeline not configured',
+        event({ pipeline: 'claimcenter', batchId: 'claimcenter-20261127T020000Z' }),
+        /"claimcenter" is not a configured pipeline/,
+      ],
+      [
+        'rows of the wrong type',
+        event({ tables: [{ name: 'pc_policy', rows: '1200', lakePath: 's3://b/x' }] }),
+        /detail\.tables\.0\.rows: must be a number/,
+      ],
+      [
+        'negative rows',
+        event({ tables: [{ name: 'pc_policy', rows: -1, lakePath: 's3://lake-bucket/x' }] }),
+        /detail\.tables\.0\.rows: must be >= 0/,
+      ],
       ['tables empty', event({ tables: [] }), /detail\.tables: must list at least one table/],
-      ['lakePath not s3', event({ tables: [{ name: 'pc_policy', rows: 1, lakePath: '/tmp/x' }] }), /lakePath: must be an s3:\/\/ URI/],
-      ['wrong detail-type', event({}, { 'detail-type': 'Step Functions Execution Status Change' }), /detail-type: is "Step Functions Execution Status Change"; expected "UpstreamBatchSucceeded"/],
-      ['startedAt not a timestamp', event({ startedAt: 'yesterday' }), /detail\.startedAt: must be an ISO-8601 timestamp/],
-      ['completedAt before startedAt', event({ completedAt: '2026-11-27T01:00:00Z' }), /detail\.completedAt: is before startedAt/],
-      ['bad execution ARN', event({ upstreamExecutionArn: 'arn:aws:lambda:us-east-1:123456789012:function:x' }), /upstreamExecutionArn: is not a Step Functions execution ARN/],
+      [
+        'lakePath not s3',
+        event({ tables: [{ name: 'pc_policy', rows: 1, lakePath: '/tmp/x' }] }),
+        /lakePath: must be an s3:\/\/ URI/,
+      ],
+      [
+        'wrong detail-type',
+        event({}, { 'detail-type': 'Step Functions Execution Status Change' }),
+        /detail-type: is "Step Functions Execution Status Change"; expected "UpstreamBatchSucceeded"/,
+      ],
+      [
+        'startedAt not a timestamp',
+        event({ startedAt: 'yesterday' }),
+        /detail\.startedAt: must be an ISO-8601 timestamp/,
+      ],
+      [
+        'completedAt before startedAt',
+        event({ completedAt: '2026-11-27T01:00:00Z' }),
+        /detail\.completedAt: is before startedAt/,
+      ],
+      [
+        'bad execution ARN',
+        event({ upstreamExecutionArn: 'arn:aws:lambda:us-east-1:123456789012:function:x' }),
+        /upstreamExecutionArn: is not a Step Functions execution ARN/,
+      ],
       ['no detail at all', { 'detail-type': 'UpstreamBatchSucceeded', id: 'x', source: 's' }, /detail: /],
       ['not an object', 'UpstreamBatchSucceeded', /Invalid start-downstream input: \(input\)/],
     ];
@@ -140,7 +208,10 @@ describe('start-downstream (rule-lambda trigger)', () => {
       process.env.EVENT_SOURCE = 'com.insurer.etl-platform';
       const { client, calls } = stubSfn(async () => ({ executionArn: 'x' }));
       setSfnClient(client);
-      await assert.rejects(handler(event({}, { source: 'com.attacker' })), /source: "com.attacker" is not the platform's source/);
+      await assert.rejects(
+        handler(event({}, { source: 'com.attacker' })),
+        /source: "com.attacker" is not the platform's source/,
+      );
       assert.equal(calls.length, 0);
     });
   });
@@ -149,7 +220,10 @@ describe('start-downstream (rule-lambda trigger)', () => {
     for (const name of ['DOWNSTREAM_STATE_MACHINE_ARN', 'PIPELINES']) {
       Object.assign(process.env, ENV);
       delete process.env[name];
-      await assert.rejects(handler(event()), (e: Error) => e.name === 'MissingConfiguration' && e.message.includes(name));
+      await assert.rejects(
+        handler(event()),
+        (e: Error) => e.name === 'MissingConfiguration' && e.message.includes(name),
+      );
     }
   });
 });
@@ -161,7 +235,10 @@ describe('event-schema', () => {
     assert.deepEqual(parseBatchId(id), { pipeline: 'policycenter', scheduledTime: '2026-11-27T02:00:00Z' });
     assert.match(id, BATCH_ID_PATTERN);
     assert.ok(!id.includes(':') && id.length <= 80);
-    assert.equal(parseBatchId('a-very-long-pipeline-nam-20261127T020000Z')?.pipeline, 'a-very-long-pipeline-nam');
+    assert.equal(
+      parseBatchId('a-very-long-pipeline-nam-20261127T020000Z')?.pipeline,
+      'a-very-long-pipeline-nam',
+    );
   });
   it('a lexically greater id is a newer batch', () => {
     const older = formatBatchId('p2', '2026-11-27T23:59:59Z');

@@ -518,13 +518,46 @@ const EXPECTATIONS: readonly Expectation[] = [
       ['states:SendTaskFailure', '*', { 'aws:RequestedRegion': c.region }],
       ['states:SendTaskHeartbeat', '*', { 'aws:RequestedRegion': c.region }],
       // Lease renewal: the lease attributes of a pipeline's lock, nothing else.
-      ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`], 'dynamodb:Attributes': ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] }],
+      [
+        'dynamodb:UpdateItem',
+        c.table,
+        {
+          'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`],
+          'dynamodb:Attributes': ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'],
+        },
+      ],
     ],
     denied: (c) => [
-      ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': ['FENCE'], 'dynamodb:Attributes': ['pk', 'sk', 'leaseExpiresAt'] }],
-      ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`], 'dynamodb:Attributes': ['pk', 'sk', 'status'] }],
-      ['dynamodb:UpdateItem', c.table, { 'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`], 'dynamodb:Attributes': ['pk', 'sk', 'leaseExpiresAt'], 'dynamodb:ReturnValues': 'ALL_NEW' }],
-      ['dynamodb:UpdateItem', peerOf(c).table, { 'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`], 'dynamodb:Attributes': ['pk', 'sk', 'leaseExpiresAt'] }],
+      [
+        'dynamodb:UpdateItem',
+        c.table,
+        { 'dynamodb:LeadingKeys': ['FENCE'], 'dynamodb:Attributes': ['pk', 'sk', 'leaseExpiresAt'] },
+      ],
+      [
+        'dynamodb:UpdateItem',
+        c.table,
+        {
+          'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`],
+          'dynamodb:Attributes': ['pk', 'sk', 'status'],
+        },
+      ],
+      [
+        'dynamodb:UpdateItem',
+        c.table,
+        {
+          'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`],
+          'dynamodb:Attributes': ['pk', 'sk', 'leaseExpiresAt'],
+          'dynamodb:ReturnValues': 'ALL_NEW',
+        },
+      ],
+      [
+        'dynamodb:UpdateItem',
+        peerOf(c).table,
+        {
+          'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`],
+          'dynamodb:Attributes': ['pk', 'sk', 'leaseExpiresAt'],
+        },
+      ],
       ['dynamodb:DeleteItem', c.table, { 'dynamodb:LeadingKeys': [`PIPELINE#${c.pipelines[0]}`] }],
       ['secretsmanager:GetSecretValue', c.tokenSecret],
       ['states:SendTaskSuccess', '*', { 'aws:RequestedRegion': peerOf(c).region }],

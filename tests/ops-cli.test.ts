@@ -21,13 +21,36 @@ describe('etl-ops CLI wiring', () => {
   before(async () => {
     db = await startDynalite();
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etl-ops-cli-'));
-    fs.copyFileSync(path.join(__dirname, '..', 'Pulumi.prod-east.yaml'), path.join(workDir, 'Pulumi.prod-east.yaml'));
-    await db.doc.send(new PutCommand({ TableName: db.tableName, Item: { pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-east-1', epoch: 3 } }));
-    for (const [part, status] of [['UPSTREAM', 'SUCCEEDED'], ['DOWNSTREAM', 'FAILED']] as const) {
+    fs.copyFileSync(
+      path.join(__dirname, '..', 'Pulumi.prod-east.yaml'),
+      path.join(workDir, 'Pulumi.prod-east.yaml'),
+    );
+    await db.doc.send(
+      new PutCommand({
+        TableName: db.tableName,
+        Item: { pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-east-1', epoch: 3 },
+      }),
+    );
+    for (const [part, status] of [
+      ['UPSTREAM', 'SUCCEEDED'],
+      ['DOWNSTREAM', 'FAILED'],
+    ] as const) {
       await db.doc.send(
         new PutCommand({
           TableName: db.tableName,
-          Item: { ...batchKey(P, BATCH, part), pipeline: P, batchId: BATCH, status, attempt: part === 'DOWNSTREAM' ? 1 : undefined, region: 'us-east-1', gsi1pk: statusGsiKey(P, part, status), gsi1sk: BATCH, startedAt: '2026-11-27T07:00:03Z', completedAt: '2026-11-27T07:41:55Z', error: part === 'DOWNSTREAM' ? 'DbtRunFailed' : undefined },
+          Item: {
+            ...batchKey(P, BATCH, part),
+            pipeline: P,
+            batchId: BATCH,
+            status,
+            attempt: part === 'DOWNSTREAM' ? 1 : undefined,
+            region: 'us-east-1',
+            gsi1pk: statusGsiKey(P, part, status),
+            gsi1sk: BATCH,
+            startedAt: '2026-11-27T07:00:03Z',
+            completedAt: '2026-11-27T07:41:55Z',
+            error: part === 'DOWNSTREAM' ? 'DbtRunFailed' : undefined,
+          },
         }),
       );
     }
@@ -56,14 +79,24 @@ describe('etl-ops CLI wiring', () => {
   const cli = async (argv: string[], opts: { missingEvents?: boolean; answers?: boolean[] } = {}) => {
     const io = memoryIo(opts.answers);
     const { c, sfn } = clients(opts);
-    const code = await run(argv, { io, clients: () => c, stackOps: () => assert.fail('no stack ops'), now: () => NOW, workDir, operator: 'alice' });
+    const code = await run(argv, {
+      io,
+      clients: () => c,
+      stackOps: () => assert.fail('no stack ops'),
+      now: () => NOW,
+      workDir,
+      operator: 'alice',
+    });
     return { code, io, sfn };
   };
 
   it('status: exit 0 with the table; exit 1 naming the failure when a section cannot be read', async () => {
     const ok = await cli(['status', '--pipeline', P, '--region', 'us-east-1']);
     assert.equal(ok.code, 0, ok.io.text());
-    assert.match(ok.io.text(), /policycenter-20261127T070000Z\s+SUCCEEDED\s+FAILED\s+1\s+us-east-1\s+41m52s\s+41m52s\s+DbtRunFailed/);
+    assert.match(
+      ok.io.text(),
+      /policycenter-20261127T070000Z\s+SUCCEEDED\s+FAILED\s+1\s+us-east-1\s+41m52s\s+41m52s\s+DbtRunFailed/,
+    );
     const missing = await cli(['status', '--region', 'us-east-1']);
     assert.equal(missing.code, 0, 'pipelines come from Pulumi.prod-east.yaml');
     assert.match(missing.io.text(), /Pipeline claimcenter/);
@@ -81,7 +114,16 @@ describe('etl-ops CLI wiring', () => {
     const dry = await cli(['rerun', '--pipeline', P, '--batch', BATCH, '--dry-run']);
     assert.equal(dry.code, 0);
     assert.equal(dry.sfn.started.length, 0);
-    const yes = await cli(['rerun', '--pipeline', P, '--batch', BATCH, '--yes', '--reason', 'dbt model fixed']);
+    const yes = await cli([
+      'rerun',
+      '--pipeline',
+      P,
+      '--batch',
+      BATCH,
+      '--yes',
+      '--reason',
+      'dbt model fixed',
+    ]);
     assert.equal(yes.code, 0, yes.io.text());
     assert.equal(yes.sfn.started[0].name, `${BATCH}-rerun-2`);
   });
@@ -101,6 +143,9 @@ describe('etl-ops CLI wiring', () => {
   it('dlq list finds the queues on the rules and schedules', async () => {
     const r = await cli(['dlq', 'list', '--region', 'us-east-1']);
     assert.equal(r.code, 0, r.io.text());
-    assert.match(r.io.text(), /prod-east-forward-dlq-queue-4d5e6f\s+0\s+0\s+rule forward-to-us-west-1 -> bus etl-platform \(us-west-1\)/);
+    assert.match(
+      r.io.text(),
+      /prod-east-forward-dlq-queue-4d5e6f\s+0\s+0\s+rule forward-to-us-west-1 -> bus etl-platform \(us-west-1\)/,
+    );
   });
 });

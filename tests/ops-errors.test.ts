@@ -41,13 +41,20 @@ function withEnv(vars: Record<string, string | undefined>): () => void {
 }
 
 /** What the SDK raises for AccessDenied (unmodelled in client-sfn): its service exception class with that name. */
-const accessDenied = (message: string) => new SFNServiceException({ name: 'AccessDeniedException', $fault: 'client', message, $metadata: { httpStatusCode: 400 } });
+const accessDenied = (message: string) =>
+  new SFNServiceException({
+    name: 'AccessDeniedException',
+    $fault: 'client',
+    message,
+    $metadata: { httpStatusCode: 400 },
+  });
 
 const NO_RAW = (text: string) => {
   assert.doesNotMatch(text, /CredentialsProviderError|ENOENT|CommandError|\n\s+at /, text);
 };
 
-const ARN = 'arn:aws:states:us-east-1:123456789012:execution:etl-policycenter-downstream:policycenter-20261127T020000Z';
+const ARN =
+  'arn:aws:states:us-east-1:123456789012:execution:etl-policycenter-downstream:policycenter-20261127T020000Z';
 
 describe('etl-ops errors say what to do', function () {
   this.timeout(30_000);
@@ -81,13 +88,20 @@ describe('etl-ops errors say what to do', function () {
     const e = explainError(error);
     assert.equal(e.kind, 'no-credentials');
     assert.equal(e.summary, 'DynamoDB.GetItem: no AWS credentials found');
-    for (const fix of ['AWS_PROFILE', 'aws sso login', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) assert.ok(e.fix?.includes(fix), fix);
+    for (const fix of ['AWS_PROFILE', 'aws sso login', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'])
+      assert.ok(e.fix?.includes(fix), fix);
     NO_RAW(describeError(error));
   });
 
   it('an expired SSO session (a CredentialsProviderError constructed from the SDK class) says to log in again', () => {
-    const { CredentialsProviderError } = require('@smithy/core/config') as { CredentialsProviderError: new (m: string) => Error };
-    const e = explainError(new CredentialsProviderError('The SSO session associated with this profile has expired. To refresh this SSO session run aws sso login.'));
+    const { CredentialsProviderError } = require('@smithy/core/config') as {
+      CredentialsProviderError: new (m: string) => Error;
+    };
+    const e = explainError(
+      new CredentialsProviderError(
+        'The SSO session associated with this profile has expired. To refresh this SSO session run aws sso login.',
+      ),
+    );
     assert.equal(e.kind, 'expired-credentials');
     assert.match(e.fix ?? '', /aws sso login --profile/);
   });
@@ -98,11 +112,16 @@ describe('etl-ops errors say what to do', function () {
     assert.equal(e.kind, 'access-denied');
     assert.match(e.fix ?? '', /states:DescribeExecution/);
     const missing = new ExecutionDoesNotExist({ message: 'Execution Does Not Exist', $metadata: {} });
-    assert.equal(describeError(missing, 'SFN.DescribeExecution'), 'SFN.DescribeExecution: ExecutionDoesNotExist: Execution Does Not Exist');
+    assert.equal(
+      describeError(missing, 'SFN.DescribeExecution'),
+      'SFN.DescribeExecution: ExecutionDoesNotExist: Execution Does Not Exist',
+    );
   });
 
   it('a real spawn of a missing pulumi binary and the Automation API without the CLI both map to "install Pulumi"', async () => {
-    const spawned = await new Promise<Error>((resolve) => spawn('pulumi', ['version'], { env: { PATH: emptyBin } }).on('error', resolve));
+    const spawned = await new Promise<Error>((resolve) =>
+      spawn('pulumi', ['version'], { env: { PATH: emptyBin } }).on('error', resolve),
+    );
     assert.match(spawned.message, /spawn pulumi ENOENT/, 'the raw error this maps');
     assert.ok(isPulumiMissing(spawned));
     const undo = withEnv({ PATH: emptyBin });
@@ -130,7 +149,14 @@ describe('etl-ops errors say what to do', function () {
       const io = memoryIo();
       const undo = withEnv({ PATH: emptyBin });
       try {
-        const code = await run(argv, { io, clients: () => clients, stackOps: (dir) => automationStackOps(dir), workDir, operator: 'alice', now: () => new Date('2026-11-27T12:00:00Z') });
+        const code = await run(argv, {
+          io,
+          clients: () => clients,
+          stackOps: (dir) => automationStackOps(dir),
+          workDir,
+          operator: 'alice',
+          now: () => new Date('2026-11-27T12:00:00Z'),
+        });
         return { code, text: io.text() };
       } finally {
         undo();
@@ -138,12 +164,18 @@ describe('etl-ops errors say what to do', function () {
     };
 
     it('failover/failback --dry-run print their plan without the Pulumi CLI; a real run says to install it', async () => {
-      for (const argv of [['failover', '--to', 'us-west-1', '--dry-run'], ['failback', '--dry-run']]) {
+      for (const argv of [
+        ['failover', '--to', 'us-west-1', '--dry-run'],
+        ['failback', '--dry-run'],
+      ]) {
         const r = await cli(argv);
         assert.equal(r.code, 0, r.text);
         assert.match(r.text, /Pulumi CLI is not installed: reading the current config from the committed/);
         assert.match(r.text, /Current activeRegion: prod-east=us-east-1, prod-west=us-east-1/);
-        assert.match(r.text, /Plan \(dry run, nothing will be changed\):\n {2}- pulumi config set activeRegion/);
+        assert.match(
+          r.text,
+          /Plan \(dry run, nothing will be changed\):\n {2}- pulumi config set activeRegion/,
+        );
         NO_RAW(r.text);
       }
       const real = await cli(['failover', '--to', 'us-west-1', '--yes']);
@@ -157,7 +189,10 @@ describe('etl-ops errors say what to do', function () {
       const r = await cli(['status', '--pipeline', 'policycenter', '--region', 'us-east-1']);
       assert.equal(r.code, 1);
       assert.match(r.text, /could not read batches: DynamoDB\.Query: no AWS credentials found/);
-      assert.match(r.text, /rules on bus etl-platform: unavailable \(EventBridge\.ListRules: no AWS credentials found\)/);
+      assert.match(
+        r.text,
+        /rules on bus etl-platform: unavailable \(EventBridge\.ListRules: no AWS credentials found\)/,
+      );
       assert.equal(r.text.match(/Set AWS_PROFILE=/g)?.length, 1, r.text);
       NO_RAW(r.text);
     });
@@ -183,10 +218,16 @@ describe('etl-ops errors say what to do', function () {
       const base = awsClients();
       const r = await cli(['redrive', '--dry-run', '--execution', ARN], { ...base, sfn: () => sfn });
       assert.equal(r.code, 1);
-      assert.match(r.text, /^error: SFN\.DescribeStateMachine: not allowed \(AccessDeniedException\): your role needs states:DescribeStateMachine/m);
+      assert.match(
+        r.text,
+        /^error: SFN\.DescribeStateMachine: not allowed \(AccessDeniedException\): your role needs states:DescribeStateMachine/m,
+      );
       // The real adapter: the SDK middleware records the call on the error.
       const client = nameFailedCalls(new SFNClient({ region: 'us-east-1', maxAttempts: 1 }));
-      await assert.rejects(sfnAdapter(client).describeStateMachine('arn:aws:states:us-east-1:123456789012:stateMachine:x'), (e: unknown) => describeError(e).startsWith('SFN.DescribeStateMachine: no AWS credentials found'));
+      await assert.rejects(
+        sfnAdapter(client).describeStateMachine('arn:aws:states:us-east-1:123456789012:stateMachine:x'),
+        (e: unknown) => describeError(e).startsWith('SFN.DescribeStateMachine: no AWS credentials found'),
+      );
       client.destroy();
     });
   });
@@ -195,17 +236,25 @@ describe('etl-ops errors say what to do', function () {
 describe('etl-ops runs without a build step', function () {
   this.timeout(60_000);
   const root = path.join(__dirname, '..');
-  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    bin: Record<string, string>;
+    scripts: Record<string, string>;
+  };
 
   it('the package.json bin is a committed shim (not tsc output) that runs the CLI from any directory', () => {
     const bin = path.join(root, pkg.bin['etl-ops']);
     assert.ok(fs.existsSync(bin), `${pkg.bin['etl-ops']} exists after npm ci, with no build`);
     assert.match(fs.readFileSync(bin, 'utf8'), /^#!\/usr\/bin\/env node/);
     const ignored = spawnSync('git', ['check-ignore', '-q', pkg.bin['etl-ops']], { cwd: root });
-    if (ignored.status !== 128) assert.equal(ignored.status, 1, `${pkg.bin['etl-ops']} must not be gitignored`); // 128: not a git checkout
+    if (ignored.status !== 128)
+      assert.equal(ignored.status, 1, `${pkg.bin['etl-ops']} must not be gitignored`); // 128: not a git checkout
     const r = spawnSync(process.execPath, [bin, 'failback', '--dry-run'], {
       cwd: os.tmpdir(),
-      env: { ...process.env, PATH: '/nonexistent', ...Object.fromEntries(Object.entries(NO_CREDENTIALS).filter(([, v]) => v !== undefined)) },
+      env: {
+        ...process.env,
+        PATH: '/nonexistent',
+        ...Object.fromEntries(Object.entries(NO_CREDENTIALS).filter(([, v]) => v !== undefined)),
+      },
       encoding: 'utf8',
     });
     assert.equal(r.status, 0, r.stderr);

@@ -360,8 +360,12 @@ describe('local/replicated-dynamo: per-region replicas with async last-writer-wi
     const engine = await start({ tables: [CONTROL_TABLE, RUNS], regionalTables: ['etl-dbt-runs'] });
     const east = doc(engine, EAST);
     const west = doc(engine, WEST);
-    await east.send(new PutCommand({ TableName: 'etl-dbt-runs', Item: { pk: 'RUN#b', sk: 'ATTEMPT#001', region: EAST } }));
-    await west.send(new PutCommand({ TableName: 'etl-dbt-runs', Item: { pk: 'RUN#b', sk: 'ATTEMPT#001', region: WEST } }));
+    await east.send(
+      new PutCommand({ TableName: 'etl-dbt-runs', Item: { pk: 'RUN#b', sk: 'ATTEMPT#001', region: EAST } }),
+    );
+    await west.send(
+      new PutCommand({ TableName: 'etl-dbt-runs', Item: { pk: 'RUN#b', sk: 'ATTEMPT#001', region: WEST } }),
+    );
     await east.send(new PutCommand({ TableName: TABLE, Item: { pk: 'A', sk: 'S', v: 1 } }));
     await engine.quiesce();
     const runs = await engine.snapshot('etl-dbt-runs');

@@ -4,7 +4,13 @@ import { matchesPattern } from '../events/pattern';
 import { EXECUTION_ALREADY_EXISTS } from '../state-machines/intermediate';
 import { UPSTREAM_EVENT, UPSTREAM_STATES } from '../state-machines/upstream';
 import { runProgram } from './harness/program';
-import { envelope, extractPlatform, LocalRegion, type ExtractedPlatform, type PutEventsEntry } from './harness/trigger-fabric';
+import {
+  envelope,
+  extractPlatform,
+  LocalRegion,
+  type ExtractedPlatform,
+  type PutEventsEntry,
+} from './harness/trigger-fabric';
 import { runWorkflow, StatesError, type RunResult } from './harness/sfn-local';
 
 /**
@@ -43,7 +49,11 @@ describe('trigger pattern vs the event the upstream really emits', function () {
 
   it('the recorded trigger rule pattern matches it (and the downstream it delivered to succeeded)', () => {
     const rule = platform.rule(`${PIPELINE}-downstream-trigger`);
-    assert.deepEqual(rule.pattern, { source: ['com.example-insurer.etl-platform'], 'detail-type': ['UpstreamBatchSucceeded'], detail: { pipeline: [PIPELINE] } });
+    assert.deepEqual(rule.pattern, {
+      source: ['com.example-insurer.etl-platform'],
+      'detail-type': ['UpstreamBatchSucceeded'],
+      detail: { pipeline: [PIPELINE] },
+    });
     assert.ok(matchesPattern(rule.pattern, event));
     const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
     assert.equal(ds.length, 1);
@@ -53,7 +63,10 @@ describe('trigger pattern vs the event the upstream really emits', function () {
 
   it('rejects other pipelines and other detail-types', () => {
     const rule = platform.rule(`${PIPELINE}-downstream-trigger`);
-    const withDetail = (d: Record<string, unknown>) => ({ ...event, detail: { ...(event.detail as object), ...d } });
+    const withDetail = (d: Record<string, unknown>) => ({
+      ...event,
+      detail: { ...(event.detail as object), ...d },
+    });
     assert.ok(!matchesPattern(rule.pattern, withDetail({ pipeline: 'claimcenter' })));
     for (const dt of [UPSTREAM_EVENT.detailTypes.failed, 'DownstreamRunSucceeded']) {
       assert.ok(!matchesPattern(rule.pattern, { ...event, 'detail-type': dt }), dt);
@@ -63,15 +76,21 @@ describe('trigger pattern vs the event the upstream really emits', function () {
     assert.ok(!matchesPattern(platform.rule('claimcenter-downstream-trigger').pattern, event));
   });
 
-  it('the forwarding pattern matches this region\'s events but not one forwarded from the peer', () => {
+  it("the forwarding pattern matches this region's events but not one forwarded from the peer", () => {
     const forward = platform.rule('forward-to-us-west-1');
     assert.ok(matchesPattern(forward.pattern, event));
-    const downstreamEvents = region.published.filter((p) => p.by === `etl-${PIPELINE}-downstream`).map((p) => p.event);
+    const downstreamEvents = region.published
+      .filter((p) => p.by === `etl-${PIPELINE}-downstream`)
+      .map((p) => p.event);
     assert.ok(downstreamEvents.length > 0);
     for (const e of downstreamEvents) assert.ok(matchesPattern(forward.pattern, e), e['detail-type']);
     const fromPeer = { ...event, detail: { ...(event.detail as object), region: 'us-west-1' } };
     assert.ok(!matchesPattern(forward.pattern, fromPeer));
-    assert.equal(region.forwarded.length, 1 + downstreamEvents.length, 'every event of this region was forwarded once');
+    assert.equal(
+      region.forwarded.length,
+      1 + downstreamEvents.length,
+      'every event of this region was forwarded once',
+    );
   });
 
   it('envelope() keeps the entry as published', () => {
@@ -80,13 +99,19 @@ describe('trigger pattern vs the event the upstream really emits', function () {
   });
 });
 
-describe('upstream-direct: the upstream\'s StartDownstream state, executed', function () {
+describe("upstream-direct: the upstream's StartDownstream state, executed", function () {
   this.timeout(120_000);
   let platform: ExtractedPlatform;
   let region: LocalRegion;
 
   before(async () => {
-    platform = extractPlatform(await runProgram({ stack: 'prod-east', activeRegion: 'us-east-1', config: { defaultTriggerMode: 'upstream-direct' } }));
+    platform = extractPlatform(
+      await runProgram({
+        stack: 'prod-east',
+        activeRegion: 'us-east-1',
+        config: { defaultTriggerMode: 'upstream-direct' },
+      }),
+    );
   });
   beforeEach(async () => {
     region = await LocalRegion.start(platform);
@@ -95,25 +120,36 @@ describe('upstream-direct: the upstream\'s StartDownstream state, executed', fun
 
   const upstream = () => platform.machine(`etl-${PIPELINE}-upstream`);
   const entered = (res: RunResult, state: string) =>
-    res.events.filter((e) => e.type === 'StateEntered' && (e.state as { name: string }).name === state).length;
+    res.events.filter((e) => e.type === 'StateEntered' && (e.state as { name: string }).name === state)
+      .length;
   async function batchStatus(): Promise<string | undefined> {
     const out = await region.db.client.send(
-      new GetItemCommand({ TableName: region.db.tableName, Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: `BATCH#${BATCH}#UPSTREAM` } } }),
+      new GetItemCommand({
+        TableName: region.db.tableName,
+        Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: `BATCH#${BATCH}#UPSTREAM` } },
+      }),
     );
     return out.Item?.status?.S;
   }
   /** The upstream with a `states` route that answers StartDownstream with `start`. */
   function runWith(start: (params: Record<string, unknown>) => unknown): Promise<RunResult> {
-    return runWorkflow(upstream().definition, { pipeline: PIPELINE, scheduledTime: SCHEDULED }, {
-      handlers: {
-        dynamodb: region.db.client,
-        lambda: (payload) => (require('../handlers/batch-context') as typeof import('../handlers/batch-context')).handler(payload as never),
-        glue: region.world.glue,
-        s3: region.world.s3,
-        states: (_resource, params) => start(params),
+    return runWorkflow(
+      upstream().definition,
+      { pipeline: PIPELINE, scheduledTime: SCHEDULED },
+      {
+        handlers: {
+          dynamodb: region.db.client,
+          lambda: (payload) =>
+            (require('../handlers/batch-context') as typeof import('../handlers/batch-context')).handler(
+              payload as never,
+            ),
+          glue: region.world.glue,
+          s3: region.world.s3,
+          states: (_resource, params) => start(params),
+        },
+        context: { Execution: { Name: 'upstream-1' } },
       },
-      context: { Execution: { Name: 'upstream-1' } },
-    });
+    );
   }
 
   it('starts the downstream named by the batch id with the event as input; the downstream succeeds', async () => {
@@ -145,9 +181,15 @@ describe('upstream-direct: the upstream\'s StartDownstream state, executed', fun
     assert.equal(res.error, 'StepFunctions.StateMachineDoesNotExistException');
     assert.equal(entered(res, UPSTREAM_STATES.downstreamStartFailed), 1);
     assert.equal(res.router.snsMessages.length, 1);
-    assert.match(String(res.router.snsMessages[0].Message), new RegExp(`etl-ops rerun --pipeline ${PIPELINE} --batch ${BATCH}`));
+    assert.match(
+      String(res.router.snsMessages[0].Message),
+      new RegExp(`etl-ops rerun --pipeline ${PIPELINE} --batch ${BATCH}`),
+    );
     assert.equal(await batchStatus(), 'SUCCEEDED');
     // The success event was published before the start was attempted.
-    assert.equal(res.router.putEvents.filter((e) => e.DetailType === UPSTREAM_EVENT.detailTypes.succeeded).length, 1);
+    assert.equal(
+      res.router.putEvents.filter((e) => e.DetailType === UPSTREAM_EVENT.detailTypes.succeeded).length,
+      1,
+    );
   });
 });

@@ -52,9 +52,7 @@ async function actionsByResource(statements: PolicyStatement[]): Promise<Record<
 }
 
 function entered(res: RunResult): string[] {
-  return res.events
-    .filter((e) => e.type === 'StateEntered')
-    .map((e) => (e.state as { name: string }).name);
+  return res.events.filter((e) => e.type === 'StateEntered').map((e) => (e.state as { name: string }).name);
 }
 
 const BATCH = `${PIPELINE}-20261127T020000Z`;
@@ -74,7 +72,9 @@ function sampleEvent(batchId = BATCH) {
       pipeline: PIPELINE,
       batchId,
       region: 'us-east-1',
-      tables: [{ name: 'pc_policy', rows: 1200, lakePath: 's3://lake-raw/policycenter/pc_policy/20261127T020000Z/' }],
+      tables: [
+        { name: 'pc_policy', rows: 1200, lakePath: 's3://lake-raw/policycenter/pc_policy/20261127T020000Z/' },
+      ],
       startedAt: '2026-11-27T02:00:05Z',
       completedAt: '2026-11-27T02:40:55Z',
       upstreamExecutionArn: `arn:aws:states:us-east-1:${ACCOUNT}:execution:etl-platform-upstream:${batchId}`,
@@ -85,18 +85,26 @@ function sampleEvent(batchId = BATCH) {
 type Params = Record<string, unknown>;
 
 /** A .sync:2 child: returns DescribeExecution with parsed Output, or fails as Step Functions reports it. */
-function childDownstream(outcomes: Array<'SUCCEEDED' | 'DUPLICATE' | 'SKIPPED_NOT_ACTIVE' | 'FAIL' | 'EXISTS'>) {
+function childDownstream(
+  outcomes: Array<'SUCCEEDED' | 'DUPLICATE' | 'SKIPPED_NOT_ACTIVE' | 'FAIL' | 'EXISTS'>,
+) {
   const starts: Params[] = [];
   const handler = (resource: string, params: Params) => {
     assert.equal(resource, 'arn:aws:states:::states:startExecution.sync:2');
     starts.push(params);
     const outcome = outcomes[Math.min(starts.length, outcomes.length) - 1];
     const executionArn = `arn:aws:states:us-east-1:${ACCOUNT}:execution:etl-platform-downstream:${String(params.Name)}`;
-    if (outcome === 'EXISTS') throw new StatesError(EXECUTION_ALREADY_EXISTS, `Execution Already Exists: '${executionArn}'`);
+    if (outcome === 'EXISTS')
+      throw new StatesError(EXECUTION_ALREADY_EXISTS, `Execution Already Exists: '${executionArn}'`);
     if (outcome === 'FAIL') {
       throw new StatesError(
         'States.TaskFailed',
-        JSON.stringify({ ExecutionArn: executionArn, Status: 'FAILED', Error: 'DbtRunFailed', Cause: 'model errored' }),
+        JSON.stringify({
+          ExecutionArn: executionArn,
+          Status: 'FAILED',
+          Error: 'DbtRunFailed',
+          Cause: 'model errored',
+        }),
       );
     }
     return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Input: params.Input, Output: { outcome } };
@@ -141,8 +149,23 @@ describe('trigger workflows', () => {
     });
 
     it('rejects nonsensical refs', () => {
-      assert.throws(() => intermediateWorkflow({ downstream: { arn: DOWNSTREAM_ARN }, alertTopic: { arn: TOPIC_ARN }, maxAttempts: 0, retryWaitSeconds: 1 }));
-      assert.throws(() => pollerWorkflow({ table: { name: TABLE_NAME, arn: TABLE_ARN }, pipeline: PIPELINE, downstream: { arn: DOWNSTREAM_ARN }, eventSource: EVENT_SOURCE, batchLimit: 0 }));
+      assert.throws(() =>
+        intermediateWorkflow({
+          downstream: { arn: DOWNSTREAM_ARN },
+          alertTopic: { arn: TOPIC_ARN },
+          maxAttempts: 0,
+          retryWaitSeconds: 1,
+        }),
+      );
+      assert.throws(() =>
+        pollerWorkflow({
+          table: { name: TABLE_NAME, arn: TABLE_ARN },
+          pipeline: PIPELINE,
+          downstream: { arn: DOWNSTREAM_ARN },
+          eventSource: EVENT_SOURCE,
+          batchLimit: 0,
+        }),
+      );
     });
   });
 
@@ -150,7 +173,9 @@ describe('trigger workflows', () => {
     const run = (input: unknown, child: ReturnType<typeof childDownstream>) =>
       runWorkflow(intermediate.definition, input, {
         handlers: { states: child.handler },
-        context: { Execution: { Id: `arn:aws:states:us-east-1:${ACCOUNT}:execution:intermediate:e1`, Name: 'e1' } },
+        context: {
+          Execution: { Id: `arn:aws:states:us-east-1:${ACCOUNT}:execution:intermediate:e1`, Name: 'e1' },
+        },
       });
 
     it('(a) child succeeds first time: one start named <batchId>-a1 with the event as input; 3 transitions', async () => {
@@ -196,7 +221,10 @@ describe('trigger workflows', () => {
       assert.equal(res.router.snsMessages.length, 1);
       const msg = res.router.snsMessages[0];
       assert.equal(msg.TopicArn, TOPIC_ARN);
-      assert.match(String(msg.Message), new RegExp(`${BATCH}.*failed 3 times; last error States\\.TaskFailed`));
+      assert.match(
+        String(msg.Message),
+        new RegExp(`${BATCH}.*failed 3 times; last error States\\.TaskFailed`),
+      );
     });
 
     for (const outcome of ['DUPLICATE', 'SKIPPED_NOT_ACTIVE'] as const) {
@@ -228,10 +256,16 @@ describe('trigger workflows', () => {
     const malformed: Array<[string, unknown]> = [
       ['empty object', {}],
       ['wrong detail-type', { ...sampleEvent(), 'detail-type': 'UpstreamBatchFailed' }],
-      ['unsupported schema version', { ...sampleEvent(), detail: { ...sampleEvent().detail, schemaVersion: '2.0' } }],
+      [
+        'unsupported schema version',
+        { ...sampleEvent(), detail: { ...sampleEvent().detail, schemaVersion: '2.0' } },
+      ],
       ['no batch id', { ...sampleEvent(), detail: { ...sampleEvent().detail, batchId: undefined } }],
       ['batch id not a string', { ...sampleEvent(), detail: { ...sampleEvent().detail, batchId: 42 } }],
-      ['batch id of the wrong form', { ...sampleEvent(), detail: { ...sampleEvent().detail, batchId: 'nonsense' } }],
+      [
+        'batch id of the wrong form',
+        { ...sampleEvent(), detail: { ...sampleEvent().detail, batchId: 'nonsense' } },
+      ],
       ['no envelope id', { ...sampleEvent(), id: undefined }],
       ['a rerun request (not an event)', { rerun: { pipeline: PIPELINE, batchId: BATCH, reason: 'x' } }],
     ];
@@ -301,7 +335,10 @@ describe('trigger workflows', () => {
         assert.equal(resource, 'arn:aws:states:::states:startExecution', 'fire and forget, not .sync');
         starts.push(params);
         if (existing.has(String(params.Name))) {
-          throw new StatesError(EXECUTION_ALREADY_EXISTS, `Execution Already Exists: '${String(params.Name)}'`);
+          throw new StatesError(
+            EXECUTION_ALREADY_EXISTS,
+            `Execution Already Exists: '${String(params.Name)}'`,
+          );
         }
         return {
           ExecutionArn: `arn:aws:states:us-east-1:${ACCOUNT}:execution:etl-platform-downstream:${String(params.Name)}`,
@@ -323,7 +360,13 @@ describe('trigger workflows', () => {
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
       assert.deepEqual(res.output, { considered: 0, started: 0 });
       assert.equal(sfn.starts.length, 0);
-      assert.deepEqual(entered(res), ['GetWatermark', 'HasWatermark', 'QueryFromStart', 'AnyUnprocessed', 'NothingToDo']);
+      assert.deepEqual(entered(res), [
+        'GetWatermark',
+        'HasWatermark',
+        'QueryFromStart',
+        'AnyUnprocessed',
+        'NothingToDo',
+      ]);
       assert.equal(res.transitions, 5);
     });
 
@@ -332,12 +375,22 @@ describe('trigger workflows', () => {
         await seedUpstream(hour(h));
         await seedDownstream(hour(h), 'SUCCEEDED');
       }
-      await put({ pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: 'WATERMARK#DOWNSTREAM' }, batchId: { S: hour(3) } });
+      await put({
+        pk: { S: `PIPELINE#${PIPELINE}` },
+        sk: { S: 'WATERMARK#DOWNSTREAM' },
+        batchId: { S: hour(3) },
+      });
       const sfn = fireAndForget();
       const res = await runPoller(sfn);
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
       assert.deepEqual(res.output, { considered: 0, started: 0 });
-      assert.deepEqual(entered(res), ['GetWatermark', 'HasWatermark', 'QueryAfterWatermark', 'AnyUnprocessed', 'NothingToDo']);
+      assert.deepEqual(entered(res), [
+        'GetWatermark',
+        'HasWatermark',
+        'QueryAfterWatermark',
+        'AnyUnprocessed',
+        'NothingToDo',
+      ]);
       assert.equal(res.transitions, 5);
     });
 
@@ -363,17 +416,30 @@ describe('trigger workflows', () => {
         const detail = (event as ReturnType<typeof sampleEvent>).detail;
         assert.equal(detail.batchId, s.Name);
         assert.equal((event as { source: string }).source, EVENT_SOURCE);
-        assert.deepEqual(detail.tables.map((t) => [t.name, t.rows]), [['pc_policy', 1200], ['pc_claim', 0]]);
+        assert.deepEqual(
+          detail.tables.map((t) => [t.name, t.rows]),
+          [
+            ['pc_policy', 1200],
+            ['pc_claim', 0],
+          ],
+        );
       }
     });
 
     it('queries only above the watermark', async () => {
       for (const h of [1, 2, 3]) await seedUpstream(hour(h));
-      await put({ pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: 'WATERMARK#DOWNSTREAM' }, batchId: { S: hour(1) } });
+      await put({
+        pk: { S: `PIPELINE#${PIPELINE}` },
+        sk: { S: 'WATERMARK#DOWNSTREAM' },
+        batchId: { S: hour(1) },
+      });
       const sfn = fireAndForget();
       const res = await runPoller(sfn);
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
-      assert.deepEqual(sfn.starts.map((s) => s.Name), [hour(2), hour(3)]);
+      assert.deepEqual(
+        sfn.starts.map((s) => s.Name),
+        [hour(2), hour(3)],
+      );
     });
 
     it('tolerates ExecutionAlreadyExists and carries on with newer batches', async () => {
@@ -381,7 +447,10 @@ describe('trigger workflows', () => {
       const sfn = fireAndForget(new Set([hour(2)]));
       const res = await runPoller(sfn);
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
-      assert.deepEqual(sfn.starts.map((s) => s.Name), [hour(1), hour(2), hour(3)]);
+      assert.deepEqual(
+        sfn.starts.map((s) => s.Name),
+        [hour(1), hour(2), hour(3)],
+      );
       assert.deepEqual(res.output, { considered: 3, started: 2 });
     });
 
@@ -402,22 +471,30 @@ describe('trigger workflows', () => {
       const sfn = fireAndForget();
       const res = await runPoller(sfn);
       assert.equal(res.status, 'SUCCEEDED', `${res.error}: ${res.cause}`);
-      assert.deepEqual(sfn.starts.map((s) => s.Name), Array.from({ length: 10 }, (_, h) => hour(h)));
+      assert.deepEqual(
+        sfn.starts.map((s) => s.Name),
+        Array.from({ length: 10 }, (_, h) => hour(h)),
+      );
     });
 
     it('a failed start stops the tick before newer batches (order kept for the next tick)', async () => {
       for (const h of [1, 2, 3]) await seedUpstream(hour(h));
       const starts: string[] = [];
-      const res = await runWorkflow(poller.definition, {}, {
-        handlers: {
-          dynamodb: ddb.client,
-          states: (_r, params) => {
-            starts.push(String(params.Name));
-            if (params.Name === hour(2)) throw new StatesError('StepFunctions.ExecutionLimitExceededException', 'too many');
-            return { ExecutionArn: 'arn', StartDate: 'x' };
+      const res = await runWorkflow(
+        poller.definition,
+        {},
+        {
+          handlers: {
+            dynamodb: ddb.client,
+            states: (_r, params) => {
+              starts.push(String(params.Name));
+              if (params.Name === hour(2))
+                throw new StatesError('StepFunctions.ExecutionLimitExceededException', 'too many');
+              return { ExecutionArn: 'arn', StartDate: 'x' };
+            },
           },
         },
-      });
+      );
       assert.equal(res.status, 'FAILED');
       assert.equal(res.error, 'StepFunctions.ExecutionLimitExceededException');
       assert.deepEqual(starts, [hour(1), hour(2)]);
@@ -428,4 +505,3 @@ describe('trigger workflows', () => {
     });
   });
 });
-

@@ -7,41 +7,71 @@ import { Twin } from '../twin/twin';
 const SRC = 'com.example-insurer.etl-platform';
 const DLQ_ARN = 'arn:aws:sqs:us-east-1:123456789012:rule-dlq';
 
-function bus(rules: ExtractedRule[], deliver: (arn: string, ev: BusEvent) => Promise<void> | void, archive = true) {
+function bus(
+  rules: ExtractedRule[],
+  deliver: (arn: string, ev: BusEvent) => Promise<void> | void,
+  archive = true,
+) {
   const clock = new VirtualClock('2026-11-27T07:00:00Z');
   const pending: Promise<unknown>[] = [];
   const dlq = new Queue(DLQ_ARN, 'rule-dlq');
-  const b = new EventBus('us-east-1', 'etl-platform', 'arn:aws:events:us-east-1:123456789012:event-bus/etl-platform', '123456789012', rules, archive ? { source: [SRC] } : undefined, {
-    clock,
-    deliver: async (t, ev) => deliver(t.arn, ev),
-    queue: (arn) => (arn === DLQ_ARN ? dlq : undefined),
-    track: (p) => pending.push(p),
-    log: () => undefined,
-  });
+  const b = new EventBus(
+    'us-east-1',
+    'etl-platform',
+    'arn:aws:events:us-east-1:123456789012:event-bus/etl-platform',
+    '123456789012',
+    rules,
+    archive ? { source: [SRC] } : undefined,
+    {
+      clock,
+      deliver: async (t, ev) => deliver(t.arn, ev),
+      queue: (arn) => (arn === DLQ_ARN ? dlq : undefined),
+      track: (p) => pending.push(p),
+      log: () => undefined,
+    },
+  );
   const idle = async () => {
     while (pending.length) await pending.shift();
   };
   return { b, clock, dlq, idle };
 }
 
-function rule(name: string, state: 'ENABLED' | 'DISABLED', retry = { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 3600 }, dlq: string | null = DLQ_ARN): ExtractedRule {
+function rule(
+  name: string,
+  state: 'ENABLED' | 'DISABLED',
+  retry = { maximumRetryAttempts: 2, maximumEventAgeInSeconds: 3600 },
+  dlq: string | null = DLQ_ARN,
+): ExtractedRule {
   return {
     name,
     arn: `arn:aws:events:us-east-1:123456789012:rule/etl-platform/${name}`,
     busName: 'etl-platform',
     pattern: { source: [SRC], 'detail-type': ['UpstreamBatchSucceeded'] },
     state,
-    targets: [{ arn: `arn:aws:states:us-east-1:123456789012:stateMachine:${name}`, retryPolicy: retry, ...(dlq ? { dlqArn: dlq } : {}) }],
+    targets: [
+      {
+        arn: `arn:aws:states:us-east-1:123456789012:stateMachine:${name}`,
+        retryPolicy: retry,
+        ...(dlq ? { dlqArn: dlq } : {}),
+      },
+    ],
   };
 }
 
-const entry = (detailType = 'UpstreamBatchSucceeded') => ({ Source: SRC, DetailType: detailType, Detail: JSON.stringify({ batchId: 'p-20261127T070000Z' }) });
+const entry = (detailType = 'UpstreamBatchSucceeded') => ({
+  Source: SRC,
+  DetailType: detailType,
+  Detail: JSON.stringify({ batchId: 'p-20261127T070000Z' }),
+});
 
 describe('twin engines', () => {
   describe('bus', () => {
     it('delivers to ENABLED rules whose pattern matches, never to DISABLED ones', async () => {
       const got: string[] = [];
-      const { b, idle } = bus([rule('on', 'ENABLED'), rule('off', 'DISABLED')], (arn) => void got.push(arn.split(':').pop()!));
+      const { b, idle } = bus(
+        [rule('on', 'ENABLED'), rule('off', 'DISABLED')],
+        (arn) => void got.push(arn.split(':').pop()!),
+      );
       b.putEvents([entry(), entry('Other')]);
       await idle();
       assert.deepEqual(got, ['on']);
@@ -62,7 +92,11 @@ describe('twin engines', () => {
       assert.equal(calls, 3); // 1 + maximumRetryAttempts 2
       assert.equal(dlq.messages.length, 1);
       assert.deepEqual(
-        [dlq.messages[0].attributes.RULE_ARN.split('/').pop(), dlq.messages[0].attributes.TARGET_ARN.split(':').pop(), dlq.messages[0].attributes.ERROR_CODE],
+        [
+          dlq.messages[0].attributes.RULE_ARN.split('/').pop(),
+          dlq.messages[0].attributes.TARGET_ARN.split(':').pop(),
+          dlq.messages[0].attributes.ERROR_CODE,
+        ],
         ['r', 'r', 'ThrottlingException'],
       );
       assert.equal(JSON.parse(dlq.messages[0].body)['detail-type'], 'UpstreamBatchSucceeded');
@@ -70,10 +104,13 @@ describe('twin engines', () => {
 
     it('stops retrying at the maximum event age, and a non-retryable error goes straight to the DLQ', async () => {
       let calls = 0;
-      const { b, dlq, idle } = bus([rule('r', 'ENABLED', { maximumRetryAttempts: 185, maximumEventAgeInSeconds: 60 })], () => {
-        calls++;
-        throw new DeliveryError('ThrottlingException', 'slow down');
-      });
+      const { b, dlq, idle } = bus(
+        [rule('r', 'ENABLED', { maximumRetryAttempts: 185, maximumEventAgeInSeconds: 60 })],
+        () => {
+          calls++;
+          throw new DeliveryError('ThrottlingException', 'slow down');
+        },
+      );
       b.putEvents([entry()]);
       await idle();
       assert.ok(calls > 1 && calls < 10, `calls=${calls}`); // backoff 2,4,8,16,32 s: 5 retries fit 60 s
@@ -89,9 +126,12 @@ describe('twin engines', () => {
     });
 
     it('without a DLQ a failed event is dropped and recorded as DROPPED', async () => {
-      const { b, idle } = bus([rule('r', 'ENABLED', { maximumRetryAttempts: 0, maximumEventAgeInSeconds: 60 }, null)], () => {
-        throw new DeliveryError('X', 'x');
-      });
+      const { b, idle } = bus(
+        [rule('r', 'ENABLED', { maximumRetryAttempts: 0, maximumEventAgeInSeconds: 60 }, null)],
+        () => {
+          throw new DeliveryError('X', 'x');
+        },
+      );
       b.putEvents([entry()]);
       await idle();
       assert.equal(b.deliveries[0].outcome, 'DROPPED');
@@ -118,9 +158,16 @@ describe('twin engines', () => {
 
     it('refuses malformed entries per entry (FailedEntryCount) and everything while dark', () => {
       const { b } = bus([], () => undefined);
-      const res = b.putEvents([entry(), { Source: SRC, DetailType: 'X', Detail: '{not json' }, { Source: SRC, DetailType: 'X', Detail: JSON.stringify({ p: 'x'.repeat(262_200) }) }]);
+      const res = b.putEvents([
+        entry(),
+        { Source: SRC, DetailType: 'X', Detail: '{not json' },
+        { Source: SRC, DetailType: 'X', Detail: JSON.stringify({ p: 'x'.repeat(262_200) }) },
+      ]);
       assert.equal(res.FailedEntryCount, 2);
-      assert.deepEqual(res.Entries.map((e) => e.ErrorCode), [undefined, 'MalformedDetail', 'EntryTooLarge']);
+      assert.deepEqual(
+        res.Entries.map((e) => e.ErrorCode),
+        [undefined, 'MalformedDetail', 'EntryTooLarge'],
+      );
       b.up = false;
       assert.throws(() => b.putEvents([entry()]), /unreachable/);
     });
@@ -129,7 +176,12 @@ describe('twin engines', () => {
   describe('scheduler clock', () => {
     it('fires cron(0 2 * * ? *) America/New_York once a day at 07:00Z in November (EST)', () => {
       const from = Date.parse('2026-11-27T00:00:00Z');
-      assert.deepEqual(firings('cron(0 2 * * ? *)', 'America/New_York', from, from + 86_400_000).map((t) => new Date(t).toISOString()), ['2026-11-27T07:00:00.000Z']);
+      assert.deepEqual(
+        firings('cron(0 2 * * ? *)', 'America/New_York', from, from + 86_400_000).map((t) =>
+          new Date(t).toISOString(),
+        ),
+        ['2026-11-27T07:00:00.000Z'],
+      );
       assert.ok(isDue('cron(0/15 * * * ? *)', Date.parse('2026-11-27T07:45:00Z')));
       assert.ok(!isDue('cron(0 2 ? * MON-FRI *)', Date.parse('2026-11-28T07:00:00Z'), 'America/New_York')); // a Saturday
     });
@@ -164,27 +216,50 @@ describe('twin engines', () => {
       const west = twin.region('us-west-1');
       const down = east.machineByName('policycenter-downstream');
       const up = east.machineByName('policycenter-upstream');
-      const input = JSON.stringify({ rerun: { pipeline: 'policycenter', batchId: 'policycenter-20261101T070000Z' } });
+      const input = JSON.stringify({
+        rerun: { pipeline: 'policycenter', batchId: 'policycenter-20261101T070000Z' },
+      });
       const a = east.startExecution({ stateMachineArn: down.arn, name: 'n1', input });
       assert.equal(east.startExecution({ stateMachineArn: down.arn, name: 'n1', input }), a); // same name + input while RUNNING
-      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'n1', input: '{}' }), { name: 'ExecutionAlreadyExists' });
+      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'n1', input: '{}' }), {
+        name: 'ExecutionAlreadyExists',
+      });
       await a.done;
-      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'n1', input }), { name: 'ExecutionAlreadyExists' }); // closed
+      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'n1', input }), {
+        name: 'ExecutionAlreadyExists',
+      }); // closed
       const otherMachine = east.startExecution({ stateMachineArn: up.arn, name: 'n1', input: '{}' });
-      const otherRegion = west.startExecution({ stateMachineArn: west.machineByName('policycenter-downstream').arn, name: 'n1', input });
+      const otherRegion = west.startExecution({
+        stateMachineArn: west.machineByName('policycenter-downstream').arn,
+        name: 'n1',
+        input,
+      });
       await Promise.all([otherMachine.done, otherRegion.done]);
       assert.notEqual(otherRegion.arn, a.arn);
-      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'has space' }), { name: 'InvalidName' });
-      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'x'.repeat(81) }), { name: 'InvalidName' });
-      assert.throws(() => east.startExecution({ stateMachineArn: `${down.arn}-nope` }), { name: 'StateMachineDoesNotExist' });
+      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'has space' }), {
+        name: 'InvalidName',
+      });
+      assert.throws(() => east.startExecution({ stateMachineArn: down.arn, name: 'x'.repeat(81) }), {
+        name: 'InvalidName',
+      });
+      assert.throws(() => east.startExecution({ stateMachineArn: `${down.arn}-nope` }), {
+        name: 'StateMachineDoesNotExist',
+      });
     });
 
     it('advancing a virtual day fires each ENABLED schedule once (active region) and no DISABLED one', async () => {
       const before = new Set(twin.executions());
       const t0 = Date.now();
       await twin.advance(24 * 3_600_000);
-      const ups = twin.executions().filter((e) => !before.has(e)).filter((e) => e.stateMachine.endsWith('-upstream'));
-      assert.deepEqual(ups.map((e) => `${e.region} ${e.stateMachine}`).sort(), ['us-east-1 etl-billingcenter-upstream', 'us-east-1 etl-claimcenter-upstream', 'us-east-1 etl-policycenter-upstream']);
+      const ups = twin
+        .executions()
+        .filter((e) => !before.has(e))
+        .filter((e) => e.stateMachine.endsWith('-upstream'));
+      assert.deepEqual(ups.map((e) => `${e.region} ${e.stateMachine}`).sort(), [
+        'us-east-1 etl-billingcenter-upstream',
+        'us-east-1 etl-claimcenter-upstream',
+        'us-east-1 etl-policycenter-upstream',
+      ]);
       assert.ok(Date.now() - t0 < 20_000, `a virtual day took ${Date.now() - t0} ms`);
     });
   });

@@ -5,7 +5,15 @@ import * as path from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { runSuite, suiteExitCode } from '../bench/twin-suite';
 import { copyMermaid, formatTable, MERMAID_SCRIPT, writeHtmlReport } from '../twin/report';
-import { KNOWN_DEFECTS, listScenarios, modeVerdict, SCENARIO_DESCRIPTIONS, SCENARIOS, TRIGGER_MODES_UNDER_TEST, type ScenarioResult } from '../twin/scenarios';
+import {
+  KNOWN_DEFECTS,
+  listScenarios,
+  modeVerdict,
+  SCENARIO_DESCRIPTIONS,
+  SCENARIOS,
+  TRIGGER_MODES_UNDER_TEST,
+  type ScenarioResult,
+} from '../twin/scenarios';
 import { startDynalite } from './harness/dynalite';
 import { EXACTLY_ONCE_SCENARIOS } from '../twin/exactly-once-scenarios';
 
@@ -17,7 +25,15 @@ const result = (name: string, ok = true): ScenarioResult => ({
   title: `${name} title`,
   figures: { hops: 1, transitions: 2, lambdaCalls: 3, dbtRuns: 1, alerts: 0, dlqMessages: 0, executions: 2 },
   checks: [{ name: 'a check', ok, detail: ok ? '= 1' : 'expected 1, got 2' }],
-  timeline: [{ t: Date.parse('2026-11-27T07:00:00Z'), region: 'us-east-1', component: 'Scheduler', text: 'fires', to: 'etl-policycenter-upstream' }] as ScenarioResult['timeline'],
+  timeline: [
+    {
+      t: Date.parse('2026-11-27T07:00:00Z'),
+      region: 'us-east-1',
+      component: 'Scheduler',
+      text: 'fires',
+      to: 'etl-policycenter-upstream',
+    },
+  ] as ScenarioResult['timeline'],
   wallMs: 5,
 });
 
@@ -39,8 +55,14 @@ describe('twin report works offline', () => {
     const source = require.resolve(`mermaid/dist/${MERMAID_SCRIPT}`);
     assert.equal(fs.statSync(copied).size, fs.statSync(source).size);
     assert.match(fs.readFileSync(copied, 'utf8').slice(0, 200_000), /sequenceDiagram|mermaid/);
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
-    assert.match(pkg.devDependencies.mermaid ?? '', /^~11\.\d+\.\d+$/, 'mermaid pinned to a minor (11.x installs on Node 20)');
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
+    assert.match(
+      pkg.devDependencies.mermaid ?? '',
+      /^~11\.\d+\.\d+$/,
+      'mermaid pinned to a minor (11.x installs on Node 20)',
+    );
     // A second report reuses the copy.
     const mtime = fs.statSync(copied).mtimeMs;
     copyMermaid(dir);
@@ -63,10 +85,12 @@ describe('twin output is honest', () => {
       { mode: 'rule-direct', result: 'built once', dbtRuns: 1 },
       { mode: 'rule-intermediate-sfn', result: 'KNOWN DEFECT: something long', dbtRuns: 12 },
     ]);
-    const starts = (line: string) => [...line.matchAll(/(?:^|\s{2})(\S)/g)].map((m) => (m.index ?? 0) + m[0].length - 1);
+    const starts = (line: string) =>
+      [...line.matchAll(/(?:^|\s{2})(\S)/g)].map((m) => (m.index ?? 0) + m[0].length - 1);
     const ruler = starts(lines[1]);
     assert.equal(ruler.length, 3);
-    for (const line of [lines[0], lines[2], lines[3]]) for (const col of ruler.slice(0, 2)) assert.notEqual(line[col], ' ', `${line}\n${lines[1]}`);
+    for (const line of [lines[0], lines[2], lines[3]])
+      for (const col of ruler.slice(0, 2)) assert.notEqual(line[col], ' ', `${line}\n${lines[1]}`);
     assert.equal(lines[2].length, lines[3].length, 'numbers end at the same column');
   });
 
@@ -87,7 +111,10 @@ describe('twin output is honest', () => {
     }
     const doc = fs.readFileSync(path.join(ROOT, 'docs', 'local-twin.md'), 'utf8');
     const documented = [...doc.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]);
-    assert.deepEqual(documented.sort(), [...Object.keys(SCENARIOS), ...Object.keys(EXACTLY_ONCE_SCENARIOS)].sort());
+    assert.deepEqual(
+      documented.sort(),
+      [...Object.keys(SCENARIOS), ...Object.keys(EXACTLY_ONCE_SCENARIOS)].sort(),
+    );
   });
 
   it('docs/local-twin.md calls open only the mode defects KNOWN_DEFECTS still asserts', () => {
@@ -95,7 +122,12 @@ describe('twin output is honest', () => {
     const findings = doc.slice(doc.indexOf('## Findings'), doc.indexOf('Fixed ('));
     assert.ok(findings.length > 0);
     for (const mode of TRIGGER_MODES_UNDER_TEST) {
-      if (!KNOWN_DEFECTS[mode]) assert.doesNotMatch(findings, new RegExp(`\\*\\*${mode}`), `${mode} is described as open but has no known defect`);
+      if (!KNOWN_DEFECTS[mode])
+        assert.doesNotMatch(
+          findings,
+          new RegExp(`\\*\\*${mode}`),
+          `${mode} is described as open but has no known defect`,
+        );
     }
   });
 });
@@ -109,7 +141,11 @@ describe('twin reliability', () => {
         (next) => async (args) => {
           if (resets === 0) {
             resets++;
-            throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', name: 'TimeoutError', $metadata: {} });
+            throw Object.assign(new Error('read ECONNRESET'), {
+              code: 'ECONNRESET',
+              name: 'TimeoutError',
+              $metadata: {},
+            });
           }
           return next(args);
         },
@@ -132,9 +168,16 @@ describe('twin reliability', () => {
     assert.equal(runs.length, 3);
     assert.equal(suiteExitCode(runs), 1);
     assert.match(lines.join('\n'), /run 2\/3 {2}flaky .* FAILED: a check: expected 1, got 2/);
-    const thrown = await runSuite({ boom: async () => Promise.reject(new Error('dynalite: read ECONNRESET')) }, 1, () => undefined);
+    const thrown = await runSuite(
+      { boom: async () => Promise.reject(new Error('dynalite: read ECONNRESET')) },
+      1,
+      () => undefined,
+    );
     assert.equal(suiteExitCode(thrown), 1);
     assert.match(thrown[0].rows[0].failed[0], /threw Error: dynalite: read ECONNRESET/);
-    assert.equal(suiteExitCode(await runSuite({ happy: async () => result('happy') }, 2, () => undefined)), 0);
+    assert.equal(
+      suiteExitCode(await runSuite({ happy: async () => result('happy') }, 2, () => undefined)),
+      0,
+    );
   });
 });

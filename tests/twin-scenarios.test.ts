@@ -9,7 +9,11 @@ import { SCENARIOS, type ScenarioResult } from '../twin/scenarios';
 
 function assertChecks(r: ScenarioResult): void {
   const failed = r.checks.filter((c) => !c.ok);
-  assert.deepEqual(failed.map((c) => `${c.name}: ${c.detail}`), [], `${r.name} checks`);
+  assert.deepEqual(
+    failed.map((c) => `${c.name}: ${c.detail}`),
+    [],
+    `${r.name} checks`,
+  );
   assert.ok(r.checks.length > 0);
 }
 
@@ -19,7 +23,10 @@ describe('twin scenarios', function () {
   it('happy: one scheduled batch → one dbt run, SUCCEEDED everywhere', async () => {
     const r = await SCENARIOS.happy();
     assertChecks(r);
-    assert.deepEqual([r.figures.dbtRuns, r.figures.alerts, r.figures.dlqMessages, r.figures.executions], [1, 0, 0, 2]);
+    assert.deepEqual(
+      [r.figures.dbtRuns, r.figures.alerts, r.figures.dlqMessages, r.figures.executions],
+      [1, 0, 0, 2],
+    );
   });
 
   it('duplicates: 100 deliveries + archive replay → exactly 1 dbt run', async () => {
@@ -71,7 +78,10 @@ describe('twin scenarios', function () {
     assert.equal(r.figures.dbtRuns, 0);
     // Compared against each input's expected error (it used to compare a count with itself).
     const byError = r.checks.find((c) => c.name === 'fails by error, as each bad input expects');
-    assert.equal(byError?.detail, '= {"FAILED:InvalidTriggerEvent":9,"FAILED:InvalidInput":3,"FAILED:DataNotReplicated":1}');
+    assert.equal(
+      byError?.detail,
+      '= {"FAILED:InvalidTriggerEvent":9,"FAILED:InvalidInput":3,"FAILED:DataNotReplicated":1}',
+    );
   });
 });
 
@@ -89,7 +99,11 @@ describe('twin all-modes', function () {
     for (const row of r.table) {
       if (KNOWN_DEFECTS[String(row.mode)]) continue;
       assert.equal(row.result, 'built once', `${row.mode}`);
-      assert.equal(row['builds of policycenter-20261127T070000Z'], 1, `${row.mode}: "built once" means one dbt build`);
+      assert.equal(
+        row['builds of policycenter-20261127T070000Z'],
+        1,
+        `${row.mode}: "built once" means one dbt build`,
+      );
     }
   });
 });

@@ -235,7 +235,12 @@ describe('upstream workflow', () => {
   describe('local execution (aws-local-stepfunctions + dynalite + the real batch-context handler)', () => {
     let ddb: LocalDynamo;
     const putFence = (attrs: Record<string, { S: string } | { N: string }>) =>
-      ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, ...attrs } }));
+      ddb.client.send(
+        new PutItemCommand({
+          TableName: ddb.tableName,
+          Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, ...attrs },
+        }),
+      );
     beforeEach(async () => {
       ddb = await startDynalite();
       // Under load the new table may not be ACTIVE yet: retry the first write briefly.
@@ -537,13 +542,25 @@ describe('upstream workflow', () => {
       assert.equal(world.glueRuns.length, 0);
       assert.equal(await item(`BATCH#${batchIdOf(time)}#UPSTREAM`), undefined);
       assert.equal(await item('LOCK#UPSTREAM'), undefined);
-      assert.equal((await item(`BATCH#${batchIdOf(time)}#UPSTREAM#SKIP#us-east-1`))?.status, 'SKIPPED_NOT_ACTIVE');
+      assert.equal(
+        (await item(`BATCH#${batchIdOf(time)}#UPSTREAM#SKIP#us-east-1`))?.status,
+        'SKIPPED_NOT_ACTIVE',
+      );
       assert.equal(res.router.putEvents.length + res.router.snsMessages.length, 0);
     });
 
     it('D9: a missing or malformed fence: FenceMissing with an alert, nothing recorded, no Glue run', async () => {
       for (const fence of [undefined, { epoch: { N: '0' }, activeRegion: { S: 'us-east-1' } }]) {
-        await ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' }, ...(fence ?? { note: { S: 'no region, no epoch' } }) } }));
+        await ddb.client.send(
+          new PutItemCommand({
+            TableName: ddb.tableName,
+            Item: {
+              pk: { S: 'FENCE' },
+              sk: { S: 'ACTIVE' },
+              ...(fence ?? { note: { S: 'no region, no epoch' } }),
+            },
+          }),
+        );
         const world = lakeWorld();
         const time = '2026-11-27T07:00:00Z';
         const res = await run({ pipeline: PIPELINE, scheduledTime: time }, world);
@@ -567,7 +584,10 @@ describe('upstream workflow', () => {
         }
         return glue(params);
       };
-      const res = await run({ pipeline: PIPELINE, scheduledTime: '2026-11-27T07:00:00Z' }, { ...world, glue: moving as unknown as typeof world.glue });
+      const res = await run(
+        { pipeline: PIPELINE, scheduledTime: '2026-11-27T07:00:00Z' },
+        { ...world, glue: moving as unknown as typeof world.glue },
+      );
       assert.equal(res.status, 'FAILED');
       assert.equal(res.error, 'FenceMoved');
       assert.ok(entered(res, UPSTREAM_STATES.fenceMovedBeforeLoad) >= 1);
@@ -580,7 +600,18 @@ describe('upstream workflow', () => {
       // A lock held by another execution for this very batch (e.g. a redrive) is not ours to delete.
       const now = Math.floor(Date.now() / 1000);
       const time = '2026-11-27T07:00:00Z';
-      await ddb.client.send(new PutItemCommand({ TableName: ddb.tableName, Item: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: 'LOCK#UPSTREAM' }, holder: { S: batchIdOf(time) }, executionArn: { S: 'arn:other' }, leaseExpiresAt: { N: String(now + 3600) } } }));
+      await ddb.client.send(
+        new PutItemCommand({
+          TableName: ddb.tableName,
+          Item: {
+            pk: { S: `PIPELINE#${PIPELINE}` },
+            sk: { S: 'LOCK#UPSTREAM' },
+            holder: { S: batchIdOf(time) },
+            executionArn: { S: 'arn:other' },
+            leaseExpiresAt: { N: String(now + 3600) },
+          },
+        }),
+      );
       const res = await run({ pipeline: PIPELINE, scheduledTime: time }, lakeWorld());
       assert.equal(res.status, 'SUCCEEDED', failMsg(res));
       assert.equal(entered(res, UPSTREAM_STATES.skipped), 1);

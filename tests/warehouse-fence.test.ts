@@ -33,7 +33,11 @@ async function untilActive(client: DynamoDBClient, table: string): Promise<void>
 }
 
 /** An in-memory warehouse fence with the real one's contract, recording calls in order. */
-function memoryWarehouse(log: string[], start?: WarehouseFenceRow, fail?: Error): WarehouseFence & { row?: WarehouseFenceRow } {
+function memoryWarehouse(
+  log: string[],
+  start?: WarehouseFenceRow,
+  fail?: Error,
+): WarehouseFence & { row?: WarehouseFenceRow } {
   const wf = {
     row: start,
     async read() {
@@ -43,7 +47,8 @@ function memoryWarehouse(log: string[], start?: WarehouseFenceRow, fail?: Error)
     async advance(region: string, epoch: number) {
       log.push(`warehouse.advance ${region} ${epoch}`);
       if (fail) throw fail;
-      if (wf.row && (wf.row.epoch > epoch || (wf.row.epoch === epoch && wf.row.region !== region))) throw new WarehouseFenceRefused('newer');
+      if (wf.row && (wf.row.epoch > epoch || (wf.row.epoch === epoch && wf.row.region !== region)))
+        throw new WarehouseFenceRefused('newer');
       wf.row = { region, epoch };
       return wf.row;
     },
@@ -67,22 +72,49 @@ describe('failover order: the warehouse fence first, then the DynamoDB fence', (
     await untilActive(client, table);
   });
   const dynamo = async () => {
-    const item = (await client.send(new GetItemCommand({ TableName: table, Key: FENCE_KEY, ConsistentRead: true }))).Item;
+    const item = (
+      await client.send(new GetItemCommand({ TableName: table, Key: FENCE_KEY, ConsistentRead: true }))
+    ).Item;
     return item ? { region: item.activeRegion?.S, epoch: Number(item.epoch?.N) } : undefined;
   };
 
   it('planEpoch: keep, finish an interrupted failover, or one past the larger epoch', () => {
     const cases: Array<[Parameters<typeof planEpoch>[0], string, number]> = [
       [{}, 'us-east-1', 1],
-      [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-east-1', epoch: 3 } }, 'us-east-1', 3],
+      [
+        { dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-east-1', epoch: 3 } },
+        'us-east-1',
+        3,
+      ],
       [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 } }, 'us-east-1', 3], // warehouse empty: repaired at 3
-      [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-east-1', epoch: 3 } }, 'us-west-1', 4],
-      [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-west-1', epoch: 4 } }, 'us-west-1', 4], // finish it
-      [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-west-1', epoch: 4 } }, 'us-east-1', 5],
-      [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-west-1', epoch: 3 } }, 'us-east-1', 4], // same epoch, other region
-      [{ dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-east-1', epoch: 2 } }, 'us-east-1', 3],
+      [
+        { dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-east-1', epoch: 3 } },
+        'us-west-1',
+        4,
+      ],
+      [
+        { dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-west-1', epoch: 4 } },
+        'us-west-1',
+        4,
+      ], // finish it
+      [
+        { dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-west-1', epoch: 4 } },
+        'us-east-1',
+        5,
+      ],
+      [
+        { dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-west-1', epoch: 3 } },
+        'us-east-1',
+        4,
+      ], // same epoch, other region
+      [
+        { dynamo: { activeRegion: 'us-east-1', epoch: 3 }, warehouse: { region: 'us-east-1', epoch: 2 } },
+        'us-east-1',
+        3,
+      ],
     ];
-    for (const [views, region, want] of cases) assert.equal(planEpoch(views, region), want, JSON.stringify({ views, region }));
+    for (const [views, region, want] of cases)
+      assert.equal(planEpoch(views, region), want, JSON.stringify({ views, region }));
   });
 
   it('a failover moves the warehouse first and gives both fences the same epoch', async () => {
@@ -102,7 +134,12 @@ describe('failover order: the warehouse fence first, then the DynamoDB fence', (
     } finally {
       (client as { send: unknown }).send = send;
     }
-    assert.deepEqual(log, ['dynamo.GetItemCommand', 'warehouse.read', 'warehouse.advance us-west-1 2', 'dynamo.UpdateItemCommand']);
+    assert.deepEqual(log, [
+      'dynamo.GetItemCommand',
+      'warehouse.read',
+      'warehouse.advance us-west-1 2',
+      'dynamo.UpdateItemCommand',
+    ]);
     assert.deepEqual(await dynamo(), { region: 'us-west-1', epoch: 2 });
     assert.deepEqual(wh.row, { region: 'us-west-1', epoch: 2 });
   });
@@ -120,7 +157,11 @@ describe('failover order: the warehouse fence first, then the DynamoDB fence', (
   it('the warehouse write fails: the DynamoDB fence does not move and the error propagates', async () => {
     const log: string[] = [];
     await assertFence(client, table, memoryWarehouse(log), 'us-east-1', 'prod-east');
-    const broken = memoryWarehouse(log, { region: 'us-east-1', epoch: 1 }, new Error('Snowflake SQL API answered 401'));
+    const broken = memoryWarehouse(
+      log,
+      { region: 'us-east-1', epoch: 1 },
+      new Error('Snowflake SQL API answered 401'),
+    );
     await assert.rejects(assertFence(client, table, broken, 'us-west-1', 'prod-west'), /401/);
     assert.deepEqual(await dynamo(), { region: 'us-east-1', epoch: 1 });
   });
@@ -142,10 +183,19 @@ describe('failover order: the warehouse fence first, then the DynamoDB fence', (
     const log: string[] = [];
     try {
       writer.setWarehouseFence(memoryWarehouse(log));
-      const ok = await writer.handler({ activeRegion: 'us-east-1', stack: 'prod-east', tf: { action: 'create' } });
+      const ok = await writer.handler({
+        activeRegion: 'us-east-1',
+        stack: 'prod-east',
+        tf: { action: 'create' },
+      });
       assert.deepEqual([ok.epoch, ok.warehouse], [1, { region: 'us-east-1', epoch: 1 }]);
-      writer.setWarehouseFence(memoryWarehouse(log, { region: 'us-east-1', epoch: 1 }, new Error('connect ETIMEDOUT')));
-      await assert.rejects(writer.handler({ activeRegion: 'us-west-1', stack: 'prod-west', tf: { action: 'update' } }), /ETIMEDOUT/);
+      writer.setWarehouseFence(
+        memoryWarehouse(log, { region: 'us-east-1', epoch: 1 }, new Error('connect ETIMEDOUT')),
+      );
+      await assert.rejects(
+        writer.handler({ activeRegion: 'us-west-1', stack: 'prod-west', tf: { action: 'update' } }),
+        /ETIMEDOUT/,
+      );
       assert.deepEqual(await dynamo(), { region: 'us-east-1', epoch: 1 });
     } finally {
       writer.setWarehouseFence(undefined);
@@ -154,11 +204,19 @@ describe('failover order: the warehouse fence first, then the DynamoDB fence', (
 });
 
 /** The Python local-warehouse SQL runner (dbt-app/local_warehouse/sql_stdio.py) as a RunStatement. */
-async function startLocalWarehouse(): Promise<{ run: RunStatement; close: () => Promise<void>; sent: string[] }> {
-  const proc: ChildProcessWithoutNullStreams = spawn(path.join(REPO, '.venv/bin/python'), ['-m', 'local_warehouse.sql_stdio'], {
-    cwd: path.join(REPO, 'dbt-app'),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+async function startLocalWarehouse(): Promise<{
+  run: RunStatement;
+  close: () => Promise<void>;
+  sent: string[];
+}> {
+  const proc: ChildProcessWithoutNullStreams = spawn(
+    path.join(REPO, '.venv/bin/python'),
+    ['-m', 'local_warehouse.sql_stdio'],
+    {
+      cwd: path.join(REPO, 'dbt-app'),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   proc.stderr.on('data', (d) => {
     stderr = (stderr + String(d)).slice(-4000);
@@ -205,11 +263,20 @@ describe('SqlWarehouseFence against the local warehouse (fakesnow server, the st
     assert.deepEqual(await fence.advance('us-east-1', 1), { region: 'us-east-1', epoch: 1 });
     assert.deepEqual(await fence.advance('us-east-1', 1), { region: 'us-east-1', epoch: 1 }); // same pair: no-op
     assert.deepEqual(await fence.advance('us-west-1', 2), { region: 'us-west-1', epoch: 2 });
-    await assert.rejects(fence.advance('us-east-1', 1), /was not moved to us-east-1 epoch 1: it holds us-west-1 epoch 2/);
+    await assert.rejects(
+      fence.advance('us-east-1', 1),
+      /was not moved to us-east-1 epoch 1: it holds us-west-1 epoch 2/,
+    );
     await assert.rejects(fence.advance('us-east-1', 2), /it holds us-west-1 epoch 2/);
     assert.deepEqual(await fence.read(), { region: 'us-west-1', epoch: 2 });
-    assert.deepEqual((await local.run({ sql: 'SELECT COUNT(*) FROM CONTROL.FENCE', bindings: [] }))[0], ['1']);
-    assert.deepEqual(new Set(local.sent.filter((s) => !s.startsWith('SELECT COUNT'))).size, 3, 'read, update, insert-first');
+    assert.deepEqual((await local.run({ sql: 'SELECT COUNT(*) FROM CONTROL.FENCE', bindings: [] }))[0], [
+      '1',
+    ]);
+    assert.deepEqual(
+      new Set(local.sent.filter((s) => !s.startsWith('SELECT COUNT'))).size,
+      3,
+      'read, update, insert-first',
+    );
   });
 
   it('end to end with assertFence: the warehouse and dynalite name the same region and epoch', async () => {
@@ -233,7 +300,14 @@ describe('SqlWarehouseFence against the local warehouse (fakesnow server, the st
 describe('Snowflake SQL API v2 request (key-pair JWT)', () => {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const creds = { account: 'xy12345.us-east-1', user: 'etl_fence', privateKey: pem, warehouse: 'ETL_WH', database: 'ETL', role: 'ETL_FENCE' };
+  const creds = {
+    account: 'xy12345.us-east-1',
+    user: 'etl_fence',
+    privateKey: pem,
+    warehouse: 'ETL_WH',
+    database: 'ETL',
+    role: 'ETL_FENCE',
+  };
 
   it('signs an RS256 JWT with the account, user and public-key fingerprint Snowflake expects', () => {
     const jwt = keyPairJwt(creds, new Date('2027-01-01T00:00:00Z'));
@@ -243,18 +317,38 @@ describe('Snowflake SQL API v2 request (key-pair JWT)', () => {
     assert.match(claims.iss, /^XY12345\.ETL_FENCE\.SHA256:[A-Za-z0-9+/]{43}=$/);
     assert.equal(claims.sub, 'XY12345.ETL_FENCE');
     assert.equal(claims.exp - claims.iat, 3600);
-    assert.ok(verify('RSA-SHA256', Buffer.from(`${h}.${p}`), createPublicKey(privateKey), Buffer.from(s, 'base64url')));
+    assert.ok(
+      verify(
+        'RSA-SHA256',
+        Buffer.from(`${h}.${p}`),
+        createPublicKey(privateKey),
+        Buffer.from(s, 'base64url'),
+      ),
+    );
   });
 
   it('sends one statement with positional bindings, and fails loudly on a non-200 answer', async () => {
-    const { url, init } = sqlApiRequest(creds, { sql: 'UPDATE X SET A = ? WHERE B < ?', bindings: ['us-west-1', 2] }, 'jwt');
+    const { url, init } = sqlApiRequest(
+      creds,
+      { sql: 'UPDATE X SET A = ? WHERE B < ?', bindings: ['us-west-1', 2] },
+      'jwt',
+    );
     assert.equal(url, 'https://xy12345.us-east-1.snowflakecomputing.com/api/v2/statements');
-    assert.equal((init.headers as Record<string, string>)['X-Snowflake-Authorization-Token-Type'], 'KEYPAIR_JWT');
+    assert.equal(
+      (init.headers as Record<string, string>)['X-Snowflake-Authorization-Token-Type'],
+      'KEYPAIR_JWT',
+    );
     const body = JSON.parse(String(init.body));
-    assert.deepEqual(body.bindings, { 1: { type: 'TEXT', value: 'us-west-1' }, 2: { type: 'FIXED', value: '2' } });
+    assert.deepEqual(body.bindings, {
+      1: { type: 'TEXT', value: 'us-west-1' },
+      2: { type: 'FIXED', value: '2' },
+    });
     assert.deepEqual([body.database, body.warehouse, body.role], ['ETL', 'ETL_WH', 'ETL_FENCE']);
 
-    const answers = [new Response(JSON.stringify({ data: [['us-east-1', '4']] }), { status: 200 }), new Response('{"message":"JWT token is invalid"}', { status: 401 })];
+    const answers = [
+      new Response(JSON.stringify({ data: [['us-east-1', '4']] }), { status: 200 }),
+      new Response('{"message":"JWT token is invalid"}', { status: 401 }),
+    ];
     const run = sqlApiRunner(creds, { fetchImpl: (async () => answers.shift() as Response) as typeof fetch });
     assert.deepEqual(await run({ sql: 'SELECT 1', bindings: [] }), [['us-east-1', '4']]);
     await assert.rejects(run({ sql: 'SELECT 1', bindings: [] }), /answered 401 .*JWT token is invalid/);

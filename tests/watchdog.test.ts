@@ -1,12 +1,28 @@
 import * as assert from 'node:assert/strict';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ExecutionAlreadyExists, StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
-import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  ExecutionAlreadyExists,
+  StartExecutionCommand,
+  type StartExecutionCommandInput,
+} from '@aws-sdk/client-sfn';
+import {
+  BatchWriteCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
 import type { Alert } from '../handlers/lib/alert-publisher';
 import { logger } from '../handlers/lib/logger';
 import { findLateness, type ControlItem } from '../handlers/lib/watchdog';
-import { runWatchdog, setAlertPublisher, setDocumentClient, setSfnClient, type SfnLike } from '../handlers/watchdog';
+import {
+  runWatchdog,
+  setAlertPublisher,
+  setDocumentClient,
+  setSfnClient,
+  type SfnLike,
+} from '../handlers/watchdog';
 import { createControlTable, startDynalite, type LocalDynamo } from './harness/dynalite';
 
 const P = 'policycenter';
@@ -14,8 +30,20 @@ const Q = 'billingcenter';
 const ARN = (p: string) => `arn:aws:states:us-east-1:123456789012:stateMachine:etl-platform-downstream-${p}`;
 const PIPELINES = [
   // 02:00 New York: 07:00Z in November (EST).
-  { name: P, expression: 'cron(0 2 * * ? *)', timezone: 'America/New_York', graceMinutes: 60, downstreamArn: ARN(P) },
-  { name: Q, expression: 'rate(6 hours)', graceMinutes: 30, downstreamArn: ARN(Q), anchor: '2026-01-01T01:00:00Z' },
+  {
+    name: P,
+    expression: 'cron(0 2 * * ? *)',
+    timezone: 'America/New_York',
+    graceMinutes: 60,
+    downstreamArn: ARN(P),
+  },
+  {
+    name: Q,
+    expression: 'rate(6 hours)',
+    graceMinutes: 30,
+    downstreamArn: ARN(Q),
+    anchor: '2026-01-01T01:00:00Z',
+  },
 ];
 const ENV: Record<string, string> = {
   PIPELINES_JSON: JSON.stringify(PIPELINES),
@@ -48,8 +76,16 @@ function upstream(pipeline: string, batchId: string, overrides: Record<string, u
     completedAt: '2026-11-27T07:41:55.804Z',
     // As MarkBatchSucceeded writes it: States.JsonToString of the tables array.
     tables: JSON.stringify([
-      { name: 'pc_policy', rows: 1200, lakePath: `s3://ins-lake-raw/raw/${pipeline}/pc_policy/batch_id=${batchId}/` },
-      { name: 'pc_contact', rows: 0, lakePath: `s3://ins-lake-raw/raw/${pipeline}/pc_contact/batch_id=${batchId}/` },
+      {
+        name: 'pc_policy',
+        rows: 1200,
+        lakePath: `s3://ins-lake-raw/raw/${pipeline}/pc_policy/batch_id=${batchId}/`,
+      },
+      {
+        name: 'pc_contact',
+        rows: 0,
+        lakePath: `s3://ins-lake-raw/raw/${pipeline}/pc_contact/batch_id=${batchId}/`,
+      },
     ]),
     expiresAt: 1_900_000_000,
     ...overrides,
@@ -70,7 +106,11 @@ function downstream(pipeline: string, batchId: string, status: string, startedAt
     startedAt,
   };
 }
-const watermark = (pipeline: string, batchId: string) => ({ pk: `PIPELINE#${pipeline}`, sk: 'WATERMARK#DOWNSTREAM', batchId });
+const watermark = (pipeline: string, batchId: string) => ({
+  pk: `PIPELINE#${pipeline}`,
+  sk: 'WATERMARK#DOWNSTREAM',
+  batchId,
+});
 
 describe('lateness watchdog against dynalite', () => {
   let db: LocalDynamo;
@@ -109,7 +149,9 @@ describe('lateness watchdog against dynalite', () => {
       },
       { step: 'initialize', name: 'countDynamoCalls' },
     );
-    setDocumentClient(DynamoDBDocumentClient.from(counted, { marshallOptions: { removeUndefinedValues: true } }));
+    setDocumentClient(
+      DynamoDBDocumentClient.from(counted, { marshallOptions: { removeUndefinedValues: true } }),
+    );
     previousSfn = setSfnClient({
       send: async (command: StartExecutionCommand) => {
         assert.ok(command instanceof StartExecutionCommand);
@@ -134,25 +176,35 @@ describe('lateness watchdog against dynalite', () => {
     await createControlTable(db.client, tableName);
     // The fence names this region (the watchdog runs only where it is active); tests that need
     // another fence overwrite it.
-    await db.doc.send(new PutCommand({ TableName: tableName, Item: { pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-east-1', epoch: 1 } }));
+    await db.doc.send(
+      new PutCommand({
+        TableName: tableName,
+        Item: { pk: 'FENCE', sk: 'ACTIVE', activeRegion: 'us-east-1', epoch: 1 },
+      }),
+    );
     Object.assign(process.env, ENV, { CONTROL_TABLE_NAME: tableName });
     delete process.env.LOOKBACK_HOURS;
     alerts = [];
     starts = [];
     dynamoCalls = [];
     beforeNextPut = undefined;
-    sfnBehaviour = async (input) => ({ executionArn: `${input.stateMachineArn!.replace(':stateMachine:', ':execution:')}:${input.name}` });
+    sfnBehaviour = async (input) => ({
+      executionArn: `${input.stateMachineArn!.replace(':stateMachine:', ':execution:')}:${input.name}`,
+    });
   });
 
   async function seed(...items: Array<Record<string, unknown>>) {
     for (let i = 0; i < items.length; i += 25) {
       await db.doc.send(
-        new BatchWriteCommand({ RequestItems: { [tableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }),
+        new BatchWriteCommand({
+          RequestItems: { [tableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) },
+        }),
       );
     }
   }
   const get = async (pipeline: string, sk: string) =>
-    (await db.doc.send(new GetCommand({ TableName: tableName, Key: { pk: `PIPELINE#${pipeline}`, sk } }))).Item;
+    (await db.doc.send(new GetCommand({ TableName: tableName, Key: { pk: `PIPELINE#${pipeline}`, sk } })))
+      .Item;
 
   /** Everything is well for both pipelines at NOW: upstream and downstream done, watermarks at the batch. */
   const allWell = () => [
@@ -185,17 +237,28 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   /** A batch from days before: the pipeline had a cadence to keep. */
-  const earlierBatch = (p: string) => ({ pk: `PIPELINE#${p}`, sk: `BATCH#${p}-20261120T070000Z#UPSTREAM`, status: 'SUCCEEDED' });
+  const earlierBatch = (p: string) => ({
+    pk: `PIPELINE#${p}`,
+    sk: `BATCH#${p}-20261120T070000Z#UPSTREAM`,
+    status: 'SUCCEEDED',
+  });
 
   it('a pipeline with no earlier batch is not late (a fresh deployment or a new pipeline)', async () => {
-    await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`));
+    await seed(
+      ...allWell().filter((item) => item.pk !== `PIPELINE#${P}`),
+      watermark(P, `${P}-20261126T070000Z`),
+    );
     const tick = await runWatchdog(NOW);
     assert.deepEqual(tick.actions, []);
     assert.equal(alerts.length, 0);
   });
 
   it('an overdue upstream batch alerts once across two ticks', async () => {
-    await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`), earlierBatch(P));
+    await seed(
+      ...allWell().filter((item) => item.pk !== `PIPELINE#${P}`),
+      watermark(P, `${P}-20261126T070000Z`),
+      earlierBatch(P),
+    );
     const first = await runWatchdog(NOW);
     assert.deepEqual(first.actions, [{ kind: 'ALERT_LATE', pipeline: P, batchId: PB, result: 'ALERTED' }]);
     assert.equal(alerts.length, 1);
@@ -211,23 +274,40 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   it('the tick still inside its grace period is not expected yet; a racing tick that wrote the marker first wins', async () => {
-    await seed(...allWell().filter((item) => item.pk !== `PIPELINE#${P}`), watermark(P, `${P}-20261126T070000Z`), earlierBatch(P));
+    await seed(
+      ...allWell().filter((item) => item.pk !== `PIPELINE#${P}`),
+      watermark(P, `${P}-20261126T070000Z`),
+      earlierBatch(P),
+    );
     // 07:50Z: the 07:00Z tick is due by 08:00Z, so the expected batch is yesterday's... which is absent too.
     const early = await runWatchdog(new Date('2026-11-27T07:50:00Z'));
-    assert.deepEqual(early.actions.map((a) => a.batchId), [`${P}-20261126T070000Z`]);
+    assert.deepEqual(
+      early.actions.map((a) => a.batchId),
+      [`${P}-20261126T070000Z`],
+    );
     // Another invocation writes the marker after this one read (so findLateness proposes the alert)
     // and before this one's conditional put: the put is refused and nothing is published.
     beforeNextPut = () => seed({ pk: `PIPELINE#${P}`, sk: `ALERT#LATE#${PB}`, alert: 'ALERT_LATE' });
     const raced = await runWatchdog(NOW);
-    assert.deepEqual(raced.actions, [{ kind: 'ALERT_LATE', pipeline: P, batchId: PB, result: 'ALREADY_ALERTED' }]);
+    assert.deepEqual(raced.actions, [
+      { kind: 'ALERT_LATE', pipeline: P, batchId: PB, result: 'ALREADY_ALERTED' },
+    ]);
     assert.equal(alerts.length, 1);
   });
 
   it('a lost trigger starts the downstream once, named by the batch id with a valid event, and records it', async () => {
-    await seed(...allWell().filter((item) => item.sk !== `BATCH#${PB}#DOWNSTREAM` && item.sk !== 'WATERMARK#DOWNSTREAM' || item.pk !== `PIPELINE#${P}`));
+    await seed(
+      ...allWell().filter(
+        (item) =>
+          (item.sk !== `BATCH#${PB}#DOWNSTREAM` && item.sk !== 'WATERMARK#DOWNSTREAM') ||
+          item.pk !== `PIPELINE#${P}`,
+      ),
+    );
     await seed(watermark(P, `${P}-20261126T070000Z`));
     const summary = await runWatchdog(NOW);
-    assert.deepEqual(summary.actions, [{ kind: 'START_DOWNSTREAM', pipeline: P, batchId: PB, result: 'STARTED' }]);
+    assert.deepEqual(summary.actions, [
+      { kind: 'START_DOWNSTREAM', pipeline: P, batchId: PB, result: 'STARTED' },
+    ]);
     assert.equal(starts.length, 1);
     assert.equal(starts[0].name, PB);
     assert.equal(starts[0].stateMachineArn, ARN(P));
@@ -259,12 +339,19 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   it('a lost trigger whose execution already exists is fine (ALREADY_STARTED, recorded)', async () => {
-    await seed(upstream(P, PB), upstream(Q, QB), downstream(Q, QB, 'SUCCEEDED', '2026-11-27T07:45:00Z'), watermark(Q, QB));
+    await seed(
+      upstream(P, PB),
+      upstream(Q, QB),
+      downstream(Q, QB, 'SUCCEEDED', '2026-11-27T07:45:00Z'),
+      watermark(Q, QB),
+    );
     sfnBehaviour = async () => {
       throw new ExecutionAlreadyExists({ message: `Execution Already Exists: ${PB}`, $metadata: {} });
     };
     const summary = await runWatchdog(NOW);
-    assert.deepEqual(summary.actions, [{ kind: 'START_DOWNSTREAM', pipeline: P, batchId: PB, result: 'ALREADY_STARTED' }]);
+    assert.deepEqual(summary.actions, [
+      { kind: 'START_DOWNSTREAM', pipeline: P, batchId: PB, result: 'ALREADY_STARTED' },
+    ]);
     assert.equal((await get(P, `BATCH#${PB}#RECOVERED`))?.outcome, 'ALREADY_STARTED');
   });
 
@@ -284,7 +371,11 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   it('a downstream running past MAX_DOWNSTREAM_MINUTES alerts once per batch attempt', async () => {
-    await seed(upstream(P, PB), downstream(P, PB, 'RUNNING', '2026-11-27T07:45:00Z'), ...allWell().filter((item) => item.pk === `PIPELINE#${Q}`));
+    await seed(
+      upstream(P, PB),
+      downstream(P, PB, 'RUNNING', '2026-11-27T07:45:00Z'),
+      ...allWell().filter((item) => item.pk === `PIPELINE#${Q}`),
+    );
     const within = await runWatchdog(NOW); // 75 minutes in
     assert.deepEqual(within.actions, []);
     const over = await runWatchdog(new Date('2026-11-27T10:50:00Z')); // 185 minutes in
@@ -297,20 +388,30 @@ describe('lateness watchdog against dynalite', () => {
   });
 
   it('a failed publish un-claims the marker, fails the tick, and the next tick alerts', async () => {
-    await seed(...allWell().filter((item) => item.pk === `PIPELINE#${Q}`), watermark(P, `${P}-20261126T070000Z`), earlierBatch(P));
+    await seed(
+      ...allWell().filter((item) => item.pk === `PIPELINE#${Q}`),
+      watermark(P, `${P}-20261126T070000Z`),
+      earlierBatch(P),
+    );
     setAlertPublisher({
       publish: async () => {
         throw Object.assign(new Error('topic unreachable'), { name: 'InternalErrorException' });
       },
     });
     try {
-      await assert.rejects(runWatchdog(NOW), (e: Error) => e.name === 'WatchdogActionFailed' && /ALERT_LATE/.test(e.message));
+      await assert.rejects(
+        runWatchdog(NOW),
+        (e: Error) => e.name === 'WatchdogActionFailed' && /ALERT_LATE/.test(e.message),
+      );
       assert.equal(await get(P, `ALERT#LATE#${PB}`), undefined);
     } finally {
       setAlertPublisher({ publish: async (alert) => void alerts.push(alert) });
     }
     const retry = await runWatchdog(later(5));
-    assert.deepEqual(retry.actions.map((a) => a.result), ['ALERTED']);
+    assert.deepEqual(
+      retry.actions.map((a) => a.result),
+      ['ALERTED'],
+    );
   });
 
   for (const [what, fence] of [
@@ -328,7 +429,10 @@ describe('lateness watchdog against dynalite', () => {
       assert.deepEqual(starts, []);
       assert.equal(alerts.length, 1);
       assert.match(alerts[0].subject, /fence missing or invalid/);
-      assert.match(alerts[0].message, new RegExp(`${tableName}.*(no FENCE/ACTIVE item|no activeRegion|epoch 0)`));
+      assert.match(
+        alerts[0].message,
+        new RegExp(`${tableName}.*(no FENCE/ACTIVE item|no activeRegion|epoch 0)`),
+      );
     });
   }
 
@@ -343,10 +447,16 @@ describe('lateness watchdog against dynalite', () => {
 
   it('configuration errors are MissingConfiguration naming the problem', async () => {
     process.env.PIPELINES_JSON = JSON.stringify([{ ...PIPELINES[0], expression: 'cron(0 2 * * * *)' }]);
-    await assert.rejects(runWatchdog(NOW), (e: Error) => e.name === 'MissingConfiguration' && /exactly one of day-of-month/.test(e.message));
+    await assert.rejects(
+      runWatchdog(NOW),
+      (e: Error) => e.name === 'MissingConfiguration' && /exactly one of day-of-month/.test(e.message),
+    );
     process.env.PIPELINES_JSON = ENV.PIPELINES_JSON;
     delete process.env.LOST_TRIGGER_MINUTES;
-    await assert.rejects(runWatchdog(NOW), (e: Error) => e.name === 'MissingConfiguration' && /LOST_TRIGGER_MINUTES/.test(e.message));
+    await assert.rejects(
+      runWatchdog(NOW),
+      (e: Error) => e.name === 'MissingConfiguration' && /LOST_TRIGGER_MINUTES/.test(e.message),
+    );
   });
 
   it('a rate() pipeline without anchor is reported unchecked, its other checks still run', async () => {
@@ -355,7 +465,10 @@ describe('lateness watchdog against dynalite', () => {
     await seed(downstream(Q, QB, 'CLAIMED', '2026-11-27T01:00:00Z'));
     const summary = await runWatchdog(NOW);
     assert.equal(summary.unchecked[0]?.pipeline, Q);
-    assert.deepEqual(summary.actions.map((a) => a.kind), ['ALERT_OVERRUN']);
+    assert.deepEqual(
+      summary.actions.map((a) => a.kind),
+      ['ALERT_OVERRUN'],
+    );
   });
 });
 
@@ -363,12 +476,17 @@ describe('findLateness (pure)', () => {
   it('an upstream record that cannot become a valid event is alerted, not started', () => {
     const pipeline = { ...PIPELINES[0], timezone: 'America/New_York' };
     const records = [upstream(P, PB, { tables: '[]' })] as ControlItem[];
-    const actions = findLateness(records, [{ pipeline, expectedBatchId: PB, expectedScheduledTime: '2026-11-27T07:00:00.000Z' }], NOW, {
-      lostTriggerMinutes: 30,
-      maxDownstreamMinutes: 180,
-      eventSource: 'com.insurer.etl-platform',
-      lookbackHours: 48,
-    });
+    const actions = findLateness(
+      records,
+      [{ pipeline, expectedBatchId: PB, expectedScheduledTime: '2026-11-27T07:00:00.000Z' }],
+      NOW,
+      {
+        lostTriggerMinutes: 30,
+        maxDownstreamMinutes: 180,
+        eventSource: 'com.insurer.etl-platform',
+        lookbackHours: 48,
+      },
+    );
     assert.equal(actions.length, 1);
     assert.equal(actions[0].kind, 'ALERT_UNRECOVERABLE');
     assert.match((actions[0] as { problem: string }).problem, /detail.tables: must list at least one table/);
@@ -379,7 +497,10 @@ describe('watchdog tick time', () => {
   const { tickTime } = require('../handlers/watchdog') as typeof import('../handlers/watchdog');
   const wall = new Date('2026-11-27T09:00:00Z');
   it('is the scheduled time the Scheduler passes', () => {
-    assert.equal(tickTime({ scheduledTime: '2026-11-27T08:55:00Z' }, wall).toISOString(), '2026-11-27T08:55:00.000Z');
+    assert.equal(
+      tickTime({ scheduledTime: '2026-11-27T08:55:00Z' }, wall).toISOString(),
+      '2026-11-27T08:55:00.000Z',
+    );
   });
   it('falls back to the wall clock without one, or with garbage', () => {
     assert.equal(tickTime({}, wall), wall);

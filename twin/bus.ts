@@ -116,25 +116,40 @@ export class EventBus {
   }
 
   /** PutEvents: entries in the SDK shape (`Source`, `DetailType`, `Detail` as a JSON string). */
-  putEvents(entries: Array<Record<string, unknown>>): { Entries: Array<{ EventId?: string; ErrorCode?: string }>; FailedEntryCount: number } {
+  putEvents(entries: Array<Record<string, unknown>>): {
+    Entries: Array<{ EventId?: string; ErrorCode?: string }>;
+    FailedEntryCount: number;
+  } {
     if (!this.up) throw new DeliveryError('ServiceUnavailable', `events.${this.region} is unreachable`);
     const out: Array<{ EventId?: string; ErrorCode?: string }> = [];
     let failed = 0;
     for (const entry of entries) {
       let detail: Record<string, unknown>;
       try {
-        detail = typeof entry.Detail === 'string' ? JSON.parse(entry.Detail) : ((entry.Detail ?? {}) as Record<string, unknown>);
+        detail =
+          typeof entry.Detail === 'string'
+            ? JSON.parse(entry.Detail)
+            : ((entry.Detail ?? {}) as Record<string, unknown>);
       } catch {
         out.push({ ErrorCode: 'MalformedDetail' });
         failed++;
         continue;
       }
-      if (typeof entry.Source !== 'string' || typeof entry.DetailType !== 'string' || detail === null || typeof detail !== 'object' || Array.isArray(detail)) {
+      if (
+        typeof entry.Source !== 'string' ||
+        typeof entry.DetailType !== 'string' ||
+        detail === null ||
+        typeof detail !== 'object' ||
+        Array.isArray(detail)
+      ) {
         out.push({ ErrorCode: 'InvalidArgument' });
         failed++;
         continue;
       }
-      const size = String(entry.Detail ?? '').length + String(entry.DetailType ?? '').length + String(entry.Source ?? '').length;
+      const size =
+        String(entry.Detail ?? '').length +
+        String(entry.DetailType ?? '').length +
+        String(entry.Source ?? '').length;
       if (size > 262_144) {
         out.push({ ErrorCode: 'EntryTooLarge' });
         failed++;
@@ -186,7 +201,13 @@ export class EventBus {
     const maxAge = target.retryPolicy?.maximumEventAgeInSeconds ?? 86_400;
     let ageSeconds = 0;
     let attempts = 0;
-    const record: DeliveryRecord = { eventId: event.id, rule: rule.name, target: target.arn, attempts: 0, outcome: 'DELIVERED' };
+    const record: DeliveryRecord = {
+      eventId: event.id,
+      rule: rule.name,
+      target: target.arn,
+      attempts: 0,
+      outcome: 'DELIVERED',
+    };
     this.deliveries.push(record);
     for (;;) {
       attempts++;
@@ -196,7 +217,10 @@ export class EventBus {
         await this.hooks.deliver(target, event, rule);
         return;
       } catch (e) {
-        const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).name || 'Error', (e as Error).message);
+        const err =
+          e instanceof DeliveryError
+            ? e
+            : new DeliveryError((e as Error).name || 'Error', (e as Error).message);
         record.error = `${err.code}: ${err.message}`;
         const retriesLeft = attempts - 1 < maxRetries;
         const delay = retryDelaySeconds(attempts);
@@ -204,28 +228,51 @@ export class EventBus {
           ageSeconds += delay;
           continue;
         }
-        const why = !err.retryable ? 'not retryable' : !retriesLeft ? `${maxRetries} retries exhausted` : `event older than ${maxAge}s`;
+        const why = !err.retryable
+          ? 'not retryable'
+          : !retriesLeft
+            ? `${maxRetries} retries exhausted`
+            : `event older than ${maxAge}s`;
         this.toDlq(rule, target, event, err, why, record);
         return;
       }
     }
   }
 
-  private toDlq(rule: RuleRuntime, target: ExtractedTarget, event: BusEvent, err: DeliveryError, why: string, record: DeliveryRecord): void {
+  private toDlq(
+    rule: RuleRuntime,
+    target: ExtractedTarget,
+    event: BusEvent,
+    err: DeliveryError,
+    why: string,
+    record: DeliveryRecord,
+  ): void {
     const queue = target.dlqArn ? this.hooks.queue(target.dlqArn) : undefined;
     if (!queue) {
       record.outcome = 'DROPPED';
-      this.hooks.log(`rule ${rule.name}`, `event ${event.id} DROPPED after ${record.attempts} attempt(s) (${why}): no DLQ`);
+      this.hooks.log(
+        `rule ${rule.name}`,
+        `event ${event.id} DROPPED after ${record.attempts} attempt(s) (${why}): no DLQ`,
+      );
       return;
     }
     record.outcome = 'DLQ';
     queue.messages.push({
       queueArn: queue.arn,
       body: JSON.stringify(event),
-      attributes: { RULE_ARN: rule.arn, TARGET_ARN: target.arn, ERROR_CODE: err.code, ERROR_MESSAGE: err.message.slice(0, 500) },
+      attributes: {
+        RULE_ARN: rule.arn,
+        TARGET_ARN: target.arn,
+        ERROR_CODE: err.code,
+        ERROR_MESSAGE: err.message.slice(0, 500),
+      },
       at: this.hooks.clock.now(),
     });
-    this.hooks.log(`rule ${rule.name}`, `event ${event['detail-type']} → DLQ ${queue.name} after ${record.attempts} attempt(s) (${why}; ${err.code})`, `DLQ ${queue.name}`);
+    this.hooks.log(
+      `rule ${rule.name}`,
+      `event ${event['detail-type']} → DLQ ${queue.name} after ${record.attempts} attempt(s) (${why}; ${err.code})`,
+      `DLQ ${queue.name}`,
+    );
   }
 
   /**

@@ -32,16 +32,27 @@ export class VirtualClock {
  * lateness watchdog uses): Scheduler syntax, the schedule's time zone, DST gaps skipped and
  * ambiguous local times fired once. `rate()` ticks count from `createdAtMs`.
  */
-export function firings(expression: string, timeZone: string, fromMs: number, toMs: number, createdAtMs = 0): number[] {
+export function firings(
+  expression: string,
+  timeZone: string,
+  fromMs: number,
+  toMs: number,
+  createdAtMs = 0,
+): number[] {
   const schedule = parseSchedule(expression);
   const anchor = new Date(createdAtMs);
   for (let count = 16; ; count *= 2) {
-    const times = previousFireTimes(schedule, timeZone, new Date(toMs), count, { anchor }).map((t) => t.getTime());
-    if (times.length < count || times[times.length - 1] <= fromMs) return times.filter((t) => t > fromMs).reverse();
+    const times = previousFireTimes(schedule, timeZone, new Date(toMs), count, { anchor }).map((t) =>
+      t.getTime(),
+    );
+    if (times.length < count || times[times.length - 1] <= fromMs)
+      return times.filter((t) => t > fromMs).reverse();
   }
 }
 
 /** True when the schedule fires at exactly the UTC minute `ms`. */
 export function isDue(expression: string, ms: number, timeZone = 'UTC', createdAtMs = 0): boolean {
-  return lastFireTime(expression, timeZone, new Date(ms), { anchor: new Date(createdAtMs) })?.getTime() === ms;
+  return (
+    lastFireTime(expression, timeZone, new Date(ms), { anchor: new Date(createdAtMs) })?.getTime() === ms
+  );
 }

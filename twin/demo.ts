@@ -15,7 +15,8 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args[0] === 'list') {
     for (const line of listScenarios()) console.log(line);
-    for (const [name, s] of Object.entries(EXACTLY_ONCE_SCENARIOS)) console.log(`${name.padEnd(26)} ${s.describe}`);
+    for (const [name, s] of Object.entries(EXACTLY_ONCE_SCENARIOS))
+      console.log(`${name.padEnd(26)} ${s.describe}`);
     return 0;
   }
   const known = [...Object.keys(SCENARIOS), ...Object.keys(EXACTLY_ONCE_SCENARIOS)];
@@ -35,15 +36,20 @@ async function main(): Promise<number> {
   const exactly: ScenarioReport[] = [];
   const exactlyNames = names.filter((n) => EXACTLY_ONCE_SCENARIOS[n]);
   if (exactlyNames.length) {
-    console.log('\n== exactly-once world: a DynamoDB replica per region, 2 real dbt app pods per region, one warehouse ==');
+    console.log(
+      '\n== exactly-once world: a DynamoDB replica per region, 2 real dbt app pods per region, one warehouse ==',
+    );
     const world = await ExactlyOnceWorld.start();
     try {
       for (const name of exactlyNames) {
         const started = Date.now();
         const r = await EXACTLY_ONCE_SCENARIOS[name].run(world);
-        console.log(`\n## ${name} (${((Date.now() - started) / 1000).toFixed(1)} s): ${EXACTLY_ONCE_SCENARIOS[name].describe}`);
+        console.log(
+          `\n## ${name} (${((Date.now() - started) / 1000).toFixed(1)} s): ${EXACTLY_ONCE_SCENARIOS[name].describe}`,
+        );
         for (const n of r.notes) console.log(`   note: ${n}`);
-        for (const c of r.checks) console.log(`   ${c.ok ? 'ok  ' : 'FAIL'} ${c.what}${c.detail ? ` (${c.detail})` : ''}`);
+        for (const c of r.checks)
+          console.log(`   ${c.ok ? 'ok  ' : 'FAIL'} ${c.what}${c.detail ? ` (${c.detail})` : ''}`);
         exactly.push(r);
       }
     } finally {
@@ -54,7 +60,11 @@ async function main(): Promise<number> {
   const failed = [...results, ...exactly].filter((r) => r.checks.some((c) => !c.ok)).map((r) => r.name);
   console.log('');
   if (file) console.log(`report: ${file}`);
-  console.log(failed.length ? `FAILED checks in: ${failed.join(', ')}` : `all checks passed (${results.length + exactly.length} scenario(s))`);
+  console.log(
+    failed.length
+      ? `FAILED checks in: ${failed.join(', ')}`
+      : `all checks passed (${results.length + exactly.length} scenario(s))`,
+  );
   return failed.length ? 1 : 0;
 }
 

@@ -6,7 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { StateMachineDefinition, TaskState } from '../state-machines/asl';
 import { ROOT } from '../tests/harness/program';
 import { upstreamEvent } from '../tests/harness/malformed-events';
@@ -76,7 +83,6 @@ interface RegionWorld {
   pods: DbtPods;
 }
 
-
 /** A one-shot fault the next matching handler call suffers. */
 export type Fault =
   | { kind: 'lose-start-reply'; region: RegionName; times: number }
@@ -103,19 +109,40 @@ export class ExactlyOnceWorld {
   static async start(options: WorldOptions = {}): Promise<ExactlyOnceWorld> {
     process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
     process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
-    const opts = { pods: options.pods ?? 2, msPerSecond: options.msPerSecond ?? 10, waitMs: options.waitMs ?? 300 };
+    const opts = {
+      pods: options.pods ?? 2,
+      msPerSecond: options.msPerSecond ?? 10,
+      waitMs: options.waitMs ?? 300,
+    };
     const [models, warehouse] = await Promise.all([
-      Promise.all(REGIONS.map((r) => extractStack({ stack: r === 'us-east-1' ? 'prod-east' : 'prod-west', activeRegion: 'us-east-1' }))),
+      Promise.all(
+        REGIONS.map((r) =>
+          extractStack({ stack: r === 'us-east-1' ? 'prod-east' : 'prod-west', activeRegion: 'us-east-1' }),
+        ),
+      ),
       LocalWarehouse.start(ROOT),
     ]);
     const east = models[0];
     const controlTable = controlTableInput(east.controlTableName);
     const runsTable = east.dbtApp.runsTable;
-    const db = await ReplicatedDynamo.start({ regions: [...REGIONS], tables: [controlTable, runsTable], regionalTables: [runsTable.TableName as string], lag: 0 });
+    const db = await ReplicatedDynamo.start({
+      regions: [...REGIONS],
+      tables: [controlTable, runsTable],
+      regionalTables: [runsTable.TableName as string],
+      lag: 0,
+    });
     // The Snowflake secret as the program writes it, pointed at the local warehouse (host/port/protocol are
     // the keys credentials.py accepts for a stand-in; ETL is the local warehouse's database).
-    const secret = { ...JSON.parse(east.dbtApp.snowflakeSecret ?? '{}'), host: '127.0.0.1', port: warehouse.port, protocol: 'http', database: 'ETL' };
-    const secrets = await LocalSecrets.start({ [east.dbtApp.env.SNOWFLAKE_SECRET_ID]: JSON.stringify(secret) });
+    const secret = {
+      ...JSON.parse(east.dbtApp.snowflakeSecret ?? '{}'),
+      host: '127.0.0.1',
+      port: warehouse.port,
+      protocol: 'http',
+      database: 'ETL',
+    };
+    const secrets = await LocalSecrets.start({
+      [east.dbtApp.env.SNOWFLAKE_SECRET_ID]: JSON.stringify(secret),
+    });
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'exactly-once-'));
     const world = new ExactlyOnceWorld(db, warehouse, secrets, opts, workDir);
     try {
@@ -129,11 +156,21 @@ export class ExactlyOnceWorld {
             region: name,
             replicas: opts.pods,
             deploymentEnv: models[i].dbtApp.env,
-            endpoints: { dynamodb: db.endpoint(name), secretsManager: secrets.endpoint, sfn: callbacks.endpoint },
+            endpoints: {
+              dynamodb: db.endpoint(name),
+              secretsManager: secrets.endpoint,
+              sfn: callbacks.endpoint,
+            },
             overrides: APP_TIMING,
             workDir,
           });
-          world.regions.set(name, { name, model: models[i], doc: DynamoDBDocumentClient.from(client), callbacks, pods });
+          world.regions.set(name, {
+            name,
+            model: models[i],
+            doc: DynamoDBDocumentClient.from(client),
+            callbacks,
+            pods,
+          });
         }),
       );
     } catch (e) {
@@ -156,8 +193,12 @@ export class ExactlyOnceWorld {
   }
 
   /** Build durations and failures of the dbt stand-in (its standin.json in each region's project dir). */
-  configureDbt(config: { seconds?: number; batches?: Record<string, { seconds?: number; fail?: boolean }> }): void {
-    for (const r of this.regions.values()) fs.writeFileSync(path.join(r.pods.projectDir, 'standin.json'), JSON.stringify(config));
+  configureDbt(config: {
+    seconds?: number;
+    batches?: Record<string, { seconds?: number; fail?: boolean }>;
+  }): void {
+    for (const r of this.regions.values())
+      fs.writeFileSync(path.join(r.pods.projectDir, 'standin.json'), JSON.stringify(config));
   }
 
   // ------------------------------------------------------------------ control plane
@@ -170,7 +211,17 @@ export class ExactlyOnceWorld {
     const epoch = ++this.epoch;
     await this.warehouse.setFence(activeRegion, epoch);
     await this.region(writeIn).doc.send(
-      new PutCommand({ TableName: this.controlTable, Item: { pk: 'FENCE', sk: 'ACTIVE', activeRegion, epoch, changedAt: new Date().toISOString(), changedBy: `prod-${writeIn === 'us-east-1' ? 'east' : 'west'}` } }),
+      new PutCommand({
+        TableName: this.controlTable,
+        Item: {
+          pk: 'FENCE',
+          sk: 'ACTIVE',
+          activeRegion,
+          epoch,
+          changedAt: new Date().toISOString(),
+          changedBy: `prod-${writeIn === 'us-east-1' ? 'east' : 'west'}`,
+        },
+      }),
     );
     return epoch;
   }
@@ -181,14 +232,36 @@ export class ExactlyOnceWorld {
     const tables = expectedTables(model, pipeline);
     const doc = this.region(region).doc;
     const pk = `PIPELINE#${pipeline}`;
-    await doc.send(new PutCommand({ TableName: this.controlTable, Item: { pk, sk: `BATCH#${batchId}#UPSTREAM`, pipeline, batchId, status: 'SUCCEEDED', region } }));
+    await doc.send(
+      new PutCommand({
+        TableName: this.controlTable,
+        Item: { pk, sk: `BATCH#${batchId}#UPSTREAM`, pipeline, batchId, status: 'SUCCEEDED', region },
+      }),
+    );
     for (const table of tables) {
-      await doc.send(new PutCommand({ TableName: this.controlTable, Item: { pk, sk: `BATCH#${batchId}#TABLE#${table}`, pipeline, batchId, table, status: 'SUCCEEDED', rows: 42 } }));
+      await doc.send(
+        new PutCommand({
+          TableName: this.controlTable,
+          Item: {
+            pk,
+            sk: `BATCH#${batchId}#TABLE#${table}`,
+            pipeline,
+            batchId,
+            table,
+            status: 'SUCCEEDED',
+            rows: 42,
+          },
+        }),
+      );
     }
   }
 
   async item(region: RegionName, pk: string, sk: string): Promise<Record<string, any> | undefined> {
-    return (await this.region(region).doc.send(new GetCommand({ TableName: this.controlTable, Key: { pk, sk }, ConsistentRead: true }))).Item;
+    return (
+      await this.region(region).doc.send(
+        new GetCommand({ TableName: this.controlTable, Key: { pk, sk }, ConsistentRead: true }),
+      )
+    ).Item;
   }
 
   downstreamRecord(region: RegionName, pipeline: string, batchId: string) {
@@ -202,7 +275,12 @@ export class ExactlyOnceWorld {
   /** The app's own run records in a region (its regional runs table), for one batch. */
   async appRuns(region: RegionName, batchId: string): Promise<Record<string, any>[]> {
     const out = await this.region(region).doc.send(
-      new QueryCommand({ TableName: this.runsTable, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': `RUN#${batchId}` }, ConsistentRead: true }),
+      new QueryCommand({
+        TableName: this.runsTable,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `RUN#${batchId}` },
+        ConsistentRead: true,
+      }),
     );
     return out.Items ?? [];
   }
@@ -216,7 +294,8 @@ export class ExactlyOnceWorld {
     for (const r of this.regions.values()) {
       for (const table of [this.controlTable, this.runsTable]) {
         const { Items = [] } = await r.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
-        for (const it of Items) await r.doc.send(new DeleteCommand({ TableName: table, Key: { pk: it.pk, sk: it.sk } }));
+        for (const it of Items)
+          await r.doc.send(new DeleteCommand({ TableName: table, Key: { pk: it.pk, sk: it.sk } }));
       }
     }
     await this.db.quiesce();
@@ -231,7 +310,12 @@ export class ExactlyOnceWorld {
   }
 
   /** Runs `pipeline`'s downstream workflow in `region` with `input`, to its end. */
-  async runDownstream(region: RegionName, pipeline: string, input: unknown, name: string = randomUUID()): Promise<RunResult> {
+  async runDownstream(
+    region: RegionName,
+    pipeline: string,
+    input: unknown,
+    name: string = randomUUID(),
+  ): Promise<RunResult> {
     const r = this.region(region);
     const sm = r.model.stateMachines.find((m) => m.name === `etl-${pipeline}-downstream`);
     if (!sm) throw new Error(`no downstream workflow for ${pipeline} in ${region}`);
@@ -241,7 +325,10 @@ export class ExactlyOnceWorld {
       // The lock wait adds up virtual seconds (30 s doubling to 300 s, up to lockWaitMinutes): ~15 rounds.
       // 1 s each leaves a waiting batch ~15 s of wall time, ample for the builds here even on a busy machine.
       waitMsByState: { WaitForLock: 1000, WaitForReplication: 500 },
-      context: { Execution: { Id: `arn:aws:states:${region}:123456789012:execution:${sm.name}:${name}`, Name: name }, Task: { Token: `${region}:${name}` } },
+      context: {
+        Execution: { Id: `arn:aws:states:${region}:123456789012:execution:${sm.name}:${name}`, Name: name },
+        Task: { Token: `${region}:${name}` },
+      },
     });
   }
 
@@ -264,16 +351,25 @@ export class ExactlyOnceWorld {
         onToken: (token) => this.tokens.push(token),
         start: async (payload) => {
           const out = await invoke(startFn, payload);
-          const fault = this.faults.find((f) => f.kind === 'lose-start-reply' && f.region === r.name && f.times > 0) as { times: number } | undefined;
+          const fault = this.faults.find(
+            (f) => f.kind === 'lose-start-reply' && f.region === r.name && f.times > 0,
+          ) as { times: number } | undefined;
           if (fault) {
             fault.times--;
-            throw new StatesError('DbtApiUnavailable', 'the reply to POST /api/v1/runs was lost (injected): the run may exist');
+            throw new StatesError(
+              'DbtApiUnavailable',
+              'the reply to POST /api/v1/runs was lost (injected): the run may exist',
+            );
           }
           return out;
         },
       }),
       sns: (params) => {
-        this.alerts.push({ region: r.name, subject: String(params.Subject ?? ''), message: String(params.Message ?? '') });
+        this.alerts.push({
+          region: r.name,
+          subject: String(params.Subject ?? ''),
+          message: String(params.Message ?? ''),
+        });
       },
       events: (entries) => ({ Entries: entries.map(() => ({ EventId: randomUUID() })), FailedEntryCount: 0 }),
     };
@@ -287,7 +383,10 @@ export class ExactlyOnceWorld {
         const input = cmd.input ?? {};
         if (cmd.constructor?.name === 'DeleteItemCommand' && input.Key?.sk?.S === 'LOCK#DOWNSTREAM') {
           const holder = input.ExpressionAttributeValues?.[':exec']?.S as string | undefined;
-          const i = this.faults.findIndex((f) => f.kind === 'before-lock-release' && f.region === r.name && holder?.endsWith(`:${f.execution}`));
+          const i = this.faults.findIndex(
+            (f) =>
+              f.kind === 'before-lock-release' && f.region === r.name && holder?.endsWith(`:${f.execution}`),
+          );
           if (i >= 0) {
             const [fault] = this.faults.splice(i, 1) as Array<{ action: () => Promise<void> }>;
             await fault.action();
@@ -319,7 +418,9 @@ export class ExactlyOnceWorld {
         AWS_SECRET_ACCESS_KEY: 'local',
         POWERTOOLS_LOG_LEVEL: 'SILENT',
         POWERTOOLS_METRICS_DISABLED: 'true',
-        ...(fn.env.DBT_API_URL !== undefined ? { DBT_API_URL: r.pods.url, DBT_API_TOKEN: r.pods.token, DBT_API_TIMEOUT_MS: '3000' } : {}),
+        ...(fn.env.DBT_API_URL !== undefined
+          ? { DBT_API_URL: r.pods.url, DBT_API_TOKEN: r.pods.token, DBT_API_TIMEOUT_MS: '3000' }
+          : {}),
       };
       const saved: Record<string, string | undefined> = {};
       for (const [k, v] of Object.entries(env)) {
@@ -329,7 +430,10 @@ export class ExactlyOnceWorld {
       try {
         const mod = require(path.join(ROOT, 'handlers', `${fn.handler}.ts`));
         if (typeof mod.setDocumentClient === 'function') mod.setDocumentClient(r.doc);
-        return await mod.handler(structuredClone(payload), { functionName: fn.name, awsRequestId: randomUUID() });
+        return await mod.handler(structuredClone(payload), {
+          functionName: fn.name,
+          awsRequestId: randomUUID(),
+        });
       } finally {
         for (const [k, v] of Object.entries(saved)) {
           if (v === undefined) delete process.env[k];

@@ -83,7 +83,11 @@ export interface StackModel {
   /** Lake bucket(s) the workflows read Glue results from. */
   outputs: Record<string, any>;
   /** The dbt app as deployed: the Deployment's rendered env, its runs table, the Snowflake secret's value. */
-  dbtApp: { env: Record<string, string>; runsTable: CreateTableCommandInput; snowflakeSecret: string | undefined };
+  dbtApp: {
+    env: Record<string, string>;
+    runsTable: CreateTableCommandInput;
+    snowflakeSecret: string | undefined;
+  };
 }
 
 export interface ExtractOptions {
@@ -102,7 +106,11 @@ function regionOf(arn: string): string {
 }
 
 export async function extractStack(options: ExtractOptions): Promise<StackModel> {
-  const run = await runProgram({ stack: options.stack, activeRegion: options.activeRegion, ...(options.config ? { config: options.config } : {}) });
+  const run = await runProgram({
+    stack: options.stack,
+    activeRegion: options.activeRegion,
+    ...(options.config ? { config: options.config } : {}),
+  });
   if (run.error) throw new Error(`extract ${options.stack}: the program failed: ${run.error.message}`);
   const region = STACK_REGION[options.stack];
   const of = (type: string): RecordedResource[] => run.ofType(type);
@@ -110,7 +118,11 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
   const busRes = run.one('aws:cloudwatch/eventBus:EventBus');
   const archiveRes = run.one('aws:cloudwatch/eventArchive:EventArchive');
 
-  const queues: ExtractedQueue[] = of('aws:sqs/queue:Queue').map((q) => ({ name: q.state.name, arn: q.state.arn, url: q.state.url }));
+  const queues: ExtractedQueue[] = of('aws:sqs/queue:Queue').map((q) => ({
+    name: q.state.name,
+    arn: q.state.arn,
+    url: q.state.url,
+  }));
 
   const stateMachines = of('aws:sfn/stateMachine:StateMachine').map((sm) => ({
     name: sm.state.name as string,
@@ -122,7 +134,8 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
   const asyncConfigs = of('aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig');
   const functions: ExtractedFunction[] = of('aws:lambda/function:Function').map((fn) => {
     const handler = fn.inputs.tags?.[HANDLER_TAG];
-    if (typeof handler !== 'string') throw new Error(`extract: function ${fn.state.name} has no ${HANDLER_TAG} tag`);
+    if (typeof handler !== 'string')
+      throw new Error(`extract: function ${fn.state.name} has no ${HANDLER_TAG} tag`);
     const cfg = asyncConfigs.find((c) => c.inputs.functionName === fn.state.name);
     return {
       name: fn.state.name,
@@ -132,7 +145,9 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
       async: {
         maximumRetryAttempts: cfg?.inputs.maximumRetryAttempts ?? 2,
         maximumEventAgeInSeconds: cfg?.inputs.maximumEventAgeInSeconds ?? 21_600,
-        ...(cfg?.inputs.destinationConfig?.onFailure?.destination ? { onFailureArn: cfg.inputs.destinationConfig.onFailure.destination } : {}),
+        ...(cfg?.inputs.destinationConfig?.onFailure?.destination
+          ? { onFailureArn: cfg.inputs.destinationConfig.onFailure.destination }
+          : {}),
       },
     };
   });
@@ -145,7 +160,11 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
     pattern: parseJson<Record<string, unknown>>(r.inputs.eventPattern),
     state: (r.inputs.state ?? 'ENABLED') as 'ENABLED' | 'DISABLED',
     targets: targets
-      .filter((t) => t.inputs.rule === r.state.name && (t.inputs.eventBusName ?? 'default') === (r.inputs.eventBusName ?? 'default'))
+      .filter(
+        (t) =>
+          t.inputs.rule === r.state.name &&
+          (t.inputs.eventBusName ?? 'default') === (r.inputs.eventBusName ?? 'default'),
+      )
       .map((t) => ({
         arn: t.inputs.arn,
         ...(t.inputs.roleArn ? { roleArn: t.inputs.roleArn } : {}),
@@ -192,9 +211,18 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
     queues,
     topics: of('aws:sns/topic:Topic').map((t) => ({ name: t.state.name, arn: t.state.arn })),
     controlTableName: fenceWriter.env.CONTROL_TABLE_NAME,
-    fenceInvocation: { functionName: invocation.inputs.functionName, input: parseJson<Record<string, unknown>>(invocation.inputs.input) },
+    fenceInvocation: {
+      functionName: invocation.inputs.functionName,
+      input: parseJson<Record<string, unknown>>(invocation.inputs.input),
+    },
     outputs: run.outputs,
-    dbtApp: { env: renderedEnv(run), runsTable: runsTableInput(run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs), snowflakeSecret: of('aws:secretsmanager/secretVersion:SecretVersion').find((r) => r.name.includes('snowflake'))?.inputs.secretString },
+    dbtApp: {
+      env: renderedEnv(run),
+      runsTable: runsTableInput(run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs),
+      snowflakeSecret: of('aws:secretsmanager/secretVersion:SecretVersion').find((r) =>
+        r.name.includes('snowflake'),
+      )?.inputs.secretString,
+    },
   };
 }
 
@@ -220,7 +248,10 @@ function runsTableInput(t: any): CreateTableCommandInput {
 }
 
 /** Both stacks, as the given active region would deploy them. */
-export async function extractPlatform(activeRegion: string, config?: Record<string, unknown>): Promise<Record<StackName, StackModel>> {
+export async function extractPlatform(
+  activeRegion: string,
+  config?: Record<string, unknown>,
+): Promise<Record<StackName, StackModel>> {
   const east = await extractStack({ stack: 'prod-east', activeRegion, ...(config ? { config } : {}) });
   const west = await extractStack({ stack: 'prod-west', activeRegion, ...(config ? { config } : {}) });
   return { 'prod-east': east, 'prod-west': west };

@@ -47,11 +47,20 @@ export class GlueWorld {
     if (this.concurrencyExceeded > 0) {
       this.concurrencyExceeded--;
       this.sink.log(region, `Glue ${jobName}`, `${table}: ConcurrentRunsExceededException (injected)`);
-      throw new StatesError('Glue.ConcurrentRunsExceededException', `Concurrent runs exceeded for ${jobName}`);
+      throw new StatesError(
+        'Glue.ConcurrentRunsExceededException',
+        `Concurrent runs exceeded for ${jobName}`,
+      );
     }
     const id = `jr_${job}_${table}_${this.runs.length + 1}`;
     const outcome = this.outcomes.get(table) ?? 'ok';
-    this.runs.push({ region, job: jobName, table, batchId, state: outcome === 'ok' ? 'SUCCEEDED' : 'FAILED' });
+    this.runs.push({
+      region,
+      job: jobName,
+      table,
+      batchId,
+      state: outcome === 'ok' ? 'SUCCEEDED' : 'FAILED',
+    });
     if (outcome === 'fail') {
       this.sink.log(region, `Glue ${jobName}`, `${table}: run FAILED (scenario)`);
       return { JobRunState: 'FAILED', Id: id, ErrorMessage: `AnalysisException: table ${table} (injected)` };
@@ -79,7 +88,12 @@ export class GlueWorld {
         folders: [],
       });
     } else {
-      this.objects.set(`${prefix}snowflake/${table}.json`, { ...base, job: 'lake_to_snowflake', target: `BASE.${table.toUpperCase()}`, upstreamRows: rows });
+      this.objects.set(`${prefix}snowflake/${table}.json`, {
+        ...base,
+        job: 'lake_to_snowflake',
+        target: `BASE.${table.toUpperCase()}`,
+        upstreamRows: rows,
+      });
     }
     return { JobRunState: 'SUCCEEDED', Id: id, ExecutionTime: 180 };
   }
@@ -87,7 +101,11 @@ export class GlueWorld {
   s3(action: string, params: Record<string, unknown>): unknown {
     if (action !== 'getObject') throw new StatesError('States.Runtime', `twin: s3:${action} not simulated`);
     const body = this.objects.get(`${String(params.Bucket)}/${String(params.Key)}`);
-    if (body === undefined) throw new StatesError('S3.NoSuchKeyException', `The specified key does not exist: ${String(params.Key)}`);
+    if (body === undefined)
+      throw new StatesError(
+        'S3.NoSuchKeyException',
+        `The specified key does not exist: ${String(params.Key)}`,
+      );
     return { Body: JSON.stringify(body), ContentType: 'application/json' };
   }
 }

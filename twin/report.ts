@@ -17,7 +17,9 @@ export function printScenario(r: ScenarioResult, out: (line: string) => void = c
     for (const line of formatTable(r.table)) out(`  ${line}`);
   }
   const f = r.figures;
-  out(`  figures: hops ${f.hops} · transitions ${f.transitions} · Lambda calls ${f.lambdaCalls} · dbt runs ${f.dbtRuns} · alerts ${f.alerts} · DLQ messages ${f.dlqMessages} · executions ${f.executions} · wall ${r.wallMs} ms`);
+  out(
+    `  figures: hops ${f.hops} · transitions ${f.transitions} · Lambda calls ${f.lambdaCalls} · dbt runs ${f.dbtRuns} · alerts ${f.alerts} · DLQ messages ${f.dlqMessages} · executions ${f.executions} · wall ${r.wallMs} ms`,
+  );
 }
 
 /** Rows as an aligned text table: each column as wide as its widest cell, numbers right-aligned. */
@@ -30,7 +32,11 @@ export function formatTable(rows: ReadonlyArray<Record<string, string | number>>
       .map((cell, i) => (numeric[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
       .join('  ')
       .trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((row) => line(cols.map((c) => String(row[c]))))];
+  return [
+    line(cols),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((row) => line(cols.map((c) => String(row[c])))),
+  ];
 }
 
 function participant(name: string): string {
@@ -38,7 +44,10 @@ function participant(name: string): string {
 }
 
 function label(text: string): string {
-  return text.replace(/[;#<>]/g, ' ').replace(/\s+/g, ' ').slice(0, 90);
+  return text
+    .replace(/[;#<>]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .slice(0, 90);
 }
 
 /** One sequence diagram: messages between components (long runs are sampled to stay readable). */
@@ -54,7 +63,9 @@ export function mermaidSequence(timeline: TimelineEntry[], maxMessages = 80): st
     }
     return id;
   };
-  const relevant = timeline.filter((e) => e.to || /GOES DARK|BACK|ALERT|FAILED|SUCCEEDED|SKIPPED|DUPLICATE/.test(e.text));
+  const relevant = timeline.filter(
+    (e) => e.to || /GOES DARK|BACK|ALERT|FAILED|SUCCEEDED|SKIPPED|DUPLICATE/.test(e.text),
+  );
   const step = Math.max(1, Math.ceil(relevant.length / maxMessages));
   relevant.forEach((e, i) => {
     const important = /GOES DARK|BACK|ALERT|FAILED|DLQ|operator|pulumi|replay/.test(e.text + e.component);
@@ -67,7 +78,8 @@ export function mermaidSequence(timeline: TimelineEntry[], maxMessages = 80): st
   return lines.join('\n');
 }
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
 /** The browser build of mermaid from the npm package (a devDependency): one classic script, no CDN. */
 export const MERMAID_SCRIPT = 'mermaid.min.js';
@@ -79,11 +91,15 @@ export const MERMAID_SCRIPT = 'mermaid.min.js';
 export function copyMermaid(dir: string): string {
   const source = require.resolve(`mermaid/dist/${MERMAID_SCRIPT}`);
   const target = path.join(dir, MERMAID_SCRIPT);
-  if (!fs.existsSync(target) || fs.statSync(target).size !== fs.statSync(source).size) fs.copyFileSync(source, target);
+  if (!fs.existsSync(target) || fs.statSync(target).size !== fs.statSync(source).size)
+    fs.copyFileSync(source, target);
   return target;
 }
 
-export function writeHtmlReport(results: ScenarioResult[], dir = path.resolve(__dirname, '..', 'reports')): string {
+export function writeHtmlReport(
+  results: ScenarioResult[],
+  dir = path.resolve(__dirname, '..', 'reports'),
+): string {
   fs.mkdirSync(dir, { recursive: true });
   copyMermaid(dir);
   const file = path.join(dir, `twin-${new Date().toISOString().replace(/[:.]/g, '-')}.html`);
@@ -96,9 +112,23 @@ export function writeHtmlReport(results: ScenarioResult[], dir = path.resolve(__
     .join('\n');
   const sections = results
     .map((r) => {
-      const checks = r.checks.map((c) => `<li class="${c.ok ? 'ok' : 'bad'}">${c.ok ? '✔' : '✘'} ${escapeHtml(c.name)} <code>${escapeHtml(c.detail.slice(0, 300))}</code></li>`).join('\n');
+      const checks = r.checks
+        .map(
+          (c) =>
+            `<li class="${c.ok ? 'ok' : 'bad'}">${c.ok ? '✔' : '✘'} ${escapeHtml(c.name)} <code>${escapeHtml(c.detail.slice(0, 300))}</code></li>`,
+        )
+        .join('\n');
       const table = r.table
-        ? `<table><tr>${Object.keys(r.table[0] ?? {}).map((k) => `<th>${escapeHtml(k)}</th>`).join('')}</tr>${r.table.map((row) => `<tr>${Object.values(row).map((v) => `<td>${escapeHtml(String(v))}</td>`).join('')}</tr>`).join('')}</table>`
+        ? `<table><tr>${Object.keys(r.table[0] ?? {})
+            .map((k) => `<th>${escapeHtml(k)}</th>`)
+            .join('')}</tr>${r.table
+            .map(
+              (row) =>
+                `<tr>${Object.values(row)
+                  .map((v) => `<td>${escapeHtml(String(v))}</td>`)
+                  .join('')}</tr>`,
+            )
+            .join('')}</table>`
         : '';
       const timeline = r.timeline.map((e) => escapeHtml(formatEntry(e))).join('\n');
       return `<section><h2>${escapeHtml(r.name)}</h2><p>${escapeHtml(r.title)}</p>

@@ -12,12 +12,23 @@ import { ACCOUNT_ID } from '../tests/harness/pulumi-mocks';
 import { ROOT, type StackName } from '../tests/harness/program';
 import { ReplicatedDynamo } from '../local/replicated-dynamo';
 import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../tests/harness/fake-dbt-api';
-import { runWorkflow, StatesError, type ExecutionEvent, type ServiceHandlers } from '../tests/harness/sfn-local';
+import {
+  runWorkflow,
+  StatesError,
+  type ExecutionEvent,
+  type ServiceHandlers,
+} from '../tests/harness/sfn-local';
 import { callbackFor, completeRun } from '../tests/harness/dbt-callback';
 import type { EventPattern } from '../events/pattern';
 import { VirtualClock, firings } from './clock';
 import { DeliveryError, EventBus, Queue, type BusEvent } from './bus';
-import { extractStack, type ExtractedFunction, type ExtractedSchedule, type ExtractedStateMachine, type StackModel } from './extract';
+import {
+  extractStack,
+  type ExtractedFunction,
+  type ExtractedSchedule,
+  type ExtractedStateMachine,
+  type StackModel,
+} from './extract';
 import { GlueWorld } from './glue';
 
 /**
@@ -77,7 +88,6 @@ export class TwinError extends Error {
   }
 }
 
-
 const HANDLER_CACHE = new Map<string, any>();
 /** Each region's own copies of handlers/ modules (its Lambda containers), by module id. */
 const REGION_MODULES = new Map<string, Map<string, NodeModule>>();
@@ -129,10 +139,11 @@ export interface TwinDynamo {
   close(): Promise<void>;
 }
 
-
 async function startTwinDynamo(regions: string[], tableName: string): Promise<TwinDynamo> {
   const engine = await ReplicatedDynamo.start({ regions, tables: [controlTableInput(tableName)], lag: 0 });
-  const clients = new Map(regions.map((r) => [r, new DynamoDBClient({ ...engine.clientConfig(r), maxAttempts: 3 })]));
+  const clients = new Map(
+    regions.map((r) => [r, new DynamoDBClient({ ...engine.clientConfig(r), maxAttempts: 3 })]),
+  );
   const docs = new Map(regions.map((r) => [r, DynamoDBDocumentClient.from(clients.get(r)!)]));
   return {
     engine,
@@ -194,7 +205,8 @@ export class Region {
   ) {
     for (const q of model.queues) this.queues.set(q.arn, new Queue(q.arn, q.name));
     for (const sm of model.stateMachines) this.definitionJson.set(sm.arn, JSON.stringify(sm.definition));
-    for (const sm of model.stateMachines) this.machines.set(sm.arn, { ...sm, definition: sharedDefinition(sm.definition) });
+    for (const sm of model.stateMachines)
+      this.machines.set(sm.arn, { ...sm, definition: sharedDefinition(sm.definition) });
     for (const fn of model.functions) {
       this.functions.set(fn.arn, fn);
       this.functions.set(fn.name, fn);
@@ -209,7 +221,8 @@ export class Region {
       model.archive.pattern as EventPattern,
       {
         clock: twin.clock,
-        deliver: (target, event, rule) => twin.deliverToTarget(this, target.arn, event, rule.name, target.input),
+        deliver: (target, event, rule) =>
+          twin.deliverToTarget(this, target.arn, event, rule.name, target.input),
         queue: (arn) => twin.queue(arn),
         track: (p) => twin.track(p),
         log: (component, text, to) => twin.log(this.region, component, text, to),
@@ -224,7 +237,10 @@ export class Region {
 
   machineByName(part: string): ExtractedStateMachine {
     const found = [...this.machines.values()].filter((m) => m.name.includes(part));
-    if (found.length !== 1) throw new Error(`${this.region}: expected one state machine *${part}*, found ${found.map((m) => m.name).join(', ')}`);
+    if (found.length !== 1)
+      throw new Error(
+        `${this.region}: expected one state machine *${part}*, found ${found.map((m) => m.name).join(', ')}`,
+      );
     return found[0];
   }
 
@@ -239,16 +255,33 @@ export class Region {
    * name and input while RUNNING returns that execution; otherwise an existing name is
    * ExecutionAlreadyExists.
    */
-  startExecution(args: { stateMachineArn: string; name?: string; input?: string; parent?: string }): ExecutionRecord {
+  startExecution(args: {
+    stateMachineArn: string;
+    name?: string;
+    input?: string;
+    parent?: string;
+  }): ExecutionRecord {
     if (!this.up) throw new TwinError('ServiceUnavailable', `states.${this.region} is unreachable`);
     const sm = this.machines.get(args.stateMachineArn);
-    if (!sm) throw new TwinError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${args.stateMachineArn}'`);
+    if (!sm)
+      throw new TwinError(
+        'StateMachineDoesNotExist',
+        `State Machine Does Not Exist: '${args.stateMachineArn}'`,
+      );
     const name = args.name ?? randomUUID();
-    if (name.length > 80 || /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/.test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name)) {
+    if (
+      name.length > 80 ||
+      /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/.test(name) ||
+      /[\u0000-\u001f\u007f-\u009f]/.test(name)
+    ) {
       throw new TwinError('InvalidName', `Invalid Name: '${name}'`);
     }
     const input = args.input ?? '{}';
-    if (Buffer.byteLength(input) > 262_144) throw new TwinError('InvalidExecutionInput', `input is ${Buffer.byteLength(input)} bytes; the limit is 262144`);
+    if (Buffer.byteLength(input) > 262_144)
+      throw new TwinError(
+        'InvalidExecutionInput',
+        `input is ${Buffer.byteLength(input)} bytes; the limit is 262144`,
+      );
     let names = this.executionsByMachine.get(sm.arn);
     if (!names) this.executionsByMachine.set(sm.arn, (names = new Map()));
     const existing = names.get(name);
@@ -257,11 +290,24 @@ export class Region {
       throw new TwinError('ExecutionAlreadyExists', `Execution Already Exists: '${existing.arn}'`);
     }
     const arn = `arn:aws:states:${this.region}:${ACCOUNT_ID}:execution:${sm.name}:${name}`;
-    const record = { arn, name, region: this.region, stateMachine: sm.name, input, status: 'RUNNING', transitions: 0, startedAt: this.twin.clock.now() } as ExecutionRecord;
+    const record = {
+      arn,
+      name,
+      region: this.region,
+      stateMachine: sm.name,
+      input,
+      status: 'RUNNING',
+      transitions: 0,
+      startedAt: this.twin.clock.now(),
+    } as ExecutionRecord;
     names.set(name, record);
     this.executions.push(record);
     this.twin.metrics.executions++;
-    this.twin.log(this.region, sm.name, `execution ${name} started${args.parent ? ` by ${args.parent.split(':').pop()}` : ''}`);
+    this.twin.log(
+      this.region,
+      sm.name,
+      `execution ${name} started${args.parent ? ` by ${args.parent.split(':').pop()}` : ''}`,
+    );
     record.done = this.run(sm, record);
     this.twin.track(record.done);
     return record;
@@ -274,12 +320,15 @@ export class Region {
       if (ev.type === 'StateEntered') {
         const st = (ev as any).stateName as string;
         const state = findState(sm.definition, st);
-        if (state?.Type === 'Wait') twin.clock.tick(1000 * (typeof state.Seconds === 'number' ? state.Seconds : 30));
+        if (state?.Type === 'Wait')
+          twin.clock.tick(1000 * (typeof state.Seconds === 'number' ? state.Seconds : 30));
       }
     };
     const result = await runWorkflow(sm.definition, JSON.parse(record.input), {
       handlers: this.serviceHandlers(sm),
-      context: { Execution: { Id: record.arn, Name: record.name, StartTime: new Date(record.startedAt).toISOString() } },
+      context: {
+        Execution: { Id: record.arn, Name: record.name, StartTime: new Date(record.startedAt).toISOString() },
+      },
       signal: this.abort.signal,
       onEvent,
     });
@@ -322,9 +371,11 @@ export class Region {
         guard();
         twin.clock.tick(100);
         const busName = String(entries[0]?.EventBusName ?? this.bus.name);
-        if (busName !== this.bus.name && busName !== this.bus.arn) throw new StatesError('EventBridge.ResourceNotFoundException', `no bus ${busName}`);
+        if (busName !== this.bus.name && busName !== this.bus.arn)
+          throw new StatesError('EventBridge.ResourceNotFoundException', `no bus ${busName}`);
         twin.metrics.hops++;
-        for (const e of entries) twin.log(this.region, sm.name, `PutEvents ${String(e.DetailType)}`, `bus ${this.region}`);
+        for (const e of entries)
+          twin.log(this.region, sm.name, `PutEvents ${String(e.DetailType)}`, `bus ${this.region}`);
         try {
           return this.bus.putEvents(entries.map((e) => ({ ...e, Resources: [sm.arn] })));
         } catch (e) {
@@ -334,7 +385,12 @@ export class Region {
       sns: (params) => {
         guard();
         twin.clock.tick(100);
-        const alert = { t: twin.clock.now(), region: this.region, subject: String(params.Subject ?? ''), message: String(params.Message ?? '') };
+        const alert = {
+          t: twin.clock.now(),
+          region: this.region,
+          subject: String(params.Subject ?? ''),
+          message: String(params.Message ?? ''),
+        };
         twin.alerts.push(alert);
         twin.metrics.alerts++;
         twin.log(this.region, sm.name, `ALERT ${alert.subject}`, `SNS ${this.region}`);
@@ -359,14 +415,28 @@ export class Region {
             input: typeof params.Input === 'string' ? params.Input : JSON.stringify(params.Input ?? {}),
             parent: sm.name,
           });
-          if (!resource.includes('.sync')) return { ExecutionArn: child.arn, StartDate: new Date(child.startedAt).toISOString() };
+          if (!resource.includes('.sync'))
+            return { ExecutionArn: child.arn, StartDate: new Date(child.startedAt).toISOString() };
           const done = await child.done;
-          const out = { ExecutionArn: done.arn, Status: done.status, Output: JSON.stringify(done.output ?? null), StartDate: done.startedAt, StopDate: done.stoppedAt };
-          if (done.status !== 'SUCCEEDED') throw new StatesError('States.TaskFailed', JSON.stringify({ ...out, Error: done.error, Cause: done.cause }));
+          const out = {
+            ExecutionArn: done.arn,
+            Status: done.status,
+            Output: JSON.stringify(done.output ?? null),
+            StartDate: done.startedAt,
+            StopDate: done.stoppedAt,
+          };
+          if (done.status !== 'SUCCEEDED')
+            throw new StatesError(
+              'States.TaskFailed',
+              JSON.stringify({ ...out, Error: done.error, Cause: done.cause }),
+            );
           return resource.endsWith(':2') ? { ...out, Output: done.output } : out;
         } catch (e) {
           if (e instanceof StatesError) throw e;
-          throw new StatesError(`StepFunctions.${(e as Error).name}Exception`.replace('ExceptionException', 'Exception'), (e as Error).message);
+          throw new StatesError(
+            `StepFunctions.${(e as Error).name}Exception`.replace('ExceptionException', 'Exception'),
+            (e as Error).message,
+          );
         }
       },
     };
@@ -399,7 +469,9 @@ export class Region {
       AWS_LAMBDA_FUNCTION_NAME: fn.name,
       // Endpoints of this machine instead of AWS.
       AWS_ENDPOINT_URL_DYNAMODB: twin.dynamo.endpoint(this.region),
-      ...(fn.env.DBT_API_URL !== undefined ? { DBT_API_URL: this.dbt.url, DBT_API_TOKEN: this.dbt.token } : {}),
+      ...(fn.env.DBT_API_URL !== undefined
+        ? { DBT_API_URL: this.dbt.url, DBT_API_TOKEN: this.dbt.token }
+        : {}),
     };
     const saved: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(env)) {
@@ -412,8 +484,12 @@ export class Region {
       const text = String(chunk);
       if (text.startsWith('{"_aws"')) {
         try {
-          const emf = JSON.parse(text) as { _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string; Unit?: string }> }> } } & Record<string, unknown>;
-          const metrics = emf._aws.CloudWatchMetrics.flatMap((m) => m.Metrics).map((m) => `${m.Name}=${String(emf[m.Name])}${m.Unit === 'Seconds' ? 's' : ''}`);
+          const emf = JSON.parse(text) as {
+            _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string; Unit?: string }> }> };
+          } & Record<string, unknown>;
+          const metrics = emf._aws.CloudWatchMetrics.flatMap((m) => m.Metrics).map(
+            (m) => `${m.Name}=${String(emf[m.Name])}${m.Unit === 'Seconds' ? 's' : ''}`,
+          );
           twin.metricsEmitted.push({ region: this.region, fn: fn.name, line: emf });
           twin.log(this.region, `λ ${fn.handler}`, `metric ${metrics.join(', ')} (EMF)`);
           return true;
@@ -430,7 +506,12 @@ export class Region {
       if (typeof mod.setSfnClient === 'function') {
         mod.setSfnClient({
           send: async (command: { input: { stateMachineArn?: string; name?: string; input?: string } }) => {
-            const rec = this.startExecution({ stateMachineArn: String(command.input.stateMachineArn), ...(command.input.name ? { name: command.input.name } : {}), input: command.input.input ?? '{}', parent: fn.name });
+            const rec = this.startExecution({
+              stateMachineArn: String(command.input.stateMachineArn),
+              ...(command.input.name ? { name: command.input.name } : {}),
+              input: command.input.input ?? '{}',
+              parent: fn.name,
+            });
             return { executionArn: rec.arn, startDate: new Date(rec.startedAt) };
           },
         });
@@ -440,14 +521,22 @@ export class Region {
       if (typeof mod.setAlertPublisher === 'function') {
         mod.setAlertPublisher({
           publish: async (a: { subject: string; message: string }) => {
-            const alert = { t: twin.clock.now(), region: this.region, subject: a.subject, message: a.message };
+            const alert = {
+              t: twin.clock.now(),
+              region: this.region,
+              subject: a.subject,
+              message: a.message,
+            };
             twin.alerts.push(alert);
             twin.metrics.alerts++;
             twin.log(this.region, `λ ${fn.handler}`, `ALERT ${alert.subject}`, `SNS ${this.region}`);
           },
         });
       }
-      return await mod.handler(structuredClone(payload), { functionName: fn.name, awsRequestId: randomUUID() });
+      return await mod.handler(structuredClone(payload), {
+        functionName: fn.name,
+        awsRequestId: randomUUID(),
+      });
     } finally {
       process.stdout.write = stdoutWrite;
       for (const [k, v] of Object.entries(saved)) {
@@ -477,13 +566,26 @@ export class Region {
         if (q) {
           q.messages.push({
             queueArn: q.arn,
-            body: JSON.stringify({ requestPayload: event, responseContext: { functionError: 'Unhandled' }, responsePayload: { errorType: err.name, errorMessage: err.message } }),
+            body: JSON.stringify({
+              requestPayload: event,
+              responseContext: { functionError: 'Unhandled' },
+              responsePayload: { errorType: err.name, errorMessage: err.message },
+            }),
             attributes: { ERROR_CODE: err.name },
             at: this.twin.clock.now(),
           });
-          this.twin.log(this.region, `λ ${fn.handler}`, `async invoke failed ${attempts}× (${err.name}) → on-failure ${q.name}`, `DLQ ${q.name}`);
+          this.twin.log(
+            this.region,
+            `λ ${fn.handler}`,
+            `async invoke failed ${attempts}× (${err.name}) → on-failure ${q.name}`,
+            `DLQ ${q.name}`,
+          );
         } else {
-          this.twin.log(this.region, `λ ${fn.handler}`, `async invoke failed ${attempts}× (${err.name}); event dropped`);
+          this.twin.log(
+            this.region,
+            `λ ${fn.handler}`,
+            `async invoke failed ${attempts}× (${err.name}); event dropped`,
+          );
         }
         return;
       }
@@ -501,7 +603,9 @@ function unlimitedAbort(): AbortController {
 function summarize(output: unknown): string {
   if (output && typeof output === 'object') {
     const o = output as Record<string, unknown>;
-    const bits = ['outcome', 'status', 'batchId', 'attempt'].filter((k) => o[k] !== undefined).map((k) => `${k}=${String(o[k])}`);
+    const bits = ['outcome', 'status', 'batchId', 'attempt']
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${k}=${String(o[k])}`);
     if (bits.length) return `(${bits.join(', ')})`;
   }
   return '';
@@ -545,7 +649,8 @@ export class Twin {
     return {
       read: async () => row,
       advance: async (region: string, epoch: number) => {
-        if (row && (row.epoch > epoch || (row.epoch === epoch && row.region !== region))) throw new Error(`warehouse fence holds ${row.region} epoch ${row.epoch}`);
+        if (row && (row.epoch > epoch || (row.epoch === epoch && row.region !== region)))
+          throw new Error(`warehouse fence holds ${row.region} epoch ${row.epoch}`);
         row = { region, epoch };
         return row;
       },
@@ -553,7 +658,15 @@ export class Twin {
   })();
   /** CloudWatch EMF records printed by handlers. */
   readonly metricsEmitted: Array<{ region: string; fn: string; line: Record<string, unknown> }> = [];
-  readonly metrics: Metrics = { hops: 0, transitions: 0, lambdaCalls: 0, dbtRuns: 0, alerts: 0, dlqMessages: 0, executions: 0 };
+  readonly metrics: Metrics = {
+    hops: 0,
+    transitions: 0,
+    lambdaCalls: 0,
+    dbtRuns: 0,
+    alerts: 0,
+    dlqMessages: 0,
+    executions: 0,
+  };
   readonly faults: Faults = { lambdaThrottle: new Map() };
   readonly lambdaMutex = new Mutex();
   readonly glue: GlueWorld;
@@ -577,8 +690,16 @@ export class Twin {
     process.env.AWS_SECRET_ACCESS_KEY ??= 'twin';
     const activeRegion = options.activeRegion ?? 'us-east-1';
     const [east, west] = [
-      await extractStack({ stack: 'prod-east', activeRegion, ...(options.config ? { config: options.config } : {}) }),
-      await extractStack({ stack: 'prod-west', activeRegion, ...(options.config ? { config: options.config } : {}) }),
+      await extractStack({
+        stack: 'prod-east',
+        activeRegion,
+        ...(options.config ? { config: options.config } : {}),
+      }),
+      await extractStack({
+        stack: 'prod-west',
+        activeRegion,
+        ...(options.config ? { config: options.config } : {}),
+      }),
     ];
     const dynamo = await startTwinDynamo([east.region, west.region], east.controlTableName);
     resetHandlerModules();
@@ -589,7 +710,11 @@ export class Twin {
     }
     // The fence as each stack's `pulumi up` leaves it: invoke each region's fence writer.
     for (const r of twin.regions.values()) await twin.pulumiUpFence(r);
-    twin.log('global', 'twin', `platform up: active ${activeRegion}; ${[...twin.regions.values()].map((r) => `${r.region}: ${r.machines.size} workflows, ${r.bus.rules.length} rules, ${r.schedules.length} schedules, ${r.functions.size / 2} functions`).join('; ')}`);
+    twin.log(
+      'global',
+      'twin',
+      `platform up: active ${activeRegion}; ${[...twin.regions.values()].map((r) => `${r.region}: ${r.machines.size} workflows, ${r.bus.rules.length} rules, ${r.schedules.length} schedules, ${r.functions.size / 2} functions`).join('; ')}`,
+    );
     return twin;
   }
 
@@ -606,7 +731,9 @@ export class Twin {
   }
 
   track(p: Promise<unknown>): void {
-    const tracked = p.catch((e) => this.log('global', 'twin', `background task failed: ${(e as Error).stack ?? e}`));
+    const tracked = p.catch((e) =>
+      this.log('global', 'twin', `background task failed: ${(e as Error).stack ?? e}`),
+    );
     this.pending.add(tracked);
     void tracked.finally(() => this.pending.delete(tracked));
   }
@@ -630,7 +757,9 @@ export class Twin {
   }
 
   dlqMessages() {
-    return [...this.regions.values()].flatMap((r) => r.dlqMessages().map((m) => ({ ...m, region: r.region })));
+    return [...this.regions.values()].flatMap((r) =>
+      r.dlqMessages().map((m) => ({ ...m, region: r.region })),
+    );
   }
 
   executions(): ExecutionRecord[] {
@@ -639,12 +768,23 @@ export class Twin {
 
   /** Final figures (dbt runs and DLQ depth are read from the engines). */
   figures(): Metrics {
-    return { ...this.metrics, dbtRuns: this.dbtRuns().length, dlqMessages: this.dlqMessages().length, alerts: this.alerts.length };
+    return {
+      ...this.metrics,
+      dbtRuns: this.dbtRuns().length,
+      dlqMessages: this.dlqMessages().length,
+      alerts: this.alerts.length,
+    };
   }
 
   // ------------------------------------------------------------ EventBridge targets
 
-  async deliverToTarget(from: Region, arn: string, event: BusEvent, ruleName: string, constInput?: string): Promise<void> {
+  async deliverToTarget(
+    from: Region,
+    arn: string,
+    event: BusEvent,
+    ruleName: string,
+    constInput?: string,
+  ): Promise<void> {
     const service = arn.split(':')[2];
     const targetRegion = arn.split(':')[3];
     const to = this.regions.get(targetRegion);
@@ -656,17 +796,32 @@ export class Twin {
       case 'states': {
         try {
           const rec = to.startExecution({ stateMachineArn: arn, input });
-          this.log(from.region, component, `→ StartExecution ${rec.stateMachine} (${rec.name.slice(0, 8)}…)`, rec.stateMachine);
+          this.log(
+            from.region,
+            component,
+            `→ StartExecution ${rec.stateMachine} (${rec.name.slice(0, 8)}…)`,
+            rec.stateMachine,
+          );
         } catch (e) {
           const err = e as Error;
-          throw new DeliveryError(err.name, err.message, !['StateMachineDoesNotExist', 'InvalidExecutionInput', 'InvalidName'].includes(err.name));
+          throw new DeliveryError(
+            err.name,
+            err.message,
+            !['StateMachineDoesNotExist', 'InvalidExecutionInput', 'InvalidName'].includes(err.name),
+          );
         }
         return;
       }
       case 'events': {
         const busName = arn.split(':event-bus/')[1];
-        if (busName !== to.bus.name) throw new DeliveryError('ResourceNotFoundException', `no bus ${arn}`, false);
-        this.log(from.region, component, `forward ${event['detail-type']} → bus ${to.region}`, `bus ${to.region}`);
+        if (busName !== to.bus.name)
+          throw new DeliveryError('ResourceNotFoundException', `no bus ${arn}`, false);
+        this.log(
+          from.region,
+          component,
+          `forward ${event['detail-type']} → bus ${to.region}`,
+          `bus ${to.region}`,
+        );
         try {
           to.bus.receive(event);
         } catch (e) {
@@ -707,7 +862,8 @@ export class Twin {
       for (const schedule of region.schedules) {
         if (schedule.state !== 'ENABLED') continue;
         if (schedule.name === 'lateness-watchdog' && !this.options.watchdog) continue;
-        for (const at of firings(schedule.expression, schedule.timezone, from, to)) due.push({ at, region, schedule });
+        for (const at of firings(schedule.expression, schedule.timezone, from, to))
+          due.push({ at, region, schedule });
       }
     }
     due.sort((a, b) => a.at - b.at);
@@ -732,18 +888,38 @@ export class Twin {
         const fn = region.functions.get(schedule.target.arn);
         if (fn) {
           // Scheduler invokes Lambda targets asynchronously: the function's own async retries apply.
-          this.log(region.region, `Scheduler ${schedule.name}`, `fires for ${scheduledTime}`, `λ ${fn.handler}`);
+          this.log(
+            region.region,
+            `Scheduler ${schedule.name}`,
+            `fires for ${scheduledTime}`,
+            `λ ${fn.handler}`,
+          );
           this.track(region.invokeAsync(fn, JSON.parse(input), `Scheduler ${schedule.name}`));
           return;
         }
-        this.log(region.region, `Scheduler ${schedule.name}`, `fires for ${scheduledTime}`, region.machines.get(schedule.target.arn)?.name);
+        this.log(
+          region.region,
+          `Scheduler ${schedule.name}`,
+          `fires for ${scheduledTime}`,
+          region.machines.get(schedule.target.arn)?.name,
+        );
         region.startExecution({ stateMachineArn: schedule.target.arn, input });
         return;
       } catch (e) {
         if (attempt - 1 < maxRetries) continue;
         const q = schedule.target.dlqArn ? this.queue(schedule.target.dlqArn) : undefined;
-        q?.messages.push({ queueArn: q.arn, body: input, attributes: { ERROR_CODE: (e as Error).name, ERROR_MESSAGE: (e as Error).message }, at: this.clock.now() });
-        this.log(region.region, `Scheduler ${schedule.name}`, `invocation failed ${attempt}× (${(e as Error).name}) → DLQ`, q ? `DLQ ${q.name}` : undefined);
+        q?.messages.push({
+          queueArn: q.arn,
+          body: input,
+          attributes: { ERROR_CODE: (e as Error).name, ERROR_MESSAGE: (e as Error).message },
+          at: this.clock.now(),
+        });
+        this.log(
+          region.region,
+          `Scheduler ${schedule.name}`,
+          `invocation failed ${attempt}× (${(e as Error).name}) → DLQ`,
+          q ? `DLQ ${q.name}` : undefined,
+        );
         return;
       }
     }
@@ -757,7 +933,12 @@ export class Twin {
     const fn = region.functions.get(inv.functionName);
     if (!fn) throw new Error(`${region.region}: no function ${inv.functionName}`);
     const out = await region.invokeLambda(fn.name, inv.input, `pulumi up ${region.model.stack}`);
-    this.log(region.region, `pulumi up ${region.model.stack}`, `fence → ${JSON.stringify(out)}`, `λ ${fn.handler}`);
+    this.log(
+      region.region,
+      `pulumi up ${region.model.stack}`,
+      `fence → ${JSON.stringify(out)}`,
+      `λ ${fn.handler}`,
+    );
     return out;
   }
 
@@ -766,10 +947,17 @@ export class Twin {
    * flip), apply what changed (rule and schedule states), and perform the fence write.
    * Returns what changed; definitions must not (decision 4).
    */
-  async pulumiUp(regionName: string, activeRegion: string): Promise<{ changed: string[]; definitionsChanged: string[] }> {
+  async pulumiUp(
+    regionName: string,
+    activeRegion: string,
+  ): Promise<{ changed: string[]; definitionsChanged: string[] }> {
     const region = this.region(regionName);
     if (!region.up) throw new Error(`pulumi up -s ${region.model.stack}: ${regionName} is unreachable`);
-    const model = await extractStack({ stack: STACKS[regionName], activeRegion, ...(this.options.config ? { config: this.options.config } : {}) });
+    const model = await extractStack({
+      stack: STACKS[regionName],
+      activeRegion,
+      ...(this.options.config ? { config: this.options.config } : {}),
+    });
     const changed: string[] = [];
     for (const rule of model.rules) {
       const live = region.bus.rules.find((r) => r.name === rule.name);
@@ -800,7 +988,11 @@ export class Twin {
     r.up = false;
     r.bus.up = false;
     r.abort.abort();
-    this.log(name, 'twin', `${name} GOES DARK (${r.executions.filter((e) => e.status === 'RUNNING').length} execution(s) in flight)`);
+    this.log(
+      name,
+      'twin',
+      `${name} GOES DARK (${r.executions.filter((e) => e.status === 'RUNNING').length} execution(s) in flight)`,
+    );
   }
 
   /** The region comes back with the config it had (its rules and schedules unchanged). */
@@ -817,8 +1009,18 @@ export class Twin {
   /** Reads of `key` (pk/sk) in `region` return the item as it is now, until healed. */
   async injectReplicationLag(region: string, key: { pk: string; sk: string }): Promise<void> {
     await this.dynamo.engine.quiesce();
-    const got = await this.dynamo.client(region).send(new GetItemCommand({ TableName: this.dynamo.tableName, Key: { pk: { S: key.pk }, sk: { S: key.sk } }, ConsistentRead: true }));
-    this.lags.push({ region, key: `${key.pk}|${key.sk}`, stale: got.Item as Record<string, unknown> | undefined });
+    const got = await this.dynamo.client(region).send(
+      new GetItemCommand({
+        TableName: this.dynamo.tableName,
+        Key: { pk: { S: key.pk }, sk: { S: key.sk } },
+        ConsistentRead: true,
+      }),
+    );
+    this.lags.push({
+      region,
+      key: `${key.pk}|${key.sk}`,
+      stale: got.Item as Record<string, unknown> | undefined,
+    });
     this.log(region, 'DynamoDB', `replication lag on ${key.pk}/${key.sk}: reads return the stale item`);
   }
 
@@ -832,7 +1034,8 @@ export class Twin {
     return {
       send: async (cmd: any) => {
         this.clock.tick(20);
-        if (!this.region(region).up) throw Object.assign(new Error(`dynamodb.${region} unreachable`), { name: 'InternalServerError' });
+        if (!this.region(region).up)
+          throw Object.assign(new Error(`dynamodb.${region} unreachable`), { name: 'InternalServerError' });
         if (cmd instanceof GetItemCommand) {
           const k = cmd.input.Key as any;
           const lag = this.lags.find((l) => l.region === region && l.key === `${k?.pk?.S}|${k?.sk?.S}`);
@@ -856,7 +1059,10 @@ export class Twin {
 }
 
 export function formatTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function formatEntry(e: TimelineEntry): string {

@@ -37,10 +37,16 @@ const RECORD_RETENTION_SECONDS = 400 * 24 * 3600;
 /** `policycenter` + 2026-11-27T07:00:00Z → `policycenter-20261127T070000Z`: stable per schedule tick. */
 export function batchIdFor(pipeline: string, scheduledTime: string): string {
   const at = new Date(scheduledTime);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(scheduledTime) || Number.isNaN(at.getTime())) {
+  if (
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(scheduledTime) ||
+    Number.isNaN(at.getTime())
+  ) {
     throw new InvalidBatchContext(`scheduledTime "${scheduledTime}" is not an ISO-8601 timestamp`);
   }
-  const stamp = at.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  const stamp = at
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
   return `${pipeline}-${stamp}`;
 }
 
@@ -49,7 +55,9 @@ export function batchContext(input: BatchContextInput, now: Date): BatchContext 
     throw new InvalidBatchContext(`pipeline ${JSON.stringify(input?.pipeline)} is not a pipeline name`);
   }
   if (!Number.isInteger(input.leaseSeconds) || input.leaseSeconds <= 0) {
-    throw new InvalidBatchContext(`leaseSeconds ${JSON.stringify(input.leaseSeconds)} must be a positive integer`);
+    throw new InvalidBatchContext(
+      `leaseSeconds ${JSON.stringify(input.leaseSeconds)} must be a positive integer`,
+    );
   }
   let batchId: string;
   if (input.batchId !== undefined) {

@@ -68,7 +68,9 @@ export function evaluateConsistency(
   if (!upstream) {
     pending.push(`upstream batch record ${UPSTREAM_SK(batchId)} is missing`);
   } else if (upstream.status !== 'SUCCEEDED') {
-    (UNFINISHED.has(String(upstream.status)) ? pending : reasons).push(`upstream batch ${batchId} is ${upstream.status ?? 'without status'}, not SUCCEEDED`);
+    (UNFINISHED.has(String(upstream.status)) ? pending : reasons).push(
+      `upstream batch ${batchId} is ${upstream.status ?? 'without status'}, not SUCCEEDED`,
+    );
   }
 
   if (expectedTables.length === 0) reasons.push('no expected tables were given');
@@ -79,7 +81,9 @@ export function evaluateConsistency(
       continue;
     }
     if (load.status !== 'SUCCEEDED') {
-      (UNFINISHED.has(String(load.status)) ? pending : reasons).push(`table ${table}: load is ${load.status ?? 'without status'}, not SUCCEEDED`);
+      (UNFINISHED.has(String(load.status)) ? pending : reasons).push(
+        `table ${table}: load is ${load.status ?? 'without status'}, not SUCCEEDED`,
+      );
       continue;
     }
     if (typeof load.rows !== 'number' || !Number.isInteger(load.rows) || load.rows < 0) {
@@ -92,7 +96,9 @@ export function evaluateConsistency(
     if (batchId < watermark) {
       reasons.push(`out of order: batch ${batchId} is older than the last built batch ${watermark}`);
     } else if (batchId === watermark && !options.rerun) {
-      reasons.push(`batch ${batchId} was already built downstream (watermark); pass rerun: true to rebuild it`);
+      reasons.push(
+        `batch ${batchId} was already built downstream (watermark); pass rerun: true to rebuild it`,
+      );
     }
   }
 
@@ -105,14 +111,25 @@ export function evaluateConsistency(
  * upstream batch's completion to this first consistency check of its downstream run. Undefined
  * when the upstream has no completion time (nothing to measure).
  */
-export function triggerLagMetric(records: readonly ControlRecord[], pipeline: string, batchId: string, now: Date): Record<string, unknown> | undefined {
+export function triggerLagMetric(
+  records: readonly ControlRecord[],
+  pipeline: string,
+  batchId: string,
+  now: Date,
+): Record<string, unknown> | undefined {
   const upstream = records.find((r) => r.sk === UPSTREAM_SK(batchId));
   const completedAt = typeof upstream?.completedAt === 'string' ? Date.parse(upstream.completedAt) : NaN;
   if (Number.isNaN(completedAt)) return undefined;
   return {
     _aws: {
       Timestamp: now.getTime(),
-      CloudWatchMetrics: [{ Namespace: 'ETLPlatform', Dimensions: [['Pipeline']], Metrics: [{ Name: 'TriggerLagSeconds', Unit: 'Seconds' }] }],
+      CloudWatchMetrics: [
+        {
+          Namespace: 'ETLPlatform',
+          Dimensions: [['Pipeline']],
+          Metrics: [{ Name: 'TriggerLagSeconds', Unit: 'Seconds' }],
+        },
+      ],
     },
     Pipeline: pipeline,
     TriggerLagSeconds: Math.max(0, Math.round((now.getTime() - completedAt) / 1000)),

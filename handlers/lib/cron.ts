@@ -101,7 +101,10 @@ function parseRate(expression: string, body: string): number {
 function parseCron(expression: string, body: string): CronFields {
   const parts = body.trim().split(/\s+/);
   if (parts.length !== 6) {
-    throw invalid(expression, `cron() needs 6 fields (minutes hours day-of-month month day-of-week year), got ${parts.length}`);
+    throw invalid(
+      expression,
+      `cron() needs 6 fields (minutes hours day-of-month month day-of-week year), got ${parts.length}`,
+    );
   }
   const [min, hour, dom, month, dow, year] = parts;
   if ((dom === '?') === (dow === '?')) {
@@ -118,18 +121,35 @@ function parseCron(expression: string, body: string): CronFields {
   };
 }
 
-function parseValue(expression: string, field: string, raw: string, lo: number, hi: number, names?: string[]): number {
+function parseValue(
+  expression: string,
+  field: string,
+  raw: string,
+  lo: number,
+  hi: number,
+  names?: string[],
+): number {
   const upper = raw.toUpperCase();
   const named = names ? names.indexOf(upper) : -1;
   const value = named >= 0 ? named + 1 : /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(value) || value < lo || value > hi) {
-    throw invalid(expression, `the ${field} field has "${raw}", expected ${lo}-${hi}${names ? ` or ${names[0]}-${names[names.length - 1]}` : ''}`);
+    throw invalid(
+      expression,
+      `the ${field} field has "${raw}", expected ${lo}-${hi}${names ? ` or ${names[0]}-${names[names.length - 1]}` : ''}`,
+    );
   }
   return value;
 }
 
 /** `*`, `n`, `a-b`, `a/s`, `*\/s`, `a-b/s` and comma lists of them. */
-function parseSet(expression: string, field: string, raw: string, lo: number, hi: number, names?: string[]): Set<number> {
+function parseSet(
+  expression: string,
+  field: string,
+  raw: string,
+  lo: number,
+  hi: number,
+  names?: string[],
+): Set<number> {
   const out = new Set<number>();
   for (const item of raw.split(',')) {
     if (item === '') throw invalid(expression, `the ${field} field "${raw}" has an empty list item`);
@@ -155,7 +175,10 @@ function parseSet(expression: string, field: string, raw: string, lo: number, hi
       from = parseValue(expression, field, a, lo, hi, names);
       to = parseValue(expression, field, b, lo, hi, names);
       if (from > to) {
-        throw invalid(expression, `the ${field} field range "${rangePart}" wraps around, which is not supported: split it into two ranges`);
+        throw invalid(
+          expression,
+          `the ${field} field range "${rangePart}" wraps around, which is not supported: split it into two ranges`,
+        );
       }
     } else {
       from = parseValue(expression, field, rangePart, lo, hi, names);
@@ -174,7 +197,10 @@ function parseDayOfMonth(expression: string, raw: string): DayOfMonthRule {
   const w = /^(\d+)W$/.exec(upper);
   if (w) return { kind: 'nearestWeekday', day: parseValue(expression, 'day-of-month', w[1], 1, 31) };
   if (/[LW#]/.test(upper)) {
-    throw invalid(expression, `the day-of-month form "${raw}" is not supported (use L, LW, nW, or numbers, ranges, lists and steps)`);
+    throw invalid(
+      expression,
+      `the day-of-month form "${raw}" is not supported (use L, LW, nW, or numbers, ranges, lists and steps)`,
+    );
   }
   return { kind: 'set', days: parseSet(expression, 'day-of-month', raw, 1, 31) };
 }
@@ -187,11 +213,15 @@ function parseDayOfWeek(expression: string, raw: string): DayOfWeekRule {
   const nth = /^([A-Z]{3}|\d)#(\d)$/.exec(upper);
   if (nth) {
     const k = Number(nth[2]);
-    if (k < 1 || k > 5) throw invalid(expression, `the day-of-week "${raw}": the occurrence after # must be 1-5`);
+    if (k < 1 || k > 5)
+      throw invalid(expression, `the day-of-week "${raw}": the occurrence after # must be 1-5`);
     return { kind: 'nth', day: parseValue(expression, 'day-of-week', nth[1], 1, 7, DAYS), nth: k };
   }
   if (/[L#W/]/.test(upper.replace(/SUN|MON|TUE|WED|THU|FRI|SAT/g, ''))) {
-    throw invalid(expression, `the day-of-week form "${raw}" is not supported (use names or 1-7, ranges, lists, L, nL or n#k)`);
+    throw invalid(
+      expression,
+      `the day-of-week form "${raw}" is not supported (use names or 1-7, ranges, lists, L, nL or n#k)`,
+    );
   }
   return { kind: 'set', days: parseSet(expression, 'day-of-week', raw, 1, 7, DAYS) };
 }
@@ -294,7 +324,13 @@ interface LocalTime {
 export function localTime(ms: number, timeZone: string): LocalTime {
   const parts = formatter(timeZone).formatToParts(new Date(ms));
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  return { year: get('year'), month: get('month'), day: get('day'), hour: get('hour') % 24, minute: get('minute') };
+  return {
+    year: get('year'),
+    month: get('month'),
+    day: get('day'),
+    hour: get('hour') % 24,
+    minute: get('minute'),
+  };
 }
 
 /** Offset of `timeZone` from UTC at instant `ms`, in ms (local = utc + offset). */
@@ -311,12 +347,22 @@ function offsetAt(ms: number, timeZone: string): number {
 export function localToInstants(t: LocalTime, timeZone: string): number[] {
   const naive = Date.UTC(t.year, t.month - 1, t.day, t.hour, t.minute);
   // Any offset in force within a day either side; zones change offset at most once a day.
-  const offsets = new Set([offsetAt(naive - 86_400_000, timeZone), offsetAt(naive, timeZone), offsetAt(naive + 86_400_000, timeZone)]);
+  const offsets = new Set([
+    offsetAt(naive - 86_400_000, timeZone),
+    offsetAt(naive, timeZone),
+    offsetAt(naive + 86_400_000, timeZone),
+  ]);
   const found: number[] = [];
   for (const offset of offsets) {
     const candidate = naive - offset;
     const back = localTime(candidate, timeZone);
-    if (back.year === t.year && back.month === t.month && back.day === t.day && back.hour === t.hour && back.minute === t.minute) {
+    if (
+      back.year === t.year &&
+      back.month === t.month &&
+      back.day === t.day &&
+      back.hour === t.hour &&
+      back.minute === t.minute
+    ) {
       if (!found.includes(candidate)) found.push(candidate);
     }
   }
@@ -339,11 +385,15 @@ export function previousFireTimes(
   const schedule = typeof expression === 'string' ? parseSchedule(expression) : expression;
   const limit = before.getTime();
   if (Number.isNaN(limit)) throw new RangeError('previousFireTimes: `before` is not a valid date');
-  if (!Number.isInteger(count) || count < 1) throw new RangeError('previousFireTimes: count must be a positive integer');
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError('previousFireTimes: count must be a positive integer');
 
   if (schedule.kind === 'rate') {
     if (!options.anchor || Number.isNaN(options.anchor.getTime())) {
-      throw invalid(schedule.expression, 'rate() fire times depend on when the schedule started: pass an anchor (a known fire time or the StartDate)');
+      throw invalid(
+        schedule.expression,
+        'rate() fire times depend on when the schedule started: pass an anchor (a known fire time or the StartDate)',
+      );
     }
     const anchor = Math.floor(options.anchor.getTime() / MINUTE_MS) * MINUTE_MS;
     const k = Math.floor((limit - anchor) / schedule.periodMs);
@@ -358,7 +408,11 @@ export function previousFireTimes(
   // Walk local calendar days backwards from the local date of `before` (plus one for safety).
   const start = localTime(limit, timezone);
   const cursor = new Date(Date.UTC(start.year, start.month - 1, start.day + 1));
-  for (let i = 0; i < MAX_LOOKBACK_DAYS && out.length < count; i++, cursor.setUTCDate(cursor.getUTCDate() - 1)) {
+  for (
+    let i = 0;
+    i < MAX_LOOKBACK_DAYS && out.length < count;
+    i++, cursor.setUTCDate(cursor.getUTCDate() - 1)
+  ) {
     const year = cursor.getUTCFullYear();
     const month = cursor.getUTCMonth() + 1;
     const day = cursor.getUTCDate();
@@ -415,7 +469,12 @@ const hhmm = (naiveMs: number) => {
  * skips those runs (aws-facts). rate() expressions run on absolute time and have none.
  * Transitions are found from the zone's own offsets (Intl), so any zone's rules apply.
  */
-export function skippedFireTimes(expression: string | Schedule, timezone: string, from: Date, years = 5): SkippedFireTime[] {
+export function skippedFireTimes(
+  expression: string | Schedule,
+  timezone: string,
+  from: Date,
+  years = 5,
+): SkippedFireTime[] {
   const schedule = typeof expression === 'string' ? parseSchedule(expression) : expression;
   if (schedule.kind === 'rate') return [];
   formatter(timezone); // validate the zone up front
@@ -444,10 +503,15 @@ export function skippedFireTimes(expression: string | Schedule, timezone: string
         const year = d.getUTCFullYear();
         const month = d.getUTCMonth() + 1;
         const day = d.getUTCDate();
-        if (!f.hours.has(d.getUTCHours()) || !f.minutes.has(d.getUTCMinutes()) || !f.months.has(month)) continue;
+        if (!f.hours.has(d.getUTCHours()) || !f.minutes.has(d.getUTCMinutes()) || !f.months.has(month))
+          continue;
         if (f.years && !f.years.has(year)) continue;
         if (!dayMatches(f, year, month, day)) continue;
-        out.push({ date: `${year}-${pad(month)}-${pad(day)}`, time: hhmm(local), gap: [hhmm(gapStart), hhmm(gapEnd)] });
+        out.push({
+          date: `${year}-${pad(month)}-${pad(day)}`,
+          time: hhmm(local),
+          gap: [hhmm(gapStart), hhmm(gapEnd)],
+        });
       }
     }
     before = after;

@@ -103,7 +103,8 @@ async function bearerToken(): Promise<{ token: string; fromSecret: boolean }> {
   const arn = requireEnv('DBT_API_TOKEN_SECRET_ARN');
   if (cachedToken?.arn === arn) return { token: cachedToken.token, fromSecret: true };
   const raw = await tokenSource.getSecretString(arn);
-  if (!raw) throw new MissingConfiguration(`Secret ${arn} has no SecretString; store the dbt API token as a string`);
+  if (!raw)
+    throw new MissingConfiguration(`Secret ${arn} has no SecretString; store the dbt API token as a string`);
   // Accept a plain token or {"token": "..."}.
   let token = raw.trim();
   if (token.startsWith('{')) {
@@ -129,12 +130,17 @@ function baseUrl(): string {
   }
   // The bearer token must not cross the network in clear: plain HTTP only on loopback (tests, the
   // local twin) or with the explicit, unsafe dbt.allowPlainHttp (DBT_API_ALLOW_PLAIN_HTTP=true).
-  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.test(url.hostname) && process.env.DBT_API_ALLOW_PLAIN_HTTP !== 'true') {
+  if (
+    url.protocol === 'http:' &&
+    !LOOPBACK_HOSTS.test(url.hostname) &&
+    process.env.DBT_API_ALLOW_PLAIN_HTTP !== 'true'
+  ) {
     throw new MissingConfiguration(
       `DBT_API_URL="${raw}" is plain HTTP. Fix: configure dbt.tls (https), or set dbt.allowPlainHttp true, which sets DBT_API_ALLOW_PLAIN_HTTP=true`,
     );
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MissingConfiguration(`DBT_API_URL="${raw}" is not an http(s) URL`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new MissingConfiguration(`DBT_API_URL="${raw}" is not an http(s) URL`);
   return url.toString().replace(/\/+$/, '');
 }
 
@@ -194,7 +200,10 @@ async function send(method: 'GET' | 'POST', path: string, payload?: unknown): Pr
       });
     }
     if (response.status >= 400) {
-      throw new DbtApiRejected(`${method} ${path} returned ${response.status}: ${describe(body)}`, response.status);
+      throw new DbtApiRejected(
+        `${method} ${path} returned ${response.status}: ${describe(body)}`,
+        response.status,
+      );
     }
     return { status: response.status, body };
   }
@@ -214,9 +223,12 @@ function parseReply<S extends z.ZodType>(schema: S, result: HttpResult, what: st
   const parsed = schema.safeParse(result.body);
   if (!parsed.success) {
     // A 2xx that breaks the contract is most likely a proxy or a half-deployed app: retry it.
-    throw new DbtApiUnavailable(`${what} returned ${result.status} with a body outside the contract: ${formatIssues(parsed.error.issues)}`, {
-      status: result.status,
-    });
+    throw new DbtApiUnavailable(
+      `${what} returned ${result.status} with a body outside the contract: ${formatIssues(parsed.error.issues)}`,
+      {
+        status: result.status,
+      },
+    );
   }
   return parsed.data;
 }

@@ -20,7 +20,12 @@ export interface FenceState {
  * Sets the fence to `activeRegion`, bumping the epoch only when the region actually changes, so
  * both stacks (and every re-run of either) can write it without moving the epoch.
  */
-export function fenceUpdate(tableName: string, activeRegion: string, changedBy: string, now: Date): UpdateItemCommandInput {
+export function fenceUpdate(
+  tableName: string,
+  activeRegion: string,
+  changedBy: string,
+  now: Date,
+): UpdateItemCommandInput {
   return {
     TableName: tableName,
     Key: FENCE_KEY,
@@ -44,14 +49,21 @@ export async function writeFence(
   now = new Date(),
 ): Promise<FenceState> {
   try {
-    const result = await client.send(new UpdateItemCommand(fenceUpdate(tableName, activeRegion, changedBy, now)));
+    const result = await client.send(
+      new UpdateItemCommand(fenceUpdate(tableName, activeRegion, changedBy, now)),
+    );
     return { activeRegion, epoch: Number(result.Attributes?.epoch?.N ?? '0'), changed: true };
   } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException) && (error as Error).name !== 'ConditionalCheckFailedException') {
+    if (
+      !(error instanceof ConditionalCheckFailedException) &&
+      (error as Error).name !== 'ConditionalCheckFailedException'
+    ) {
       throw error;
     }
     // Already naming this region: nothing to change.
-    const current = await client.send(new GetItemCommand({ TableName: tableName, Key: FENCE_KEY, ConsistentRead: true }));
+    const current = await client.send(
+      new GetItemCommand({ TableName: tableName, Key: FENCE_KEY, ConsistentRead: true }),
+    );
     return { activeRegion, epoch: Number(current.Item?.epoch?.N ?? '0'), changed: false };
   }
 }
@@ -97,7 +109,13 @@ export interface FenceViews {
 export function planEpoch(views: FenceViews, region: string): number {
   const d = views.dynamo;
   const w = views.warehouse;
-  if (d && d.activeRegion === region && d.epoch >= 1 && (!w || w.epoch < d.epoch || (w.region === region && w.epoch === d.epoch))) return d.epoch;
+  if (
+    d &&
+    d.activeRegion === region &&
+    d.epoch >= 1 &&
+    (!w || w.epoch < d.epoch || (w.region === region && w.epoch === d.epoch))
+  )
+    return d.epoch;
   if (w && w.region === region && w.epoch > (d?.epoch ?? 0)) return w.epoch;
   return Math.max(d?.epoch ?? 0, w?.epoch ?? 0) + 1;
 }
@@ -112,7 +130,9 @@ export interface AssertedFence extends FenceState {
 }
 
 async function readDynamoFence(client: DynamoDBClient, tableName: string): Promise<FenceViews['dynamo']> {
-  const item = (await client.send(new GetItemCommand({ TableName: tableName, Key: FENCE_KEY, ConsistentRead: true }))).Item;
+  const item = (
+    await client.send(new GetItemCommand({ TableName: tableName, Key: FENCE_KEY, ConsistentRead: true }))
+  ).Item;
   if (!item?.activeRegion?.S) return undefined;
   return { activeRegion: item.activeRegion.S, epoch: Number(item.epoch?.N ?? '0') };
 }
@@ -157,7 +177,8 @@ export async function assertFence(
   } catch (error) {
     if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
     const again = await readDynamoFence(client, tableName);
-    if (again?.activeRegion === region && again.epoch === epoch) return { activeRegion: region, epoch, changed: false, warehouse: wh, warehouseChanged };
+    if (again?.activeRegion === region && again.epoch === epoch)
+      return { activeRegion: region, epoch, changed: false, warehouse: wh, warehouseChanged };
     throw new FenceConflict(
       `the DynamoDB fence moved to ${again?.activeRegion ?? 'nothing'} epoch ${again?.epoch ?? 0} while this write prepared ${region} epoch ${epoch} ` +
         `(the warehouse already names ${wh.region} epoch ${wh.epoch}). Another failover ran at the same time: run pulumi up again`,

@@ -11,7 +11,9 @@ export function createSnsPublisher(topicArn: string): AlertPublisher {
   const client = new SNSClient({});
   return {
     async publish(alert: Alert): Promise<void> {
-      await client.send(new PublishCommand({ TopicArn: topicArn, Subject: alert.subject, Message: alert.message }));
+      await client.send(
+        new PublishCommand({ TopicArn: topicArn, Subject: alert.subject, Message: alert.message }),
+      );
     },
   };
 }

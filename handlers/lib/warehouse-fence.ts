@@ -60,7 +60,10 @@ export class SqlWarehouseFence implements WarehouseFence {
 
   async read(): Promise<WarehouseFenceRow | undefined> {
     const rows = await this.run(FENCE_SQL.read());
-    if (rows.length > 1) throw new WarehouseFenceRefused(`${FENCE_TABLE} holds ${rows.length} rows; it must hold one. Fix: delete all but the newest epoch`);
+    if (rows.length > 1)
+      throw new WarehouseFenceRefused(
+        `${FENCE_TABLE} holds ${rows.length} rows; it must hold one. Fix: delete all but the newest epoch`,
+      );
     if (rows.length === 0) return undefined;
     return { region: String(rows[0][0]), epoch: Number(rows[0][1]) };
   }
@@ -80,8 +83,10 @@ export class SqlWarehouseFence implements WarehouseFence {
 }
 
 export function checkRow(region: string, epoch: number): void {
-  if (!/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(region)) throw new Error(`warehouse fence region must be a region name, got ${JSON.stringify(region)}`);
-  if (!Number.isSafeInteger(epoch) || epoch < 1) throw new Error(`warehouse fence epoch must be a whole number >= 1, got ${epoch}`);
+  if (!/^[a-z]{2}(-gov)?-[a-z]+-\d$/.test(region))
+    throw new Error(`warehouse fence region must be a region name, got ${JSON.stringify(region)}`);
+  if (!Number.isSafeInteger(epoch) || epoch < 1)
+    throw new Error(`warehouse fence epoch must be a whole number >= 1, got ${epoch}`);
 }
 
 // ---- Snowflake SQL API v2 with key-pair JWT (no driver: fetch and node:crypto)
@@ -100,22 +105,34 @@ export interface SqlApiCredentials {
  * A key-pair JWT for the SQL API: iss `<ACCOUNT>.<USER>.SHA256:<fingerprint of the public key>`,
  * sub `<ACCOUNT>.<USER>`, RS256, at most one hour (Snowflake's key-pair authentication rules).
  */
-export function keyPairJwt(credentials: Pick<SqlApiCredentials, 'account' | 'user' | 'privateKey'>, now = new Date()): string {
+export function keyPairJwt(
+  credentials: Pick<SqlApiCredentials, 'account' | 'user' | 'privateKey'>,
+  now = new Date(),
+): string {
   const key = createPrivateKey(credentials.privateKey);
   const der = createPublicKey(key).export({ type: 'spki', format: 'der' });
   const fingerprint = `SHA256:${createHash('sha256').update(der).digest('base64')}`;
   const account = credentials.account.split('.')[0].toUpperCase();
   const user = credentials.user.toUpperCase();
   const iat = Math.floor(now.getTime() / 1000);
-  const b64 = (value: object | Buffer) => (Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value))).toString('base64url');
+  const b64 = (value: object | Buffer) =>
+    (Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value))).toString('base64url');
   const body = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iss: `${account}.${user}.${fingerprint}`, sub: `${account}.${user}`, iat, exp: iat + 3600 })}`;
   return `${body}.${b64(sign('RSA-SHA256', Buffer.from(body), key))}`;
 }
 
 /** The SQL API request for one statement. */
-export function sqlApiRequest(credentials: SqlApiCredentials, statement: Statement, jwt: string, baseUrl?: string): { url: string; init: RequestInit } {
+export function sqlApiRequest(
+  credentials: SqlApiCredentials,
+  statement: Statement,
+  jwt: string,
+  baseUrl?: string,
+): { url: string; init: RequestInit } {
   const bindings = Object.fromEntries(
-    statement.bindings.map((value, i) => [String(i + 1), typeof value === 'number' ? { type: 'FIXED', value: String(value) } : { type: 'TEXT', value }]),
+    statement.bindings.map((value, i) => [
+      String(i + 1),
+      typeof value === 'number' ? { type: 'FIXED', value: String(value) } : { type: 'TEXT', value },
+    ]),
   );
   return {
     url: `${baseUrl ?? `https://${credentials.account}.snowflakecomputing.com`}/api/v2/statements`,
@@ -140,7 +157,10 @@ export function sqlApiRequest(credentials: SqlApiCredentials, statement: Stateme
 }
 
 /** A statement runner over the SQL API; each call is its own request (one statement each). */
-export function sqlApiRunner(credentials: SqlApiCredentials, options: { baseUrl?: string; fetchImpl?: typeof fetch } = {}): RunStatement {
+export function sqlApiRunner(
+  credentials: SqlApiCredentials,
+  options: { baseUrl?: string; fetchImpl?: typeof fetch } = {},
+): RunStatement {
   const fetchImpl = options.fetchImpl ?? fetch;
   return async (statement) => {
     const { url, init } = sqlApiRequest(credentials, statement, keyPairJwt(credentials), options.baseUrl);
@@ -148,7 +168,9 @@ export function sqlApiRunner(credentials: SqlApiCredentials, options: { baseUrl?
     const text = await response.text();
     if (response.status !== 200) {
       // 202 means still running after `timeout`: for these one-row statements that is a failure too.
-      throw new Error(`Snowflake SQL API answered ${response.status} to "${statement.sql.slice(0, 60)}…": ${text.slice(0, 500)}`);
+      throw new Error(
+        `Snowflake SQL API answered ${response.status} to "${statement.sql.slice(0, 60)}…": ${text.slice(0, 500)}`,
+      );
     }
     return ((JSON.parse(text) as { data?: string[][] }).data ?? []) as string[][];
   };

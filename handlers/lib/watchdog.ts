@@ -65,7 +65,9 @@ export const pipelineWatchSchema = z
         { error: 'is not an IANA time zone name' },
       ),
     graceMinutes: z.number({ error: 'must be a number' }).int().min(0).max(10_080),
-    downstreamArn: z.string({ error: 'must be a string' }).regex(STATE_MACHINE_ARN, { error: 'is not a state machine ARN' }),
+    downstreamArn: z
+      .string({ error: 'must be a string' })
+      .regex(STATE_MACHINE_ARN, { error: 'is not a state machine ARN' }),
     /** rate() only: a known fire time or the schedule's StartDate (rate ticks are anchored there). */
     anchor: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp' }).optional(),
   })
@@ -77,7 +79,8 @@ export const pipelinesSchema = z
   .superRefine((list, ctx) => {
     const seen = new Set<string>();
     for (const [i, p] of list.entries()) {
-      if (seen.has(p.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${p.name}" is listed twice` });
+      if (seen.has(p.name))
+        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${p.name}" is listed twice` });
       seen.add(p.name);
     }
   });
@@ -125,16 +128,33 @@ export interface Expectation {
 export function expectationFor(pipeline: PipelineWatch, now: Date): Expectation {
   const schedule = parseSchedule(pipeline.expression);
   if (schedule.kind === 'rate' && !pipeline.anchor) {
-    return { pipeline, unknownReason: 'rate() schedule without "anchor": its ticks depend on when the schedule was created' };
+    return {
+      pipeline,
+      unknownReason: 'rate() schedule without "anchor": its ticks depend on when the schedule was created',
+    };
   }
   const dueBy = new Date(now.getTime() - pipeline.graceMinutes * 60_000);
-  const tick = lastFireTime(schedule, pipeline.timezone, dueBy, pipeline.anchor ? { anchor: new Date(pipeline.anchor) } : {});
+  const tick = lastFireTime(
+    schedule,
+    pipeline.timezone,
+    dueBy,
+    pipeline.anchor ? { anchor: new Date(pipeline.anchor) } : {},
+  );
   if (!tick) return { pipeline, unknownReason: 'the schedule has not fired in the search window' };
-  return { pipeline, expectedBatchId: formatBatchId(pipeline.name, tick), expectedScheduledTime: tick.toISOString() };
+  return {
+    pipeline,
+    expectedBatchId: formatBatchId(pipeline.name, tick),
+    expectedScheduledTime: tick.toISOString(),
+  };
 }
 
 /** Lower bound (exclusive) for lost-trigger candidates: the newer of the watermark and the lookback. */
-export function lostTriggerLowerBound(pipeline: string, watermarkBatchId: string | undefined, now: Date, settings: WatchSettings): string {
+export function lostTriggerLowerBound(
+  pipeline: string,
+  watermarkBatchId: string | undefined,
+  now: Date,
+  settings: WatchSettings,
+): string {
   const lookback = formatBatchId(pipeline, new Date(now.getTime() - settings.lookbackHours * 3_600_000));
   return watermarkBatchId && watermarkBatchId > lookback ? watermarkBatchId : lookback;
 }
@@ -199,11 +219,18 @@ class ItemIndex {
   }
   /** Whether the pipeline has any batch record older than `batchId` (it ran before that tick). */
   hasEarlierBatch(pk: string, batchId: string): boolean {
-    return this.all().some((r) => r.pk === pk && r.sk.startsWith('BATCH#') && r.sk.slice('BATCH#'.length).split('#')[0] < batchId);
+    return this.all().some(
+      (r) => r.pk === pk && r.sk.startsWith('BATCH#') && r.sk.slice('BATCH#'.length).split('#')[0] < batchId,
+    );
   }
 }
 
-function upstreamSucceededCandidates(index: ItemIndex, e: Expectation, now: Date, settings: WatchSettings): ControlItem[] {
+function upstreamSucceededCandidates(
+  index: ItemIndex,
+  e: Expectation,
+  now: Date,
+  settings: WatchSettings,
+): ControlItem[] {
   const gsi = `${pipelinePk(e.pipeline.name)}#UPSTREAM#SUCCEEDED`;
   return index
     .all()
@@ -212,11 +239,20 @@ function upstreamSucceededCandidates(index: ItemIndex, e: Expectation, now: Date
     .filter((r) => {
       const completed = str(r.completedAt);
       // No completedAt: cannot age it; the event could not be rebuilt either → treated as aged.
-      return completed === undefined || Number.isNaN(Date.parse(completed)) || minutesSince(completed, now) >= settings.lostTriggerMinutes;
+      return (
+        completed === undefined ||
+        Number.isNaN(Date.parse(completed)) ||
+        minutesSince(completed, now) >= settings.lostTriggerMinutes
+      );
     });
 }
 
-function overrunCandidates(index: ItemIndex, e: Expectation, now: Date, settings: WatchSettings): ControlItem[] {
+function overrunCandidates(
+  index: ItemIndex,
+  e: Expectation,
+  now: Date,
+  settings: WatchSettings,
+): ControlItem[] {
   const prefix = `${pipelinePk(e.pipeline.name)}#DOWNSTREAM#`;
   return index.all().filter((r) => {
     if (typeof r.gsi1pk !== 'string' || !r.gsi1pk.startsWith(prefix)) return false;
@@ -226,21 +262,31 @@ function overrunCandidates(index: ItemIndex, e: Expectation, now: Date, settings
   });
 }
 
-const attemptOf = (r: ControlItem): number => (typeof r.attempt === 'number' && Number.isInteger(r.attempt) ? r.attempt : 1);
+const attemptOf = (r: ControlItem): number =>
+  typeof r.attempt === 'number' && Number.isInteger(r.attempt) ? r.attempt : 1;
 
 /**
  * Keys the handler must read after its queries, before calling findLateness: for each aged
  * upstream SUCCEEDED candidate its downstream record and recovery marker (or unrecoverable
  * marker), and for each overrunning downstream record its alert marker.
  */
-export function followUpKeys(records: readonly ControlItem[], expectations: readonly Expectation[], now: Date, settings: WatchSettings): ItemKey[] {
+export function followUpKeys(
+  records: readonly ControlItem[],
+  expectations: readonly Expectation[],
+  now: Date,
+  settings: WatchSettings,
+): ItemKey[] {
   const index = new ItemIndex(records);
   const keys: ItemKey[] = [];
   for (const e of expectations) {
     const pk = pipelinePk(e.pipeline.name);
     for (const r of upstreamSucceededCandidates(index, e, now, settings)) {
       const id = r.gsi1sk as string;
-      keys.push({ pk, sk: DOWNSTREAM_SK(id) }, { pk, sk: RECOVERED_SK(id) }, { pk, sk: UNRECOVERABLE_MARKER_SK(id) });
+      keys.push(
+        { pk, sk: DOWNSTREAM_SK(id) },
+        { pk, sk: RECOVERED_SK(id) },
+        { pk, sk: UNRECOVERABLE_MARKER_SK(id) },
+      );
     }
     for (const r of overrunCandidates(index, e, now, settings)) {
       keys.push({ pk, sk: OVERRUN_MARKER_SK(r.gsi1sk as string, attemptOf(r)) });
@@ -255,7 +301,11 @@ export function followUpKeys(records: readonly ControlItem[], expectations: read
  * upstream workflow's MarkBatchSucceeded writes, and a list of {name, rows, lakePath} maps.
  * Returns the validated event, or a problem description.
  */
-export function rebuildEvent(record: ControlItem, pipeline: string, eventSource: string): { event: UpstreamBatchSucceededEvent } | { problem: string } {
+export function rebuildEvent(
+  record: ControlItem,
+  pipeline: string,
+  eventSource: string,
+): { event: UpstreamBatchSucceededEvent } | { problem: string } {
   const batchId = str(record.gsi1sk) ?? str(record.batchId) ?? '';
   let tables: unknown = record.tables;
   if (typeof tables === 'string') {
@@ -285,7 +335,10 @@ export function rebuildEvent(record: ControlItem, pipeline: string, eventSource:
     },
   };
   const parsed = upstreamBatchSucceededEventSchema.safeParse(candidate);
-  if (!parsed.success) return { problem: `the upstream record cannot be turned into a valid event: ${formatIssues(parsed.error.issues)}` };
+  if (!parsed.success)
+    return {
+      problem: `the upstream record cannot be turned into a valid event: ${formatIssues(parsed.error.issues)}`,
+    };
   return { event: parsed.data };
 }
 
@@ -310,7 +363,11 @@ export function findLateness(
     if (e.expectedBatchId && e.expectedScheduledTime) {
       const id = e.expectedBatchId;
       // A pipeline with no earlier batch has no cadence to miss yet (a new pipeline, a fresh deployment).
-      if (!index.has(pk, UPSTREAM_SK(id)) && !index.has(pk, LATE_MARKER_SK(id)) && index.hasEarlierBatch(pk, id)) {
+      if (
+        !index.has(pk, UPSTREAM_SK(id)) &&
+        !index.has(pk, LATE_MARKER_SK(id)) &&
+        index.hasEarlierBatch(pk, id)
+      ) {
         actions.push({
           kind: 'ALERT_LATE',
           pipeline,
@@ -339,7 +396,13 @@ export function findLateness(
           marker: { pk, sk: RECOVERED_SK(id) },
         });
       } else if (!index.has(pk, UNRECOVERABLE_MARKER_SK(id))) {
-        actions.push({ kind: 'ALERT_UNRECOVERABLE', pipeline, batchId: id, problem: rebuilt.problem, marker: { pk, sk: UNRECOVERABLE_MARKER_SK(id) } });
+        actions.push({
+          kind: 'ALERT_UNRECOVERABLE',
+          pipeline,
+          batchId: id,
+          problem: rebuilt.problem,
+          marker: { pk, sk: UNRECOVERABLE_MARKER_SK(id) },
+        });
       }
     }
 
@@ -371,14 +434,20 @@ export function findLateness(
  */
 export function fenceProblem(fence: ControlItem | undefined): string | undefined {
   if (!fence) return 'there is no FENCE/ACTIVE item';
-  if (typeof fence.activeRegion !== 'string' || fence.activeRegion === '') return 'FENCE/ACTIVE has no activeRegion';
+  if (typeof fence.activeRegion !== 'string' || fence.activeRegion === '')
+    return 'FENCE/ACTIVE has no activeRegion';
   const epoch = fence.epoch;
-  if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 1) return `FENCE/ACTIVE has epoch ${JSON.stringify(epoch)}, not an integer >= 1`;
+  if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 1)
+    return `FENCE/ACTIVE has epoch ${JSON.stringify(epoch)}, not an integer >= 1`;
   return undefined;
 }
 
 /** The alert for an invalid fence (the table and region name where to look). */
-export function fenceAlert(problem: string, tableName: string, region: string | undefined): { subject: string; message: string } {
+export function fenceAlert(
+  problem: string,
+  tableName: string,
+  region: string | undefined,
+): { subject: string; message: string } {
   return {
     subject: '[etl-watchdog] fence missing or invalid: no batch can be claimed',
     message:
@@ -387,7 +456,10 @@ export function fenceAlert(problem: string, tableName: string, region: string | 
   };
 }
 
-export function alertFor(action: WatchdogAction, maxDownstreamMinutes: number): { subject: string; message: string } {
+export function alertFor(
+  action: WatchdogAction,
+  maxDownstreamMinutes: number,
+): { subject: string; message: string } {
   const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 97)}...` : s);
   switch (action.kind) {
     case 'ALERT_LATE':

@@ -4,7 +4,15 @@ import { errorMessage, type Io, OpsError, planAndConfirm, type RunOptions, table
 import type { DiscoveredDlq } from './status';
 
 /** Attributes the services put on dead-lettered messages. */
-export const DLQ_ATTRIBUTES = ['RULE_ARN', 'SCHEDULE_ARN', 'TARGET_ARN', 'ERROR_CODE', 'ERROR_MESSAGE', 'RETRY_ATTEMPTS', 'EXHAUSTED_RETRY_CONDITION'] as const;
+export const DLQ_ATTRIBUTES = [
+  'RULE_ARN',
+  'SCHEDULE_ARN',
+  'TARGET_ARN',
+  'ERROR_CODE',
+  'ERROR_MESSAGE',
+  'RETRY_ATTEMPTS',
+  'EXHAUSTED_RETRY_CONDITION',
+] as const;
 
 /** Where a dead-lettered message goes back to. */
 export type Resend =
@@ -24,14 +32,27 @@ const arnRegion = (arn: string) => arn.split(':')[3] ?? '';
 export function resendFor(message: QueueMessage): Resend {
   const { RULE_ARN: ruleArn, TARGET_ARN: targetArn } = message.attributes;
   if (ruleArn) {
-    let event: { source?: string; 'detail-type'?: string; detail?: unknown; resources?: string[]; time?: string };
+    let event: {
+      source?: string;
+      'detail-type'?: string;
+      detail?: unknown;
+      resources?: string[];
+      time?: string;
+    };
     try {
       event = JSON.parse(message.body);
     } catch {
       throw new OpsError(`message ${message.messageId}: body is not a JSON event`);
     }
-    if (!event || typeof event.source !== 'string' || typeof event['detail-type'] !== 'string' || event.detail === undefined) {
-      throw new OpsError(`message ${message.messageId}: body is not an EventBridge event (needs source, detail-type, detail)`);
+    if (
+      !event ||
+      typeof event.source !== 'string' ||
+      typeof event['detail-type'] !== 'string' ||
+      event.detail === undefined
+    ) {
+      throw new OpsError(
+        `message ${message.messageId}: body is not an EventBridge event (needs source, detail-type, detail)`,
+      );
     }
     // arn:aws:events:<region>:<acct>:rule/<bus>/<rule>  (default bus: rule/<rule>)
     const ruleParts = ruleArn.split(':').slice(5).join(':').split('/');
@@ -55,9 +76,16 @@ export function resendFor(message: QueueMessage): Resend {
     };
   }
   if (targetArn && /^arn:[^:]+:states:[^:]+:\d{12}:stateMachine:/.test(targetArn)) {
-    return { kind: 'startExecution', region: arnRegion(targetArn), stateMachineArn: targetArn, input: message.body };
+    return {
+      kind: 'startExecution',
+      region: arnRegion(targetArn),
+      stateMachineArn: targetArn,
+      input: message.body,
+    };
   }
-  throw new OpsError(`message ${message.messageId}: cannot tell its original target (RULE_ARN=${ruleArn ?? '-'}, TARGET_ARN=${targetArn ?? '-'})`);
+  throw new OpsError(
+    `message ${message.messageId}: cannot tell its original target (RULE_ARN=${ruleArn ?? '-'}, TARGET_ARN=${targetArn ?? '-'})`,
+  );
 }
 
 export function describeResend(resend: Resend): string {
@@ -77,14 +105,22 @@ export function listDlqs(io: Io, dlqs: Array<DiscoveredDlq & { depth: number; in
     io.out('No dead-letter queues found on the bus rules or schedules.');
     return;
   }
-  for (const line of table(['QUEUE', 'DEPTH', 'IN FLIGHT', 'CATCHES'], dlqs.map((d) => [d.queueName, String(d.depth), String(d.inFlight), d.sources.join(', ')]))) io.out(line);
+  for (const line of table(
+    ['QUEUE', 'DEPTH', 'IN FLIGHT', 'CATCHES'],
+    dlqs.map((d) => [d.queueName, String(d.depth), String(d.inFlight), d.sources.join(', ')]),
+  ))
+    io.out(line);
 }
 
 /** Reads up to `max` messages and makes them visible again at once (a peek). */
 export async function showMessages(io: Io, sqs: SqsOps, queueUrl: string, max = 50): Promise<QueueMessage[]> {
   const seen = new Map<string, QueueMessage>();
   while (seen.size < max) {
-    const batch = await sqs.receive(queueUrl, { max: Math.min(10, max - seen.size), visibilityTimeoutSeconds: 30, waitSeconds: 1 });
+    const batch = await sqs.receive(queueUrl, {
+      max: Math.min(10, max - seen.size),
+      visibilityTimeoutSeconds: 30,
+      waitSeconds: 1,
+    });
     if (batch.length === 0) break;
     let fresh = 0;
     for (const m of batch) {
@@ -100,7 +136,9 @@ export async function showMessages(io: Io, sqs: SqsOps, queueUrl: string, max = 
   io.out(`${messages.length} message(s) in ${queueUrl}${messages.length >= max ? ` (first ${max})` : ''}`);
   for (const m of messages) {
     io.out('');
-    io.out(`message ${m.messageId}${m.system?.SentTimestamp ? ` sent ${new Date(Number(m.system.SentTimestamp)).toISOString()}` : ''}${m.system?.ApproximateReceiveCount ? ` received ${m.system.ApproximateReceiveCount}x` : ''}`);
+    io.out(
+      `message ${m.messageId}${m.system?.SentTimestamp ? ` sent ${new Date(Number(m.system.SentTimestamp)).toISOString()}` : ''}${m.system?.ApproximateReceiveCount ? ` received ${m.system.ApproximateReceiveCount}x` : ''}`,
+    );
     for (const name of DLQ_ATTRIBUTES) if (m.attributes[name]) io.out(`  ${name}: ${m.attributes[name]}`);
     let resend: string;
     try {
@@ -128,9 +166,12 @@ export interface DlqRedriveResult {
 async function send(resend: Resend, deps: DlqDeps): Promise<void> {
   if (resend.kind === 'putEvents') {
     const result = await deps.events(resend.region).putEvents([resend.entry]);
-    if (result.failedEntryCount > 0) throw new Error(`PutEvents rejected the entry: ${result.errors.join('; ') || 'FailedEntryCount > 0'}`);
+    if (result.failedEntryCount > 0)
+      throw new Error(`PutEvents rejected the entry: ${result.errors.join('; ') || 'FailedEntryCount > 0'}`);
   } else {
-    await deps.sfn(resend.region).startExecution({ stateMachineArn: resend.stateMachineArn, input: resend.input });
+    await deps
+      .sfn(resend.region)
+      .startExecution({ stateMachineArn: resend.stateMachineArn, input: resend.input });
   }
 }
 
@@ -151,14 +192,19 @@ export async function redriveQueue(io: Io, args: DlqRedriveArgs, deps: DlqDeps):
     io.out(`Queue ${args.queueUrl} is empty: nothing to redrive.`);
     return { resent: 0, failed: [] };
   }
-  if (!(await planAndConfirm(io, plan, args, `Redrive ${depth.visible} message(s)?`))) return { resent: 0, failed: [] };
+  if (!(await planAndConfirm(io, plan, args, `Redrive ${depth.visible} message(s)?`)))
+    return { resent: 0, failed: [] };
 
   const result: DlqRedriveResult = { resent: 0, failed: [] };
   const handled = new Set<string>();
   let processed = 0;
   while (processed < max) {
     // Long enough visibility that a message we failed on is not received again in this run.
-    const batch = await deps.sqs.receive(args.queueUrl, { max: Math.min(10, max - processed), visibilityTimeoutSeconds: 300, waitSeconds: 1 });
+    const batch = await deps.sqs.receive(args.queueUrl, {
+      max: Math.min(10, max - processed),
+      visibilityTimeoutSeconds: 300,
+      waitSeconds: 1,
+    });
     const fresh = batch.filter((m) => !handled.has(m.messageId));
     if (fresh.length === 0) break;
     for (const message of fresh) {
@@ -169,17 +215,23 @@ export async function redriveQueue(io: Io, args: DlqRedriveArgs, deps: DlqDeps):
         await send(resend, deps);
         await deps.sqs.delete(args.queueUrl, message.receiptHandle);
         result.resent++;
-        io.out(`[${processed}/${Math.min(max, depth.visible)}] ${message.messageId}: ${describeResend(resend)} ok, deleted`);
+        io.out(
+          `[${processed}/${Math.min(max, depth.visible)}] ${message.messageId}: ${describeResend(resend)} ok, deleted`,
+        );
       } catch (error) {
         const text = describeError(error).replace('\n', ' ');
         result.failed.push({ messageId: message.messageId, error: text });
-        io.err(`[${processed}/${Math.min(max, depth.visible)}] ${message.messageId}: re-send failed, message kept in the queue (${text})`);
+        io.err(
+          `[${processed}/${Math.min(max, depth.visible)}] ${message.messageId}: re-send failed, message kept in the queue (${text})`,
+        );
       }
     }
   }
   io.out(`Redrive done: ${result.resent} re-sent and deleted, ${result.failed.length} failed and kept.`);
   if (result.failed.length > 0) {
-    throw new OpsError(`${result.failed.length} message(s) could not be re-sent and were left in the queue; they are visible again in 5 minutes. Inspect them with: etl-ops dlq show --queue ${args.queueUrl}`);
+    throw new OpsError(
+      `${result.failed.length} message(s) could not be re-sent and were left in the queue; they are visible again in 5 minutes. Inspect them with: etl-ops dlq show --queue ${args.queueUrl}`,
+    );
   }
   return result;
 }

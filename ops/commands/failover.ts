@@ -74,18 +74,45 @@ export interface FailoverDeps {
 export const ACTIVE_REGION_KEY = 'activeRegion';
 
 /** The steps, in order. */
-export function planSteps(to: string, from: string, stackFor: Readonly<Record<string, string>>, replaySince?: Date): StepRecord[] {
+export function planSteps(
+  to: string,
+  from: string,
+  stackFor: Readonly<Record<string, string>>,
+  replaySince?: Date,
+): StepRecord[] {
   const newStack = stackFor[to];
   const oldStack = stackFor[from];
   return [
-    { id: `config:${newStack}`, description: `pulumi config set ${ACTIVE_REGION_KEY} ${to} -s ${newStack}`, status: 'pending' },
-    { id: `config:${oldStack}`, description: `pulumi config set ${ACTIVE_REGION_KEY} ${to} -s ${oldStack}`, status: 'pending' },
-    { id: `up:${newStack}`, description: `pulumi up -s ${newStack} (new active region first: its fence writer moves the warehouse fence, then the DynamoDB fence; schedules, rules)`, status: 'pending' },
-    { id: `verify:${newStack}`, description: `check ${newStack}'s failover output: fence names ${to}, every schedule and rule ENABLED`, status: 'pending' },
-    { id: `up:${oldStack}`, description: `pulumi up -s ${oldStack} if ${from} is reachable (disables its schedules and rules); skipped otherwise`, status: 'pending' },
+    {
+      id: `config:${newStack}`,
+      description: `pulumi config set ${ACTIVE_REGION_KEY} ${to} -s ${newStack}`,
+      status: 'pending',
+    },
+    {
+      id: `config:${oldStack}`,
+      description: `pulumi config set ${ACTIVE_REGION_KEY} ${to} -s ${oldStack}`,
+      status: 'pending',
+    },
+    {
+      id: `up:${newStack}`,
+      description: `pulumi up -s ${newStack} (new active region first: its fence writer moves the warehouse fence, then the DynamoDB fence; schedules, rules)`,
+      status: 'pending',
+    },
+    {
+      id: `verify:${newStack}`,
+      description: `check ${newStack}'s failover output: fence names ${to}, every schedule and rule ENABLED`,
+      status: 'pending',
+    },
+    {
+      id: `up:${oldStack}`,
+      description: `pulumi up -s ${oldStack} if ${from} is reachable (disables its schedules and rules); skipped otherwise`,
+      status: 'pending',
+    },
     {
       id: `replay:${to}`,
-      description: replaySince ? `replay ${to}'s archive from ${replaySince.toISOString()} to now` : `replay: skipped (no --replay-since)`,
+      description: replaySince
+        ? `replay ${to}'s archive from ${replaySince.toISOString()} to now`
+        : `replay: skipped (no --replay-since)`,
       status: 'pending',
     },
   ];
@@ -96,8 +123,10 @@ export function verifyFailoverOutput(output: FailoverOutputView | undefined, to:
   if (!output) return ['the stack has no `failover` output'];
   const problems: string[] = [];
   if (output.activeRegion !== to) problems.push(`activeRegion is ${output.activeRegion}, expected ${to}`);
-  if (output.fence?.activeRegion !== to) problems.push(`the fence names ${output.fence?.activeRegion ?? 'nothing'}, expected ${to}`);
-  if (output.role !== undefined && output.role !== 'active') problems.push(`role is ${output.role}, expected active`);
+  if (output.fence?.activeRegion !== to)
+    problems.push(`the fence names ${output.fence?.activeRegion ?? 'nothing'}, expected ${to}`);
+  if (output.role !== undefined && output.role !== 'active')
+    problems.push(`role is ${output.role}, expected active`);
   const toggles = output.toggles ?? [];
   if (toggles.length === 0) problems.push('no schedules or rules listed in toggles');
   for (const t of toggles) if (t.state !== 'ENABLED') problems.push(`${t.kind} ${t.name} is ${t.state}`);
@@ -119,7 +148,8 @@ export function readState(file: string): FailoverState {
   } catch (error) {
     throw new OpsError(`Cannot read state file ${file}: ${errorMessage(error)}`);
   }
-  if (state?.version !== 1 || !Array.isArray(state.steps) || !state.to) throw new OpsError(`${file} is not an etl-ops failover state file.`);
+  if (state?.version !== 1 || !Array.isArray(state.steps) || !state.to)
+    throw new OpsError(`${file} is not an etl-ops failover state file.`);
   return state;
 }
 
@@ -127,40 +157,67 @@ export function readState(file: string): FailoverState {
  * Fails over (or back) to `args.to`, step by step, recording each step in a state file so an
  * interrupted run continues with --resume. Stops at the first failing step.
  */
-export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): Promise<{ stateFile?: string; state: FailoverState }> {
+export async function failover(
+  io: Io,
+  args: FailoverArgs,
+  deps: FailoverDeps,
+): Promise<{ stateFile?: string; state: FailoverState }> {
   const now = deps.now ?? (() => new Date());
   const regions = Object.keys(deps.stackFor);
-  if (!regions.includes(args.to)) throw new OpsError(`Unknown region "${args.to}". This platform runs in: ${regions.join(', ')}. Nothing changed.`);
+  if (!regions.includes(args.to))
+    throw new OpsError(
+      `Unknown region "${args.to}". This platform runs in: ${regions.join(', ')}. Nothing changed.`,
+    );
 
   let state: FailoverState;
   let stateFile: string | undefined;
   if (args.resume) {
     stateFile = args.resume;
     state = readState(stateFile);
-    if (state.to !== args.to) throw new OpsError(`${stateFile} is a ${state.command} to ${state.to}, not to ${args.to}. Nothing changed.`);
+    if (state.to !== args.to)
+      throw new OpsError(
+        `${stateFile} is a ${state.command} to ${state.to}, not to ${args.to}. Nothing changed.`,
+      );
     io.out(`Resuming ${state.command} to ${state.to} from ${stateFile}:`);
   } else {
     const from = regions.find((r) => r !== args.to) as string;
     let current: Array<readonly [string, string | undefined]>;
     let fromFiles = false;
     try {
-      current = await Promise.all(regions.map(async (r) => [r, await deps.stacks.getConfig(deps.stackFor[r], ACTIVE_REGION_KEY)] as const));
+      current = await Promise.all(
+        regions.map(
+          async (r) => [r, await deps.stacks.getConfig(deps.stackFor[r], ACTIVE_REGION_KEY)] as const,
+        ),
+      );
     } catch (error) {
       // A dry run only prints the plan: the committed stack files are enough for that.
       if (!(args.dryRun && deps.configFromFile && isPulumiMissing(error))) throw error;
       fromFiles = true;
-      io.out('The Pulumi CLI is not installed: reading the current config from the committed Pulumi.<stack>.yaml files (the backend may differ). A real run needs the CLI.');
+      io.out(
+        'The Pulumi CLI is not installed: reading the current config from the committed Pulumi.<stack>.yaml files (the backend may differ). A real run needs the CLI.',
+      );
       current = regions.map((r) => [r, deps.configFromFile?.(deps.stackFor[r], ACTIVE_REGION_KEY)] as const);
     }
-    io.out(`Current ${ACTIVE_REGION_KEY}: ${current.map(([r, v]) => `${deps.stackFor[r]}=${v ?? '(unset)'}`).join(', ')}`);
+    io.out(
+      `Current ${ACTIVE_REGION_KEY}: ${current.map(([r, v]) => `${deps.stackFor[r]}=${v ?? '(unset)'}`).join(', ')}`,
+    );
     if (fromFiles && current.every(([, v]) => v === args.to)) {
-      io.out(`The stack files already name ${args.to}; whether it is deployed can only be checked with the CLI.`);
+      io.out(
+        `The stack files already name ${args.to}; whether it is deployed can only be checked with the CLI.`,
+      );
     } else if (current.every(([, v]) => v === args.to)) {
-      const out = (await deps.stacks.outputs(deps.stackFor[args.to]).catch(() => ({}))) as Record<string, unknown>;
+      const out = (await deps.stacks.outputs(deps.stackFor[args.to]).catch(() => ({}))) as Record<
+        string,
+        unknown
+      >;
       if (verifyFailoverOutput(out.failover as FailoverOutputView, args.to).length === 0) {
-        throw new OpsError(`${args.to} is already the active region (config on every stack and ${deps.stackFor[args.to]}'s failover output agree). Nothing changed.`);
+        throw new OpsError(
+          `${args.to} is already the active region (config on every stack and ${deps.stackFor[args.to]}'s failover output agree). Nothing changed.`,
+        );
       }
-      io.out(`Config already names ${args.to} but ${deps.stackFor[args.to]} has not been deployed with it: continuing an unfinished failover.`);
+      io.out(
+        `Config already names ${args.to} but ${deps.stackFor[args.to]} has not been deployed with it: continuing an unfinished failover.`,
+      );
     }
     const created = now();
     state = {
@@ -174,11 +231,25 @@ export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): 
       updatedAt: created.toISOString(),
       steps: planSteps(args.to, from, deps.stackFor, args.replaySince),
     };
-    stateFile = path.join(deps.stateDir, `${args.command}-${created.toISOString().replace(/[:.]/g, '-')}.json`);
+    stateFile = path.join(
+      deps.stateDir,
+      `${args.command}-${created.toISOString().replace(/[:.]/g, '-')}.json`,
+    );
   }
 
-  const plan = state.steps.map((s) => `${s.status === 'done' || s.status === 'skipped' ? `[${s.status}, skipping] ` : ''}${s.description}`);
-  if (!(await planAndConfirm(io, plan, args, `${state.command === 'failback' ? 'Fail back' : 'Fail over'} to ${state.to}?`))) return { state };
+  const plan = state.steps.map(
+    (s) =>
+      `${s.status === 'done' || s.status === 'skipped' ? `[${s.status}, skipping] ` : ''}${s.description}`,
+  );
+  if (
+    !(await planAndConfirm(
+      io,
+      plan,
+      args,
+      `${state.command === 'failback' ? 'Fail back' : 'Fail over'} to ${state.to}?`,
+    ))
+  )
+    return { state };
   writeState(stateFile, state, now());
   io.out(`State file: ${stateFile}`);
 
@@ -207,7 +278,8 @@ export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): 
       } else if (kind === 'verify') {
         const out = await deps.stacks.outputs(newStack);
         const problems = verifyFailoverOutput(out.failover as FailoverOutputView, state.to);
-        if (problems.length > 0) throw new Error(`${newStack}'s failover output is wrong: ${problems.join('; ')}`);
+        if (problems.length > 0)
+          throw new Error(`${newStack}'s failover output is wrong: ${problems.join('; ')}`);
         const fo = out.failover as FailoverOutputView;
         outcome.message = `fence ${fo.fence?.activeRegion} epoch ${fo.fence?.epoch}; ${fo.toggles?.length} toggles ENABLED`;
       } else if (kind === 'up') {
@@ -220,7 +292,11 @@ export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): 
           };
         }
       } else if (kind === 'replay') {
-        if (!state.replaySince) outcome = { status: 'skipped', message: 'no --replay-since given; replay later with etl-ops replay if batches were missed' };
+        if (!state.replaySince)
+          outcome = {
+            status: 'skipped',
+            message: 'no --replay-since given; replay later with etl-ops replay if batches were missed',
+          };
         else await deps.replay(state.to, new Date(state.replaySince));
       } else {
         throw new Error(`unknown step ${step.id}`);
@@ -240,6 +316,8 @@ export async function failover(io: Io, args: FailoverArgs, deps: FailoverDeps): 
       );
     }
   }
-  io.out(`${state.command === 'failback' ? 'Failback' : 'Failover'} to ${state.to} complete. State: ${stateFile}`);
+  io.out(
+    `${state.command === 'failback' ? 'Failback' : 'Failover'} to ${state.to} complete. State: ${stateFile}`,
+  );
   return { stateFile, state };
 }

@@ -19,7 +19,8 @@ export interface ParsedExecutionArn {
   stateMachineArn: string;
 }
 
-const EXECUTION_ARN = /^arn:(aws[a-z-]*):states:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):(execution|express):([A-Za-z0-9_-]{1,80}):([^:\s]{1,80})(?::([^:\s]+))?$/;
+const EXECUTION_ARN =
+  /^arn:(aws[a-z-]*):states:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):(execution|express):([A-Za-z0-9_-]{1,80}):([^:\s]{1,80})(?::([^:\s]+))?$/;
 
 export function parseExecutionArn(value: string): ParsedExecutionArn {
   const m = EXECUTION_ARN.exec(value.trim());
@@ -42,7 +43,9 @@ export function parseExecutionArn(value: string): ParsedExecutionArn {
 }
 
 /** The pipeline of a platform workflow name: etl-<pipeline>-downstream / etl-<pipeline>-upstream. */
-export function workflowOf(stateMachineName: string): { pipeline: string; part: 'downstream' | 'upstream' } | undefined {
+export function workflowOf(
+  stateMachineName: string,
+): { pipeline: string; part: 'downstream' | 'upstream' } | undefined {
   const m = /^etl-(.+)-(downstream|upstream)$/.exec(stateMachineName);
   return m ? { pipeline: m[1], part: m[2] as 'downstream' | 'upstream' } : undefined;
 }
@@ -53,7 +56,11 @@ export function batchIdOf(executionName: string, input?: string): string | undef
   if (fromName && parseBatchId(fromName)) return fromName;
   if (!input) return undefined;
   try {
-    const parsed = JSON.parse(input) as { detail?: { batchId?: unknown }; rerun?: { batchId?: unknown }; batchId?: unknown };
+    const parsed = JSON.parse(input) as {
+      detail?: { batchId?: unknown };
+      rerun?: { batchId?: unknown };
+      batchId?: unknown;
+    };
     const candidate = parsed?.detail?.batchId ?? parsed?.rerun?.batchId ?? parsed?.batchId;
     return typeof candidate === 'string' && parseBatchId(candidate) ? candidate : undefined;
   } catch {
@@ -115,7 +122,12 @@ export function explainRedriveError(error: unknown, call = callOf(error) ?? 'SFN
 }
 
 /** Why this execution cannot be redriven, or undefined when AWS should accept it. */
-export async function redriveBlocker(sfn: SfnOps, arn: ParsedExecutionArn, execution: ExecutionDescription, now: Date): Promise<string | undefined> {
+export async function redriveBlocker(
+  sfn: SfnOps,
+  arn: ParsedExecutionArn,
+  execution: ExecutionDescription,
+  now: Date,
+): Promise<string | undefined> {
   if (arn.kind === 'express') return 'it is an Express execution; only Standard workflows can be redriven';
   if (!REDRIVABLE_STATUSES.has(execution.status)) {
     return execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE'
@@ -128,10 +140,21 @@ export async function redriveBlocker(sfn: SfnOps, arn: ParsedExecutionArn, execu
   if (execution.redriveStatus === 'NOT_REDRIVABLE') {
     return `AWS reports it NOT_REDRIVABLE${execution.redriveStatusReason ? `: ${execution.redriveStatusReason}` : ''}`;
   }
-  const machine = await named('SFN.DescribeStateMachine', sfn.describeStateMachine(execution.stateMachineArn || arn.stateMachineArn));
-  if (machine.type !== 'STANDARD') return `its state machine is ${machine.type}; only Standard workflows can be redriven`;
-  const ran = await named('SFN.DescribeStateMachineForExecution', sfn.describeStateMachineForExecution(execution.executionArn));
-  if (ran.definition !== undefined && machine.definition !== undefined && ran.definition !== machine.definition) {
+  const machine = await named(
+    'SFN.DescribeStateMachine',
+    sfn.describeStateMachine(execution.stateMachineArn || arn.stateMachineArn),
+  );
+  if (machine.type !== 'STANDARD')
+    return `its state machine is ${machine.type}; only Standard workflows can be redriven`;
+  const ran = await named(
+    'SFN.DescribeStateMachineForExecution',
+    sfn.describeStateMachineForExecution(execution.executionArn),
+  );
+  if (
+    ran.definition !== undefined &&
+    machine.definition !== undefined &&
+    ran.definition !== machine.definition
+  ) {
     return 'the state machine definition changed after the execution ran (a redrive would run the old definition); start a new execution instead';
   }
   return undefined;
@@ -142,7 +165,12 @@ export interface RedriveArgs extends RunOptions {
 }
 
 /** Redrives a stopped Standard execution where AWS allows it; otherwise explains and suggests a rerun. */
-export async function redrive(io: Io, args: RedriveArgs, sfnFor: (region: string) => SfnOps, now: () => Date = () => new Date()): Promise<'redriven' | 'dry-run'> {
+export async function redrive(
+  io: Io,
+  args: RedriveArgs,
+  sfnFor: (region: string) => SfnOps,
+  now: () => Date = () => new Date(),
+): Promise<'redriven' | 'dry-run'> {
   const arn = parseExecutionArn(args.executionArn);
   const sfn = sfnFor(arn.region);
   let execution: ExecutionDescription;
@@ -151,7 +179,9 @@ export async function redrive(io: Io, args: RedriveArgs, sfnFor: (region: string
   } catch (error) {
     throw new OpsError(`${explainRedriveError(error)}\n${alternative(arn)}`);
   }
-  io.out(`Execution ${arn.executionName} of ${arn.stateMachineName} (${arn.region}): ${execution.status}${execution.error ? ` (${execution.error})` : ''}, stopped ${execution.stopDate?.toISOString() ?? '-'}, redrives so far ${execution.redriveCount ?? 0}.`);
+  io.out(
+    `Execution ${arn.executionName} of ${arn.stateMachineName} (${arn.region}): ${execution.status}${execution.error ? ` (${execution.error})` : ''}, stopped ${execution.stopDate?.toISOString() ?? '-'}, redrives so far ${execution.redriveCount ?? 0}.`,
+  );
   let blocker: string | undefined;
   try {
     blocker = await redriveBlocker(sfn, arn, execution, now());
@@ -160,11 +190,15 @@ export async function redrive(io: Io, args: RedriveArgs, sfnFor: (region: string
   }
   if (blocker) throw new OpsError(`Cannot redrive: ${blocker}.\n${alternative(arn, execution)}`);
 
-  const plan = [`RedriveExecution ${execution.executionArn}: same ARN and input; the steps that succeeded are not run again, the run resumes at the failed state`];
+  const plan = [
+    `RedriveExecution ${execution.executionArn}: same ARN and input; the steps that succeeded are not run again, the run resumes at the failed state`,
+  ];
   if (!(await planAndConfirm(io, plan, args, 'Redrive this execution?'))) return 'dry-run';
   try {
     const result = await named('SFN.RedriveExecution', sfn.redriveExecution(execution.executionArn));
-    io.out(`Redriven at ${result.redriveDate?.toISOString() ?? now().toISOString()}: ${execution.executionArn}`);
+    io.out(
+      `Redriven at ${result.redriveDate?.toISOString() ?? now().toISOString()}: ${execution.executionArn}`,
+    );
     return 'redriven';
   } catch (error) {
     throw new OpsError(`${explainRedriveError(error)}\n${alternative(arn, execution)}`);

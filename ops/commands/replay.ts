@@ -40,8 +40,14 @@ export function archiveDelayWarning(until: Date, now: Date): string | undefined 
 export async function replay(io: Io, args: ReplayArgs, deps: ReplayDeps): Promise<'COMPLETED' | 'dry-run'> {
   const now = deps.now ?? (() => new Date());
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  if (args.since.getTime() >= args.until.getTime()) throw new OpsError(`--since ${args.since.toISOString()} must be before --until ${args.until.toISOString()}.`);
-  if (args.until.getTime() > now().getTime()) throw new OpsError(`--until ${args.until.toISOString()} is in the future; StartReplay needs a window that has ended.`);
+  if (args.since.getTime() >= args.until.getTime())
+    throw new OpsError(
+      `--since ${args.since.toISOString()} must be before --until ${args.until.toISOString()}.`,
+    );
+  if (args.until.getTime() > now().getTime())
+    throw new OpsError(
+      `--until ${args.until.toISOString()} is in the future; StartReplay needs a window that has ended.`,
+    );
   const warning = archiveDelayWarning(args.until, now());
   if (warning) io.err(warning);
 
@@ -68,16 +74,27 @@ export async function replay(io: Io, args: ReplayArgs, deps: ReplayDeps): Promis
   let last = '';
   for (;;) {
     const d = await deps.events.describeReplay(name);
-    const pct = d.eventLastReplayedTime ? Math.min(100, Math.max(0, Math.round(((d.eventLastReplayedTime.getTime() - args.since.getTime()) / span) * 100))) : undefined;
+    const pct = d.eventLastReplayedTime
+      ? Math.min(
+          100,
+          Math.max(0, Math.round(((d.eventLastReplayedTime.getTime() - args.since.getTime()) / span) * 100)),
+        )
+      : undefined;
     const line = `replay ${name}: ${d.state}${pct !== undefined ? ` ${pct}% (replayed up to ${d.eventLastReplayedTime?.toISOString()})` : ''}`;
     if (line !== last) io.out(line);
     last = line;
     if (d.state === 'COMPLETED') {
-      io.out(`Replay completed. Check the batches: etl-ops status --since ${Math.ceil((now().getTime() - args.since.getTime()) / 3_600_000)}h`);
+      io.out(
+        `Replay completed. Check the batches: etl-ops status --since ${Math.ceil((now().getTime() - args.since.getTime()) / 3_600_000)}h`,
+      );
       return 'COMPLETED';
     }
-    if (d.state === 'FAILED' || d.state === 'CANCELLED') throw new OpsError(`Replay ${name} ended ${d.state}${d.stateReason ? `: ${d.stateReason}` : ''}.`);
-    if (now().getTime() > deadline) throw new OpsError(`Replay ${name} still ${d.state} after the wait limit; it carries on in AWS. Check it with: aws events describe-replay --replay-name ${name} --region ${args.region}`);
+    if (d.state === 'FAILED' || d.state === 'CANCELLED')
+      throw new OpsError(`Replay ${name} ended ${d.state}${d.stateReason ? `: ${d.stateReason}` : ''}.`);
+    if (now().getTime() > deadline)
+      throw new OpsError(
+        `Replay ${name} still ${d.state} after the wait limit; it carries on in AWS. Check it with: aws events describe-replay --replay-name ${name} --region ${args.region}`,
+      );
     await sleep(pollMs);
   }
 }
@@ -86,6 +103,8 @@ async function readArchive(events: EventsOps, region: string) {
   try {
     return await events.describeArchive(PLATFORM.archiveName);
   } catch (error) {
-    throw new OpsError(`Cannot read archive ${PLATFORM.archiveName} in ${region}: ${(error as Error).message}`);
+    throw new OpsError(
+      `Cannot read archive ${PLATFORM.archiveName} in ${region}: ${(error as Error).message}`,
+    );
   }
 }

@@ -45,7 +45,8 @@ export const batchKey = (pipeline: string, batchId: string, part: 'UPSTREAM' | '
   sk: `BATCH#${batchId}#${part}`,
 });
 
-export const statusGsiKey = (pipeline: string, part: 'UPSTREAM' | 'DOWNSTREAM', status: string) => `PIPELINE#${pipeline}#${part}#${status}`;
+export const statusGsiKey = (pipeline: string, part: 'UPSTREAM' | 'DOWNSTREAM', status: string) =>
+  `PIPELINE#${pipeline}#${part}#${status}`;
 
 /** Every batch record of a pipeline with a batch id at or after `since`, via the GSI byPipelineStatus. */
 export async function loadBatches(control: ControlTable, pipeline: string, since: Date): Promise<BatchRow[]> {
@@ -85,7 +86,13 @@ export async function loadBatches(control: ControlTable, pipeline: string, since
 export async function getBatch(control: ControlTable, pipeline: string, batchId: string): Promise<BatchRow> {
   const [upstream, downstream] = await Promise.all(
     (['UPSTREAM', 'DOWNSTREAM'] as const).map(async (part) => {
-      const result = await control.doc.send(new GetCommand({ TableName: control.tableName, Key: batchKey(pipeline, batchId, part), ConsistentRead: true }));
+      const result = await control.doc.send(
+        new GetCommand({
+          TableName: control.tableName,
+          Key: batchKey(pipeline, batchId, part),
+          ConsistentRead: true,
+        }),
+      );
       return result.Item as BatchRecord | undefined;
     }),
   );
@@ -93,7 +100,13 @@ export async function getBatch(control: ControlTable, pipeline: string, batchId:
 }
 
 export async function readFence(control: ControlTable): Promise<Fence | undefined> {
-  const result = await control.doc.send(new GetCommand({ TableName: control.tableName, Key: { pk: 'FENCE', sk: 'ACTIVE' }, ConsistentRead: true }));
+  const result = await control.doc.send(
+    new GetCommand({
+      TableName: control.tableName,
+      Key: { pk: 'FENCE', sk: 'ACTIVE' },
+      ConsistentRead: true,
+    }),
+  );
   if (!result.Item) return undefined;
   return {
     activeRegion: String(result.Item.activeRegion),
@@ -104,7 +117,9 @@ export async function readFence(control: ControlTable): Promise<Fence | undefine
 }
 
 const duration = (r?: BatchRecord) =>
-  r?.startedAt ? formatDuration((r.completedAt ? Date.parse(r.completedAt) : Number.NaN) - Date.parse(r.startedAt)) : '-';
+  r?.startedAt
+    ? formatDuration((r.completedAt ? Date.parse(r.completedAt) : Number.NaN) - Date.parse(r.startedAt))
+    : '-';
 
 const oneLine = (text: string, max = 60) => {
   const flat = text.replace(/\s+/g, ' ').trim();
@@ -163,7 +178,9 @@ export async function status(io: Io, args: StatusArgs): Promise<number> {
     if (e.fix) fixes.add(e.fix);
     return e.summary;
   };
-  io.out(`Batches since ${args.since.toISOString()} (control table ${args.records.tableName}, ${args.records.region} replica), pipelines: ${args.pipelines.join(', ')}`);
+  io.out(
+    `Batches since ${args.since.toISOString()} (control table ${args.records.tableName}, ${args.records.region} replica), pipelines: ${args.pipelines.join(', ')}`,
+  );
   for (const pipeline of args.pipelines) {
     io.out('');
     io.out(`Pipeline ${pipeline}`);
@@ -186,7 +203,12 @@ export async function status(io: Io, args: StatusArgs): Promise<number> {
   return problems;
 }
 
-async function section(io: Io, title: string, body: () => Promise<string[]>, unavailable: (error: unknown) => string): Promise<number> {
+async function section(
+  io: Io,
+  title: string,
+  body: () => Promise<string[]>,
+  unavailable: (error: unknown) => string,
+): Promise<number> {
   try {
     const lines = await body();
     io.out(`  ${title}:`);
@@ -198,35 +220,75 @@ async function section(io: Io, title: string, body: () => Promise<string[]>, una
   }
 }
 
-async function regionStatus(io: Io, view: RegionView, unavailable: (error: unknown) => string): Promise<number> {
+async function regionStatus(
+  io: Io,
+  view: RegionView,
+  unavailable: (error: unknown) => string,
+): Promise<number> {
   let problems = 0;
-  problems += await section(io, 'fence', async () => {
-    const fence = await readFence(view.control);
-    if (!fence) return ['MISSING: no FENCE/ACTIVE item in this replica (no region may claim batches)'];
-    const note = fence.activeRegion === view.region ? 'this region is active' : `this region is passive (active: ${fence.activeRegion})`;
-    return [`activeRegion=${fence.activeRegion} epoch=${fence.epoch} changedAt=${fence.changedAt ?? '-'} changedBy=${fence.changedBy ?? '-'}  (${note})`];
-  }, unavailable);
-  problems += await section(io, `rules on bus ${PLATFORM.busName}`, async () => {
-    if (!view.events) throw new Error('no EventBridge client');
-    const rules = await view.events.listRules(PLATFORM.busName);
-    return rules.length === 0 ? ['(none)'] : table(['RULE', 'STATE'], rules.map((r) => [r.name, r.state]));
-  }, unavailable);
-  problems += await section(io, `schedules in group ${PLATFORM.scheduleGroup}`, async () => {
-    if (!view.scheduler) throw new Error('no Scheduler client');
-    const schedules = await view.scheduler.listSchedules(PLATFORM.scheduleGroup);
-    return schedules.length === 0 ? ['(none)'] : table(['SCHEDULE', 'STATE'], schedules.map((s) => [s.name, s.state]));
-  }, unavailable);
-  problems += await section(io, 'dead-letter queues', async () => {
-    if (!view.sqs || !view.events || !view.scheduler) throw new Error('needs the EventBridge, Scheduler and SQS clients');
-    const dlqs = await discoverDlqs(view.events, view.scheduler, view.sqs);
-    if (dlqs.length === 0) return ['(none found on the bus rules or the schedules)'];
-    const rows: string[][] = [];
-    for (const dlq of dlqs) {
-      const depth = await view.sqs.depth(dlq.queueUrl);
-      rows.push([dlq.queueName, String(depth.visible), String(depth.inFlight), dlq.sources.join(', ')]);
-    }
-    return table(['QUEUE', 'DEPTH', 'IN FLIGHT', 'CATCHES'], rows);
-  }, unavailable);
+  problems += await section(
+    io,
+    'fence',
+    async () => {
+      const fence = await readFence(view.control);
+      if (!fence) return ['MISSING: no FENCE/ACTIVE item in this replica (no region may claim batches)'];
+      const note =
+        fence.activeRegion === view.region
+          ? 'this region is active'
+          : `this region is passive (active: ${fence.activeRegion})`;
+      return [
+        `activeRegion=${fence.activeRegion} epoch=${fence.epoch} changedAt=${fence.changedAt ?? '-'} changedBy=${fence.changedBy ?? '-'}  (${note})`,
+      ];
+    },
+    unavailable,
+  );
+  problems += await section(
+    io,
+    `rules on bus ${PLATFORM.busName}`,
+    async () => {
+      if (!view.events) throw new Error('no EventBridge client');
+      const rules = await view.events.listRules(PLATFORM.busName);
+      return rules.length === 0
+        ? ['(none)']
+        : table(
+            ['RULE', 'STATE'],
+            rules.map((r) => [r.name, r.state]),
+          );
+    },
+    unavailable,
+  );
+  problems += await section(
+    io,
+    `schedules in group ${PLATFORM.scheduleGroup}`,
+    async () => {
+      if (!view.scheduler) throw new Error('no Scheduler client');
+      const schedules = await view.scheduler.listSchedules(PLATFORM.scheduleGroup);
+      return schedules.length === 0
+        ? ['(none)']
+        : table(
+            ['SCHEDULE', 'STATE'],
+            schedules.map((s) => [s.name, s.state]),
+          );
+    },
+    unavailable,
+  );
+  problems += await section(
+    io,
+    'dead-letter queues',
+    async () => {
+      if (!view.sqs || !view.events || !view.scheduler)
+        throw new Error('needs the EventBridge, Scheduler and SQS clients');
+      const dlqs = await discoverDlqs(view.events, view.scheduler, view.sqs);
+      if (dlqs.length === 0) return ['(none found on the bus rules or the schedules)'];
+      const rows: string[][] = [];
+      for (const dlq of dlqs) {
+        const depth = await view.sqs.depth(dlq.queueUrl);
+        rows.push([dlq.queueName, String(depth.visible), String(depth.inFlight), dlq.sources.join(', ')]);
+      }
+      return table(['QUEUE', 'DEPTH', 'IN FLIGHT', 'CATCHES'], rows);
+    },
+    unavailable,
+  );
   return problems;
 }
 
@@ -234,7 +296,8 @@ async function regionStatus(io: Io, view: RegionView, unavailable: (error: unkno
 export function targetLabel(arn: string): string {
   const parts = arn.split(':');
   const resource = parts.slice(5).join(':');
-  if (parts[2] === 'events' && resource.startsWith('event-bus/')) return `bus ${resource.slice('event-bus/'.length)} (${parts[3]})`;
+  if (parts[2] === 'events' && resource.startsWith('event-bus/'))
+    return `bus ${resource.slice('event-bus/'.length)} (${parts[3]})`;
   return parts[parts.length - 1];
 }
 
@@ -251,12 +314,22 @@ export interface DiscoveredDlq {
  * every target of every rule on the platform bus (DeadLetterConfig) and every schedule of the
  * platform group (Target.DeadLetterConfig).
  */
-export async function discoverDlqs(events: EventsOps, scheduler: SchedulerOps, sqs: SqsOps): Promise<DiscoveredDlq[]> {
+export async function discoverDlqs(
+  events: EventsOps,
+  scheduler: SchedulerOps,
+  sqs: SqsOps,
+): Promise<DiscoveredDlq[]> {
   const found = new Map<string, DiscoveredDlq>();
   const add = (queueArn: string, source: string) => {
     const existing = found.get(queueArn);
     if (existing) existing.sources.push(source);
-    else found.set(queueArn, { queueArn, queueName: queueArn.split(':').pop() ?? queueArn, queueUrl: '', sources: [source] });
+    else
+      found.set(queueArn, {
+        queueArn,
+        queueName: queueArn.split(':').pop() ?? queueArn,
+        queueUrl: '',
+        sources: [source],
+      });
   };
   for (const rule of await events.listRules(PLATFORM.busName)) {
     for (const target of await events.listTargets(rule.name, PLATFORM.busName)) {

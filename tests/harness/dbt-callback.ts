@@ -14,7 +14,8 @@ import { type LambdaHandler, StatesError } from './sfn-local';
  * 'timeout' (the task's TimeoutSeconds passes), or a function returning the output / throwing.
  */
 
-export type WaitBehaviour = 'complete' | 'heartbeat-timeout' | 'callback-lost' | 'timeout' | ((run: FakeRun) => unknown);
+export type WaitBehaviour =
+  'complete' | 'heartbeat-timeout' | 'callback-lost' | 'timeout' | ((run: FakeRun) => unknown);
 
 export interface WaitCall {
   /** 1-based count of waits in this driver's life. */
@@ -33,7 +34,11 @@ export interface CallbackDriver {
 }
 
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'LOST', 'INTERRUPTED']);
-const FAILURE_ERROR: Record<string, string> = { FAILED: 'DbtRunFailed', LOST: 'DbtRunLost', INTERRUPTED: 'DbtRunInterrupted' };
+const FAILURE_ERROR: Record<string, string> = {
+  FAILED: 'DbtRunFailed',
+  LOST: 'DbtRunLost',
+  INTERRUPTED: 'DbtRunInterrupted',
+};
 
 /** The SendTaskSuccess output the app sends (docs/dbt-api.md). */
 export function callbackOutput(run: FakeRun): Record<string, unknown> {
@@ -54,11 +59,24 @@ export function callbackFor(run: FakeRun): Record<string, unknown> {
   if (run.status === 'SUCCEEDED') return callbackOutput(run);
   const error = FAILURE_ERROR[run.status];
   if (!error) throw new Error(`dbt-callback: run ${run.runId} is ${run.status}, not terminal`);
-  throw new StatesError(error, JSON.stringify({ runId: run.runId, batchId: run.batchId, attempt: run.attempt, status: run.status, error: run.error }));
+  throw new StatesError(
+    error,
+    JSON.stringify({
+      runId: run.runId,
+      batchId: run.batchId,
+      attempt: run.attempt,
+      status: run.status,
+      error: run.error,
+    }),
+  );
 }
 
 /** Moves a run step by step to its end (as the worker would), calling `beat` on every step. */
-export async function completeRun(api: FakeDbtApi, runId: string, beat: (run: FakeRun) => void | Promise<void> = () => {}): Promise<FakeRun> {
+export async function completeRun(
+  api: FakeDbtApi,
+  runId: string,
+  beat: (run: FakeRun) => void | Promise<void> = () => {},
+): Promise<FakeRun> {
   for (let i = 0; i < 10_000; i++) {
     const run = api.getRun(runId);
     if (!run) throw new Error(`dbt-callback: no run ${runId}`);
@@ -75,7 +93,9 @@ export function dbtCallbackDriver(opts: {
   start: LambdaHandler;
   /** Renews the lease the payload names, as the app does on each heartbeat. */
   db?: { client: DynamoDBClient; tableName: string };
-  script?: (call: Omit<WaitCall, 'run' | 'runId'> & { runId: string; run: FakeRun }) => WaitBehaviour | undefined;
+  script?: (
+    call: Omit<WaitCall, 'run' | 'runId'> & { runId: string; run: FakeRun },
+  ) => WaitBehaviour | undefined;
 }): CallbackDriver {
   const waits: WaitCall[] = [];
   const renewals = { ok: 0, refused: 0 };
@@ -88,7 +108,10 @@ export function dbtCallbackDriver(opts: {
           Key: { pk: { S: lease.pk }, sk: { S: lease.sk } },
           UpdateExpression: 'SET leaseExpiresAt = :t',
           ConditionExpression: 'executionArn = :holder',
-          ExpressionAttributeValues: { ':t': { N: String(Math.floor(Date.now() / 1000) + lease.seconds) }, ':holder': { S: lease.holder } },
+          ExpressionAttributeValues: {
+            ':t': { N: String(Math.floor(Date.now() / 1000) + lease.seconds) },
+            ':holder': { S: lease.holder },
+          },
         }),
       );
       renewals.ok++;
@@ -101,7 +124,12 @@ export function dbtCallbackDriver(opts: {
     const started = (await opts.start(payload, functionName)) as { runId: string };
     const run = opts.api.getRun(started.runId);
     if (!run) throw new Error(`dbt-callback: start returned unknown run ${started.runId}`);
-    const call: WaitCall = { index: waits.length + 1, payload: payload as Record<string, unknown>, runId: run.runId, run };
+    const call: WaitCall = {
+      index: waits.length + 1,
+      payload: payload as Record<string, unknown>,
+      runId: run.runId,
+      run,
+    };
     waits.push(call);
     const behaviour = opts.script?.(call) ?? 'complete';
     if (typeof behaviour === 'function') return behaviour(run);

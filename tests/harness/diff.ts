@@ -12,7 +12,12 @@ function key(r: RecordedResource): string {
   return `${r.type}::${r.name}`;
 }
 
-function walk(path: string, a: unknown, b: unknown, out: Array<{ path: string; before: unknown; after: unknown }>): void {
+function walk(
+  path: string,
+  a: unknown,
+  b: unknown,
+  out: Array<{ path: string; before: unknown; after: unknown }>,
+): void {
   if (a && b && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
     const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
     for (const k of keys) {

@@ -195,20 +195,37 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     const pipeline = body.pipeline;
     const command = body.command ?? 'build';
     const attempt = body.attempt ?? 1;
-    if (typeof batchId !== 'string' || !BATCH_ID.test(batchId)) problems.push('batchId: not <pipeline>-<yyyyMMdd>T<HHmmss>Z');
+    if (typeof batchId !== 'string' || !BATCH_ID.test(batchId))
+      problems.push('batchId: not <pipeline>-<yyyyMMdd>T<HHmmss>Z');
     if (typeof pipeline !== 'string') problems.push('pipeline: required string');
-    else if (typeof batchId === 'string' && BATCH_ID.exec(batchId)?.[1] !== pipeline) problems.push('batchId: belongs to another pipeline');
-    if (typeof command !== 'string' || !COMMANDS.has(command)) problems.push('command: not an allowed dbt command');
-    if (body.select !== undefined && typeof body.select !== 'string') problems.push('select: must be a string');
-    if (body.vars !== undefined && (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))) problems.push('vars: must be an object');
-    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > 999) problems.push('attempt: must be an integer 1..999');
+    else if (typeof batchId === 'string' && BATCH_ID.exec(batchId)?.[1] !== pipeline)
+      problems.push('batchId: belongs to another pipeline');
+    if (typeof command !== 'string' || !COMMANDS.has(command))
+      problems.push('command: not an allowed dbt command');
+    if (body.select !== undefined && typeof body.select !== 'string')
+      problems.push('select: must be a string');
+    if (
+      body.vars !== undefined &&
+      (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))
+    )
+      problems.push('vars: must be an object');
+    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > 999)
+      problems.push('attempt: must be an integer 1..999');
     // The real app requires the claim's fence (it becomes dbt's fence vars); so does the fake.
     const fence = body.fence as { region?: unknown; epoch?: unknown } | undefined;
-    if (!fence || typeof fence !== 'object' || typeof fence.region !== 'string' || !Number.isInteger(fence.epoch) || (fence.epoch as number) < 1) {
+    if (
+      !fence ||
+      typeof fence !== 'object' ||
+      typeof fence.region !== 'string' ||
+      !Number.isInteger(fence.epoch) ||
+      (fence.epoch as number) < 1
+    ) {
       problems.push('fence: required {region: string, epoch: integer >= 1}');
     }
-    if (body.taskToken !== undefined && typeof body.taskToken !== 'string') problems.push('taskToken: must be a string');
-    if (problems.length) return { status: 422, body: { error: 'ValidationError', message: problems.join('; ') } };
+    if (body.taskToken !== undefined && typeof body.taskToken !== 'string')
+      problems.push('taskToken: must be a string');
+    if (problems.length)
+      return { status: 422, body: { error: 'ValidationError', message: problems.join('; ') } };
 
     const request = {
       batchId: batchId as string,
@@ -232,7 +249,11 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       if (!same) {
         return {
           status: 409,
-          body: { error: 'Conflict', message: `batch ${request.batchId} attempt ${request.attempt} already exists with different parameters`, runId: existing.runId },
+          body: {
+            error: 'Conflict',
+            message: `batch ${request.batchId} attempt ${request.attempt} already exists with different parameters`,
+            runId: existing.runId,
+          },
         };
       }
       if (typeof body.taskToken === 'string') existing.taskToken = body.taskToken;
@@ -242,7 +263,11 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (inFlight) {
       return {
         status: 409,
-        body: { error: 'Conflict', message: `batch ${request.batchId} has attempt ${inFlight.attempt} still ${inFlight.status}`, runId: inFlight.runId },
+        body: {
+          error: 'Conflict',
+          message: `batch ${request.batchId} has attempt ${inFlight.attempt} still ${inFlight.status}`,
+          runId: inFlight.runId,
+        },
       };
     }
     const failFault = takeRunFault('fail-run', request.batchId);
@@ -258,7 +283,9 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       heartbeatAt: null,
       pollsRunning: 0,
       runningPolls: slowFault?.kind === 'slow-run' ? slowFault.polls : defaultRunningPolls,
-      ...(failFault?.kind === 'fail-run' ? { failWith: failFault.error ?? 'dbt build failed: 1 of 12 models errored' } : {}),
+      ...(failFault?.kind === 'fail-run'
+        ? { failWith: failFault.error ?? 'dbt build failed: 1 of 12 models errored' }
+        : {}),
       polls: 0,
     };
     if (typeof body.taskToken === 'string') run.taskToken = body.taskToken;
@@ -270,8 +297,14 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     return { status: 202, body: view(run) };
   };
 
-  const route = (method: string, path: string, auth: string | undefined, body: unknown): { status: number; body: unknown } => {
-    if (method === 'GET' && path === '/healthz') return { status: 200, body: { status: 'ok', runs: runs.length } };
+  const route = (
+    method: string,
+    path: string,
+    auth: string | undefined,
+    body: unknown,
+  ): { status: number; body: unknown } => {
+    if (method === 'GET' && path === '/healthz')
+      return { status: 200, body: { status: 'ok', runs: runs.length } };
     const isRuns = path === '/api/v1/runs';
     const runMatch = /^\/api\/v1\/runs\/([^/]+)$/.exec(path);
     const keyMatch = /^\/api\/v1\/batches\/([^/]+)\/attempts\/(\d+)$/.exec(path);
@@ -281,11 +314,18 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
         return { status: 401, body: { error: 'Unauthorized', message: 'missing or invalid bearer token' } };
       }
       // Reconciliation reads the registry; it never moves a run on.
-      const found = runs.find((r) => r.batchId === decodeURIComponent(keyMatch[1]) && r.attempt === Number(keyMatch[2]));
-      if (!found) return { status: 404, body: { error: 'NotFound', message: `no run for batch ${keyMatch[1]} attempt ${keyMatch[2]}` } };
+      const found = runs.find(
+        (r) => r.batchId === decodeURIComponent(keyMatch[1]) && r.attempt === Number(keyMatch[2]),
+      );
+      if (!found)
+        return {
+          status: 404,
+          body: { error: 'NotFound', message: `no run for batch ${keyMatch[1]} attempt ${keyMatch[2]}` },
+        };
       return { status: 200, body: view(found) };
     }
-    if (!isRuns && !runMatch) return { status: 404, body: { error: 'NotFound', message: `no route ${method} ${path}` } };
+    if (!isRuns && !runMatch)
+      return { status: 404, body: { error: 'NotFound', message: `no route ${method} ${path}` } };
 
     const presented = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
     if (!presented || (presented !== token && presented !== options.readToken)) {
@@ -293,7 +333,8 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     }
     if (isRuns) {
       if (method !== 'POST') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use POST' } };
-      if (presented !== token) return { status: 403, body: { error: 'Forbidden', message: 'this token may not start runs' } };
+      if (presented !== token)
+        return { status: 403, body: { error: 'Forbidden', message: 'this token may not start runs' } };
       if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body)) {
         return { status: 400, body: { error: 'BadRequest', message: 'body must be a JSON object' } };
       }
@@ -324,12 +365,21 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
           body = raw;
         }
       }
-      const record: RecordedRequest = { method, path, authorization: req.headers.authorization, body, outcome: 0 };
+      const record: RecordedRequest = {
+        method,
+        path,
+        authorization: req.headers.authorization,
+        body,
+        outcome: 0,
+      };
       requests.push(record);
       const reply = (status: number, payload: unknown) => {
         record.outcome = status;
         const text = JSON.stringify(payload);
-        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.writeHead(status, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+        });
         res.end(text);
       };
 

@@ -17,7 +17,11 @@ export interface LocalDownstream {
  * table, the loopback dbt API, and the environment the handlers read (restored afterwards). Call
  * it inside a `describe`; its `before` runs ahead of the suite's own.
  */
-export function useLocalDownstream(tableName: string, region: string, extraEnv: () => Record<string, string> = () => ({})): LocalDownstream {
+export function useLocalDownstream(
+  tableName: string,
+  region: string,
+  extraEnv: () => Record<string, string> = () => ({}),
+): LocalDownstream {
   const local = {} as LocalDownstream;
   const saved: Record<string, string | undefined> = {};
   before(async () => {
@@ -56,7 +60,10 @@ export function useLocalDownstream(tableName: string, region: string, extraEnv: 
   });
   local.clear = async () => {
     const { Items = [] } = await local.db.client.send(new ScanCommand({ TableName: tableName }));
-    for (const it of Items) await local.db.client.send(new DeleteItemCommand({ TableName: tableName, Key: { pk: it.pk, sk: it.sk } }));
+    for (const it of Items)
+      await local.db.client.send(
+        new DeleteItemCommand({ TableName: tableName, Key: { pk: it.pk, sk: it.sk } }),
+      );
     local.api.runs.length = 0;
     local.api.requests.length = 0;
     local.api.clearFaults();

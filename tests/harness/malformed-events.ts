@@ -11,7 +11,11 @@ export const TABLES = ['pc_policy', 'pc_claim'];
 export const BATCH = 'policycenter-20261127T020000Z';
 
 /** A well-formed `UpstreamBatchSucceeded` event as EventBridge delivers it; overrides make it bad. */
-export function upstreamEvent(detail: Record<string, unknown> = {}, envelope: Record<string, unknown> = {}, batchId = BATCH): Record<string, any> {
+export function upstreamEvent(
+  detail: Record<string, unknown> = {},
+  envelope: Record<string, unknown> = {},
+  batchId = BATCH,
+): Record<string, any> {
   return {
     version: '0',
     id: `evt-${batchId}`,
@@ -62,25 +66,100 @@ const withoutDetail = (): Record<string, any> => {
 };
 /** ~330 KB of tables: over EventBridge's 256 KB entry limit, so in AWS it is never delivered at all. */
 const hugeTables = () =>
-  Array.from({ length: 3000 }, (_, i) => ({ name: `pc_table_${i}`, rows: i, lakePath: `s3://lake/raw/pc_table_${i}/${BATCH}/padding-padding/` }));
+  Array.from({ length: 3000 }, (_, i) => ({
+    name: `pc_table_${i}`,
+    rows: i,
+    lakePath: `s3://lake/raw/pc_table_${i}/${BATCH}/padding-padding/`,
+  }));
 
 const invalid = (message: RegExp) => ({ name: 'InvalidInput', message });
 
 export const MALFORMED_EVENTS: readonly MalformedEvent[] = [
-  { kind: 'missing detail.batchId', input: withoutBatchId, workflow: 'InvalidTriggerEvent', lambda: invalid(/detail\.batchId/) },
-  { kind: 'detail.batchId a number', input: () => upstreamEvent({ batchId: 20261127020000 }), workflow: 'InvalidTriggerEvent', lambda: invalid(/detail\.batchId/) },
-  { kind: 'wrong schemaVersion ("2.0")', input: () => upstreamEvent({ schemaVersion: '2.0' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/schemaVersion/) },
-  { kind: 'unknown pipeline', input: () => upstreamEvent({ pipeline: 'gwpc', batchId: 'gwpc-20261127T020000Z' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/not a configured pipeline/) },
-  { kind: 'wrong detail-type', input: () => upstreamEvent({}, { 'detail-type': 'UpstreamBatchFailed' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/detail-type/) },
-  { kind: 'oversized detail (3,000 tables, ~330 KB) with a bad batchId', input: () => upstreamEvent({ tables: hugeTables(), batchId: 'policycenter-latest' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/detail\.batchId/) },
-  { kind: 'oversized detail (3,000 tables, ~330 KB), otherwise valid', input: () => upstreamEvent({ tables: hugeTables() }), workflow: 'SUCCEEDED', lambda: { name: 'STARTED', message: /./ }, accepted: true },
-  { kind: 'missing detail', input: withoutDetail, workflow: 'InvalidTriggerEvent', lambda: invalid(/detail/) },
-  { kind: 'wrong source', input: () => upstreamEvent({}, { source: 'evil.source' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/source/) },
-  { kind: 'batchId of another pipeline', input: () => upstreamEvent({ batchId: 'billingcenter-20261127T020000Z' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/batchId/) },
-  { kind: 'batchId of a pipeline sharing the prefix', input: () => upstreamEvent({ batchId: 'policycenter-x-20261127T020000Z' }), workflow: 'InvalidTriggerEvent', lambda: invalid(/batchId/) },
-  { kind: 'rerun without reason', input: () => ({ rerun: { pipeline: PIPELINE, batchId: BATCH } }), workflow: 'InvalidTriggerEvent', lambda: invalid(/./) },
+  {
+    kind: 'missing detail.batchId',
+    input: withoutBatchId,
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/detail\.batchId/),
+  },
+  {
+    kind: 'detail.batchId a number',
+    input: () => upstreamEvent({ batchId: 20261127020000 }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/detail\.batchId/),
+  },
+  {
+    kind: 'wrong schemaVersion ("2.0")',
+    input: () => upstreamEvent({ schemaVersion: '2.0' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/schemaVersion/),
+  },
+  {
+    kind: 'unknown pipeline',
+    input: () => upstreamEvent({ pipeline: 'gwpc', batchId: 'gwpc-20261127T020000Z' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/not a configured pipeline/),
+  },
+  {
+    kind: 'wrong detail-type',
+    input: () => upstreamEvent({}, { 'detail-type': 'UpstreamBatchFailed' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/detail-type/),
+  },
+  {
+    kind: 'oversized detail (3,000 tables, ~330 KB) with a bad batchId',
+    input: () => upstreamEvent({ tables: hugeTables(), batchId: 'policycenter-latest' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/detail\.batchId/),
+  },
+  {
+    kind: 'oversized detail (3,000 tables, ~330 KB), otherwise valid',
+    input: () => upstreamEvent({ tables: hugeTables() }),
+    workflow: 'SUCCEEDED',
+    lambda: { name: 'STARTED', message: /./ },
+    accepted: true,
+  },
+  {
+    kind: 'missing detail',
+    input: withoutDetail,
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/detail/),
+  },
+  {
+    kind: 'wrong source',
+    input: () => upstreamEvent({}, { source: 'evil.source' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/source/),
+  },
+  {
+    kind: 'batchId of another pipeline',
+    input: () => upstreamEvent({ batchId: 'billingcenter-20261127T020000Z' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/batchId/),
+  },
+  {
+    kind: 'batchId of a pipeline sharing the prefix',
+    input: () => upstreamEvent({ batchId: 'policycenter-x-20261127T020000Z' }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/batchId/),
+  },
+  {
+    kind: 'rerun without reason',
+    input: () => ({ rerun: { pipeline: PIPELINE, batchId: BATCH } }),
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/./),
+  },
   { kind: 'empty object', input: () => ({}), workflow: 'InvalidTriggerEvent', lambda: invalid(/./) },
-  { kind: 'non-object JSON (a string)', input: () => 'UpstreamBatchSucceeded', workflow: 'InvalidTriggerEvent', lambda: invalid(/./) },
-  { kind: 'non-object JSON (an array)', input: () => [upstreamEvent()], workflow: 'InvalidTriggerEvent', lambda: invalid(/./) },
+  {
+    kind: 'non-object JSON (a string)',
+    input: () => 'UpstreamBatchSucceeded',
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/./),
+  },
+  {
+    kind: 'non-object JSON (an array)',
+    input: () => [upstreamEvent()],
+    workflow: 'InvalidTriggerEvent',
+    lambda: invalid(/./),
+  },
   { kind: 'null', input: () => null, workflow: 'InvalidTriggerEvent', lambda: invalid(/./) },
 ];

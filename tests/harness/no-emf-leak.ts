@@ -21,6 +21,8 @@ export const mochaHooks = {
   afterEach(): void {
     if (leaked.length === 0) return;
     const lines = leaked.splice(0);
-    throw new Error(`${lines.length} EMF metric line(s) leaked to stdout (set POWERTOOLS_METRICS_DISABLED=true in the handler's env or capture them): ${lines[0]}`);
+    throw new Error(
+      `${lines.length} EMF metric line(s) leaked to stdout (set POWERTOOLS_METRICS_DISABLED=true in the handler's env or capture them): ${lines[0]}`,
+    );
   },
 };

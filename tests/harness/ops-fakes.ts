@@ -1,7 +1,18 @@
-import type { EventsOps, ExecutionDescription, PutEventEntry, QueueMessage, ReplayDescription, SchedulerOps, SfnOps, SqsOps, StateMachineDescription } from '../../ops/clients';
+import type {
+  EventsOps,
+  ExecutionDescription,
+  PutEventEntry,
+  QueueMessage,
+  ReplayDescription,
+  SchedulerOps,
+  SfnOps,
+  SqsOps,
+  StateMachineDescription,
+} from '../../ops/clients';
 
 export const ACCOUNT = '123456789012';
-export const smArn = (name: string, region = 'us-east-1') => `arn:aws:states:${region}:${ACCOUNT}:stateMachine:${name}`;
+export const smArn = (name: string, region = 'us-east-1') =>
+  `arn:aws:states:${region}:${ACCOUNT}:stateMachine:${name}`;
 
 /** A recording Step Functions fake; override any method per test. */
 export function fakeSfn(overrides: Partial<SfnOps> = {}) {
@@ -10,10 +21,20 @@ export function fakeSfn(overrides: Partial<SfnOps> = {}) {
   const sfn: SfnOps = {
     startExecution: async (input) => {
       started.push(input);
-      return { executionArn: `${input.stateMachineArn.replace(':stateMachine:', ':execution:')}:${input.name ?? 'generated'}`, startDate: new Date() };
+      return {
+        executionArn: `${input.stateMachineArn.replace(':stateMachine:', ':execution:')}:${input.name ?? 'generated'}`,
+        startDate: new Date(),
+      };
     },
-    describeExecution: async (arn) => ({ executionArn: arn, stateMachineArn: '', status: 'FAILED' }) as ExecutionDescription,
-    describeStateMachine: async (arn) => ({ stateMachineArn: arn, name: arn.split(':').pop() as string, type: 'STANDARD', definition: '{}' }) as StateMachineDescription,
+    describeExecution: async (arn) =>
+      ({ executionArn: arn, stateMachineArn: '', status: 'FAILED' }) as ExecutionDescription,
+    describeStateMachine: async (arn) =>
+      ({
+        stateMachineArn: arn,
+        name: arn.split(':').pop() as string,
+        type: 'STANDARD',
+        definition: '{}',
+      }) as StateMachineDescription,
     describeStateMachineForExecution: async () => ({ definition: '{}' }),
     redriveExecution: async (arn) => {
       redriven.push(arn);
@@ -35,7 +56,11 @@ export class FakeQueue implements SqsOps {
 
   add(body: string, attributes: Record<string, string>): string {
     const id = `m-${++this.seq}`;
-    this.messages.set(id, { message: { messageId: id, receiptHandle: '', body, attributes }, invisibleUntil: 0, receipts: 0 });
+    this.messages.set(id, {
+      message: { messageId: id, receiptHandle: '', body, attributes },
+      invisibleUntil: 0,
+      receipts: 0,
+    });
     return id;
   }
   ids(): string[] {
@@ -48,7 +73,10 @@ export class FakeQueue implements SqsOps {
     const visible = [...this.messages.values()].filter((m) => m.invisibleUntil <= this.clock).length;
     return { visible, inFlight: this.messages.size - visible };
   }
-  async receive(_url: string, opts: { max: number; visibilityTimeoutSeconds: number }): Promise<QueueMessage[]> {
+  async receive(
+    _url: string,
+    opts: { max: number; visibilityTimeoutSeconds: number },
+  ): Promise<QueueMessage[]> {
     const out: QueueMessage[] = [];
     for (const entry of this.messages.values()) {
       if (out.length >= opts.max) break;
@@ -62,7 +90,8 @@ export class FakeQueue implements SqsOps {
   private find(receiptHandle: string) {
     const [id, n] = receiptHandle.split('#');
     const entry = this.messages.get(id);
-    if (!entry || String(entry.receipts) !== n) throw Object.assign(new Error(`stale receipt ${receiptHandle}`), { name: 'ReceiptHandleIsInvalid' });
+    if (!entry || String(entry.receipts) !== n)
+      throw Object.assign(new Error(`stale receipt ${receiptHandle}`), { name: 'ReceiptHandleIsInvalid' });
     return id;
   }
   async delete(_url: string, receiptHandle: string): Promise<void> {
@@ -87,8 +116,20 @@ export function fakeEvents(overrides: Partial<EventsOps> = {}) {
     ],
     listTargets: async (rule) =>
       rule === 'policycenter-downstream-trigger'
-        ? [{ id: 'downstream', arn: smArn('etl-policycenter-downstream'), deadLetterArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:prod-east-trigger-dlq-queue-1a2b3c` }]
-        : [{ id: 'peer-bus', arn: `arn:aws:events:us-west-1:${ACCOUNT}:event-bus/etl-platform`, deadLetterArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:prod-east-forward-dlq-queue-4d5e6f` }],
+        ? [
+            {
+              id: 'downstream',
+              arn: smArn('etl-policycenter-downstream'),
+              deadLetterArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:prod-east-trigger-dlq-queue-1a2b3c`,
+            },
+          ]
+        : [
+            {
+              id: 'peer-bus',
+              arn: `arn:aws:events:us-west-1:${ACCOUNT}:event-bus/etl-platform`,
+              deadLetterArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:prod-east-forward-dlq-queue-4d5e6f`,
+            },
+          ],
     putEvents: async (entries) => {
       put.push(...entries);
       return { failedEntryCount: 0, errors: [] };
@@ -110,7 +151,13 @@ export function fakeEvents(overrides: Partial<EventsOps> = {}) {
 export function fakeScheduler(): SchedulerOps {
   return {
     listSchedules: async () => [
-      { name: 'policycenter-upstream', groupName: 'etl-platform', state: 'ENABLED', targetArn: smArn('etl-policycenter-upstream'), deadLetterArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:prod-east-schedule-dlq-queue-7a8b9c` },
+      {
+        name: 'policycenter-upstream',
+        groupName: 'etl-platform',
+        state: 'ENABLED',
+        targetArn: smArn('etl-policycenter-upstream'),
+        deadLetterArn: `arn:aws:sqs:us-east-1:${ACCOUNT}:prod-east-schedule-dlq-queue-7a8b9c`,
+      },
     ],
   };
 }

@@ -24,7 +24,8 @@ export const TEST_SECRETS: Record<string, string> = {
     warehouse: 'ETL_WH',
     database: 'RAW',
     role: 'ETL_ROLE',
-    privateKey: '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAtest\n-----END PRIVATE KEY-----',
+    privateKey:
+      '-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAtest\n-----END PRIVATE KEY-----',
   }),
   dbtApiToken: 'dbt-test-token-3f9a7c2e',
 };
@@ -55,9 +56,12 @@ function fullKey(key: string): string {
 }
 
 export function stackConfig(stack: StackName): Record<string, string> {
-  const file = parseYaml(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as { config: Record<string, unknown> };
+  const file = parseYaml(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), 'utf8')) as {
+    config: Record<string, unknown>;
+  };
   const config: Record<string, string> = {};
-  for (const [key, value] of Object.entries(file.config)) config[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  for (const [key, value] of Object.entries(file.config))
+    config[key] = typeof value === 'string' ? value : JSON.stringify(value);
   return config;
 }
 
@@ -67,7 +71,10 @@ function clearProjectModules(): void {
   }
 }
 
-async function settle(mocks: RecordingMocks, exportsValue: Record<string, unknown>): Promise<Record<string, any>> {
+async function settle(
+  mocks: RecordingMocks,
+  exportsValue: Record<string, unknown>,
+): Promise<Record<string, any>> {
   const outputs = await new Promise<Record<string, any>>((resolve) => {
     pulumi.output(exportsValue).apply((value) => {
       resolve(value as Record<string, any>);
@@ -154,9 +161,13 @@ async function runOnce(options: ProgramOptions): Promise<ProgramRun> {
     mocks,
     ofType: (type) => resources.filter((r) => r.type === type),
     one: (type, namePart) => {
-      const found = resources.filter((r) => r.type === type && (namePart === undefined || r.name.includes(namePart)));
+      const found = resources.filter(
+        (r) => r.type === type && (namePart === undefined || r.name.includes(namePart)),
+      );
       if (found.length !== 1) {
-        throw new Error(`expected one ${type}${namePart ? ` named *${namePart}*` : ''}, found ${found.length}: ${found.map((r) => r.name).join(', ')}`);
+        throw new Error(
+          `expected one ${type}${namePart ? ` named *${namePart}*` : ''}, found ${found.length}: ${found.map((r) => r.name).join(', ')}`,
+        );
       }
       return found[0];
     },
@@ -168,7 +179,11 @@ export function renderedEnv(run: ProgramRun): Record<string, string> {
   const container = run.one('kubernetes:apps/v1:Deployment').inputs.spec.template.spec.containers[0];
   const secrets = run.ofType('kubernetes:core/v1:Secret');
   const env: Record<string, string> = {};
-  for (const e of container.env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }>) {
+  for (const e of container.env as Array<{
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef: { name: string; key: string } };
+  }>) {
     if (e.value !== undefined) env[e.name] = e.value;
     else {
       const ref = e.valueFrom!.secretKeyRef;

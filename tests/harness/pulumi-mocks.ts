@@ -47,7 +47,10 @@ function suffix(name: string): string {
   return createHash('sha256').update(name).digest('hex').slice(0, 7);
 }
 
-type ArnShape = (physical: string, inputs: Record<string, any>) => { service: string; resource: string; global?: 'iam' | 's3' };
+type ArnShape = (
+  physical: string,
+  inputs: Record<string, any>,
+) => { service: string; resource: string; global?: 'iam' | 's3' };
 
 const ARN_SHAPES: Record<string, ArnShape> = {
   'aws:sqs/queue:Queue': (n) => ({ service: 'sqs', resource: n }),
@@ -63,7 +66,11 @@ const ARN_SHAPES: Record<string, ArnShape> = {
   'aws:cloudwatch/eventEndpoint:EventEndpoint': (n) => ({ service: 'events', resource: `endpoint/${n}` }),
   'aws:cloudwatch/metricAlarm:MetricAlarm': (n) => ({ service: 'cloudwatch', resource: `alarm:${n}` }),
   'aws:cloudwatch/logGroup:LogGroup': (n) => ({ service: 'logs', resource: `log-group:${n}` }),
-  'aws:cloudwatch/dashboard:Dashboard': (n) => ({ service: 'cloudwatch', resource: `dashboard/${n}`, global: 'iam' }),
+  'aws:cloudwatch/dashboard:Dashboard': (n) => ({
+    service: 'cloudwatch',
+    resource: `dashboard/${n}`,
+    global: 'iam',
+  }),
   'aws:iam/role:Role': (n) => ({ service: 'iam', resource: `role/${n}`, global: 'iam' }),
   'aws:iam/policy:Policy': (n) => ({ service: 'iam', resource: `policy/${n}`, global: 'iam' }),
   'aws:lambda/function:Function': (n) => ({ service: 'lambda', resource: `function:${n}` }),
@@ -72,9 +79,18 @@ const ARN_SHAPES: Record<string, ArnShape> = {
   'aws:glue/connection:Connection': (n) => ({ service: 'glue', resource: `connection/${n}` }),
   'aws:s3/bucket:Bucket': (n) => ({ service: 's3', resource: n, global: 's3' }),
   'aws:s3/bucketV2:BucketV2': (n) => ({ service: 's3', resource: n, global: 's3' }),
-  'aws:scheduler/schedule:Schedule': (n, i) => ({ service: 'scheduler', resource: `schedule/${i.groupName ?? 'default'}/${n}` }),
-  'aws:scheduler/scheduleGroup:ScheduleGroup': (n) => ({ service: 'scheduler', resource: `schedule-group/${n}` }),
-  'aws:secretsmanager/secret:Secret': (n) => ({ service: 'secretsmanager', resource: `secret:${n}-${suffix(n).slice(0, 6)}` }),
+  'aws:scheduler/schedule:Schedule': (n, i) => ({
+    service: 'scheduler',
+    resource: `schedule/${i.groupName ?? 'default'}/${n}`,
+  }),
+  'aws:scheduler/scheduleGroup:ScheduleGroup': (n) => ({
+    service: 'scheduler',
+    resource: `schedule-group/${n}`,
+  }),
+  'aws:secretsmanager/secret:Secret': (n) => ({
+    service: 'secretsmanager',
+    resource: `secret:${n}-${suffix(n).slice(0, 6)}`,
+  }),
   'aws:ecr/repository:Repository': (n) => ({ service: 'ecr', resource: `repository/${n}` }),
 };
 
@@ -119,7 +135,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
             ? `arn:aws:${shape.service}::${ACCOUNT_ID}:${shape.resource}`
             : `arn:aws:${shape.service}:${region}:${ACCOUNT_ID}:${shape.resource}`;
     }
-    if (args.type === 'aws:sqs/queue:Queue') state.url = `https://sqs.${region}.amazonaws.com/${ACCOUNT_ID}/${physical}`;
+    if (args.type === 'aws:sqs/queue:Queue')
+      state.url = `https://sqs.${region}.amazonaws.com/${ACCOUNT_ID}/${physical}`;
     if (args.type === 'aws:s3/bucketV2:BucketV2' || args.type === 'aws:s3/bucket:Bucket') {
       state.bucket = inputs.bucket ?? physical;
       state.arn = `arn:aws:s3:::${state.bucket}`;
@@ -135,17 +152,37 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
       const repoName: string = inputs.name ?? physical;
       const url = `${ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${repoName}`;
       state.url = url;
-      state.repository = { name: repoName, arn: `arn:aws:ecr:${region}:${ACCOUNT_ID}:repository/${repoName}`, repositoryUrl: url };
+      state.repository = {
+        name: repoName,
+        arn: `arn:aws:ecr:${region}:${ACCOUNT_ID}:repository/${repoName}`,
+        repositoryUrl: url,
+      };
     }
     if (args.type === 'kubernetes:core/v1:Service' && inputs.spec?.type === 'LoadBalancer') {
       // What the AWS Load Balancer Controller writes back for an internal NLB.
-      const lb = `k8s-${inputs.metadata?.namespace ?? 'default'}-${inputs.metadata?.name ?? args.name}-${suffix(args.name)}`.slice(0, 32);
-      state.status = { loadBalancer: { ingress: [{ hostname: `${lb}-${suffix(lb)}.elb.${region}.amazonaws.com` }] } };
+      const lb =
+        `k8s-${inputs.metadata?.namespace ?? 'default'}-${inputs.metadata?.name ?? args.name}-${suffix(args.name)}`.slice(
+          0,
+          32,
+        );
+      state.status = {
+        loadBalancer: { ingress: [{ hostname: `${lb}-${suffix(lb)}.elb.${region}.amazonaws.com` }] },
+      };
     }
     if (args.type.startsWith('pulumi:providers:')) {
       const id = `${args.name}_id`;
       if (inputs.region) this.providerRegions.set(id, inputs.region);
-      this.resources.push({ type: args.type, name: args.name, inputs, secretPaths, provider: '', region, custom: true, id, state });
+      this.resources.push({
+        type: args.type,
+        name: args.name,
+        inputs,
+        secretPaths,
+        provider: '',
+        region,
+        custom: true,
+        id,
+        state,
+      });
       return { id, state };
     }
 
@@ -170,15 +207,27 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     if (custom) return custom(args.inputs);
     switch (args.token) {
       case 'aws:index/getCallerIdentity:getCallerIdentity':
-        return { accountId: ACCOUNT_ID, arn: `arn:aws:iam::${ACCOUNT_ID}:user/deployer`, userId: 'AIDEXAMPLE', id: ACCOUNT_ID };
+        return {
+          accountId: ACCOUNT_ID,
+          arn: `arn:aws:iam::${ACCOUNT_ID}:user/deployer`,
+          userId: 'AIDEXAMPLE',
+          id: ACCOUNT_ID,
+        };
       case 'aws:index/getPartition:getPartition':
         return { partition: 'aws', dnsSuffix: 'amazonaws.com', id: 'aws' };
       case 'aws:index/getRegion:getRegion':
-        return { name: this.regionOf(args.provider, args.inputs ?? {}), region: this.regionOf(args.provider, args.inputs ?? {}) };
+        return {
+          name: this.regionOf(args.provider, args.inputs ?? {}),
+          region: this.regionOf(args.provider, args.inputs ?? {}),
+        };
       case 'aws:eks/getCluster:getCluster': {
         const region = this.regionOf(args.provider, args.inputs ?? {});
         const name: string = args.inputs.name;
-        const oidcId = createHash('sha256').update(`${region}/${name}`).digest('hex').slice(0, 32).toUpperCase();
+        const oidcId = createHash('sha256')
+          .update(`${region}/${name}`)
+          .digest('hex')
+          .slice(0, 32)
+          .toUpperCase();
         return {
           id: name,
           name,
@@ -200,7 +249,11 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
       case 'aws:ec2/getSubnet:getSubnet': {
         // A stable /24 derived from the subnet id.
         const digest = createHash('sha256').update(String(args.inputs.id)).digest();
-        return { ...args.inputs, cidrBlock: `10.${digest[0] % 64}.${digest[1]}.0/24`, vpcId: 'vpc-0123456789abcdef0' };
+        return {
+          ...args.inputs,
+          cidrBlock: `10.${digest[0] % 64}.${digest[1]}.0/24`,
+          vpcId: 'vpc-0123456789abcdef0',
+        };
       }
       case 'aws:secretsmanager/getSecret:getSecret': {
         const region = this.regionOf(args.provider, args.inputs ?? {});

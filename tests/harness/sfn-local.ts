@@ -165,7 +165,11 @@ export class ServiceRouter {
       const payload = params.Payload as AnyParams;
       const token = String(payload?.taskToken ?? '');
       // The result is the callback's output as sent: no Payload wrapper.
-      return (this.handlers.taskToken as NonNullable<ServiceHandlers['taskToken']>)(payload, String(params.FunctionName), token);
+      return (this.handlers.taskToken as NonNullable<ServiceHandlers['taskToken']>)(
+        payload,
+        String(params.FunctionName),
+        token,
+      );
     }
     // A bare function ARN as Resource receives the state input and returns the raw result.
     const direct = r.functionArn !== undefined;

@@ -9,7 +9,13 @@ import type { ProgramRun } from './program';
 import { ACCOUNT_ID } from './pulumi-mocks';
 import { startDynalite, type LocalDynamo } from './dynalite';
 import { startFakeDbtApi, type FakeDbtApi } from './fake-dbt-api';
-import { runWorkflow, StatesError, type GlueJobRunOutcome, type LambdaHandler, type RunResult } from './sfn-local';
+import {
+  runWorkflow,
+  StatesError,
+  type GlueJobRunOutcome,
+  type LambdaHandler,
+  type RunResult,
+} from './sfn-local';
 
 /**
  * A local stand-in for one region of the platform, built from what the REAL program declares under
@@ -47,7 +53,13 @@ export interface RecordedSchedule {
   readonly name: string;
   readonly state: string;
   readonly expression: string;
-  readonly target: { arn: string; roleArn: string; input: string; retryPolicy?: unknown; deadLetterConfig?: { arn: string } };
+  readonly target: {
+    arn: string;
+    roleArn: string;
+    input: string;
+    retryPolicy?: unknown;
+    deadLetterConfig?: { arn: string };
+  };
 }
 export interface RecordedFunction {
   readonly name: string;
@@ -130,7 +142,10 @@ export interface PutEventsEntry {
 }
 
 /** What EventBridge delivers for one PutEvents entry (Step Functions adds execution + machine ARNs). */
-export function envelope(entry: PutEventsEntry, opts: { id: string; region: string; time: string; resources?: string[] }) {
+export function envelope(
+  entry: PutEventsEntry,
+  opts: { id: string; region: string; time: string; resources?: string[] },
+) {
   return {
     version: '0',
     id: opts.id,
@@ -158,7 +173,18 @@ export function lakeWorld(rows = 10) {
     const cda = String(params.JobName).endsWith('cda-to-lake');
     const id = `jr_${cda ? 'cda' : 'sf'}_${table}_${++runs}`;
     const lakePath = `s3://${args['--lake_bucket']}/raw/${pipeline}/${table}/batch_id=${batchId}/`;
-    const base = { schemaVersion: 1, pipeline, batchId, table, status: 'SUCCEEDED', rows, lakePath, glueRunId: id, startedAt: '2026-11-27T07:01:00Z', completedAt: '2026-11-27T07:04:00Z' };
+    const base = {
+      schemaVersion: 1,
+      pipeline,
+      batchId,
+      table,
+      status: 'SUCCEEDED',
+      rows,
+      lakePath,
+      glueRunId: id,
+      startedAt: '2026-11-27T07:01:00Z',
+      completedAt: '2026-11-27T07:04:00Z',
+    };
     const prefix = `_runs/${pipeline}/${batchId}/`;
     if (cda) {
       objects.set(`${prefix}${table}.json`, {
@@ -171,14 +197,22 @@ export function lakeWorld(rows = 10) {
         manifestTotalProcessedRecordsCount: 1000,
       });
     } else {
-      objects.set(`${prefix}snowflake/${table}.json`, { ...base, job: 'lake_to_snowflake', target: `BASE.${table.toUpperCase()}`, stageTable: `BASE.${table.toUpperCase()}__STG`, upstreamRows: rows, completedAt: '2026-11-27T07:06:00Z' });
+      objects.set(`${prefix}snowflake/${table}.json`, {
+        ...base,
+        job: 'lake_to_snowflake',
+        target: `BASE.${table.toUpperCase()}`,
+        stageTable: `BASE.${table.toUpperCase()}__STG`,
+        upstreamRows: rows,
+        completedAt: '2026-11-27T07:06:00Z',
+      });
     }
     return { JobRunState: 'SUCCEEDED', Id: id, ExecutionTime: 60 };
   };
   const s3 = (action: string, params: Record<string, unknown>) => {
     if (action !== 'getObject') throw new StatesError('S3.UnsupportedOperation', action);
     const body = objects.get(String(params.Key));
-    if (body === undefined) throw new StatesError('S3.NoSuchKeyException', `no such key ${String(params.Key)}`);
+    if (body === undefined)
+      throw new StatesError('S3.NoSuchKeyException', `no such key ${String(params.Key)}`);
     return { Body: JSON.stringify(body), ContentType: 'application/json' };
   };
   return { glue, s3, objects };
@@ -199,7 +233,9 @@ type Handlers = {
   startDbtRun: LambdaHandler;
   getDbtRun: LambdaHandler;
   startDownstream: (event: unknown) => Promise<unknown>;
-  setSfnClient: (c: { send(command: StartExecutionCommand): Promise<{ executionArn?: string; startDate?: Date }> }) => unknown;
+  setSfnClient: (c: {
+    send(command: StartExecutionCommand): Promise<{ executionArn?: string; startDate?: Date }>;
+  }) => unknown;
 };
 
 const HANDLER_BY_FUNCTION: Array<[RegExp, keyof Handlers]> = [
@@ -255,14 +291,20 @@ export class LocalRegion {
     // Loaded after the environment is set, as Lambda would.
     const { logger } = require('../../handlers/lib/logger') as typeof import('../../handlers/lib/logger');
     logger.setLogLevel('SILENT');
-    const cc = require('../../handlers/check-consistency') as typeof import('../../handlers/check-consistency');
+    const cc =
+      require('../../handlers/check-consistency') as typeof import('../../handlers/check-consistency');
     cc.setDocumentClient(DynamoDBDocumentClient.from(new DynamoDBClient({})));
     const sd = require('../../handlers/start-downstream') as typeof import('../../handlers/start-downstream');
     const h: Handlers = {
-      batchContext: (p) => (require('../../handlers/batch-context') as typeof import('../../handlers/batch-context')).handler(p as never),
+      batchContext: (p) =>
+        (require('../../handlers/batch-context') as typeof import('../../handlers/batch-context')).handler(
+          p as never,
+        ),
       checkConsistency: (p) => cc.handler(p),
-      startDbtRun: (p) => (require('../../handlers/start-dbt-run') as typeof import('../../handlers/start-dbt-run')).handler(p),
-      getDbtRun: (p) => (require('../../handlers/get-dbt-run') as typeof import('../../handlers/get-dbt-run')).handler(p),
+      startDbtRun: (p) =>
+        (require('../../handlers/start-dbt-run') as typeof import('../../handlers/start-dbt-run')).handler(p),
+      getDbtRun: (p) =>
+        (require('../../handlers/get-dbt-run') as typeof import('../../handlers/get-dbt-run')).handler(p),
       startDownstream: (e) => sd.handler(e),
       setSfnClient: (c) => sd.setSfnClient(c),
     };
@@ -340,10 +382,17 @@ export class LocalRegion {
   private currentPath: readonly string[] = [];
 
   /** The Lambda's SFNClient: StartExecution as the SDK reports it (error name ExecutionAlreadyExists). */
-  private async startFromSdk(command: StartExecutionCommand): Promise<{ executionArn?: string; startDate?: Date }> {
+  private async startFromSdk(
+    command: StartExecutionCommand,
+  ): Promise<{ executionArn?: string; startDate?: Date }> {
     const { stateMachineArn, name, input } = command.input;
     try {
-      const arn = this.start(String(stateMachineArn), JSON.parse(input ?? '{}'), [...this.currentPath, 'Lambda → StartExecution'], { name, rawInput: input });
+      const arn = this.start(
+        String(stateMachineArn),
+        JSON.parse(input ?? '{}'),
+        [...this.currentPath, 'Lambda → StartExecution'],
+        { name, rawInput: input },
+      );
       return { executionArn: arn, startDate: new Date('2026-11-27T07:10:00Z') };
     } catch (e) {
       if (e instanceof StatesError && e.name === EXECUTION_ALREADY_EXISTS) {
@@ -360,24 +409,42 @@ export class LocalRegion {
    * input while it runs returns the same execution, otherwise ExecutionAlreadyExists.
    * Fire and forget: returns the execution ARN; the run is tracked until `settle()`.
    */
-  start(machineArn: string, input: unknown, path: readonly string[], opts: { name?: string; rawInput?: string } = {}): string {
+  start(
+    machineArn: string,
+    input: unknown,
+    path: readonly string[],
+    opts: { name?: string; rawInput?: string } = {},
+  ): string {
     const { arn, promise } = this.begin(machineArn, input, path, opts);
     void promise;
     return arn;
   }
 
   /** StartExecution.sync:2: runs the child to its end; a failed child is States.TaskFailed. */
-  async startSync(machineArn: string, input: unknown, path: readonly string[], name?: string): Promise<unknown> {
+  async startSync(
+    machineArn: string,
+    input: unknown,
+    path: readonly string[],
+    name?: string,
+  ): Promise<unknown> {
     const { arn, promise } = this.begin(machineArn, input, path, { name });
     const res = await promise;
     const described = { ExecutionArn: arn, Status: res.status, Input: input, Output: res.output };
     if (res.status !== 'SUCCEEDED') {
-      throw new StatesError('States.TaskFailed', JSON.stringify({ ...described, Error: res.error, Cause: res.cause }));
+      throw new StatesError(
+        'States.TaskFailed',
+        JSON.stringify({ ...described, Error: res.error, Cause: res.cause }),
+      );
     }
     return described;
   }
 
-  private begin(machineArn: string, input: unknown, path: readonly string[], opts: { name?: string; rawInput?: string }) {
+  private begin(
+    machineArn: string,
+    input: unknown,
+    path: readonly string[],
+    opts: { name?: string; rawInput?: string },
+  ) {
     const machine = this.platform.machines.find((m) => m.arn === machineArn);
     if (!machine) throw new Error(`LocalRegion: no state machine ${machineArn}`);
     const name = opts.name ?? `exec-${String(++this.execSeq).padStart(4, '0')}`;
@@ -386,7 +453,8 @@ export class LocalRegion {
     const arn = machine.arn.replace(':stateMachine:', ':execution:') + `:${name}`;
     const prior = this.names.get(key);
     if (prior) {
-      if (!prior.done && prior.input === raw) return { arn: prior.arn, promise: Promise.resolve({ status: 'SUCCEEDED' } as RunResult) };
+      if (!prior.done && prior.input === raw)
+        return { arn: prior.arn, promise: Promise.resolve({ status: 'SUCCEEDED' } as RunResult) };
       throw new StatesError(EXECUTION_ALREADY_EXISTS, `Execution Already Exists: '${arn}'`);
     }
     const entry = { input: raw, done: false, arn };
@@ -403,7 +471,12 @@ export class LocalRegion {
         record.result = res;
         const time = '2026-11-27T07:10:00Z';
         for (const e of res.router.putEvents) {
-          const event = envelope(e as unknown as PutEventsEntry, { id: `evt-${String(++this.eventSeq).padStart(4, '0')}`, region: this.platform.region, time, resources: [arn, machine.arn] });
+          const event = envelope(e as unknown as PutEventsEntry, {
+            id: `evt-${String(++this.eventSeq).padStart(4, '0')}`,
+            region: this.platform.region,
+            time,
+            resources: [arn, machine.arn],
+          });
           this.published.push({ by: machine.name, event });
           this.deliver(event, [...path]);
         }
@@ -429,7 +502,8 @@ export class LocalRegion {
         const step = `${machine.name} → ${resource.split(':::')[1]}`;
         const input = typeof params.Input === 'string' ? JSON.parse(params.Input) : params.Input;
         const name = params.Name === undefined ? undefined : String(params.Name);
-        if (resource.endsWith('.sync:2') || resource.endsWith('.sync')) return this.startSync(target, input, [...path, step], name);
+        if (resource.endsWith('.sync:2') || resource.endsWith('.sync'))
+          return this.startSync(target, input, [...path, step], name);
         const arn = this.start(target, input, [...path, step], { name });
         return { ExecutionArn: arn, StartDate: '2026-11-27T07:10:00Z' };
       },
@@ -460,7 +534,9 @@ export class LocalRegion {
     const schedule = this.platform.schedules.find((s) => s.name === scheduleName);
     if (!schedule) throw new Error(`LocalRegion: no schedule ${scheduleName}`);
     this.scheduleInvocations.push(scheduleName);
-    return this.start(schedule.target.arn, JSON.parse(schedule.target.input), [`Scheduler ${scheduleName} → Step Functions`]);
+    return this.start(schedule.target.arn, JSON.parse(schedule.target.input), [
+      `Scheduler ${scheduleName} → Step Functions`,
+    ]);
   }
 
   /** Runs the upstream of `pipeline` for one scheduled time, as its schedule would. */
