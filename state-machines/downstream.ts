@@ -8,6 +8,7 @@ import type {
   Retrier,
   StateMachineDefinition,
 } from './asl';
+import { fenceUnchanged, fenceValid, readFenceItem } from './fence';
 import { composeFragments, fragment, type Fragment } from './fragment';
 import { assertGraph } from './graph';
 import type { PolicyStatement } from './policy';
@@ -16,7 +17,6 @@ import {
   backoff,
   choice,
   dynamoDeleteItem,
-  dynamoGetItem,
   dynamoPutItem,
   dynamoUpdateItem,
   eventsPutEvents,
@@ -39,9 +39,10 @@ import {
  * consistency (waits out replication lag) → fence again → dbt run with a task token (the app calls
  * back; no polling) → fence again → SUCCEEDED record, watermark, lock release, event.
  *
- * Built from fragments (intake, fence, claim, lock, consistency, build, reconcile, success,
- * failure), each a function returning its states; every state name is a constant in `S`. The
- * builder runs checkGraph and throws on an unreachable or missing state.
+ * Composed of fragments (state-machines/fragment.ts): each function below returns its states, the
+ * IAM statements its tasks need, its entries and its exits, and is checked on its own when built;
+ * `fragmentsOf` lists them in definition order. Every state name is a constant in `S`. The builder
+ * runs checkGraph on the whole and throws on an unreachable or missing state.
  *
  * ONE workflow per pipeline (docs/downstream.md). JSONPath only (the local engine ignores JSONata)
  * and no `$$.State.*` (not provided locally).
@@ -438,31 +439,6 @@ function raise(
   });
 }
 
-/** A fence item (GetItem result at `path`) that names a region and an epoch N >= 1. */
-function fenceValid(path: string): BooleanExpression[] {
-  return [
-    { Variable: `${path}.Item.activeRegion.S`, IsPresent: true },
-    { Not: { Variable: `${path}.Item.activeRegion.S`, StringEquals: '' } },
-    { Variable: `${path}.Item.epoch.N`, IsPresent: true },
-    // DynamoDB normalises N: "0", negatives and fractions are the only ways to be below 1.
-    { Not: { Variable: `${path}.Item.epoch.N`, StringEquals: '0' } },
-    { Not: { Variable: `${path}.Item.epoch.N`, StringMatches: '-*' } },
-    { Not: { Variable: `${path}.Item.epoch.N`, StringMatches: '*.*' } },
-  ];
-}
-
-/** The fence read at `path` still names the claim's region and epoch (`$.fenceItem`). */
-function fenceUnchanged(path: string): BooleanExpression {
-  return {
-    And: [
-      { Variable: `${path}.Item.activeRegion.S`, IsPresent: true },
-      { Variable: `${path}.Item.epoch.N`, IsPresent: true },
-      { Variable: `${path}.Item.activeRegion.S`, StringEqualsPath: '$.fenceItem.Item.activeRegion.S' },
-      { Variable: `${path}.Item.epoch.N`, StringEqualsPath: '$.fenceItem.Item.epoch.N' },
-    ],
-  };
-}
-
 function batchContext(c: Ctx, next: string, catchers: Catcher[]): TaskResult {
   return invoke(c.refs.functions.batchContext, {
     next,
@@ -480,11 +456,7 @@ function batchContext(c: Ctx, next: string, catchers: Catcher[]): TaskResult {
 }
 
 const readFence = (c: Ctx, next: string, resultPath: string, catchTo: string) =>
-  dynamoGetItem(
-    c.table,
-    { Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } }, ConsistentRead: true },
-    { next, resultPath, catchTo },
-  );
+  readFenceItem(c.table, { next, resultPath, catchTo });
 
 // ---------------------------------------------------------------- fragments
 
@@ -980,7 +952,10 @@ function fenceRecheck(
     exits: [onUnchanged, S.failureDefaults],
     states: {
       [states.read]: readFence(c, states.unchanged, '$.fenceNow', S.failureDefaults),
-      [states.unchanged]: choice([{ ...fenceUnchanged('$.fenceNow'), Next: onUnchanged }], states.moved),
+      [states.unchanged]: choice(
+        [{ ...fenceUnchanged('$.fenceNow', '$.fenceItem.Item'), Next: onUnchanged }],
+        states.moved,
+      ),
       [states.moved]: moved,
     },
   });
