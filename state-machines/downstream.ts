@@ -405,6 +405,7 @@ function invoke(
 
 // ---------------------------------------------------------------- shared pieces of the fragments
 
+/** What the fragments share: the refs and this pipeline's control-table keys and settings. */
 interface Ctx {
   refs: DownstreamWorkflowRefs;
   p: string;

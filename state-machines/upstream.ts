@@ -33,6 +33,10 @@ import { EXECUTION_ALREADY_EXISTS } from './intermediate';
  * The upstream workflow (docs/upstream.md): one Standard execution per schedule tick of one
  * pipeline. Scheduler payload in, CDA → lake → Snowflake per table, one `UpstreamBatchSucceeded`
  * event out. JSONPath only (the local engine ignores JSONata).
+ *
+ * Composed of fragments (state-machines/fragment.ts): the batch's (`fragmentsOf`) and, inside the
+ * LoadTables Map, one table's (`tableFragments`), each checked on its own when built; the builder
+ * runs checkGraph on the whole.
  */
 
 /** The event contract (docs/events.md). Trigger rules and the twin import this. */
@@ -323,7 +327,6 @@ function noBatchAlert(c: Ctx): Fragment {
 function fenceAtEntry(c: Ctx): Fragment {
   const { refs, p, table, pk } = c;
   const states: StatesInput = {
-    // D9: the fence before any write or Glue job. Same rules as downstream: missing → alert, other region → skip.
     [S.readFence]: readFenceItem(table, {
       next: S.fenceRoute,
       resultPath: '$.fenceItem',
