@@ -1,6 +1,15 @@
 import type * as pulumi from '@pulumi/pulumi';
 import { batchIdGlob } from '../contracts/batch-id';
-import type { BooleanExpression, Catcher, PayloadTemplate, Retrier, StateMachineDefinition } from './asl';
+import type {
+  BooleanExpression,
+  Catcher,
+  PassState,
+  PayloadTemplate,
+  Retrier,
+  StateMachineDefinition,
+} from './asl';
+import { fenceUnchanged, fenceValid, readFenceItem } from './fence';
+import { composeFragments, fragment, type Fragment } from './fragment';
 import { assertGraph } from './graph';
 import type { PolicyStatement } from './policy';
 import {
@@ -8,7 +17,6 @@ import {
   backoff,
   choice,
   dynamoDeleteItem,
-  dynamoGetItem,
   dynamoPutItem,
   dynamoUpdateItem,
   eventsPutEvents,
@@ -31,9 +39,10 @@ import {
  * consistency (waits out replication lag) → fence again → dbt run with a task token (the app calls
  * back; no polling) → fence again → SUCCEEDED record, watermark, lock release, event.
  *
- * Built from fragments (intake, fence, claim, lock, consistency, build, reconcile, success,
- * failure), each a function returning its states; every state name is a constant in `S`. The
- * builder runs checkGraph and throws on an unreachable or missing state.
+ * Composed of fragments (state-machines/fragment.ts): each function below returns its states, the
+ * IAM statements its tasks need, its entries and its exits, and is checked on its own when built;
+ * `fragmentsOf` lists them in definition order. Every state name is a constant in `S`. The builder
+ * runs checkGraph on the whole and throws on an unreachable or missing state.
  *
  * ONE workflow per pipeline (docs/downstream.md). JSONPath only (the local engine ignores JSONata)
  * and no `$$.State.*` (not provided locally).
@@ -396,6 +405,7 @@ function invoke(
 
 // ---------------------------------------------------------------- shared pieces of the fragments
 
+/** What the fragments share: the refs and this pipeline's control-table keys and settings. */
 interface Ctx {
   refs: DownstreamWorkflowRefs;
   p: string;
@@ -430,31 +440,6 @@ function raise(
   });
 }
 
-/** A fence item (GetItem result at `path`) that names a region and an epoch N >= 1. */
-function fenceValid(path: string): BooleanExpression[] {
-  return [
-    { Variable: `${path}.Item.activeRegion.S`, IsPresent: true },
-    { Not: { Variable: `${path}.Item.activeRegion.S`, StringEquals: '' } },
-    { Variable: `${path}.Item.epoch.N`, IsPresent: true },
-    // DynamoDB normalises N: "0", negatives and fractions are the only ways to be below 1.
-    { Not: { Variable: `${path}.Item.epoch.N`, StringEquals: '0' } },
-    { Not: { Variable: `${path}.Item.epoch.N`, StringMatches: '-*' } },
-    { Not: { Variable: `${path}.Item.epoch.N`, StringMatches: '*.*' } },
-  ];
-}
-
-/** The fence read at `path` still names the claim's region and epoch (`$.fenceItem`). */
-function fenceUnchanged(path: string): BooleanExpression {
-  return {
-    And: [
-      { Variable: `${path}.Item.activeRegion.S`, IsPresent: true },
-      { Variable: `${path}.Item.epoch.N`, IsPresent: true },
-      { Variable: `${path}.Item.activeRegion.S`, StringEqualsPath: '$.fenceItem.Item.activeRegion.S' },
-      { Variable: `${path}.Item.epoch.N`, StringEqualsPath: '$.fenceItem.Item.epoch.N' },
-    ],
-  };
-}
-
 function batchContext(c: Ctx, next: string, catchers: Catcher[]): TaskResult {
   return invoke(c.refs.functions.batchContext, {
     next,
@@ -472,26 +457,24 @@ function batchContext(c: Ctx, next: string, catchers: Catcher[]): TaskResult {
 }
 
 const readFence = (c: Ctx, next: string, resultPath: string, catchTo: string) =>
-  dynamoGetItem(
-    c.table,
-    { Key: { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } }, ConsistentRead: true },
-    { next, resultPath, catchTo },
-  );
+  readFenceItem(c.table, { next, resultPath, catchTo });
 
 // ---------------------------------------------------------------- fragments
 
-/** Any trigger's input → {pipeline, batchId, rerun, counters}; the batch id's calendar check is BatchContext's. */
-function intake(c: Ctx): StatesInput {
-  const { p, refs } = c;
-  const glob = batchIdGlob(p);
-  // IsString first: a non-string batch id must end InvalidTriggerEvent, not fail StringMatches.
-  const batchIdOk = (path: string): BooleanExpression[] => [
+/** A batch id of this pipeline by its shape; IsString first: a non-string must end InvalidTriggerEvent, not fail StringMatches. */
+function batchIdOk(c: Ctx, path: string): BooleanExpression[] {
+  const glob = batchIdGlob(c.p);
+  return [
     { Variable: path, IsString: true },
     { Variable: path, StringMatches: glob.accept },
     { Not: { Variable: path, StringMatches: glob.reject } },
   ];
-  const normalised = (batchIdPath: string, rerun: boolean, reasonPath?: string): PayloadTemplate => ({
-    pipeline: p,
+}
+
+/** Every trigger's input becomes {pipeline, batchId, rerun[, rerunReason], wait and build counters, error defaults}. */
+function normalised(c: Ctx, batchIdPath: string, rerun: boolean, reasonPath?: string): PayloadTemplate {
+  return {
+    pipeline: c.p,
     'batchId.$': batchIdPath,
     rerun,
     ...(reasonPath ? { 'rerunReason.$': reasonPath } : {}),
@@ -499,8 +482,13 @@ function intake(c: Ctx): StatesInput {
     replicationWait: { waitSeconds: c.d.replicationWaitInitial, elapsedSeconds: 0 },
     build: { rewaits: 0, lostRetries: 0 },
     defaults: { error: { keepLock: false, retryable: false } },
-  });
-  return {
+  };
+}
+
+/** Routes any trigger; an EventBridge envelope (rule target or rule-lambda) or a parent's detail → normalised input. */
+function triggerIntake(c: Ctx): Fragment {
+  const { p, refs } = c;
+  const states: StatesInput = {
     [S.classify]: choice(
       [
         { Variable: '$.rerun', IsPresent: true, Next: S.checkRerunShape },
@@ -551,14 +539,27 @@ function intake(c: Ctx): StatesInput {
           And: [
             { Variable: '$.detail.schemaVersion', StringEquals: SUPPORTED_SCHEMA_VERSION },
             { Variable: '$.detail.pipeline', StringEquals: p },
-            ...batchIdOk('$.detail.batchId'),
+            ...batchIdOk(c, '$.detail.batchId'),
           ],
           Next: S.fromEvent,
         },
       ],
       S.invalidTrigger,
     ),
-    [S.fromEvent]: pass({ next: S.batchContext, parameters: normalised('$.detail.batchId', false) }),
+    [S.fromEvent]: pass({ next: S.batchContext, parameters: normalised(c, '$.detail.batchId', false) }),
+  };
+  return fragment({
+    name: 'downstream/triggerIntake',
+    entries: [S.classify],
+    exits: [S.checkRerunShape, S.invalidTrigger, S.batchContext],
+    states,
+  });
+}
+
+/** An operator rerun `{rerun: {pipeline, batchId, reason}}` → normalised input. */
+function rerunIntake(c: Ctx): Fragment {
+  const { p } = c;
+  const states: StatesInput = {
     [S.checkRerunShape]: choice(
       [
         {
@@ -577,7 +578,7 @@ function intake(c: Ctx): StatesInput {
         {
           And: [
             { Variable: '$.rerun.pipeline', StringEquals: p },
-            ...batchIdOk('$.rerun.batchId'),
+            ...batchIdOk(c, '$.rerun.batchId'),
             { Variable: '$.rerun.reason', IsString: true },
             { Not: { Variable: '$.rerun.reason', StringEquals: '' } },
           ],
@@ -588,8 +589,21 @@ function intake(c: Ctx): StatesInput {
     ),
     [S.fromRerun]: pass({
       next: S.batchContext,
-      parameters: normalised('$.rerun.batchId', true, '$.rerun.reason'),
+      parameters: normalised(c, '$.rerun.batchId', true, '$.rerun.reason'),
     }),
+  };
+  return fragment({
+    name: 'downstream/rerunIntake',
+    entries: [S.checkRerunShape],
+    exits: [S.invalidTrigger, S.batchContext],
+    states,
+  });
+}
+
+/** The batch id's calendar check (BatchContext), and the end of every trigger that is not ours. */
+function batchIdGate(c: Ctx): Fragment {
+  const { p, refs } = c;
+  const states: StatesInput = {
     [S.invalidTrigger]: fail({
       error: WORKFLOW_ERRORS.InvalidTriggerEvent,
       cause:
@@ -603,12 +617,18 @@ function intake(c: Ctx): StatesInput {
       { ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.error' },
     ]),
   };
+  return fragment({
+    name: 'downstream/batchIdGate',
+    entries: [S.batchContext, S.invalidTrigger],
+    exits: [S.readFence, S.alertFailure],
+    states,
+  });
 }
 
 /** The fence (data plane) at entry: only the region it names may claim; a missing fence is an error. */
-function fenceAtEntry(c: Ctx): StatesInput {
+function fenceAtEntry(c: Ctx): Fragment {
   const { p, refs } = c;
-  return {
+  const states: StatesInput = {
     [S.readFence]: readFence(c, S.fenceRoute, '$.fenceItem', S.alertFailure),
     [S.fenceRoute]: choice(
       [
@@ -676,10 +696,16 @@ function fenceAtEntry(c: Ctx): StatesInput {
     }),
     [S.skipped]: succeed(),
   };
+  return fragment({
+    name: 'downstream/fenceAtEntry',
+    entries: [S.readFence],
+    exits: [S.claimBatch, S.claimRerun, S.alertFailure],
+    states,
+  });
 }
 
 /** The claim (dedupe): one conditional write on BATCH#<id>#DOWNSTREAM. */
-function claim(c: Ctx): StatesInput {
+function claim(c: Ctx): Fragment {
   const { p, refs } = c;
   const values = (rerun: boolean): PayloadTemplate => ({
     ':p': { S: p },
@@ -731,7 +757,7 @@ function claim(c: Ctx): StatesInput {
         ],
       },
     );
-  return {
+  const states: StatesInput = {
     [S.claimBatch]: write(false),
     [S.claimRerun]: write(true),
     [S.duplicateResult]: pass({
@@ -740,12 +766,18 @@ function claim(c: Ctx): StatesInput {
     }),
     [S.duplicate]: succeed(),
   };
+  return fragment({
+    name: 'downstream/claim',
+    entries: [S.claimBatch, S.claimRerun],
+    exits: [S.acquireLock, S.alertFailure],
+    states,
+  });
 }
 
 /** The pipeline lock, owned by this execution; waits with backoff while another execution holds it. */
-function lock(c: Ctx): StatesInput {
+function lock(c: Ctx): Fragment {
   const { dbt } = c.refs;
-  return {
+  const states: StatesInput = {
     [S.acquireLock]: dynamoPutItem(
       c.table,
       {
@@ -805,12 +837,18 @@ function lock(c: Ctx): StatesInput {
       Cause: `LOCK#DOWNSTREAM of pipeline ${c.p} was held by another execution for more than ${dbt.lockWaitMinutes} minutes`,
     }),
   };
+  return fragment({
+    name: 'downstream/lock',
+    entries: [S.acquireLock],
+    exits: [S.consistencyCheck, S.failureDefaults],
+    states,
+  });
 }
 
 /** Upstream records: wait (bounded backoff) while they have not replicated; fail at once when they say FAILED. */
-function consistency(c: Ctx): StatesInput {
+function consistency(c: Ctx): Fragment {
   const { refs } = c;
-  return {
+  const states: StatesInput = {
     [S.consistencyCheck]: invoke(refs.functions.checkConsistency, {
       next: S.isConsistent,
       payload: {
@@ -889,43 +927,78 @@ function consistency(c: Ctx): StatesInput {
       'Cause.$': 'States.JsonToString($.consistency.reasons)',
     }),
   };
+  return fragment({
+    name: 'downstream/consistency',
+    entries: [S.consistencyCheck],
+    exits: [S.readFenceBeforeStart, S.failureDefaults],
+    states,
+  });
 }
 
-/** Fence re-reads: right before starting dbt, and right before recording success (D4). */
-function fenceRechecks(c: Ctx): StatesInput {
-  return {
-    [S.readFenceBeforeStart]: readFence(c, S.fenceBeforeStart, '$.fenceNow', S.failureDefaults),
-    [S.fenceBeforeStart]: choice(
-      [{ ...fenceUnchanged('$.fenceNow'), Next: S.startDbtRun }],
-      S.fenceMovedBeforeStart,
-    ),
-    // Nothing was started under the new fence: release the lock; a replay may claim it again.
-    [S.fenceMovedBeforeStart]: raise(
-      WORKFLOW_ERRORS.FenceMoved,
-      {
-        'Cause.$':
-          "States.Format('the fence moved before dbt started: claimed under {} epoch {}, now {}', $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))",
-      },
-      { retryable: true },
-    ),
-    [S.readFenceBeforeSuccess]: readFence(c, S.fenceBeforeSuccess, '$.fenceNow', S.failureDefaults),
-    [S.fenceBeforeSuccess]: choice(
-      [{ ...fenceUnchanged('$.fenceNow'), Next: S.finishContext }],
-      S.fenceMovedBeforeSuccess,
-    ),
-    // The build finished under the old epoch: not retryable automatically (an operator checks the warehouse).
-    [S.fenceMovedBeforeSuccess]: raise(WORKFLOW_ERRORS.FenceMoved, {
-      'Cause.$':
-        "States.Format('the fence moved while dbt run {} ran: claimed under {} epoch {}, now {}; not recorded as SUCCEEDED and the watermark is unchanged', $.dbtRun.runId, $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))",
-    }),
+/**
+ * A fence re-read (D4): reads FENCE/ACTIVE again and goes on only while it names the claim's region
+ * and epoch; otherwise `moved` raises FenceMoved. Used right before starting dbt and right before
+ * recording success.
+ */
+function fenceRecheck(
+  c: Ctx,
+  name: string,
+  states: { read: string; unchanged: string; moved: string },
+  onUnchanged: string,
+  moved: PassState,
+): Fragment {
+  return fragment({
+    name: `downstream/${name}`,
+    entries: [states.read],
+    exits: [onUnchanged, S.failureDefaults],
+    states: {
+      [states.read]: readFence(c, states.unchanged, '$.fenceNow', S.failureDefaults),
+      [states.unchanged]: choice(
+        [{ ...fenceUnchanged('$.fenceNow', '$.fenceItem.Item'), Next: onUnchanged }],
+        states.moved,
+      ),
+      [states.moved]: moved,
+    },
+  });
+}
+
+/** Nothing was started under the new fence: release the lock; a replay may claim it again. */
+function fenceBeforeStart(c: Ctx): Fragment {
+  const names = {
+    read: S.readFenceBeforeStart,
+    unchanged: S.fenceBeforeStart,
+    moved: S.fenceMovedBeforeStart,
   };
+  const moved = raise(
+    WORKFLOW_ERRORS.FenceMoved,
+    {
+      'Cause.$':
+        "States.Format('the fence moved before dbt started: claimed under {} epoch {}, now {}', $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))",
+    },
+    { retryable: true },
+  );
+  return fenceRecheck(c, 'fenceBeforeStart', names, S.startDbtRun, moved);
+}
+
+/** The build finished under the old epoch: not retryable automatically (an operator checks the warehouse). */
+function fenceBeforeSuccess(c: Ctx): Fragment {
+  const names = {
+    read: S.readFenceBeforeSuccess,
+    unchanged: S.fenceBeforeSuccess,
+    moved: S.fenceMovedBeforeSuccess,
+  };
+  const moved = raise(WORKFLOW_ERRORS.FenceMoved, {
+    'Cause.$':
+      "States.Format('the fence moved while dbt run {} ran: claimed under {} epoch {}, now {}; not recorded as SUCCEEDED and the watermark is unchanged', $.dbtRun.runId, $.fenceItem.Item.activeRegion.S, $.fenceItem.Item.epoch.N, States.JsonToString($.fenceNow))",
+  });
+  return fenceRecheck(c, 'fenceBeforeSuccess', names, S.finishContext, moved);
 }
 
 /** dbt: one waitForTaskToken start per attempt; the app's callback ends the wait (no polling). */
-function build(c: Ctx): StatesInput {
+function dbtRun(c: Ctx): Fragment {
   const { refs, p } = c;
   const { dbt } = refs;
-  return {
+  const states: StatesInput = {
     [S.startDbtRun]: lambdaInvokeWaitForTaskToken(refs.functions.startDbtRun, {
       next: S.readFenceBeforeSuccess,
       payload: {
@@ -1008,10 +1081,16 @@ function build(c: Ctx): StatesInput {
       'Cause.$': `States.Format('dbt run of batch {} attempt {} ended LOST or INTERRUPTED and ${dbt.maxLostRetries} automatic retries are spent', $.batchId, $.claim.attempt)`,
     }),
   };
+  return fragment({
+    name: 'downstream/dbtRun',
+    entries: [S.startDbtRun, S.lostOrInterrupted],
+    exits: [S.readFenceBeforeStart, S.readFenceBeforeSuccess, S.reconcile, S.failureDefaults],
+    states,
+  });
 }
 
 /** After a heartbeat timeout, a timeout or an ambiguous start: read the run by (batch, attempt), act on it. */
-function reconcile(c: Ctx): StatesInput {
+function reconcile(c: Ctx): Fragment {
   const { refs } = c;
   const active: BooleanExpression = {
     Or: [
@@ -1019,7 +1098,7 @@ function reconcile(c: Ctx): StatesInput {
       { Variable: '$.reconciled.status', StringEquals: 'RUNNING' },
     ],
   };
-  return {
+  const states: StatesInput = {
     [S.reconcile]: invoke(refs.functions.getDbtRun, {
       next: S.reconciledStatus,
       payload: {
@@ -1102,6 +1181,26 @@ function reconcile(c: Ctx): StatesInput {
       },
       { keepLock: true },
     ),
+  };
+  return fragment({
+    name: 'downstream/reconcile',
+    entries: [S.reconcile],
+    exits: [
+      S.startDbtRun,
+      S.lostOrInterrupted,
+      S.readFenceBeforeSuccess,
+      S.notStarted,
+      S.fateUnknown,
+      S.unexpectedStatus,
+      S.failureDefaults,
+    ],
+    states,
+  });
+}
+
+/** The app has no run for (batch, attempt) (404): start it again, at most maxRewaits times. */
+function runNotFound(c: Ctx): Fragment {
+  const states: StatesInput = {
     // 404: the start never reached the registry; the same key again is idempotent.
     [S.notStarted]: choice(
       [{ Variable: '$.build.rewaits', NumericGreaterThanEquals: c.d.maxRewaits, Next: S.neverStarted }],
@@ -1118,6 +1217,18 @@ function reconcile(c: Ctx): StatesInput {
     [S.neverStarted]: raise(WORKFLOW_ERRORS.DbtRunNotStarted, {
       'Cause.$': `States.Format('dbt has no run for batch {} attempt {} after ${c.d.maxRewaits} starts: {}', $.batchId, $.claim.attempt, $.waitError.Cause)`,
     }),
+  };
+  return fragment({
+    name: 'downstream/runNotFound',
+    entries: [S.notStarted],
+    exits: [S.readFenceBeforeStart, S.failureDefaults],
+    states,
+  });
+}
+
+/** The run's fate or status is unknown: fail, but keep the lock (the run may live on). */
+function unknownRunFate(): Fragment {
+  const states: StatesInput = {
     // Never a new attempt while the old one's fate is unknown: keep the lock; its lease expires (no renewals).
     [S.fateUnknown]: raise(
       WORKFLOW_ERRORS.DbtRunFateUnknown,
@@ -1135,12 +1246,17 @@ function reconcile(c: Ctx): StatesInput {
       { keepLock: true },
     ),
   };
+  return fragment({
+    name: 'downstream/unknownRunFate',
+    entries: [S.fateUnknown, S.unexpectedStatus],
+    exits: [S.failureDefaults],
+    states,
+  });
 }
 
-/** Success: record (ours only), watermark (forward only), release (ours only), publish. */
-function success(c: Ctx): StatesInput {
-  const { refs, p } = c;
-  return {
+/** Success, recorded: the record (ours only), the watermark (forward only), the lock released (ours only). */
+function successRecord(c: Ctx): Fragment {
+  const states: StatesInput = {
     [S.finishContext]: batchContext(c, S.markSucceeded, [
       { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
     ]),
@@ -1200,6 +1316,19 @@ function success(c: Ctx): StatesInput {
         catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishSucceeded, ResultPath: '$.releaseError' }],
       },
     ),
+  };
+  return fragment({
+    name: 'downstream/successRecord',
+    entries: [S.finishContext],
+    exits: [S.publishSucceeded, S.failureDefaults],
+    states,
+  });
+}
+
+/** Success, announced: DownstreamRunSucceeded, or an alert when it cannot be published. */
+function successAnnouncement(c: Ctx): Fragment {
+  const { refs, p } = c;
+  const states: StatesInput = {
     [S.publishSucceeded]: eventsPutEvents(
       refs.bus,
       [
@@ -1250,12 +1379,12 @@ function success(c: Ctx): StatesInput {
     ),
     [S.eventNotPublished]: fail({ error: WORKFLOW_ERRORS.EventPublishFailed, causePath: '$.error.Cause' }),
   };
+  return fragment({ name: 'downstream/successAnnouncement', entries: [S.publishSucceeded], states });
 }
 
-/** Failure: record FAILED (ours only), release the lock unless the run may live on, alert, publish, Fail. */
-function failure(c: Ctx): StatesInput {
-  const { refs, p } = c;
-  return {
+/** Failure, recorded: FAILED (ours only), and the lock released unless the run may live on. */
+function failureRecord(c: Ctx): Fragment {
+  const states: StatesInput = {
     // Every error lands here as {Error, Cause[, keepLock][, retryable]}; flags default to false.
     [S.failureDefaults]: pass({
       next: S.recordFailure,
@@ -1311,6 +1440,19 @@ function failure(c: Ctx): StatesInput {
         catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.releaseError' }],
       },
     ),
+  };
+  return fragment({
+    name: 'downstream/failureRecord',
+    entries: [S.failureDefaults],
+    exits: [S.alertFailure],
+    states,
+  });
+}
+
+/** Failure, announced: the alert, DownstreamRunFailed, and the execution fails with the error. */
+function failureAlerts(c: Ctx): Fragment {
+  const { refs, p } = c;
+  const states: StatesInput = {
     [S.alertFailure]: snsPublish(
       refs.alerts,
       {
@@ -1348,15 +1490,15 @@ function failure(c: Ctx): StatesInput {
     ),
     [S.failed]: fail({ errorPath: '$.error.Error', causePath: '$.error.Cause' }),
   };
+  return fragment({ name: 'downstream/failureAlerts', entries: [S.alertFailure], states });
 }
 
 // ---------------------------------------------------------------- the definition
 
-export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWorkflow {
-  const timeoutSeconds = validateRefs(refs);
+function context(refs: DownstreamWorkflowRefs): Ctx {
   const p = refs.pipeline.name;
   const pk = { S: `PIPELINE#${p}` };
-  const c: Ctx = {
+  return {
     refs,
     p,
     table: refs.controlTable,
@@ -1367,22 +1509,43 @@ export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWork
     leaseSeconds: refs.dbt.lockLeaseMinutes * 60,
     d: defaults(refs.dbt),
   };
+}
+
+/** The fragments in definition order (the order of `States` is part of the generated ASL). */
+function fragmentsOf(c: Ctx): Fragment[] {
+  return [
+    triggerIntake(c),
+    rerunIntake(c),
+    batchIdGate(c),
+    fenceAtEntry(c),
+    claim(c),
+    lock(c),
+    consistency(c),
+    fenceBeforeStart(c),
+    fenceBeforeSuccess(c),
+    dbtRun(c),
+    reconcile(c),
+    runNotFound(c),
+    unknownRunFate(),
+    successRecord(c),
+    successAnnouncement(c),
+    failureRecord(c),
+    failureAlerts(c),
+  ];
+}
+
+/** The workflow's fragments, each checked on its own (for tests and docs); refs are validated first. */
+export function downstreamFragments(refs: DownstreamWorkflowRefs): Fragment[] {
+  validateRefs(refs);
+  return fragmentsOf(context(refs));
+}
+
+export function downstreamWorkflow(refs: DownstreamWorkflowRefs): DownstreamWorkflow {
+  const timeoutSeconds = validateRefs(refs);
   const built = workflow({
-    startAt: S.classify,
-    comment: `Downstream dbt build of pipeline ${p} in ${refs.region}: fence, claim, lock, consistency, dbt (callback), fence, record`,
+    ...composeFragments(fragmentsOf(context(refs))),
+    comment: `Downstream dbt build of pipeline ${refs.pipeline.name} in ${refs.region}: fence, claim, lock, consistency, dbt (callback), fence, record`,
     timeoutSeconds,
-    states: {
-      ...intake(c),
-      ...fenceAtEntry(c),
-      ...claim(c),
-      ...lock(c),
-      ...consistency(c),
-      ...fenceRechecks(c),
-      ...build(c),
-      ...reconcile(c),
-      ...success(c),
-      ...failure(c),
-    },
   });
   assertGraph(built.definition, 'downstreamWorkflow');
   return built;

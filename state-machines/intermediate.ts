@@ -70,10 +70,7 @@ const REQUIRED: Path[] = [
   '$.detail.batchId',
 ];
 
-export function intermediateWorkflow(refs: IntermediateRefs): {
-  definition: StateMachineDefinition;
-  statements: PolicyStatement[];
-} {
+function validateRefs(refs: IntermediateRefs): void {
   if (!Number.isInteger(refs.maxAttempts) || refs.maxAttempts < 1) {
     throw new Error(`intermediateWorkflow: maxAttempts must be an integer >= 1, got ${refs.maxAttempts}`);
   }
@@ -82,15 +79,13 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
       `intermediateWorkflow: retryWaitSeconds must be an integer >= 0, got ${refs.retryWaitSeconds}`,
     );
   }
-  const detailType = refs.detailType ?? 'UpstreamBatchSucceeded';
-  const link = { 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id' };
-  const childResult = {
-    resultSelector: { 'executionArn.$': '$.ExecutionArn', 'output.$': '$.Output' },
-    resultPath: '$.child',
-  };
+}
 
-  // Rules are tried in order: every IsPresent guard runs before any comparison reads the path
-  // (on AWS a comparison on a missing path fails the execution with States.Runtime).
+/**
+ * ValidateEvent's rules, tried in order: every IsPresent guard runs before any comparison reads the
+ * path (on AWS a comparison on a missing path fails the execution with States.Runtime).
+ */
+function eventRules(detailType: string): ChoiceRule[] {
   const missing: ChoiceRule[] = REQUIRED.map((p) => ({
     Not: { Variable: p, IsPresent: true },
     Next: 'InvalidTriggerEvent',
@@ -106,13 +101,27 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
     ],
     Next: 'StartDownstream',
   };
+  return [...missing, wellFormed];
+}
+
+export function intermediateWorkflow(refs: IntermediateRefs): {
+  definition: StateMachineDefinition;
+  statements: PolicyStatement[];
+} {
+  validateRefs(refs);
+  const detailType = refs.detailType ?? 'UpstreamBatchSucceeded';
+  const link = { 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id' };
+  const childResult = {
+    resultSelector: { 'executionArn.$': '$.ExecutionArn', 'output.$': '$.Output' },
+    resultPath: '$.child',
+  };
 
   return workflow({
     comment:
       'rule-intermediate-sfn trigger: runs the downstream workflow for one UpstreamBatchSucceeded event, rerunning it on failure',
     startAt: 'ValidateEvent',
     states: {
-      ValidateEvent: choice([...missing, wellFormed], 'InvalidTriggerEvent'),
+      ValidateEvent: choice(eventRules(detailType), 'InvalidTriggerEvent'),
       InvalidTriggerEvent: fail({
         error: INVALID_TRIGGER_EVENT,
         cause: `input is not an EventBridge ${detailType} event with schemaVersion 1.0`,

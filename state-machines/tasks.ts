@@ -567,7 +567,11 @@ function isResult(x: State | TaskResult<State>): x is TaskResult<State> {
   return 'state' in x && 'statements' in x;
 }
 
-function split(states: StatesInput): { states: Record<string, State>; statements: PolicyStatement[] } {
+/** Separates helper results into plain states and the statements they carry (in state order). */
+export function splitStates(states: StatesInput): {
+  states: Record<string, State>;
+  statements: PolicyStatement[];
+} {
   const out: Record<string, State> = {};
   const statements: PolicyStatement[] = [];
   for (const [name, s] of Object.entries(states)) {
@@ -579,12 +583,15 @@ function split(states: StatesInput): { states: Record<string, State>; statements
   return { states: out, statements };
 }
 
-/** Inline Map; the processor's statements are carried up. Default catch as for tasks. */
+/**
+ * Inline Map; the processor's statements (those its helper results carry, then `statements`, e.g.
+ * from `composeFragments`) are carried up. Default catch as for tasks.
+ */
 export function map(
-  processor: { startAt: string; states: StatesInput },
+  processor: { startAt: string; states: StatesInput; statements?: readonly PolicyStatement[] },
   opts: TaskOptions & { itemsPath?: Path; itemSelector?: PayloadTemplate; maxConcurrency?: number },
 ): TaskResult<MapState> {
-  const inner = split(processor.states);
+  const inner = splitStates(processor.states);
   const state = decorate(
     {
       Type: 'Map',
@@ -601,17 +608,23 @@ export function map(
   if (opts.itemsPath !== undefined) state.ItemsPath = opts.itemsPath;
   if (opts.itemSelector !== undefined) state.ItemSelector = opts.itemSelector;
   if (opts.maxConcurrency !== undefined) state.MaxConcurrency = opts.maxConcurrency;
-  return { state, statements: inner.statements };
+  return { state, statements: [...inner.statements, ...(processor.statements ?? [])] };
 }
 
-/** Assembles a definition from helper results and plain states, collecting their statements. */
+/**
+ * Assembles a definition from helper results and plain states, collecting their statements (then
+ * `spec.statements`, e.g. from `composeFragments`).
+ */
 export function workflow(spec: {
   startAt: string;
   states: StatesInput;
+  statements?: readonly PolicyStatement[];
   comment?: string;
   timeoutSeconds?: number;
 }): { definition: StateMachineDefinition; statements: PolicyStatement[] } {
-  const { states, statements } = split(spec.states);
+  const split = splitStates(spec.states);
+  const states = split.states;
+  const statements = [...split.statements, ...(spec.statements ?? [])];
   const definition: StateMachineDefinition = { StartAt: spec.startAt, States: states };
   if (spec.comment !== undefined) definition.Comment = spec.comment;
   if (spec.timeoutSeconds !== undefined) definition.TimeoutSeconds = spec.timeoutSeconds;
