@@ -13,16 +13,16 @@ import { parse as parseYaml } from 'yaml';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
-import { dbtCallbackDriver } from '../tests/harness/dbt-callback';
+import { dbtCallbackDriver } from '../local/dbt-callback';
 import { handler as batchContextHandler } from '../handlers/batch-context';
 import { handler as checkConsistencyHandler, setDocumentClient } from '../handlers/check-consistency';
 import { handler as getDbtRunHandler } from '../handlers/get-dbt-run';
 import { handler as startDbtRunHandler } from '../handlers/start-dbt-run';
 import { logger } from '../handlers/lib/logger';
-import { startDynalite } from '../tests/harness/dynalite';
-import { startFakeDbtApi } from '../tests/harness/fake-dbt-api';
-import { runWorkflow, type LambdaHandler } from '../tests/harness/sfn-local';
-import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent } from '../tests/harness/malformed-events';
+import { startDynalite } from '../local/dynalite';
+import { startFakeDbtApi } from '../local/fake-dbt-api';
+import { runWorkflow, type LambdaHandler } from '../local/sfn-local';
+import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent } from '../local/fixtures/malformed-events';
 import { exitWith } from './lib';
 
 /** Run lengths in heartbeat minutes: 30 minutes and 4 hours. */

@@ -6,8 +6,8 @@
  * 0 replacements, 0 deletions.
  *   npx ts-node --transpile-only bench/failover-blast.ts
  */
-import { diffRuns } from '../tests/harness/diff';
-import { runProgram } from '../tests/harness/program';
+import { diffRuns } from '../local/program-diff';
+import { runProgram } from '../local/program';
 import { exitWith, STACKS } from './lib';
 
 /**

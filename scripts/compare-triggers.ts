@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TRIGGER_MODES, type TriggerMode } from '../regions/limits';
 import { UPSTREAM_STATES } from '../state-machines/upstream';
-import { runProgram, ROOT } from '../tests/harness/program';
+import { runProgram, ROOT } from '../local/program';
 import {
   extractPlatform,
   LocalRegion,

@@ -3,7 +3,7 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { matchesPattern } from '../events/pattern';
 import { EXECUTION_ALREADY_EXISTS } from '../state-machines/intermediate';
 import { UPSTREAM_EVENT, UPSTREAM_STATES } from '../state-machines/upstream';
-import { runProgram } from './harness/program';
+import { runProgram } from '../local/program';
 import {
   envelope,
   extractPlatform,
@@ -11,7 +11,7 @@ import {
   type ExtractedPlatform,
   type PutEventsEntry,
 } from './harness/trigger-fabric';
-import { runWorkflow, StatesError, type RunResult } from './harness/sfn-local';
+import { runWorkflow, StatesError, type RunResult } from '../local/sfn-local';
 
 /**
  * The rule's pattern, as the program records it, against the event the REAL upstream definition

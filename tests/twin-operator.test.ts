@@ -14,7 +14,7 @@ import {
   TRIGGER_MODES_UNDER_TEST,
   type ScenarioResult,
 } from '../twin/scenarios';
-import { startDynalite } from './harness/dynalite';
+import { startDynalite } from '../local/dynalite';
 import { EXACTLY_ONCE_SCENARIOS } from '../twin/exactly-once-scenarios';
 
 /** What an operator sees of the twin: the report, the tables, the list, the bench's verdict. */

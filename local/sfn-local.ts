@@ -10,8 +10,8 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { State, StateMachineDefinition, SubMachine } from '../../state-machines/asl';
-import { childMachines } from '../../state-machines/graph';
+import type { State, StateMachineDefinition, SubMachine } from '../state-machines/asl';
+import { childMachines } from '../state-machines/graph';
 
 type Json = unknown;
 type AnyParams = Record<string, unknown>;

@@ -1,25 +1,25 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
-import { Mutex } from '../local/mutex';
-import { controlTableInput } from '../local/table-schemas';
-import '../tests/harness/promise-polyfill';
+import { Mutex } from '../mutex';
+import { controlTableInput } from '../table-schemas';
+import '../promise-polyfill';
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { setMaxListeners } from 'node:events';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { StateMachineDefinition } from '../state-machines/asl';
-import { ACCOUNT_ID } from '../tests/harness/pulumi-mocks';
-import { ROOT, type StackName } from '../tests/harness/program';
-import { ReplicatedDynamo } from '../local/replicated-dynamo';
-import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../tests/harness/fake-dbt-api';
+import type { StateMachineDefinition } from '../../state-machines/asl';
+import { ACCOUNT_ID } from '../pulumi-mocks';
+import { ROOT, type StackName } from '../program';
+import { ReplicatedDynamo } from '../replicated-dynamo';
+import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../fake-dbt-api';
 import {
   runWorkflow,
   StatesError,
   type ExecutionEvent,
   type ServiceHandlers,
-} from '../tests/harness/sfn-local';
-import { callbackFor, completeRun } from '../tests/harness/dbt-callback';
-import type { EventPattern } from '../events/pattern';
+} from '../sfn-local';
+import { callbackFor, completeRun } from '../dbt-callback';
+import type { EventPattern } from '../../events/pattern';
 import { VirtualClock, firings } from './clock';
 import { DeliveryError, EventBus, Queue, type BusEvent } from './bus';
 import {
@@ -28,7 +28,7 @@ import {
   type ExtractedSchedule,
   type ExtractedStateMachine,
   type StackModel,
-} from './extract';
+} from '../extract';
 import { GlueWorld } from './glue';
 
 /**

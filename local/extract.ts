@@ -1,7 +1,7 @@
 import { HANDLER_TAG } from '../components/handler-function';
 import type { StateMachineDefinition } from '../state-machines/asl';
-import type { RecordedResource } from '../tests/harness/pulumi-mocks';
-import { renderedEnv, runProgram, STACK_REGION, type StackName } from '../tests/harness/program';
+import type { RecordedResource } from './pulumi-mocks';
+import { renderedEnv, runProgram, STACK_REGION, type StackName } from './program';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { matchesPattern, type EventPattern } from '../events/pattern';
+import { matchesPattern, type EventPattern } from '../../events/pattern';
 import type { VirtualClock } from './clock';
-import type { ExtractedRule, ExtractedTarget } from './extract';
+import type { ExtractedRule, ExtractedTarget } from '../extract';
 
 /**
  * A simulated EventBridge custom bus of one region: rules matched with the project's own
