@@ -115,66 +115,69 @@ export interface FakeDbtApi {
 }
 
 type Pending = Fault & { remaining: number };
+type Answer = { status: number; body: unknown };
 
 const BATCH_ID = /^([a-z][a-z0-9-]{0,22}[a-z0-9])-\d{8}T\d{6}Z$/;
 const COMMANDS = new Set(['build', 'run', 'test', 'seed', 'snapshot']);
+const now = () => new Date().toISOString();
 
-export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<FakeDbtApi> {
-  const token = options.token ?? `fake-${randomUUID()}`;
-  const autoAdvance = options.autoAdvance ?? true;
-  const defaultRunningPolls = options.runningPolls ?? 1;
-  const runs: FakeRun[] = [];
-  const byId = new Map<string, FakeRun>();
-  const requests: RecordedRequest[] = [];
-  let faults: Pending[] = [];
-  const sockets = new Set<import('node:net').Socket>();
-  const now = () => new Date().toISOString();
+/** A POST body's fields, validated. */
+type RunRequest = Pick<FakeRun, 'batchId' | 'pipeline' | 'command' | 'select' | 'vars' | 'attempt' | 'fence'>;
 
-  const matches = (f: Fault, method: string, path: string): boolean => {
-    if (f.kind === 'fail-run' || f.kind === 'slow-run') return false;
-    if (f.method && f.method !== method) return false;
-    if (f.path instanceof RegExp) return f.path.test(path);
-    if (typeof f.path === 'string') return path.includes(f.path);
-    return true;
-  };
-  const takeRequestFault = (method: string, path: string): Pending | undefined => {
-    const fault = faults.find((f) => f.remaining > 0 && matches(f, method, path));
-    if (fault) fault.remaining -= 1;
-    faults = faults.filter((f) => f.remaining > 0);
-    return fault;
-  };
-  const takeRunFault = (kind: 'fail-run' | 'slow-run', batchId: string): Pending | undefined => {
-    const fault = faults.find(
-      (f) => f.kind === kind && f.remaining > 0 && (f.batchId === undefined || f.batchId === batchId),
-    );
-    if (fault) fault.remaining -= 1;
-    faults = faults.filter((f) => f.remaining > 0);
-    return fault;
-  };
+/** The problems of a POST /api/v1/runs body, as the app's validation names them. */
+function runRequestProblems(body: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const { batchId, pipeline } = body;
+  const command = body.command ?? 'build';
+  const attempt = body.attempt ?? 1;
+  if (typeof batchId !== 'string' || !BATCH_ID.test(batchId))
+    problems.push('batchId: not <pipeline>-<yyyyMMdd>T<HHmmss>Z');
+  if (typeof pipeline !== 'string') problems.push('pipeline: required string');
+  else if (typeof batchId === 'string' && BATCH_ID.exec(batchId)?.[1] !== pipeline)
+    problems.push('batchId: belongs to another pipeline');
+  if (typeof command !== 'string' || !COMMANDS.has(command))
+    problems.push('command: not an allowed dbt command');
+  if (body.select !== undefined && typeof body.select !== 'string') problems.push('select: must be a string');
+  if (
+    body.vars !== undefined &&
+    (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))
+  )
+    problems.push('vars: must be an object');
+  if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > 999)
+    problems.push('attempt: must be an integer 1..999');
+  // The real app requires the claim's fence (it becomes dbt's fence vars); so does the fake.
+  const fence = body.fence as { region?: unknown; epoch?: unknown } | undefined;
+  if (
+    !fence ||
+    typeof fence !== 'object' ||
+    typeof fence.region !== 'string' ||
+    !Number.isInteger(fence.epoch) ||
+    (fence.epoch as number) < 1
+  ) {
+    problems.push('fence: required {region: string, epoch: integer >= 1}');
+  }
+  if (body.taskToken !== undefined && typeof body.taskToken !== 'string')
+    problems.push('taskToken: must be a string');
+  return problems;
+}
 
-  const advance = (run: FakeRun): FakeRun => {
-    if (run.status === 'QUEUED') {
-      run.status = 'RUNNING';
-      run.startedAt = now();
-      run.heartbeatAt = run.startedAt;
-    } else if (run.status === 'RUNNING') {
-      run.pollsRunning += 1;
-      run.heartbeatAt = now();
-      if (run.pollsRunning >= run.runningPolls) {
-        run.finishedAt = now();
-        if (run.failWith !== undefined) {
-          run.status = 'FAILED';
-          run.error = run.failWith;
-        } else {
-          run.status = 'SUCCEEDED';
-        }
-      }
-    }
-    return run;
+/** A valid body's fields (after `runRequestProblems` found none). */
+function runRequest(body: Record<string, unknown>): RunRequest {
+  const fence = body.fence as { region: string; epoch: number };
+  return {
+    batchId: body.batchId as string,
+    pipeline: body.pipeline as string,
+    command: (body.command ?? 'build') as string,
+    select: body.select as string | undefined,
+    vars: body.vars as Record<string, unknown> | undefined,
+    attempt: (body.attempt ?? 1) as number,
+    fence: { region: fence.region, epoch: fence.epoch },
   };
+}
 
-  /** The app's full run view (the document's Run, every required field). */
-  const view = (run: FakeRun) => ({
+/** The app's full run view (the document's Run, every required field). */
+function view(run: FakeRun) {
+  return {
     runId: run.runId,
     batchId: run.batchId,
     pipeline: run.pipeline,
@@ -187,66 +190,142 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     heartbeatAt: run.heartbeatAt,
     fence: { ...run.fence },
     ...(run.error === undefined ? {} : { error: run.error }),
-  });
+  };
+}
 
-  const createRun = (body: Record<string, unknown>): { status: number; body: unknown } => {
-    const problems: string[] = [];
-    const batchId = body.batchId;
-    const pipeline = body.pipeline;
-    const command = body.command ?? 'build';
-    const attempt = body.attempt ?? 1;
-    if (typeof batchId !== 'string' || !BATCH_ID.test(batchId))
-      problems.push('batchId: not <pipeline>-<yyyyMMdd>T<HHmmss>Z');
-    if (typeof pipeline !== 'string') problems.push('pipeline: required string');
-    else if (typeof batchId === 'string' && BATCH_ID.exec(batchId)?.[1] !== pipeline)
-      problems.push('batchId: belongs to another pipeline');
-    if (typeof command !== 'string' || !COMMANDS.has(command))
-      problems.push('command: not an allowed dbt command');
-    if (body.select !== undefined && typeof body.select !== 'string')
-      problems.push('select: must be a string');
-    if (
-      body.vars !== undefined &&
-      (typeof body.vars !== 'object' || body.vars === null || Array.isArray(body.vars))
-    )
-      problems.push('vars: must be an object');
-    if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > 999)
-      problems.push('attempt: must be an integer 1..999');
-    // The real app requires the claim's fence (it becomes dbt's fence vars); so does the fake.
-    const fence = body.fence as { region?: unknown; epoch?: unknown } | undefined;
-    if (
-      !fence ||
-      typeof fence !== 'object' ||
-      typeof fence.region !== 'string' ||
-      !Number.isInteger(fence.epoch) ||
-      (fence.epoch as number) < 1
-    ) {
-      problems.push('fence: required {region: string, epoch: integer >= 1}');
+/** Moves a run one lifecycle step, as the app's worker would between two polls. */
+function advanceRun(run: FakeRun): FakeRun {
+  if (run.status === 'QUEUED') {
+    run.status = 'RUNNING';
+    run.startedAt = now();
+    run.heartbeatAt = run.startedAt;
+  } else if (run.status === 'RUNNING') {
+    run.pollsRunning += 1;
+    run.heartbeatAt = now();
+    if (run.pollsRunning >= run.runningPolls) {
+      run.finishedAt = now();
+      if (run.failWith !== undefined) {
+        run.status = 'FAILED';
+        run.error = run.failWith;
+      } else {
+        run.status = 'SUCCEEDED';
+      }
     }
-    if (body.taskToken !== undefined && typeof body.taskToken !== 'string')
-      problems.push('taskToken: must be a string');
+  }
+  return run;
+}
+
+/** The same idempotency key with the same parameters (a repeat the app answers with the run). */
+function sameParameters(existing: FakeRun, request: RunRequest): boolean {
+  return (
+    existing.pipeline === request.pipeline &&
+    existing.command === request.command &&
+    existing.select === request.select &&
+    JSON.stringify(existing.vars ?? null) === JSON.stringify(request.vars ?? null) &&
+    existing.fence.region === request.fence.region &&
+    existing.fence.epoch === request.fence.epoch
+  );
+}
+
+const unauthorized: Answer = {
+  status: 401,
+  body: { error: 'Unauthorized', message: 'missing or invalid bearer token' },
+};
+
+/** The API's state and routes, without HTTP: runs, the faults waiting to fire, the tokens. */
+class FakeDbtRegistry {
+  readonly runs: FakeRun[] = [];
+  readonly byId = new Map<string, FakeRun>();
+  faults: Pending[] = [];
+
+  constructor(
+    readonly token: string,
+    private readonly options: FakeDbtApiOptions,
+  ) {}
+
+  private matches(f: Fault, method: string, path: string): boolean {
+    if (f.kind === 'fail-run' || f.kind === 'slow-run') return false;
+    if (f.method && f.method !== method) return false;
+    if (f.path instanceof RegExp) return f.path.test(path);
+    if (typeof f.path === 'string') return path.includes(f.path);
+    return true;
+  }
+
+  takeRequestFault(method: string, path: string): Pending | undefined {
+    const fault = this.faults.find((f) => f.remaining > 0 && this.matches(f, method, path));
+    if (fault) fault.remaining -= 1;
+    this.faults = this.faults.filter((f) => f.remaining > 0);
+    return fault;
+  }
+
+  private takeRunFault(kind: 'fail-run' | 'slow-run', batchId: string): Pending | undefined {
+    const fault = this.faults.find(
+      (f) => f.kind === kind && f.remaining > 0 && (f.batchId === undefined || f.batchId === batchId),
+    );
+    if (fault) fault.remaining -= 1;
+    this.faults = this.faults.filter((f) => f.remaining > 0);
+    return fault;
+  }
+
+  private presented(auth: string | undefined): string | undefined {
+    const key = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
+    return key && (key === this.token || key === this.options.readToken) ? key : undefined;
+  }
+
+  route(method: string, path: string, auth: string | undefined, body: unknown): Answer {
+    if (method === 'GET' && path === '/healthz')
+      return { status: 200, body: { status: 'ok', runs: this.runs.length } };
+    const runMatch = /^\/api\/v1\/runs\/([^/]+)$/.exec(path);
+    const keyMatch = /^\/api\/v1\/batches\/([^/]+)\/attempts\/(\d+)$/.exec(path);
+    if (keyMatch && method === 'GET') {
+      if (!this.presented(auth)) return unauthorized;
+      return this.byKey(keyMatch[1], keyMatch[2]);
+    }
+    if (path !== '/api/v1/runs' && !runMatch)
+      return { status: 404, body: { error: 'NotFound', message: `no route ${method} ${path}` } };
+    const presented = this.presented(auth);
+    if (!presented) return unauthorized;
+    if (!runMatch) return this.post(method, presented, body);
+    if (method !== 'GET') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use GET' } };
+    const run = this.byId.get(decodeURIComponent(runMatch[1]));
+    if (!run) return { status: 404, body: { error: 'NotFound', message: `no run ${runMatch[1]}` } };
+    run.polls += 1;
+    if (this.options.autoAdvance ?? true) advanceRun(run);
+    return { status: 200, body: view(run) };
+  }
+
+  /** GET /api/v1/batches/{batchId}/attempts/{n}: reconciliation reads the registry, never moves a run. */
+  private byKey(batchId: string, attempt: string): Answer {
+    const found = this.runs.find(
+      (r) => r.batchId === decodeURIComponent(batchId) && r.attempt === Number(attempt),
+    );
+    if (!found)
+      return {
+        status: 404,
+        body: { error: 'NotFound', message: `no run for batch ${batchId} attempt ${attempt}` },
+      };
+    return { status: 200, body: view(found) };
+  }
+
+  private post(method: string, presented: string, body: unknown): Answer {
+    if (method !== 'POST') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use POST' } };
+    if (presented !== this.token)
+      return { status: 403, body: { error: 'Forbidden', message: 'this token may not start runs' } };
+    if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return { status: 400, body: { error: 'BadRequest', message: 'body must be a JSON object' } };
+    }
+    return this.createRun(body as Record<string, unknown>);
+  }
+
+  private createRun(body: Record<string, unknown>): Answer {
+    const problems = runRequestProblems(body);
     if (problems.length)
       return { status: 422, body: { error: 'ValidationError', message: problems.join('; ') } };
-
-    const request = {
-      batchId: batchId as string,
-      pipeline: pipeline as string,
-      command: command as string,
-      select: body.select as string | undefined,
-      vars: body.vars as Record<string, unknown> | undefined,
-      attempt: attempt as number,
-      fence: { region: fence!.region as string, epoch: fence!.epoch as number },
-    };
-    const sameBatch = runs.filter((r) => r.batchId === request.batchId);
+    const request = runRequest(body);
+    const sameBatch = this.runs.filter((r) => r.batchId === request.batchId);
     const existing = sameBatch.find((r) => r.attempt === request.attempt);
     if (existing) {
-      const same =
-        existing.pipeline === request.pipeline &&
-        existing.command === request.command &&
-        existing.select === request.select &&
-        JSON.stringify(existing.vars ?? null) === JSON.stringify(request.vars ?? null) &&
-        existing.fence.region === request.fence.region &&
-        existing.fence.epoch === request.fence.epoch;
-      if (!same) {
+      if (!sameParameters(existing, request)) {
         return {
           status: 409,
           body: {
@@ -270,8 +349,15 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
         },
       };
     }
-    const failFault = takeRunFault('fail-run', request.batchId);
-    const slowFault = takeRunFault('slow-run', request.batchId);
+    const run = this.newRun(request, body);
+    this.runs.push(run);
+    this.byId.set(run.runId, run);
+    return { status: 202, body: view(run) };
+  }
+
+  private newRun(request: RunRequest, body: Record<string, unknown>): FakeRun {
+    const failFault = this.takeRunFault('fail-run', request.batchId);
+    const slowFault = this.takeRunFault('slow-run', request.batchId);
     const run: FakeRun = {
       // Deterministic, as in the app: the idempotency key names the run.
       runId: `${request.batchId}.${request.attempt}`,
@@ -282,7 +368,7 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
       finishedAt: null,
       heartbeatAt: null,
       pollsRunning: 0,
-      runningPolls: slowFault?.kind === 'slow-run' ? slowFault.polls : defaultRunningPolls,
+      runningPolls: slowFault?.kind === 'slow-run' ? slowFault.polls : (this.options.runningPolls ?? 1),
       ...(failFault?.kind === 'fail-run'
         ? { failWith: failFault.error ?? 'dbt build failed: 1 of 12 models errored' }
         : {}),
@@ -292,124 +378,77 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
     if (body.lease !== undefined) run.lease = body.lease as FakeRun['lease'];
     if (run.select === undefined) delete run.select;
     if (run.vars === undefined) delete run.vars;
-    runs.push(run);
-    byId.set(run.runId, run);
-    return { status: 202, body: view(run) };
+    return run;
+  }
+
+  mustGet(runId: string): FakeRun {
+    const run = this.byId.get(runId);
+    if (!run) throw new Error(`fake dbt api: no run ${runId}`);
+    return run;
+  }
+}
+
+/** Parses a request body: undefined when empty, the raw text (and `badJson`) when not JSON. */
+function parseBody(raw: string): { body: unknown; badJson: boolean } {
+  if (!raw) return { body: undefined, badJson: false };
+  try {
+    return { body: JSON.parse(raw), badJson: false };
+  } catch {
+    return { body: raw, badJson: true };
+  }
+}
+
+/** One HTTP request: recorded, then faulted or routed. */
+function serve(
+  registry: FakeDbtRegistry,
+  requests: RecordedRequest[],
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  raw: string,
+): void {
+  const method = req.method ?? 'GET';
+  const path = (req.url ?? '/').split('?')[0];
+  const { body, badJson } = parseBody(raw);
+  const auth = req.headers.authorization;
+  const record: RecordedRequest = { method, path, authorization: auth, body, outcome: 0 };
+  requests.push(record);
+  const reply = (status: number, payload: unknown) => {
+    record.outcome = status;
+    const text = JSON.stringify(payload);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
   };
-
-  const route = (
-    method: string,
-    path: string,
-    auth: string | undefined,
-    body: unknown,
-  ): { status: number; body: unknown } => {
-    if (method === 'GET' && path === '/healthz')
-      return { status: 200, body: { status: 'ok', runs: runs.length } };
-    const isRuns = path === '/api/v1/runs';
-    const runMatch = /^\/api\/v1\/runs\/([^/]+)$/.exec(path);
-    const keyMatch = /^\/api\/v1\/batches\/([^/]+)\/attempts\/(\d+)$/.exec(path);
-    if (keyMatch && method === 'GET') {
-      const presentedKey = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
-      if (!presentedKey || (presentedKey !== token && presentedKey !== options.readToken)) {
-        return { status: 401, body: { error: 'Unauthorized', message: 'missing or invalid bearer token' } };
-      }
-      // Reconciliation reads the registry; it never moves a run on.
-      const found = runs.find(
-        (r) => r.batchId === decodeURIComponent(keyMatch[1]) && r.attempt === Number(keyMatch[2]),
-      );
-      if (!found)
-        return {
-          status: 404,
-          body: { error: 'NotFound', message: `no run for batch ${keyMatch[1]} attempt ${keyMatch[2]}` },
-        };
-      return { status: 200, body: view(found) };
-    }
-    if (!isRuns && !runMatch)
-      return { status: 404, body: { error: 'NotFound', message: `no route ${method} ${path}` } };
-
-    const presented = /^Bearer (.+)$/.exec(auth ?? '')?.[1];
-    if (!presented || (presented !== token && presented !== options.readToken)) {
-      return { status: 401, body: { error: 'Unauthorized', message: 'missing or invalid bearer token' } };
-    }
-    if (isRuns) {
-      if (method !== 'POST') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use POST' } };
-      if (presented !== token)
-        return { status: 403, body: { error: 'Forbidden', message: 'this token may not start runs' } };
-      if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body)) {
-        return { status: 400, body: { error: 'BadRequest', message: 'body must be a JSON object' } };
-      }
-      return createRun(body as Record<string, unknown>);
-    }
-    if (method !== 'GET') return { status: 405, body: { error: 'MethodNotAllowed', message: 'use GET' } };
-    const run = byId.get(decodeURIComponent(runMatch![1]));
-    if (!run) return { status: 404, body: { error: 'NotFound', message: `no run ${runMatch![1]}` } };
-    run.polls += 1;
-    if (autoAdvance) advance(run);
-    return { status: 200, body: view(run) };
+  const fault = registry.takeRequestFault(method, path);
+  if (fault?.kind === 'hang') {
+    record.outcome = 'hang';
+    return; // never answered; close() destroys the socket
+  }
+  if (fault?.kind === 'reset' || fault?.kind === 'lose-reply') {
+    if (fault.kind === 'lose-reply' && !badJson) registry.route(method, path, auth, body);
+    record.outcome = 'reset';
+    req.socket.destroy();
+    return;
+  }
+  if (fault?.kind === 'status') {
+    return reply(fault.status, fault.body ?? { error: 'Injected', message: `injected ${fault.status}` });
+  }
+  const answer = () => {
+    if (badJson) return reply(400, { error: 'BadRequest', message: 'body is not JSON' });
+    const out = registry.route(method, path, auth, body);
+    reply(out.status, out.body);
   };
+  if (fault?.kind === 'delay') setTimeout(answer, fault.ms);
+  else answer();
+}
 
+export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<FakeDbtApi> {
+  const registry = new FakeDbtRegistry(options.token ?? `fake-${randomUUID()}`, options);
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<import('node:net').Socket>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const method = req.method ?? 'GET';
-      const path = (req.url ?? '/').split('?')[0];
-      const raw = Buffer.concat(chunks).toString('utf8');
-      let body: unknown;
-      let badJson = false;
-      if (raw) {
-        try {
-          body = JSON.parse(raw);
-        } catch {
-          badJson = true;
-          body = raw;
-        }
-      }
-      const record: RecordedRequest = {
-        method,
-        path,
-        authorization: req.headers.authorization,
-        body,
-        outcome: 0,
-      };
-      requests.push(record);
-      const reply = (status: number, payload: unknown) => {
-        record.outcome = status;
-        const text = JSON.stringify(payload);
-        res.writeHead(status, {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(text),
-        });
-        res.end(text);
-      };
-
-      const fault = takeRequestFault(method, path);
-      if (fault?.kind === 'hang') {
-        record.outcome = 'hang';
-        return; // never answered; close() destroys the socket
-      }
-      if (fault?.kind === 'reset') {
-        record.outcome = 'reset';
-        req.socket.destroy();
-        return;
-      }
-      if (fault?.kind === 'lose-reply') {
-        if (!badJson) route(method, path, req.headers.authorization, body);
-        record.outcome = 'reset';
-        req.socket.destroy();
-        return;
-      }
-      if (fault?.kind === 'status') {
-        return reply(fault.status, fault.body ?? { error: 'Injected', message: `injected ${fault.status}` });
-      }
-      const answer = () => {
-        if (badJson) return reply(400, { error: 'BadRequest', message: 'body is not JSON' });
-        const out = route(method, path, req.headers.authorization, body);
-        reply(out.status, out.body);
-      };
-      if (fault?.kind === 'delay') setTimeout(answer, fault.ms);
-      else answer();
-    });
+    req.on('end', () => serve(registry, requests, req, res, Buffer.concat(chunks).toString('utf8')));
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -418,28 +457,22 @@ export async function startFakeDbtApi(options: FakeDbtApiOptions = {}): Promise<
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
-  const mustGet = (runId: string): FakeRun => {
-    const run = byId.get(runId);
-    if (!run) throw new Error(`fake dbt api: no run ${runId}`);
-    return run;
-  };
-
   return {
     url: `http://127.0.0.1:${port}`,
-    token,
-    runs,
+    token: registry.token,
+    runs: registry.runs,
     requests,
-    runsFor: (batchId) => runs.filter((r) => r.batchId === batchId),
-    getRun: (runId) => byId.get(runId),
+    runsFor: (batchId) => registry.runs.filter((r) => r.batchId === batchId),
+    getRun: (runId) => registry.byId.get(runId),
     inject: (fault) => {
-      faults.push({ ...fault, remaining: fault.count ?? 1 });
+      registry.faults.push({ ...fault, remaining: fault.count ?? 1 });
     },
     clearFaults: () => {
-      faults = [];
+      registry.faults = [];
     },
-    advance: (runId) => advance(mustGet(runId)),
+    advance: (runId) => advanceRun(registry.mustGet(runId)),
     finish: (runId, status, error) => {
-      const run = mustGet(runId);
+      const run = registry.mustGet(runId);
       run.status = status;
       run.startedAt ??= now();
       run.heartbeatAt ??= run.startedAt;

@@ -1,661 +1,64 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
-import { Mutex } from '../mutex';
-import { controlTableInput } from '../table-schemas';
 import '../promise-polyfill';
-import { randomUUID } from 'node:crypto';
-import * as path from 'node:path';
-import { setMaxListeners } from 'node:events';
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { StateMachineDefinition } from '../../state-machines/asl';
-import { ACCOUNT_ID } from '../pulumi-mocks';
-import { ROOT, type StackName } from '../program';
-import { ReplicatedDynamo } from '../replicated-dynamo';
-import { startFakeDbtApi, type FakeDbtApi, type FakeRun } from '../fake-dbt-api';
-import {
-  runWorkflow,
-  StatesError,
-  type ExecutionEvent,
-  type ServiceHandlers,
-} from '../sfn-local';
-import { callbackFor, completeRun } from '../dbt-callback';
-import type { EventPattern } from '../../events/pattern';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { extractPlatform, extractStack, type ExtractedSchedule } from '../extract';
+import { startFakeDbtApi, type FakeRun } from '../fake-dbt-api';
+import { Mutex } from '../mutex';
+import { STACK_REGION, type StackName } from '../program';
+import { DeliveryError, type BusEvent } from './bus';
 import { VirtualClock, firings } from './clock';
-import { DeliveryError, EventBus, Queue, type BusEvent } from './bus';
-import {
-  extractStack,
-  type ExtractedFunction,
-  type ExtractedSchedule,
-  type ExtractedStateMachine,
-  type StackModel,
-} from '../extract';
+import { ReplicaViews, startTwinDynamo, type TwinDynamo } from './dynamo';
 import { GlueWorld } from './glue';
+import { resetHandlerModules } from './lambda';
+import { Region, unlimitedAbort } from './region';
+import type {
+  Alert,
+  ExecutionRecord,
+  Faults,
+  Invocation,
+  LambdaCall,
+  Metrics,
+  ScheduleFiring,
+  TimelineEntry,
+  TwinOptions,
+} from './types';
+
+export { Region } from './region';
+export * from './types';
 
 /**
- * The local twin: both regions of the platform on one machine, running what the program
- * deploys (extracted definitions, patterns, schedules, handlers with their env) on local engines.
+ * The local platform ("the twin"): both regions on one machine, running what the program deploys
+ * (extracted definitions, patterns, schedules, handlers with their env) on local engines. The demo's
+ * scenarios, scripts/compare-triggers.ts and the tests all drive this one emulator.
  */
 
-export const STACKS: Record<string, StackName> = { 'us-east-1': 'prod-east', 'us-west-1': 'prod-west' };
+/** Region → stack, the inverse of the stacks' own map. */
+export const STACKS: Record<string, StackName> = Object.fromEntries(
+  Object.entries(STACK_REGION).map(([stack, region]) => [region, stack as StackName]),
+);
 
-export interface TimelineEntry {
-  /** Virtual time, epoch ms. */
-  t: number;
-  region: string;
-  component: string;
-  text: string;
-  /** The component a message goes to (sequence diagrams). */
-  to?: string;
-}
-
-export interface Metrics {
-  hops: number;
-  transitions: number;
-  lambdaCalls: number;
-  dbtRuns: number;
-  alerts: number;
-  dlqMessages: number;
-  executions: number;
-}
-
-export interface ExecutionRecord {
-  arn: string;
-  name: string;
-  region: string;
-  stateMachine: string;
-  input: string;
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
-  output?: unknown;
-  error?: string;
-  cause?: string;
-  transitions: number;
-  startedAt: number;
-  stoppedAt?: number;
-  done: Promise<ExecutionRecord>;
-}
-
-export interface Alert {
-  t: number;
-  region: string;
-  subject: string;
-  message: string;
-}
-
-export class TwinError extends Error {
-  constructor(name: string, message: string) {
-    super(message);
-    this.name = name;
-  }
-}
-
-const HANDLER_CACHE = new Map<string, any>();
-/** Each region's own copies of handlers/ modules (its Lambda containers), by module id. */
-const REGION_MODULES = new Map<string, Map<string, NodeModule>>();
-const HANDLERS_DIR = path.join(ROOT, 'handlers') + path.sep;
-/** A new twin gets fresh handler modules: their module-level SDK clients bind to its endpoints. */
-function resetHandlerModules(): void {
-  HANDLER_CACHE.clear();
-  REGION_MODULES.clear();
-  for (const id of Object.keys(require.cache)) if (id.startsWith(HANDLERS_DIR)) delete require.cache[id];
-}
-/**
- * The handler module as `region`'s Lambda runs it: module-level SDK clients (fence-writer's, for
- * one) bind to the endpoint of the first call's environment, so each region loads its own copies.
- */
-function handlerModule(name: string, region: string): any {
-  const key = `${region}|${name}`;
-  let mod = HANDLER_CACHE.get(key);
-  if (!mod) {
-    const stash = new Map<string, NodeModule>();
-    for (const id of Object.keys(require.cache)) {
-      if (!id.startsWith(HANDLERS_DIR)) continue;
-      stash.set(id, require.cache[id]!);
-      delete require.cache[id];
-    }
-    const mine = REGION_MODULES.get(region) ?? new Map<string, NodeModule>();
-    for (const [id, m] of mine) require.cache[id] = m;
-    mod = require(path.join(ROOT, 'handlers', `${name}.ts`));
-    for (const id of Object.keys(require.cache)) {
-      if (!id.startsWith(HANDLERS_DIR)) continue;
-      mine.set(id, require.cache[id]!);
-      delete require.cache[id];
-    }
-    REGION_MODULES.set(region, mine);
-    for (const [id, m] of stash) require.cache[id] = m;
-    HANDLER_CACHE.set(key, mod);
-  }
-  return mod;
-}
-
-/** The control table: one replica per region (local/replicated-dynamo), as the global table is. */
-export interface TwinDynamo {
-  readonly engine: ReplicatedDynamo;
-  readonly tableName: string;
-  endpoint(region: string): string;
-  client(region: string): DynamoDBClient;
-  docOf(region: string): DynamoDBDocumentClient;
-  /** The first region's replica (reads after `engine.quiesce()` see every region's writes). */
-  readonly doc: DynamoDBDocumentClient;
-  close(): Promise<void>;
-}
-
-async function startTwinDynamo(regions: string[], tableName: string): Promise<TwinDynamo> {
-  const engine = await ReplicatedDynamo.start({ regions, tables: [controlTableInput(tableName)], lag: 0 });
-  const clients = new Map(
-    regions.map((r) => [r, new DynamoDBClient({ ...engine.clientConfig(r), maxAttempts: 3 })]),
-  );
-  const docs = new Map(regions.map((r) => [r, DynamoDBDocumentClient.from(clients.get(r)!)]));
+/** The warehouse fence (CONTROL.FENCE) both regions share; only moves forward, like the SQL the writer sends. */
+function sharedWarehouseFence() {
+  let row: { region: string; epoch: number } | undefined;
   return {
-    engine,
-    tableName,
-    endpoint: (r) => engine.endpoint(r),
-    client: (r) => clients.get(r)!,
-    docOf: (r) => docs.get(r)!,
-    doc: docs.get(regions[0])!,
-    close: async () => {
-      for (const c of clients.values()) c.destroy();
-      await engine.stop();
+    read: async () => row,
+    advance: async (region: string, epoch: number) => {
+      if (row && (row.epoch > epoch || (row.epoch === epoch && row.region !== region)))
+        throw new Error(`warehouse fence holds ${row.region} epoch ${row.epoch}`);
+      row = { region, epoch };
+      return row;
     },
   };
 }
 
-/** Definitions are parsed once per process (by JSON text), so the engine's per-object cache hits. */
-const DEFINITIONS = new Map<string, StateMachineDefinition>();
-function sharedDefinition(def: StateMachineDefinition): StateMachineDefinition {
-  const key = JSON.stringify(def);
-  let d = DEFINITIONS.get(key);
-  if (!d) {
-    d = def;
-    DEFINITIONS.set(key, d);
-  }
-  return d;
-}
-
-/** Faults a scenario can inject, consumed as they fire. */
-export interface Faults {
-  /** Lambda throttles (TooManyRequestsException) per handler name: how many calls to refuse. */
-  lambdaThrottle: Map<string, number>;
-}
-
-/** Replication lag: reads of these keys in `region` return the stale item captured when injected. */
-interface Lag {
-  region: string;
-  key: string;
-  stale: Record<string, unknown> | undefined;
-}
-
-export class Region {
-  readonly bus: EventBus;
-  readonly queues = new Map<string, Queue>();
-  readonly machines = new Map<string, ExtractedStateMachine>();
-  readonly functions = new Map<string, ExtractedFunction>();
-  schedules: ExtractedSchedule[];
-  /** Executions by state machine ARN, then name: Step Functions' uniqueness scope. */
-  readonly executionsByMachine = new Map<string, Map<string, ExecutionRecord>>();
-  readonly executions: ExecutionRecord[] = [];
-  /** Each definition's JSON as extracted (the engine annotates the objects it runs). */
-  readonly definitionJson = new Map<string, string>();
-  up = true;
-  abort = unlimitedAbort();
-
-  constructor(
-    readonly twin: Twin,
-    public model: StackModel,
-    readonly dbt: FakeDbtApi,
-  ) {
-    for (const q of model.queues) this.queues.set(q.arn, new Queue(q.arn, q.name));
-    for (const sm of model.stateMachines) this.definitionJson.set(sm.arn, JSON.stringify(sm.definition));
-    for (const sm of model.stateMachines)
-      this.machines.set(sm.arn, { ...sm, definition: sharedDefinition(sm.definition) });
-    for (const fn of model.functions) {
-      this.functions.set(fn.arn, fn);
-      this.functions.set(fn.name, fn);
-    }
-    this.schedules = model.schedules.map((s) => ({ ...s }));
-    this.bus = new EventBus(
-      model.region,
-      model.bus.name,
-      model.bus.arn,
-      ACCOUNT_ID,
-      model.rules,
-      model.archive.pattern as EventPattern,
-      {
-        clock: twin.clock,
-        deliver: (target, event, rule) =>
-          twin.deliverToTarget(this, target.arn, event, rule.name, target.input),
-        queue: (arn) => twin.queue(arn),
-        track: (p) => twin.track(p),
-        log: (component, text, to) => twin.log(this.region, component, text, to),
-        onAttempt: () => twin.metrics.hops++,
-      },
-    );
-  }
-
-  get region(): string {
-    return this.model.region;
-  }
-
-  machineByName(part: string): ExtractedStateMachine {
-    const found = [...this.machines.values()].filter((m) => m.name.includes(part));
-    if (found.length !== 1)
-      throw new Error(
-        `${this.region}: expected one state machine *${part}*, found ${found.map((m) => m.name).join(', ')}`,
-      );
-    return found[0];
-  }
-
-  dlqMessages() {
-    return [...this.queues.values()].flatMap((q) => q.messages);
-  }
-
-  // ------------------------------------------------------------ Step Functions
-
-  /**
-   * StartExecution with Step Functions' name semantics (per region + state machine): the same
-   * name and input while RUNNING returns that execution; otherwise an existing name is
-   * ExecutionAlreadyExists.
-   */
-  startExecution(args: {
-    stateMachineArn: string;
-    name?: string;
-    input?: string;
-    parent?: string;
-  }): ExecutionRecord {
-    if (!this.up) throw new TwinError('ServiceUnavailable', `states.${this.region} is unreachable`);
-    const sm = this.machines.get(args.stateMachineArn);
-    if (!sm)
-      throw new TwinError(
-        'StateMachineDoesNotExist',
-        `State Machine Does Not Exist: '${args.stateMachineArn}'`,
-      );
-    const name = args.name ?? randomUUID();
-    if (
-      name.length > 80 ||
-      /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/.test(name) ||
-      /[\u0000-\u001f\u007f-\u009f]/.test(name)
-    ) {
-      throw new TwinError('InvalidName', `Invalid Name: '${name}'`);
-    }
-    const input = args.input ?? '{}';
-    if (Buffer.byteLength(input) > 262_144)
-      throw new TwinError(
-        'InvalidExecutionInput',
-        `input is ${Buffer.byteLength(input)} bytes; the limit is 262144`,
-      );
-    let names = this.executionsByMachine.get(sm.arn);
-    if (!names) this.executionsByMachine.set(sm.arn, (names = new Map()));
-    const existing = names.get(name);
-    if (existing) {
-      if (existing.status === 'RUNNING' && existing.input === input) return existing;
-      throw new TwinError('ExecutionAlreadyExists', `Execution Already Exists: '${existing.arn}'`);
-    }
-    const arn = `arn:aws:states:${this.region}:${ACCOUNT_ID}:execution:${sm.name}:${name}`;
-    const record = {
-      arn,
-      name,
-      region: this.region,
-      stateMachine: sm.name,
-      input,
-      status: 'RUNNING',
-      transitions: 0,
-      startedAt: this.twin.clock.now(),
-    } as ExecutionRecord;
-    names.set(name, record);
-    this.executions.push(record);
-    this.twin.metrics.executions++;
-    this.twin.log(
-      this.region,
-      sm.name,
-      `execution ${name} started${args.parent ? ` by ${args.parent.split(':').pop()}` : ''}`,
-    );
-    record.done = this.run(sm, record);
-    this.twin.track(record.done);
-    return record;
-  }
-
-  private async run(sm: ExtractedStateMachine, record: ExecutionRecord): Promise<ExecutionRecord> {
-    await Promise.resolve();
-    const twin = this.twin;
-    const onEvent = (ev: ExecutionEvent) => {
-      if (ev.type === 'StateEntered') {
-        const st = (ev as any).stateName as string;
-        const state = findState(sm.definition, st);
-        if (state?.Type === 'Wait')
-          twin.clock.tick(1000 * (typeof state.Seconds === 'number' ? state.Seconds : 30));
-      }
-    };
-    const result = await runWorkflow(sm.definition, JSON.parse(record.input), {
-      handlers: this.serviceHandlers(sm),
-      context: {
-        Execution: { Id: record.arn, Name: record.name, StartTime: new Date(record.startedAt).toISOString() },
-      },
-      signal: this.abort.signal,
-      onEvent,
-    });
-    record.status = result.status;
-    record.output = result.output;
-    record.error = result.error;
-    record.cause = result.cause;
-    record.transitions = result.transitions;
-    record.stoppedAt = twin.clock.now();
-    twin.metrics.transitions += result.transitions;
-    const detail =
-      result.status === 'SUCCEEDED'
-        ? `SUCCEEDED ${summarize(result.output)}`
-        : `${result.status}${result.error ? ` ${result.error}` : ''}${result.cause ? `: ${String(result.cause).slice(0, 160)}` : ''}`;
-    twin.log(this.region, sm.name, `execution ${record.name} ${detail} (${result.transitions} transitions)`);
-    return record;
-  }
-
-  private serviceHandlers(sm: ExtractedStateMachine): ServiceHandlers {
-    const twin = this.twin;
-    const guard = () => {
-      if (!this.up) throw new StatesError('States.Runtime', `${this.region} is dark`);
-    };
-    return {
-      dynamodb: twin.dynamoView(this.region) as unknown as DynamoDBClient,
-      lambda: async (payload, fnName) => {
-        guard();
-        twin.clock.tick(1000);
-        return this.invokeLambda(fnName, payload, sm.name);
-      },
-      // lambda:invoke.waitForTaskToken: the start Lambda, then the app's callback when the run ends
-      // (tests/harness/dbt-callback.ts; each step stands for a minute of heartbeats).
-      taskToken: async (payload, fnName) => {
-        guard();
-        twin.clock.tick(1000);
-        const started = (await this.invokeLambda(fnName, payload, sm.name)) as { runId: string };
-        return callbackFor(await completeRun(this.dbt, started.runId, () => twin.clock.tick(60_000)));
-      },
-      events: (entries) => {
-        guard();
-        twin.clock.tick(100);
-        const busName = String(entries[0]?.EventBusName ?? this.bus.name);
-        if (busName !== this.bus.name && busName !== this.bus.arn)
-          throw new StatesError('EventBridge.ResourceNotFoundException', `no bus ${busName}`);
-        twin.metrics.hops++;
-        for (const e of entries)
-          twin.log(this.region, sm.name, `PutEvents ${String(e.DetailType)}`, `bus ${this.region}`);
-        try {
-          return this.bus.putEvents(entries.map((e) => ({ ...e, Resources: [sm.arn] })));
-        } catch (e) {
-          throw new StatesError('EventBridge.InternalException', (e as Error).message);
-        }
-      },
-      sns: (params) => {
-        guard();
-        twin.clock.tick(100);
-        const alert = {
-          t: twin.clock.now(),
-          region: this.region,
-          subject: String(params.Subject ?? ''),
-          message: String(params.Message ?? ''),
-        };
-        twin.alerts.push(alert);
-        twin.metrics.alerts++;
-        twin.log(this.region, sm.name, `ALERT ${alert.subject}`, `SNS ${this.region}`);
-      },
-      glue: async (params) => {
-        guard();
-        twin.clock.tick(60_000);
-        twin.metrics.hops++;
-        return twin.glue.run(this.region, params);
-      },
-      s3: (action, params) => {
-        guard();
-        return twin.glue.s3(action, params);
-      },
-      states: async (resource, params) => {
-        guard();
-        twin.metrics.hops++;
-        try {
-          const child = this.startExecution({
-            stateMachineArn: String(params.StateMachineArn),
-            ...(params.Name ? { name: String(params.Name) } : {}),
-            input: typeof params.Input === 'string' ? params.Input : JSON.stringify(params.Input ?? {}),
-            parent: sm.name,
-          });
-          if (!resource.includes('.sync'))
-            return { ExecutionArn: child.arn, StartDate: new Date(child.startedAt).toISOString() };
-          const done = await child.done;
-          const out = {
-            ExecutionArn: done.arn,
-            Status: done.status,
-            Output: JSON.stringify(done.output ?? null),
-            StartDate: done.startedAt,
-            StopDate: done.stoppedAt,
-          };
-          if (done.status !== 'SUCCEEDED')
-            throw new StatesError(
-              'States.TaskFailed',
-              JSON.stringify({ ...out, Error: done.error, Cause: done.cause }),
-            );
-          return resource.endsWith(':2') ? { ...out, Output: done.output } : out;
-        } catch (e) {
-          if (e instanceof StatesError) throw e;
-          throw new StatesError(
-            `StepFunctions.${(e as Error).name}Exception`.replace('ExceptionException', 'Exception'),
-            (e as Error).message,
-          );
-        }
-      },
-    };
-  }
-
-  // ------------------------------------------------------------ Lambda
-
-  /** A synchronous invoke (RequestResponse) of a deployed function, by name or ARN. */
-  async invokeLambda(fnName: string, payload: unknown, caller: string): Promise<unknown> {
-    const fn = this.functions.get(fnName);
-    if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${fnName}`);
-    const twin = this.twin;
-    twin.metrics.lambdaCalls++;
-    const throttles = twin.faults.lambdaThrottle.get(fn.handler) ?? 0;
-    if (throttles > 0) {
-      twin.faults.lambdaThrottle.set(fn.handler, throttles - 1);
-      twin.log(this.region, caller, `invoke ${fn.name}: THROTTLED (injected)`, `λ ${fn.handler}`);
-      throw new StatesError('Lambda.TooManyRequestsException', 'Rate Exceeded.');
-    }
-    twin.log(this.region, caller, `invoke ${fn.name}`, `λ ${fn.handler}`);
-    return twin.lambdaMutex.run(() => this.callHandler(fn, payload));
-  }
-
-  private async callHandler(fn: ExtractedFunction, payload: unknown): Promise<unknown> {
-    const twin = this.twin;
-    const env: Record<string, string> = {
-      ...fn.env,
-      AWS_REGION: this.region,
-      AWS_DEFAULT_REGION: this.region,
-      AWS_LAMBDA_FUNCTION_NAME: fn.name,
-      // Endpoints of this machine instead of AWS.
-      AWS_ENDPOINT_URL_DYNAMODB: twin.dynamo.endpoint(this.region),
-      ...(fn.env.DBT_API_URL !== undefined
-        ? { DBT_API_URL: this.dbt.url, DBT_API_TOKEN: this.dbt.token }
-        : {}),
-    };
-    const saved: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(env)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
-    // CloudWatch embedded-metric-format lines the handler prints become timeline entries.
-    const stdoutWrite = process.stdout.write;
-    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
-      const text = String(chunk);
-      if (text.startsWith('{"_aws"')) {
-        try {
-          const emf = JSON.parse(text) as {
-            _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string; Unit?: string }> }> };
-          } & Record<string, unknown>;
-          const metrics = emf._aws.CloudWatchMetrics.flatMap((m) => m.Metrics).map(
-            (m) => `${m.Name}=${String(emf[m.Name])}${m.Unit === 'Seconds' ? 's' : ''}`,
-          );
-          twin.metricsEmitted.push({ region: this.region, fn: fn.name, line: emf });
-          twin.log(this.region, `λ ${fn.handler}`, `metric ${metrics.join(', ')} (EMF)`);
-          return true;
-        } catch {
-          // not EMF after all: print it
-        }
-      }
-      return (stdoutWrite as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
-    }) as typeof process.stdout.write;
-    try {
-      const mod = handlerModule(fn.handler, this.region);
-      // Module-level clients the handlers expose for exactly this.
-      if (typeof mod.setDocumentClient === 'function') mod.setDocumentClient(twin.documentView(this.region));
-      if (typeof mod.setSfnClient === 'function') {
-        mod.setSfnClient({
-          send: async (command: { input: { stateMachineArn?: string; name?: string; input?: string } }) => {
-            const rec = this.startExecution({
-              stateMachineArn: String(command.input.stateMachineArn),
-              ...(command.input.name ? { name: command.input.name } : {}),
-              input: command.input.input ?? '{}',
-              parent: fn.name,
-            });
-            return { executionArn: rec.arn, startDate: new Date(rec.startedAt) };
-          },
-        });
-      }
-      // The fence writer moves the shared warehouse fence first (one for both regions, as Snowflake is).
-      if (typeof mod.setWarehouseFence === 'function') mod.setWarehouseFence(twin.warehouseFence);
-      if (typeof mod.setAlertPublisher === 'function') {
-        mod.setAlertPublisher({
-          publish: async (a: { subject: string; message: string }) => {
-            const alert = {
-              t: twin.clock.now(),
-              region: this.region,
-              subject: a.subject,
-              message: a.message,
-            };
-            twin.alerts.push(alert);
-            twin.metrics.alerts++;
-            twin.log(this.region, `λ ${fn.handler}`, `ALERT ${alert.subject}`, `SNS ${this.region}`);
-          },
-        });
-      }
-      return await mod.handler(structuredClone(payload), {
-        functionName: fn.name,
-        awsRequestId: randomUUID(),
-      });
-    } finally {
-      process.stdout.write = stdoutWrite;
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
-  }
-
-  /** Asynchronous invoke (EventBridge → Lambda) with the function's async retry config. */
-  async invokeAsync(fn: ExtractedFunction, event: unknown, caller: string): Promise<void> {
-    let attempts = 0;
-    for (;;) {
-      attempts++;
-      try {
-        await this.invokeLambda(fn.name, event, caller);
-        return;
-      } catch (e) {
-        const err = e as Error;
-        // Throttles and service errors are retried for up to the event age, not counted as attempts.
-        if (err.name === 'Lambda.TooManyRequestsException') {
-          attempts--;
-          continue;
-        }
-        if (attempts - 1 < fn.async.maximumRetryAttempts) continue;
-        const q = fn.async.onFailureArn ? this.twin.queue(fn.async.onFailureArn) : undefined;
-        if (q) {
-          q.messages.push({
-            queueArn: q.arn,
-            body: JSON.stringify({
-              requestPayload: event,
-              responseContext: { functionError: 'Unhandled' },
-              responsePayload: { errorType: err.name, errorMessage: err.message },
-            }),
-            attributes: { ERROR_CODE: err.name },
-            at: this.twin.clock.now(),
-          });
-          this.twin.log(
-            this.region,
-            `λ ${fn.handler}`,
-            `async invoke failed ${attempts}× (${err.name}) → on-failure ${q.name}`,
-            `DLQ ${q.name}`,
-          );
-        } else {
-          this.twin.log(
-            this.region,
-            `λ ${fn.handler}`,
-            `async invoke failed ${attempts}× (${err.name}); event dropped`,
-          );
-        }
-        return;
-      }
-    }
-  }
-}
-
-/** One signal per region, listened to by every execution there. */
-function unlimitedAbort(): AbortController {
-  const c = new AbortController();
-  setMaxListeners(0, c.signal);
-  return c;
-}
-
-function summarize(output: unknown): string {
-  if (output && typeof output === 'object') {
-    const o = output as Record<string, unknown>;
-    const bits = ['outcome', 'status', 'batchId', 'attempt']
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${k}=${String(o[k])}`);
-    if (bits.length) return `(${bits.join(', ')})`;
-  }
-  return '';
-}
-
-function findState(def: any, name: string): any {
-  for (const [n, s] of Object.entries<any>(def.States ?? {})) {
-    if (n === name) return s;
-    for (const child of [s.Iterator, s.ItemProcessor, ...(s.Branches ?? [])].filter(Boolean)) {
-      const f = findState(child, name);
-      if (f) return f;
-    }
-  }
-  return undefined;
-}
-
-export interface TwinOptions {
-  activeRegion?: string;
-  /** Config overrides applied to both stacks (e.g. defaultTriggerMode). */
-  config?: Record<string, unknown>;
-  /** Virtual start time. */
-  start?: string;
-  /** Echo the timeline as it happens. */
-  verbose?: boolean;
-  /**
-   * Fire the lateness watchdog's schedule. Off by default: the handlers stamp records with the
-   * wall clock while the twin's schedules run on virtual time, and the watchdog compares the two
-   * (it would see every fresh batch as hours old). The watchdog is tested against dynalite in
-   * tests/watchdog.test.ts.
-   */
-  watchdog?: boolean;
-}
+/** Step Functions errors a rule target does not retry (the event goes to the DLQ at once). */
+const NOT_RETRYABLE_START = ['StateMachineDoesNotExist', 'InvalidExecutionInput', 'InvalidName'];
 
 export class Twin {
   readonly clock: VirtualClock;
   readonly timeline: TimelineEntry[] = [];
   readonly alerts: Alert[] = [];
-  /** The warehouse fence (CONTROL.FENCE) both regions share; only moves forward, like the SQL the writer sends. */
-  readonly warehouseFence = (() => {
-    let row: { region: string; epoch: number } | undefined;
-    return {
-      read: async () => row,
-      advance: async (region: string, epoch: number) => {
-        if (row && (row.epoch > epoch || (row.epoch === epoch && row.region !== region)))
-          throw new Error(`warehouse fence holds ${row.region} epoch ${row.epoch}`);
-        row = { region, epoch };
-        return row;
-      },
-    };
-  })();
+  readonly warehouseFence = sharedWarehouseFence();
   /** CloudWatch EMF records printed by handlers. */
   readonly metricsEmitted: Array<{ region: string; fn: string; line: Record<string, unknown> }> = [];
   readonly metrics: Metrics = {
@@ -667,12 +70,16 @@ export class Twin {
     dlqMessages: 0,
     executions: 0,
   };
+  /** Every Lambda invocation, in order (each attempt of an asynchronous one). */
+  readonly lambdaInvocations: LambdaCall[] = [];
+  /** Every Scheduler invocation, in order. */
+  readonly scheduleFirings: ScheduleFiring[] = [];
   readonly faults: Faults = { lambdaThrottle: new Map() };
   readonly lambdaMutex = new Mutex();
   readonly glue: GlueWorld;
   readonly regions = new Map<string, Region>();
   private readonly pending = new Set<Promise<unknown>>();
-  private readonly lags: Lag[] = [];
+  private readonly replicas: ReplicaViews;
   private lastSchedulerMs: number;
 
   private constructor(
@@ -682,6 +89,10 @@ export class Twin {
     this.clock = new VirtualClock(options.start ?? '2026-11-27T06:00:00Z');
     this.lastSchedulerMs = this.clock.now();
     this.glue = new GlueWorld(this);
+    this.replicas = new ReplicaViews(dynamo, {
+      tick: (ms) => this.clock.tick(ms),
+      isUp: (region) => this.region(region).up,
+    });
   }
 
   static async start(options: TwinOptions = {}): Promise<Twin> {
@@ -689,22 +100,15 @@ export class Twin {
     process.env.AWS_ACCESS_KEY_ID ??= 'twin';
     process.env.AWS_SECRET_ACCESS_KEY ??= 'twin';
     const activeRegion = options.activeRegion ?? 'us-east-1';
-    const [east, west] = [
-      await extractStack({
-        stack: 'prod-east',
-        activeRegion,
-        ...(options.config ? { config: options.config } : {}),
-      }),
-      await extractStack({
-        stack: 'prod-west',
-        activeRegion,
-        ...(options.config ? { config: options.config } : {}),
-      }),
-    ];
-    const dynamo = await startTwinDynamo([east.region, west.region], east.controlTableName);
+    const stacks = await extractPlatform(activeRegion, options.config);
+    const models = [stacks['prod-east'], stacks['prod-west']];
+    const dynamo = await startTwinDynamo(
+      models.map((m) => m.region),
+      models[0].controlTableName,
+    );
     resetHandlerModules();
     const twin = new Twin(dynamo, options);
-    for (const model of [east, west]) {
+    for (const model of models) {
       const dbt = await startFakeDbtApi({ runningPolls: 1 });
       twin.regions.set(model.region, new Region(twin, model, dbt));
     }
@@ -743,7 +147,7 @@ export class Twin {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  queue(arn: string): Queue | undefined {
+  queue(arn: string) {
     for (const r of this.regions.values()) {
       const q = r.queues.get(arn);
       if (q) return q;
@@ -788,53 +192,26 @@ export class Twin {
     const service = arn.split(':')[2];
     const targetRegion = arn.split(':')[3];
     const to = this.regions.get(targetRegion);
-    const component = `rule ${ruleName}`;
     if (!from.up) throw new DeliveryError('ServiceUnavailable', `${from.region} is dark`);
     if (!to || !to.up) throw new DeliveryError('ServiceUnavailable', `${targetRegion} is unreachable`);
     const input = constInput ?? JSON.stringify(event);
+    const hop = { from, to, arn, event, ruleName, path: from.bus.origin(event.id)?.path ?? [] };
     switch (service) {
-      case 'states': {
-        try {
-          const rec = to.startExecution({ stateMachineArn: arn, input });
-          this.log(
-            from.region,
-            component,
-            `→ StartExecution ${rec.stateMachine} (${rec.name.slice(0, 8)}…)`,
-            rec.stateMachine,
-          );
-        } catch (e) {
-          const err = e as Error;
-          throw new DeliveryError(
-            err.name,
-            err.message,
-            !['StateMachineDoesNotExist', 'InvalidExecutionInput', 'InvalidName'].includes(err.name),
-          );
-        }
-        return;
-      }
-      case 'events': {
-        const busName = arn.split(':event-bus/')[1];
-        if (busName !== to.bus.name)
-          throw new DeliveryError('ResourceNotFoundException', `no bus ${arn}`, false);
-        this.log(
-          from.region,
-          component,
-          `forward ${event['detail-type']} → bus ${to.region}`,
-          `bus ${to.region}`,
-        );
-        try {
-          to.bus.receive(event);
-        } catch (e) {
-          throw new DeliveryError((e as Error).name, (e as Error).message);
-        }
-        return;
-      }
+      case 'states':
+        return this.startFromRule(hop, input);
+      case 'events':
+        return this.forwardToBus(hop);
       case 'lambda': {
         const fn = to.functions.get(arn);
         if (!fn) throw new DeliveryError('ResourceNotFoundException', `no function ${arn}`, false);
+        const component = `rule ${ruleName}`;
         this.log(from.region, component, `→ async invoke ${fn.name}`, `λ ${fn.handler}`);
         // Lambda accepted the event: its own async retries take over from here.
-        this.track(to.invokeAsync(fn, JSON.parse(input), component));
+        const invocation: Invocation = {
+          caller: component,
+          path: [...hop.path, `EventBridge rule ${ruleName} → Lambda (async)`],
+        };
+        this.track(to.invokeAsync(fn, JSON.parse(input), invocation));
         return;
       }
       case 'sqs': {
@@ -845,6 +222,48 @@ export class Twin {
       }
       default:
         throw new DeliveryError('UnsupportedTarget', `twin: no target kind for ${arn}`, false);
+    }
+  }
+
+  /** A rule's Step Functions target: StartExecution (the rule's role), errors as delivery errors. */
+  private startFromRule(hop: RuleHop, input: string): void {
+    try {
+      const rec = hop.to.startExecution({
+        stateMachineArn: hop.arn,
+        input,
+        path: [...hop.path, `EventBridge rule ${hop.ruleName} → Step Functions`],
+      });
+      this.log(
+        hop.from.region,
+        `rule ${hop.ruleName}`,
+        `→ StartExecution ${rec.stateMachine} (${rec.name.slice(0, 8)}…)`,
+        rec.stateMachine,
+      );
+    } catch (e) {
+      const err = e as Error;
+      throw new DeliveryError(err.name, err.message, !NOT_RETRYABLE_START.includes(err.name));
+    }
+  }
+
+  /** A rule's event-bus target (cross-region forwarding): the event keeps its id and origin. */
+  private forwardToBus(hop: RuleHop): void {
+    const { from, to, arn, event, ruleName } = hop;
+    const busName = arn.split(':event-bus/')[1];
+    if (busName !== to.bus.name) throw new DeliveryError('ResourceNotFoundException', `no bus ${arn}`, false);
+    this.log(
+      from.region,
+      `rule ${ruleName}`,
+      `forward ${event['detail-type']} → bus ${to.region}`,
+      `bus ${to.region}`,
+    );
+    const origin = from.bus.origin(event.id);
+    try {
+      to.bus.receive(event, {
+        publisher: origin?.publisher ?? `bus ${from.region}`,
+        path: [...hop.path, `EventBridge rule ${ruleName} → event bus ${to.region}`],
+      });
+    } catch (e) {
+      throw new DeliveryError((e as Error).name, (e as Error).message);
     }
   }
 
@@ -882,47 +301,68 @@ export class Twin {
     const scheduledTime = new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const input = (schedule.target.input ?? '{}').replaceAll('<aws.scheduler.scheduled-time>', scheduledTime);
     const maxRetries = schedule.target.retryPolicy?.maximumRetryAttempts ?? 185;
+    this.scheduleFirings.push({ region: region.region, schedule: schedule.name, at });
     for (let attempt = 1; ; attempt++) {
       this.metrics.hops++;
       try {
-        const fn = region.functions.get(schedule.target.arn);
-        if (fn) {
-          // Scheduler invokes Lambda targets asynchronously: the function's own async retries apply.
-          this.log(
-            region.region,
-            `Scheduler ${schedule.name}`,
-            `fires for ${scheduledTime}`,
-            `λ ${fn.handler}`,
-          );
-          this.track(region.invokeAsync(fn, JSON.parse(input), `Scheduler ${schedule.name}`));
-          return;
-        }
-        this.log(
-          region.region,
-          `Scheduler ${schedule.name}`,
-          `fires for ${scheduledTime}`,
-          region.machines.get(schedule.target.arn)?.name,
-        );
-        region.startExecution({ stateMachineArn: schedule.target.arn, input });
+        this.invokeScheduleTarget(region, schedule, input, scheduledTime);
         return;
       } catch (e) {
         if (attempt - 1 < maxRetries) continue;
-        const q = schedule.target.dlqArn ? this.queue(schedule.target.dlqArn) : undefined;
-        q?.messages.push({
-          queueArn: q.arn,
-          body: input,
-          attributes: { ERROR_CODE: (e as Error).name, ERROR_MESSAGE: (e as Error).message },
-          at: this.clock.now(),
-        });
-        this.log(
-          region.region,
-          `Scheduler ${schedule.name}`,
-          `invocation failed ${attempt}× (${(e as Error).name}) → DLQ`,
-          q ? `DLQ ${q.name}` : undefined,
-        );
+        this.scheduleInvocationFailed(region, schedule, input, e as Error, attempt);
         return;
       }
     }
+  }
+
+  private invokeScheduleTarget(
+    region: Region,
+    schedule: ExtractedSchedule,
+    input: string,
+    scheduledTime: string,
+  ): void {
+    const component = `Scheduler ${schedule.name}`;
+    const fn = region.functions.get(schedule.target.arn);
+    if (fn) {
+      // Scheduler invokes Lambda targets asynchronously: the function's own async retries apply.
+      this.log(region.region, component, `fires for ${scheduledTime}`, `λ ${fn.handler}`);
+      const invocation = { caller: component, path: [`${component} → Lambda (async)`] };
+      this.track(region.invokeAsync(fn, JSON.parse(input), invocation));
+      return;
+    }
+    this.log(
+      region.region,
+      component,
+      `fires for ${scheduledTime}`,
+      region.machines.get(schedule.target.arn)?.name,
+    );
+    region.startExecution({
+      stateMachineArn: schedule.target.arn,
+      input,
+      path: [`${component} → Step Functions`],
+    });
+  }
+
+  private scheduleInvocationFailed(
+    region: Region,
+    schedule: ExtractedSchedule,
+    input: string,
+    e: Error,
+    attempt: number,
+  ): void {
+    const q = schedule.target.dlqArn ? this.queue(schedule.target.dlqArn) : undefined;
+    q?.messages.push({
+      queueArn: q.arn,
+      body: input,
+      attributes: { ERROR_CODE: e.name, ERROR_MESSAGE: e.message },
+      at: this.clock.now(),
+    });
+    this.log(
+      region.region,
+      `Scheduler ${schedule.name}`,
+      `invocation failed ${attempt}× (${e.name}) → DLQ`,
+      q ? `DLQ ${q.name}` : undefined,
+    );
   }
 
   // ------------------------------------------------------------ control plane
@@ -932,13 +372,9 @@ export class Twin {
     const inv = region.model.fenceInvocation;
     const fn = region.functions.get(inv.functionName);
     if (!fn) throw new Error(`${region.region}: no function ${inv.functionName}`);
-    const out = await region.invokeLambda(fn.name, inv.input, `pulumi up ${region.model.stack}`);
-    this.log(
-      region.region,
-      `pulumi up ${region.model.stack}`,
-      `fence → ${JSON.stringify(out)}`,
-      `λ ${fn.handler}`,
-    );
+    const caller = `pulumi up ${region.model.stack}`;
+    const out = await region.invokeLambda(fn.name, inv.input, { caller, path: [] });
+    this.log(region.region, caller, `fence → ${JSON.stringify(out)}`, `λ ${fn.handler}`);
     return out;
   }
 
@@ -1008,42 +444,17 @@ export class Twin {
 
   /** Reads of `key` (pk/sk) in `region` return the item as it is now, until healed. */
   async injectReplicationLag(region: string, key: { pk: string; sk: string }): Promise<void> {
-    await this.dynamo.engine.quiesce();
-    const got = await this.dynamo.client(region).send(
-      new GetItemCommand({
-        TableName: this.dynamo.tableName,
-        Key: { pk: { S: key.pk }, sk: { S: key.sk } },
-        ConsistentRead: true,
-      }),
-    );
-    this.lags.push({
-      region,
-      key: `${key.pk}|${key.sk}`,
-      stale: got.Item as Record<string, unknown> | undefined,
-    });
+    await this.replicas.injectLag(region, key);
     this.log(region, 'DynamoDB', `replication lag on ${key.pk}/${key.sk}: reads return the stale item`);
   }
 
   healReplication(): void {
-    this.lags.length = 0;
+    this.replicas.heal();
   }
 
   /** A DynamoDB client of one region's replica, with the injected stale reads of lagging keys. */
   dynamoView(region: string): { send(cmd: any): Promise<any> } {
-    const client = this.dynamo.client(region);
-    return {
-      send: async (cmd: any) => {
-        this.clock.tick(20);
-        if (!this.region(region).up)
-          throw Object.assign(new Error(`dynamodb.${region} unreachable`), { name: 'InternalServerError' });
-        if (cmd instanceof GetItemCommand) {
-          const k = cmd.input.Key as any;
-          const lag = this.lags.find((l) => l.region === region && l.key === `${k?.pk?.S}|${k?.sk?.S}`);
-          if (lag) return lag.stale ? { Item: lag.stale } : {};
-        }
-        return client.send(cmd);
-      },
-    };
+    return this.replicas.view(region);
   }
 
   documentView(region: string): DynamoDBDocumentClient {
@@ -1056,6 +467,17 @@ export class Twin {
     for (const r of this.regions.values()) await r.dbt.close();
     await this.dynamo.close();
   }
+}
+
+/** One rule delivery: from the rule's region to a target (maybe in the other region). */
+interface RuleHop {
+  from: Region;
+  to: Region;
+  arn: string;
+  event: BusEvent;
+  ruleName: string;
+  /** The path of the event's publisher (the hop extends it). */
+  path: readonly string[];
 }
 
 export function formatTime(ms: number): string {
