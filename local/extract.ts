@@ -1,4 +1,5 @@
 import { HANDLER_TAG } from '../components/handler-function';
+import type { EventPattern } from '../events/pattern';
 import type { StateMachineDefinition } from '../state-machines/asl';
 import type { RecordedResource } from './pulumi-mocks';
 import { renderedEnv, runProgram, STACK_REGION, type StackName } from './program';
@@ -34,7 +35,7 @@ export interface ExtractedRule {
   name: string;
   arn: string;
   busName: string;
-  pattern: Record<string, unknown>;
+  pattern: EventPattern;
   state: 'ENABLED' | 'DISABLED';
   targets: ExtractedTarget[];
 }
@@ -70,7 +71,7 @@ export interface StackModel {
   activeRegion: string;
   eventSource: string;
   bus: { name: string; arn: string };
-  archive: { name: string; pattern: Record<string, unknown>; retentionDays: number };
+  archive: { name: string; pattern: EventPattern; retentionDays: number };
   stateMachines: ExtractedStateMachine[];
   rules: ExtractedRule[];
   schedules: ExtractedSchedule[];
@@ -157,7 +158,7 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
     name: r.state.name,
     arn: r.state.arn,
     busName: r.inputs.eventBusName ?? 'default',
-    pattern: parseJson<Record<string, unknown>>(r.inputs.eventPattern),
+    pattern: parseJson<EventPattern>(r.inputs.eventPattern),
     state: (r.inputs.state ?? 'ENABLED') as 'ENABLED' | 'DISABLED',
     targets: targets
       .filter(
@@ -201,7 +202,7 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
     bus: { name: busRes.state.name, arn: busRes.state.arn },
     archive: {
       name: archiveRes.state.name,
-      pattern: parseJson<Record<string, unknown>>(archiveRes.inputs.eventPattern),
+      pattern: parseJson<EventPattern>(archiveRes.inputs.eventPattern),
       retentionDays: archiveRes.inputs.retentionDays ?? 0,
     },
     stateMachines,

@@ -245,7 +245,7 @@ export class EventBus {
     }
     for (const rule of this.rules) {
       if (rule.state !== 'ENABLED') continue;
-      if (!matchesPattern(rule.pattern as EventPattern, event)) continue;
+      if (!matchesPattern(rule.pattern, event)) continue;
       for (const target of rule.targets) this.hooks.track(this.deliverWithRetry(rule, target, event));
     }
   }

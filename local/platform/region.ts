@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { EventPattern } from '../../events/pattern';
 import type { StateMachineDefinition } from '../../state-machines/asl';
 import type { ExtractedFunction, ExtractedSchedule, ExtractedStateMachine, StackModel } from '../extract';
 import type { FakeDbtApi } from '../fake-dbt-api';
@@ -128,7 +127,7 @@ export class Region {
       model.bus.arn,
       ACCOUNT_ID,
       model.rules,
-      model.archive.pattern as EventPattern,
+      model.archive.pattern,
       {
         clock: twin.clock,
         deliver: (target, event, rule) =>
