@@ -2,7 +2,7 @@
  * Benchmark 4: state transitions (StateEntered + StateRetried, what AWS bills) of one downstream run,
  * for a 30-minute and a 4-hour dbt run. The real definition (downstreamWorkflow, with prod-east's dbt
  * settings) runs locally against dynalite, the real handlers and the fake dbt API; StartDbtRun's
- * waitForTaskToken is answered by the callback stand-in (tests/harness/dbt-callback.ts), which moves
+ * waitForTaskToken is answered by the callback stand-in (local/dbt-callback.ts), which moves
  * the run one step per heartbeat minute and renews the lock lease each time, as the app does.
  * A paused Task costs no transitions, so both must cost the same. Target: <= 30.
  *   npx ts-node --transpile-only bench/downstream-transitions.ts

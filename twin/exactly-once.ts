@@ -33,7 +33,7 @@ import { controlTableInput } from '../local/table-schemas';
  *   proxy; their callbacks go to a local Step Functions endpoint that ends the waitForTaskToken;
  * - ONE warehouse (fakesnow) for both regions, with CONTROL.FENCE and CONTROL.BUILDS; dbt is the
  *   stand-in (dbt-app/local_warehouse/dbt_standin.py) that does dbt's part of the contract there;
- * - the downstream definitions and Lambda environments the program deploys (twin/extract.ts), run
+ * - the downstream definitions and Lambda environments the program deploys (local/extract.ts), run
  *   by aws-local-stepfunctions with the real handlers.
  * Assertions read the warehouse's CONTROL.BUILDS and the app's run records, never the workflow.
  */
