@@ -10,8 +10,8 @@ export default tseslint.config(
     },
   },
   {
-    // Tests and harnesses read raw recorded inputs and load untyped engines.
-    files: ['tests/**/*.ts', 'twin/**/*.ts', 'bench/**/*.ts'],
+    // Tests and the local engines read raw recorded inputs and load untyped engines.
+    files: ['tests/**/*.ts', 'local/**/*.ts', 'twin/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-require-imports': 'off',

@@ -2,7 +2,7 @@
  * Benchmark 4: state transitions (StateEntered + StateRetried, what AWS bills) of one downstream run,
  * for a 30-minute and a 4-hour dbt run. The real definition (downstreamWorkflow, with prod-east's dbt
  * settings) runs locally against dynalite, the real handlers and the fake dbt API; StartDbtRun's
- * waitForTaskToken is answered by the callback stand-in (tests/harness/dbt-callback.ts), which moves
+ * waitForTaskToken is answered by the callback stand-in (local/dbt-callback.ts), which moves
  * the run one step per heartbeat minute and renews the lock lease each time, as the app does.
  * A paused Task costs no transitions, so both must cost the same. Target: <= 30.
  *   npx ts-node --transpile-only bench/downstream-transitions.ts
@@ -13,16 +13,16 @@ import { parse as parseYaml } from 'yaml';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
-import { dbtCallbackDriver } from '../tests/harness/dbt-callback';
+import { dbtCallbackDriver } from '../local/dbt-callback';
 import { handler as batchContextHandler } from '../handlers/batch-context';
 import { handler as checkConsistencyHandler, setDocumentClient } from '../handlers/check-consistency';
 import { handler as getDbtRunHandler } from '../handlers/get-dbt-run';
 import { handler as startDbtRunHandler } from '../handlers/start-dbt-run';
 import { logger } from '../handlers/lib/logger';
-import { startDynalite } from '../tests/harness/dynalite';
-import { startFakeDbtApi } from '../tests/harness/fake-dbt-api';
-import { runWorkflow, type LambdaHandler } from '../tests/harness/sfn-local';
-import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent } from '../tests/harness/malformed-events';
+import { startDynalite } from '../local/dynalite';
+import { startFakeDbtApi } from '../local/fake-dbt-api';
+import { runWorkflow, type LambdaHandler } from '../local/sfn-local';
+import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent } from '../local/fixtures/malformed-events';
 import { exitWith } from './lib';
 
 /** Run lengths in heartbeat minutes: 30 minutes and 4 hours. */

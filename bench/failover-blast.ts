@@ -1,13 +1,13 @@
 /**
  * Benchmark 2: failover blast radius. For each stack, the recorded inputs of every resource with
- * activeRegion us-east-1 vs us-west-1 (tests/harness/diff.ts diffRuns): resources added/removed,
+ * activeRegion us-east-1 vs us-west-1 (local/program-diff.ts diffRuns): resources added/removed,
  * changed resources, changed properties by path, and changes to known force-new (replacement-
  * causing) properties. Target: only the state flips (plus replica counts and the fence);
  * 0 replacements, 0 deletions.
  *   npx ts-node --transpile-only bench/failover-blast.ts
  */
-import { diffRuns } from '../tests/harness/diff';
-import { runProgram } from '../tests/harness/program';
+import { diffRuns } from '../local/program-diff';
+import { runProgram } from '../local/program';
 import { exitWith, STACKS } from './lib';
 
 /**

@@ -1,5 +1,5 @@
 /** Shared bits of the benchmarks in bench/ (not part of npm test). */
-import { stackConfig, type StackName } from '../tests/harness/program';
+import { stackConfig, type StackName } from '../local/program';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 

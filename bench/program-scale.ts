@@ -15,7 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { runProgram, type StackName } from '../tests/harness/program';
+import { runProgram, type StackName } from '../local/program';
 import { exitWith, generatePipelines, ms, STACKS } from './lib';
 
 const SIZES = [1, 10, 50];

@@ -6,7 +6,7 @@
  * `-- --no-all-modes` leaves out the per-trigger-mode table; `-- --only a,b` runs those scenarios.
  */
 import * as os from 'node:os';
-import { extractStack } from '../twin/extract';
+import { extractStack } from '../local/extract';
 import { SCENARIOS, type ScenarioResult } from '../twin/scenarios';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';

@@ -1,6 +1,7 @@
 /**
- * Regenerates docs/bad-input.md from the cases themselves: BAD_CONFIG_CASES (tests/config.test.ts)
- * run through the real program under mocks, and MALFORMED_EVENTS (tests/harness/malformed-events.ts)
+ * Regenerates docs/bad-input.md from the cases themselves: BAD_CONFIG_CASES
+ * (local/fixtures/bad-config.ts) run through the real program under mocks, and MALFORMED_EVENTS
+ * (local/fixtures/malformed-events.ts)
  * fed to start-downstream for its exact message. tests/bad-input-matrix.test.ts checks the doc.
  *
  *   npx ts-node --transpile-only scripts/bad-input-doc.ts
@@ -9,19 +10,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-// tests/config.test.ts registers mocha suites when loaded; outside mocha they are no-ops.
-const g = globalThis as Record<string, unknown>;
-for (const name of ['describe', 'it', 'before', 'after', 'beforeEach', 'afterEach'])
-  g[name] ??= () => undefined;
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 async function main(): Promise<void> {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { BAD_CONFIG_CASES } = require('../tests/config.test') as typeof import('../tests/config.test');
-  const { runProgram } = require('../tests/harness/program') as typeof import('../tests/harness/program');
+  const { BAD_CONFIG_CASES } =
+    require('../local/fixtures/bad-config') as typeof import('../local/fixtures/bad-config');
+  const { runProgram } = require('../local/program') as typeof import('../local/program');
   const { MALFORMED_EVENTS } =
-    require('../tests/harness/malformed-events') as typeof import('../tests/harness/malformed-events');
+    require('../local/fixtures/malformed-events') as typeof import('../local/fixtures/malformed-events');
   const { handler, setSfnClient } =
     require('../handlers/start-downstream') as typeof import('../handlers/start-downstream');
   /* eslint-enable @typescript-eslint/no-require-imports */

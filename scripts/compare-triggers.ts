@@ -2,10 +2,10 @@
  * Compares the five trigger modes by EXECUTING what the program declares for each one.
  *   npm run compare-triggers      (writes docs/trigger-comparison.generated.md)
  *
- * For each mode: runs index.ts under the recording mocks (stack prod-east, us-east-1 active, pipeline
- * policycenter), extracts the recorded definitions, rule patterns/targets, schedules and Lambda
- * environments, and runs them locally (aws-local-stepfunctions + dynalite + the real handlers + the
- * fake dbt API) through tests/harness/trigger-fabric.ts for:
+ * For each mode: starts the local platform (local/platform/twin.ts: index.ts run under the recording
+ * mocks for both stacks with us-east-1 active, the recorded definitions, rule patterns/targets,
+ * schedules and Lambda environments run on aws-local-stepfunctions, dynalite replicas, the real
+ * handlers and the fake dbt API) and measures, in us-east-1 for pipeline policycenter:
  *   1. one batch, from the upstream's success to the downstream's success;
  *   2. the same trigger delivered again (a duplicate of what that mode consumes);
  *   3. an idle day (no upstream batch): every trigger schedule ticks as often as its expression says.
@@ -15,24 +15,24 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TRIGGER_MODES, type TriggerMode } from '../regions/limits';
 import { UPSTREAM_STATES } from '../state-machines/upstream';
-import { runProgram, ROOT } from '../tests/harness/program';
-import {
-  extractPlatform,
-  LocalRegion,
-  ticksPerDay,
-  type ExecutionRecord,
-} from '../tests/harness/trigger-fabric';
+import { firings } from '../local/platform/clock';
+import type { ExtractedSchedule } from '../local/extract';
+import { ROOT } from '../local/program';
+import { Twin, type ExecutionRecord, type Region, type TriggerPath } from '../local/platform/twin';
 
 const PIPELINE = 'policycenter';
+const REGION = 'us-east-1';
 const SCHEDULED = '2026-11-27T07:00:00Z';
 const BATCH = `${PIPELINE}-20261127T070000Z`;
+const DOWNSTREAM = `etl-${PIPELINE}-downstream`;
+const UPSTREAM = `etl-${PIPELINE}-upstream`;
 const OUT = path.join(ROOT, 'docs', 'trigger-comparison.generated.md');
 
-const UPSTREAM_TRIGGER_STATES = new Set<string>([
+const UPSTREAM_TRIGGER_STATES: readonly string[] = [
   UPSTREAM_STATES.startDownstream,
   UPSTREAM_STATES.alertDownstreamStart,
   UPSTREAM_STATES.downstreamStartFailed,
-]);
+];
 
 interface Counts {
   triggerTransitions: number;
@@ -45,7 +45,7 @@ interface Counts {
 interface ModeResult {
   mode: TriggerMode;
   hops: number;
-  path: readonly string[];
+  path: TriggerPath;
   single: Counts;
   singleOutcome: string;
   duplicate: Counts & { what: string; outcomes: string[]; dbtRuns: number };
@@ -55,137 +55,140 @@ interface ModeResult {
 }
 
 function outcomeOf(e: ExecutionRecord): string {
-  const out = e.result?.output as { outcome?: string } | undefined;
-  return e.result?.status === 'SUCCEEDED' ? (out?.outcome ?? 'SUCCEEDED') : `FAILED ${e.result?.error ?? ''}`;
+  const out = e.output as { outcome?: string } | undefined;
+  return e.status === 'SUCCEEDED' ? (out?.outcome ?? 'SUCCEEDED') : `${e.status} ${e.error ?? ''}`;
 }
 
-function stateName(ev: { type: string; [key: string]: unknown }): string {
-  return (ev.state as { name?: string } | undefined)?.name ?? '';
+/** How far each log had grown: counts are taken from there on. */
+interface Mark {
+  executions: number;
+  lambdas: number;
+  schedules: number;
 }
 
-/** Counts from the execution logs (StateEntered + StateRetried) and the Lambda calls since `from`. */
-function count(
-  region: LocalRegion,
-  from: { executions: number; lambdas: number; schedules: number },
-): Counts {
-  const downstream = `etl-${PIPELINE}-downstream`;
-  const upstream = `etl-${PIPELINE}-upstream`;
+const mark = (twin: Twin, region: Region): Mark => ({
+  executions: region.executions.length,
+  lambdas: twin.lambdaInvocations.length,
+  schedules: twin.scheduleFirings.length,
+});
+
+/** Counts from the executions' transitions (StateEntered + StateRetried) and the Lambda calls since `from`. */
+function count(twin: Twin, region: Region, from: Mark): Counts {
   let triggerTransitions = 0;
   let downstreamTransitions = 0;
   for (const e of region.executions.slice(from.executions)) {
-    const events = e.result?.events ?? [];
-    if (e.machine === downstream) downstreamTransitions += e.result?.transitions ?? 0;
-    else if (e.machine === upstream) {
+    if (e.stateMachine === DOWNSTREAM) downstreamTransitions += e.transitions;
+    else if (e.stateMachine === UPSTREAM) {
       // Only the upstream's own trigger states (upstream-direct) count toward the trigger.
-      triggerTransitions += events.filter(
-        (ev) =>
-          (ev.type === 'StateEntered' || ev.type === 'StateRetried') &&
-          UPSTREAM_TRIGGER_STATES.has(stateName(ev)),
-      ).length;
-    } else triggerTransitions += e.result?.transitions ?? 0;
+      for (const state of UPSTREAM_TRIGGER_STATES) triggerTransitions += e.transitionsByState[state] ?? 0;
+    } else triggerTransitions += e.transitions;
   }
-  const calls = region.lambdaCalls.slice(from.lambdas);
-  const triggerLambdas = calls.filter((c) => c.fn.startsWith('etl-start-ds-')).length;
-  const downstreamLambdas = calls.filter(
-    (c) => !c.fn.startsWith('etl-start-ds-') && c.path.length > 0,
-  ).length;
-  const scheduleInvocations = region.scheduleInvocations
-    .slice(from.schedules)
-    .filter((s) => !s.endsWith('-upstream')).length;
+  const calls = twin.lambdaInvocations.slice(from.lambdas).filter((c) => c.region === region.region);
   return {
     triggerTransitions,
     downstreamTransitions,
-    triggerLambdas,
-    downstreamLambdas,
-    scheduleInvocations,
+    triggerLambdas: calls.filter((c) => c.fn.startsWith('etl-start-ds-')).length,
+    downstreamLambdas: calls.filter((c) => c.caller === DOWNSTREAM).length,
+    scheduleInvocations: twin.scheduleFirings.slice(from.schedules).filter((f) => f.region === region.region)
+      .length,
   };
 }
 
-const mark = (r: LocalRegion) => ({
-  executions: r.executions.length,
-  lambdas: r.lambdaCalls.length,
-  schedules: r.scheduleInvocations.length,
-});
+/** The upstream run for the scheduled time, started directly (the trigger path starts after it). */
+function runUpstream(region: Region): void {
+  region.startExecution({
+    stateMachineArn: region.machineByName(UPSTREAM).arn,
+    input: JSON.stringify({ pipeline: PIPELINE, scheduledTime: SCHEDULED }),
+  });
+}
+
+/** One Scheduler invocation of `schedule` now, and everything it starts. */
+async function tick(twin: Twin, region: Region, schedule: ExtractedSchedule): Promise<void> {
+  await twin.fireSchedule(region, schedule, twin.clock.now());
+  await twin.idle();
+}
+
+/** 1. One batch, end to end: the downstream it started, by which path. */
+async function oneBatch(twin: Twin, region: Region, mode: TriggerMode, poll?: ExtractedSchedule) {
+  const from = mark(twin, region);
+  runUpstream(region);
+  await twin.idle();
+  if (poll) await tick(twin, region, poll);
+  const single = count(twin, region, from);
+  const ds = region.executions.filter((e) => e.stateMachine === DOWNSTREAM);
+  if (ds.length !== 1)
+    throw new Error(
+      `${mode}: expected one downstream execution, got ${ds.length}: ${JSON.stringify(region.executions.map((e) => [e.stateMachine, e.status, e.error, e.cause, e.output]))}`,
+    );
+  const singleOutcome = outcomeOf(ds[0]);
+  if (singleOutcome !== 'SUCCEEDED')
+    throw new Error(`${mode}: downstream ended ${singleOutcome}: ${ds[0].cause}`);
+  const forwarded = region.bus.deliveries.filter((d) => d.rule.startsWith('forward-to-')).length;
+  return { single, singleOutcome, forwarded, downstream: ds[0] };
+}
+
+/** 2. The same trigger again, as each mode would see a duplicate. */
+async function duplicateTrigger(twin: Twin, region: Region, mode: TriggerMode, poll?: ExtractedSchedule) {
+  const from = mark(twin, region);
+  const upstreamEvent = region.bus.accepted.find((e) => e['detail-type'] === 'UpstreamBatchSucceeded');
+  if (!upstreamEvent) throw new Error(`${mode}: the upstream published no UpstreamBatchSucceeded`);
+  let what: string;
+  if (poll) {
+    what = 'the poll schedule ticks again';
+    await twin.fireSchedule(region, poll, twin.clock.now());
+  } else if (mode === 'upstream-direct') {
+    what = 'the upstream schedule delivers the same scheduled time again';
+    runUpstream(region);
+  } else {
+    what = 'EventBridge delivers the same UpstreamBatchSucceeded event again';
+    region.bus.redeliver(upstreamEvent);
+  }
+  await twin.idle();
+  return {
+    ...count(twin, region, from),
+    what,
+    outcomes: region.executions.slice(from.executions).map((e) => `${e.stateMachine}: ${outcomeOf(e)}`),
+    dbtRuns: region.dbt.runsFor(BATCH).length,
+  };
+}
+
+/** 3. An idle day: no batch; the trigger's schedule (if any) ticks as its expression says. */
+async function idleDay(twin: Twin, region: Region, poll?: ExtractedSchedule) {
+  const from = mark(twin, region);
+  const start = twin.clock.now();
+  const ticks = poll ? firings(poll.expression, poll.timezone, start, start + 86_400_000) : [];
+  for (const at of ticks) {
+    twin.clock.set(at);
+    await tick(twin, region, poll!);
+  }
+  return { ...count(twin, region, from), ticks: ticks.length };
+}
 
 async function measure(mode: TriggerMode): Promise<ModeResult> {
-  const run = await runProgram({
-    stack: 'prod-east',
-    activeRegion: 'us-east-1',
+  const twin = await Twin.start({
+    activeRegion: REGION,
+    start: SCHEDULED,
     config: { defaultTriggerMode: mode },
   });
-  const platform = extractPlatform(run);
-  const pollSchedule = platform.schedules.find((s) => s.name === `${PIPELINE}-downstream-poll`);
-  const region = await LocalRegion.start(platform);
   try {
-    // 1. one batch, end to end
-    const m1 = mark(region);
-    region.runUpstream(PIPELINE, SCHEDULED);
-    await region.settle();
-    if (pollSchedule) {
-      region.tick(pollSchedule.name);
-      await region.settle();
-    }
-    const single = count(region, m1);
-    const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
-    if (ds.length !== 1)
-      throw new Error(
-        `${mode}: expected one downstream execution, got ${ds.length}: ${JSON.stringify(region.executions.map((e) => [e.machine, e.result?.status, e.result?.error, e.result?.cause, e.result?.output]))}`,
-      );
-    const singleOutcome = outcomeOf(ds[0]);
-    if (singleOutcome !== 'SUCCEEDED')
-      throw new Error(`${mode}: downstream ended ${singleOutcome}: ${ds[0].result?.cause}`);
-    const forwarded = region.forwarded.length;
-
-    // 2. the same trigger again
-    const m2 = mark(region);
-    let what: string;
-    const upstreamEvent = region.published.find(
-      (p) => p.event['detail-type'] === 'UpstreamBatchSucceeded',
-    )?.event;
-    if (!upstreamEvent) throw new Error(`${mode}: the upstream published no UpstreamBatchSucceeded`);
-    if (pollSchedule) {
-      what = 'the poll schedule ticks again';
-      region.tick(pollSchedule.name);
-    } else if (mode === 'upstream-direct') {
-      what = 'the upstream schedule delivers the same scheduled time again';
-      region.runUpstream(PIPELINE, SCHEDULED);
-    } else {
-      what = 'EventBridge delivers the same UpstreamBatchSucceeded event again';
-      region.deliver(upstreamEvent, []);
-    }
-    await region.settle();
-    const duplicate = {
-      ...count(region, m2),
-      what,
-      outcomes: region.executions.slice(m2.executions).map((e) => `${e.machine}: ${outcomeOf(e)}`),
-      dbtRuns: region.api.runsFor(BATCH).length,
-    };
-
-    // 3. an idle day: no batch; every trigger schedule ticks as its expression says
-    const m3 = mark(region);
-    let ticks = 0;
-    if (pollSchedule) {
-      ticks = ticksPerDay(pollSchedule.expression);
-      for (let i = 0; i < ticks; i++) {
-        region.tick(pollSchedule.name);
-        await region.settle();
-      }
-    }
-    const idle = { ...count(region, m3), ticks };
-
+    const region = twin.region(REGION);
+    const poll = region.schedules.find((s) => s.name === `${PIPELINE}-downstream-poll`);
+    const { single, singleOutcome, forwarded, downstream } = await oneBatch(twin, region, mode, poll);
+    const duplicate = await duplicateTrigger(twin, region, mode, poll);
+    const idle = await idleDay(twin, region, poll);
     return {
       mode,
-      hops: ds[0].path.length,
-      path: ds[0].path,
+      hops: downstream.path.length,
+      path: downstream.path,
       single,
       singleOutcome,
       duplicate,
       idle,
       forwarded,
-      pollExpression: pollSchedule?.expression,
+      pollExpression: poll?.expression,
     };
   } finally {
-    await region.close();
+    await twin.close();
   }
 }
 

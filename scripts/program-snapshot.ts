@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runProgram, type ProgramOptions } from '../tests/harness/program';
+import { runProgram, type ProgramOptions } from '../local/program';
 import { TRIGGER_MODES } from '../regions/limits';
 
 // The mock monitor computes each URN (parent chain included) but does not hand it to the mocks.

@@ -25,8 +25,8 @@ import {
   workflow,
 } from '../state-machines/tasks';
 import { validateAsl } from './harness/asl-validate';
-import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from './harness/dynalite';
-import { runWorkflow, StatesError } from './harness/sfn-local';
+import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from '../local/dynalite';
+import { runWorkflow, StatesError } from '../local/sfn-local';
 
 const ACCOUNT = '123456789012';
 const TABLE_NAME = 'etl-platform-control';

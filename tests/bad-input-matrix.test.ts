@@ -1,4 +1,4 @@
-import { dbtCallbackDriver } from './harness/dbt-callback';
+import { dbtCallbackDriver } from '../local/dbt-callback';
 import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,12 +11,12 @@ import { handler as checkConsistencyHandler } from '../handlers/check-consistenc
 import { handler as getDbtRunHandler } from '../handlers/get-dbt-run';
 import { handler as startDbtRunHandler } from '../handlers/start-dbt-run';
 import { handler as startDownstreamHandler, setSfnClient, type SfnLike } from '../handlers/start-downstream';
-import { BAD_CONFIG_CASES } from './config.test';
-import { runProgram } from './harness/program';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
+import { BAD_CONFIG_CASES } from '../local/fixtures/bad-config';
+import { runProgram } from '../local/program';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
 import { useLocalDownstream } from './harness/local-downstream';
-import type { FakeDbtApi } from './harness/fake-dbt-api';
-import { runWorkflow, type LambdaHandler, type RunResult } from './harness/sfn-local';
+import type { FakeDbtApi } from '../local/fake-dbt-api';
+import { runWorkflow, type LambdaHandler, type RunResult } from '../local/sfn-local';
 import {
   MALFORMED_EVENTS,
   PIPELINE,
@@ -25,7 +25,7 @@ import {
   BATCH,
   TABLES,
   ACCOUNT,
-} from './harness/malformed-events';
+} from '../local/fixtures/malformed-events';
 
 /**
  * Issue G: the bad-input matrix. Every bad config and every malformed trigger event, fed to every
@@ -100,7 +100,7 @@ function docTable(heading: string): string[][] {
 describe('bad-input matrix (issue G)', function () {
   this.timeout(120_000);
 
-  describe('bad config: named error, zero resources (cases from tests/config.test.ts)', () => {
+  describe('bad config: named error, zero resources (cases from local/fixtures/bad-config.ts)', () => {
     it('has at least 10 cases', () => assert.ok(BAD_CONFIG_CASES.length >= 10));
 
     it('docs/bad-input.md lists every case, and only those, with its exact message', async () => {

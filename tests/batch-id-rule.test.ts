@@ -12,8 +12,8 @@ import { getDbtRunInputSchema } from '../handlers/get-dbt-run';
 import { batchContext } from '../handlers/lib/batch-context';
 import { startDbtRunInputSchema } from '../handlers/start-dbt-run';
 import { useLocalDownstream } from './harness/local-downstream';
-import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent } from './harness/malformed-events';
-import { runWorkflow } from './harness/sfn-local';
+import { ACCOUNT, PIPELINE, REGION, SOURCE, TABLES, upstreamEvent } from '../local/fixtures/malformed-events';
+import { runWorkflow } from '../local/sfn-local';
 
 /**
  * One batch-id rule (contracts/batch-id.ts, issue I D8): the same list of ids goes to the downstream

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as pulumi from '@pulumi/pulumi';
 import { DeadLetterQueue, DLQ_RETENTION_SECONDS } from '../components/dead-letter-queue';
-import { RecordingMocks } from './harness/pulumi-mocks';
+import { RecordingMocks } from '../local/pulumi-mocks';
 
 /** Component-level tests: the component is built alone under mocks and its children inspected. */
 async function record(build: () => pulumi.Output<unknown>): Promise<RecordingMocks> {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { startFakeDbtApi, type FakeDbtApi } from './harness/fake-dbt-api';
+import { startFakeDbtApi, type FakeDbtApi } from '../local/fake-dbt-api';
 
 /** Keeps docs/dbt-api.openapi.yaml and the fake server (which the twin reuses) in step. */
 interface Operation {

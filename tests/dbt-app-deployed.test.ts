@@ -7,7 +7,7 @@ import { CreateTableCommand, DynamoDBClient, QueryCommand } from '@aws-sdk/clien
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { freePort } from '../local/dbt-pods';
 import { createTableInput } from '../local/table-schemas';
-import { type ProgramRun, renderedEnv, runProgram } from './harness/program';
+import { type ProgramRun, renderedEnv, runProgram } from '../local/program';
 
 /**
  * The seam between the program and the app, both real: the Deployment's env as the program renders
@@ -44,7 +44,7 @@ function stop(child: ChildProcess | undefined): Promise<void> {
   });
 }
 
-export { renderedEnv } from './harness/program';
+export { renderedEnv } from '../local/program';
 
 describe('the dbt app as deployed: the rendered Deployment env starts the real app', function () {
   this.timeout(120_000);

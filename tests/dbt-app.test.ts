@@ -18,9 +18,9 @@ import {
   SHUTDOWN_GRACE_SECONDS,
 } from '../k8s/dbt-app';
 import { DBT_REPOSITORY_NAME, lifecycleRules } from '../k8s/dbt-image';
-import { diffRuns } from './harness/diff';
-import { type ProgramRun, runProgram, type StackName, stackConfig, TEST_SECRETS } from './harness/program';
-import { ACCOUNT_ID } from './harness/pulumi-mocks';
+import { diffRuns } from '../local/program-diff';
+import { type ProgramRun, runProgram, type StackName, stackConfig, TEST_SECRETS } from '../local/program';
+import { ACCOUNT_ID } from '../local/pulumi-mocks';
 
 const STACKS: StackName[] = ['prod-east', 'prod-west'];
 const REGIONS = ['us-east-1', 'us-west-1'];

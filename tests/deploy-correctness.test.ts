@@ -4,8 +4,8 @@ import { fenceInvocationArgs } from '../components/control-table';
 import { isPublishedMetric, METRIC_NAMES } from '../components/metric-names';
 import { RULE_ALARM_METRICS } from '../components/observability';
 import { FENCE_KEY, writeFence } from '../handlers/lib/fence';
-import { createControlTable, type LocalDynamo, startDynalite } from './harness/dynalite';
-import { type ProgramRun, runProgram, stackConfig, type StackName } from './harness/program';
+import { createControlTable, type LocalDynamo, startDynalite } from '../local/dynalite';
+import { type ProgramRun, runProgram, stackConfig, type StackName } from '../local/program';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 

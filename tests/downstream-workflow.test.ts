@@ -21,22 +21,22 @@ import { handler as checkConsistencyHandler } from '../handlers/check-consistenc
 import { handler as getDbtRunHandler } from '../handlers/get-dbt-run';
 import { handler as startDbtRunHandler } from '../handlers/start-dbt-run';
 import { validateAsl } from './harness/asl-validate';
-import type { LocalDynamo } from './harness/dynalite';
+import type { LocalDynamo } from '../local/dynalite';
 import { useLocalDownstream } from './harness/local-downstream';
-import type { FakeDbtApi, FakeRun } from './harness/fake-dbt-api';
+import type { FakeDbtApi, FakeRun } from '../local/fake-dbt-api';
 import {
   allStates,
   runWorkflow,
   type LambdaHandler,
   type RunOptions,
   type RunResult,
-} from './harness/sfn-local';
+} from '../local/sfn-local';
 import {
   type CallbackDriver,
   dbtCallbackDriver,
   type WaitBehaviour,
   type WaitCall,
-} from './harness/dbt-callback';
+} from '../local/dbt-callback';
 import {
   ACCOUNT,
   PIPELINE,
@@ -44,7 +44,7 @@ import {
   SOURCE,
   TABLES,
   upstreamEvent as wellFormedEvent,
-} from './harness/malformed-events';
+} from '../local/fixtures/malformed-events';
 
 const OTHER_REGION = 'us-west-1';
 const TABLE = 'etl-platform-control';
@@ -757,7 +757,7 @@ describe('downstream workflow', function () {
             acquiredAt: 'x',
             leaseExpiresAt: Math.floor(Date.now() / 1000) + 900,
           });
-          const { completeRun, callbackFor } = await import('./harness/dbt-callback');
+          const { completeRun, callbackFor } = await import('../local/dbt-callback');
           return callbackFor(await completeRun(api, r.runId));
         },
       });

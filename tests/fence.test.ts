@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { FENCE_KEY, writeFence } from '../handlers/lib/fence';
-import { createControlTable, type LocalDynamo, startDynalite } from './harness/dynalite';
+import { createControlTable, type LocalDynamo, startDynalite } from '../local/dynalite';
 
 /**
  * The fence writer against dynalite (real conditional writes). Two tables stand in for the two

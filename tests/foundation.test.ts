@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
-import { diffRuns } from './harness/diff';
-import { ACCOUNT_ID } from './harness/pulumi-mocks';
-import { type ProgramRun, runProgram, type StackName } from './harness/program';
+import { diffRuns } from '../local/program-diff';
+import { ACCOUNT_ID } from '../local/pulumi-mocks';
+import { type ProgramRun, runProgram, type StackName } from '../local/program';
 
 const STACKS: StackName[] = ['prod-east', 'prod-west'];
 const REGIONS = ['us-east-1', 'us-west-1'];

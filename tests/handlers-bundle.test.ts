@@ -16,8 +16,8 @@ import {
   RUNTIME_REQUIRES,
 } from '../handlers/bundle';
 import { defaultProvider } from '../handlers/lib/sdk-credentials';
-import { startDynalite } from './harness/dynalite';
-import { startFakeDbtApi } from './harness/fake-dbt-api';
+import { startDynalite } from '../local/dynalite';
+import { startFakeDbtApi } from '../local/fake-dbt-api';
 
 const run = promisify(execFile);
 

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { evaluateConsistency, handler, setDocumentClient } from '../handlers/check-consistency';
 import { logger } from '../handlers/lib/logger';
-import { createControlTable, startDynalite, type LocalDynamo } from './harness/dynalite';
+import { createControlTable, startDynalite, type LocalDynamo } from '../local/dynalite';
 
 const P = 'policycenter';
 const TABLES = ['pc_policy', 'pc_policyperiod', 'pc_contact'];

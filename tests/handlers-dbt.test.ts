@@ -8,7 +8,7 @@ import { handler as getDbtRun } from '../handlers/get-dbt-run';
 import { clearTokenCache, tokenSource } from '../handlers/lib/dbt-client';
 import { logger } from '../handlers/lib/logger';
 import { handler as startDbtRun } from '../handlers/start-dbt-run';
-import { startFakeDbtApi, type FakeDbtApi } from './harness/fake-dbt-api';
+import { startFakeDbtApi, type FakeDbtApi } from '../local/fake-dbt-api';
 
 const BATCH = 'policycenter-20261127T020000Z';
 const FENCE = { region: 'us-east-1', epoch: 3 };

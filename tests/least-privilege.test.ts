@@ -9,8 +9,8 @@ import {
   TEST_SECRETS,
   type ProgramRun,
   type StackName,
-} from './harness/program';
-import { ACCOUNT_ID, type RecordedResource } from './harness/pulumi-mocks';
+} from '../local/program';
+import { ACCOUNT_ID, type RecordedResource } from '../local/pulumi-mocks';
 
 /**
  * Issue G, "Least privilege, proved". Every IAM role the program creates (both stacks, every trigger

@@ -5,7 +5,7 @@ import {
   SCHEDULER_ALARM_METRICS,
   WORKFLOW_ALARM_METRICS,
 } from '../components/observability';
-import { runProgram } from './harness/program';
+import { runProgram } from '../local/program';
 
 describe('observability under mocks', () => {
   for (const mode of ['rule-direct', 'rule-lambda', 'rule-intermediate-sfn', 'schedule-poll'] as const) {

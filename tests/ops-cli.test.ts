@@ -7,7 +7,7 @@ import type { RegionClients } from '../ops/clients';
 import { run } from '../ops/cli';
 import { batchKey, statusGsiKey } from '../ops/commands/status';
 import { memoryIo } from '../ops/io';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
 import { FakeQueue, fakeEvents, fakeScheduler, fakeSfn } from './harness/ops-fakes';
 
 /** The commander wiring end to end: exit codes and messages, with fake clients. */

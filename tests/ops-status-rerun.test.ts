@@ -4,7 +4,7 @@ import type { ControlTable } from '../ops/clients';
 import { rerun } from '../ops/commands/rerun';
 import { batchKey, loadBatches, status, statusGsiKey } from '../ops/commands/status';
 import { memoryIo, OpsError } from '../ops/io';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
 import { FakeQueue, fakeEvents, fakeScheduler, fakeSfn, smArn } from './harness/ops-fakes';
 
 const P = 'policycenter';

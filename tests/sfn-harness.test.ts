@@ -16,8 +16,8 @@ import {
   workflow,
 } from '../state-machines/tasks';
 import { validateAsl } from './harness/asl-validate';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
-import { parseResource, runWorkflow, StatesError } from './harness/sfn-local';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
+import { parseResource, runWorkflow, StatesError } from '../local/sfn-local';
 
 const table = {
   name: 'etl-platform-control',

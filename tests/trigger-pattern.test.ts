@@ -3,41 +3,51 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { matchesPattern } from '../events/pattern';
 import { EXECUTION_ALREADY_EXISTS } from '../state-machines/intermediate';
 import { UPSTREAM_EVENT, UPSTREAM_STATES } from '../state-machines/upstream';
-import { runProgram } from './harness/program';
-import {
-  envelope,
-  extractPlatform,
-  LocalRegion,
-  type ExtractedPlatform,
-  type PutEventsEntry,
-} from './harness/trigger-fabric';
-import { runWorkflow, StatesError, type RunResult } from './harness/sfn-local';
+import { envelope, type BusEvent, type PutEventsEntry } from '../local/platform/bus';
+import { Twin, type Region } from '../local/platform/twin';
+import { runWorkflow, StatesError, type RunResult } from '../local/sfn-local';
 
 /**
  * The rule's pattern, as the program records it, against the event the REAL upstream definition
- * (also as recorded) publishes when executed locally with the real batch-context handler.
+ * (also as recorded) publishes when executed on the local platform with the real batch-context
+ * handler.
  */
 
 const PIPELINE = 'policycenter';
 const SCHEDULED = '2026-11-27T07:00:00Z';
 const BATCH = `${PIPELINE}-20261127T070000Z`;
+const UPSTREAM = `etl-${PIPELINE}-upstream`;
+const DOWNSTREAM = `etl-${PIPELINE}-downstream`;
+
+/** The upstream run for the scheduled time, started directly (as its schedule would start it). */
+function runUpstream(region: Region): void {
+  region.startExecution({
+    stateMachineArn: region.machineByName(UPSTREAM).arn,
+    input: JSON.stringify({ pipeline: PIPELINE, scheduledTime: SCHEDULED }),
+  });
+}
+
+/** The events `publisher` put on the region's bus. */
+function publishedBy(region: Region, publisher: string): BusEvent[] {
+  return region.bus.accepted.filter((e) => region.bus.origin(e.id)?.publisher === publisher);
+}
 
 describe('trigger pattern vs the event the upstream really emits', function () {
   this.timeout(120_000);
-  let platform: ExtractedPlatform;
-  let region: LocalRegion;
-  let event: ReturnType<typeof envelope>;
+  let twin: Twin;
+  let region: Region;
+  let event: BusEvent;
 
   before(async () => {
-    platform = extractPlatform(await runProgram({ stack: 'prod-east', activeRegion: 'us-east-1' }));
-    region = await LocalRegion.start(platform);
-    region.runUpstream(PIPELINE, SCHEDULED);
-    await region.settle();
-    const published = region.published.filter((p) => p.by === `etl-${PIPELINE}-upstream`);
+    twin = await Twin.start({ activeRegion: 'us-east-1', start: SCHEDULED });
+    region = twin.region('us-east-1');
+    runUpstream(region);
+    await twin.idle();
+    const published = publishedBy(region, UPSTREAM);
     assert.equal(published.length, 1, 'the upstream published exactly one event');
-    event = published[0].event;
+    event = published[0];
   });
-  after(async () => region?.close());
+  after(async () => twin?.close());
 
   it('the upstream published UpstreamBatchSucceeded for the batch, with Step Functions resources in the envelope', () => {
     assert.equal(event['detail-type'], UPSTREAM_EVENT.detailTypes.succeeded);
@@ -48,21 +58,21 @@ describe('trigger pattern vs the event the upstream really emits', function () {
   });
 
   it('the recorded trigger rule pattern matches it (and the downstream it delivered to succeeded)', () => {
-    const rule = platform.rule(`${PIPELINE}-downstream-trigger`);
+    const rule = region.bus.rule(`${PIPELINE}-downstream-trigger`);
     assert.deepEqual(rule.pattern, {
       source: ['com.example-insurer.etl-platform'],
       'detail-type': ['UpstreamBatchSucceeded'],
       detail: { pipeline: [PIPELINE] },
     });
     assert.ok(matchesPattern(rule.pattern, event));
-    const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
+    const ds = region.executions.filter((e) => e.stateMachine === DOWNSTREAM);
     assert.equal(ds.length, 1);
     assert.deepEqual(ds[0].path, [`EventBridge rule ${PIPELINE}-downstream-trigger → Step Functions`]);
-    assert.equal((ds[0].result?.output as { outcome: string }).outcome, 'SUCCEEDED');
+    assert.equal((ds[0].output as { outcome: string }).outcome, 'SUCCEEDED');
   });
 
   it('rejects other pipelines and other detail-types', () => {
-    const rule = platform.rule(`${PIPELINE}-downstream-trigger`);
+    const rule = region.bus.rule(`${PIPELINE}-downstream-trigger`);
     const withDetail = (d: Record<string, unknown>) => ({
       ...event,
       detail: { ...(event.detail as object), ...d },
@@ -73,21 +83,20 @@ describe('trigger pattern vs the event the upstream really emits', function () {
     }
     assert.ok(!matchesPattern(rule.pattern, { ...event, source: 'someone.else' }));
     // Other pipelines' rules ignore this event.
-    assert.ok(!matchesPattern(platform.rule('claimcenter-downstream-trigger').pattern, event));
+    assert.ok(!matchesPattern(region.bus.rule('claimcenter-downstream-trigger').pattern, event));
   });
 
   it("the forwarding pattern matches this region's events but not one forwarded from the peer", () => {
-    const forward = platform.rule('forward-to-us-west-1');
+    const forward = region.bus.rule('forward-to-us-west-1');
     assert.ok(matchesPattern(forward.pattern, event));
-    const downstreamEvents = region.published
-      .filter((p) => p.by === `etl-${PIPELINE}-downstream`)
-      .map((p) => p.event);
+    const downstreamEvents = publishedBy(region, DOWNSTREAM);
     assert.ok(downstreamEvents.length > 0);
     for (const e of downstreamEvents) assert.ok(matchesPattern(forward.pattern, e), e['detail-type']);
     const fromPeer = { ...event, detail: { ...(event.detail as object), region: 'us-west-1' } };
     assert.ok(!matchesPattern(forward.pattern, fromPeer));
+    const forwarded = region.bus.deliveries.filter((d) => d.rule === forward.name);
     assert.equal(
-      region.forwarded.length,
+      forwarded.length,
       1 + downstreamEvents.length,
       'every event of this region was forwarded once',
     );
@@ -101,31 +110,27 @@ describe('trigger pattern vs the event the upstream really emits', function () {
 
 describe("upstream-direct: the upstream's StartDownstream state, executed", function () {
   this.timeout(120_000);
-  let platform: ExtractedPlatform;
-  let region: LocalRegion;
+  let twin: Twin;
+  let region: Region;
 
-  before(async () => {
-    platform = extractPlatform(
-      await runProgram({
-        stack: 'prod-east',
-        activeRegion: 'us-east-1',
-        config: { defaultTriggerMode: 'upstream-direct' },
-      }),
-    );
-  });
   beforeEach(async () => {
-    region = await LocalRegion.start(platform);
+    twin = await Twin.start({
+      activeRegion: 'us-east-1',
+      start: SCHEDULED,
+      config: { defaultTriggerMode: 'upstream-direct' },
+    });
+    region = twin.region('us-east-1');
   });
-  afterEach(async () => region.close());
+  afterEach(async () => twin.close());
 
-  const upstream = () => platform.machine(`etl-${PIPELINE}-upstream`);
+  const upstream = () => region.machineByName(UPSTREAM);
   const entered = (res: RunResult, state: string) =>
     res.events.filter((e) => e.type === 'StateEntered' && (e.state as { name: string }).name === state)
       .length;
   async function batchStatus(): Promise<string | undefined> {
-    const out = await region.db.client.send(
+    const out = await twin.dynamo.client(region.region).send(
       new GetItemCommand({
-        TableName: region.db.tableName,
+        TableName: twin.dynamo.tableName,
         Key: { pk: { S: `PIPELINE#${PIPELINE}` }, sk: { S: `BATCH#${BATCH}#UPSTREAM` } },
       }),
     );
@@ -138,13 +143,13 @@ describe("upstream-direct: the upstream's StartDownstream state, executed", func
       { pipeline: PIPELINE, scheduledTime: SCHEDULED },
       {
         handlers: {
-          dynamodb: region.db.client,
+          dynamodb: twin.dynamo.client(region.region),
           lambda: (payload) =>
             (require('../handlers/batch-context') as typeof import('../handlers/batch-context')).handler(
               payload as never,
             ),
-          glue: region.world.glue,
-          s3: region.world.s3,
+          glue: (params) => twin.glue.run(region.region, params),
+          s3: (action, params) => twin.glue.s3(action, params),
           states: (_resource, params) => start(params),
         },
         context: { Execution: { Name: 'upstream-1' } },
@@ -153,13 +158,13 @@ describe("upstream-direct: the upstream's StartDownstream state, executed", func
   }
 
   it('starts the downstream named by the batch id with the event as input; the downstream succeeds', async () => {
-    region.runUpstream(PIPELINE, SCHEDULED);
-    await region.settle();
-    const ds = region.executions.filter((e) => e.machine === `etl-${PIPELINE}-downstream`);
+    runUpstream(region);
+    await twin.idle();
+    const ds = region.executions.filter((e) => e.stateMachine === DOWNSTREAM);
     assert.equal(ds.length, 1);
     assert.equal(ds[0].name, BATCH);
-    assert.equal((ds[0].result?.output as { outcome: string }).outcome, 'SUCCEEDED');
-    assert.equal(region.api.runsFor(BATCH).length, 1);
+    assert.equal((ds[0].output as { outcome: string }).outcome, 'SUCCEEDED');
+    assert.equal(region.dbt.runsFor(BATCH).length, 1);
   });
 
   it('ExecutionAlreadyExists is tolerated: SUCCEEDED, no alert', async () => {

@@ -12,8 +12,8 @@ import {
 import { NOT_STARTED, pollerWorkflow } from '../state-machines/poller';
 import { upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
 import { validateAsl } from './harness/asl-validate';
-import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from './harness/dynalite';
-import { runWorkflow, StatesError, type RunResult } from './harness/sfn-local';
+import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from '../local/dynalite';
+import { runWorkflow, StatesError, type RunResult } from '../local/sfn-local';
 
 const ACCOUNT = '123456789012';
 const TABLE_NAME = 'etl-platform-control';

@@ -1,8 +1,8 @@
 import { strict as assert } from 'assert';
-import { VirtualClock, firings, isDue } from '../twin/clock';
-import { DeliveryError, EventBus, Queue, type BusEvent } from '../twin/bus';
-import type { ExtractedRule } from '../twin/extract';
-import { Twin } from '../twin/twin';
+import { VirtualClock, firings, isDue } from '../local/platform/clock';
+import { DeliveryError, EventBus, Queue, type BusEvent } from '../local/platform/bus';
+import type { ExtractedRule } from '../local/extract';
+import { Twin } from '../local/platform/twin';
 
 const SRC = 'com.example-insurer.etl-platform';
 const DLQ_ARN = 'arn:aws:sqs:us-east-1:123456789012:rule-dlq';

@@ -14,7 +14,7 @@ import {
   TRIGGER_MODES_UNDER_TEST,
   type ScenarioResult,
 } from '../twin/scenarios';
-import { startDynalite } from './harness/dynalite';
+import { startDynalite } from '../local/dynalite';
 import { EXACTLY_ONCE_SCENARIOS } from '../twin/exactly-once-scenarios';
 
 /** What an operator sees of the twin: the report, the tables, the list, the bench's verdict. */
@@ -110,7 +110,7 @@ describe('twin output is honest', () => {
       assert.ok(lines[i].includes(SCENARIO_DESCRIPTIONS[name]), lines[i]);
     }
     const doc = fs.readFileSync(path.join(ROOT, 'docs', 'local-twin.md'), 'utf8');
-    const documented = [...doc.matchAll(/^\| `([a-z0-9-]+)` +\|/gm)].map((m) => m[1]);
+    const documented = [...doc.matchAll(/^\| `([a-z0-9-]+)` +\|/gm)].map((m) => m[1]); // cells padded by prettier
     assert.deepEqual(
       documented.sort(),
       [...Object.keys(SCENARIOS), ...Object.keys(EXACTLY_ONCE_SCENARIOS)].sort(),

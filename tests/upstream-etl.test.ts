@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { ACCOUNT_ID } from './harness/pulumi-mocks';
-import { type ProgramRun, runProgram, stackConfig } from './harness/program';
+import { ACCOUNT_ID } from '../local/pulumi-mocks';
+import { type ProgramRun, runProgram, stackConfig } from '../local/program';
 
 const PIPELINES = JSON.parse(stackConfig('prod-east')['etl-platform:pipelines']) as Array<{
   name: string;

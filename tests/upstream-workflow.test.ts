@@ -13,8 +13,8 @@ import {
   type UpstreamWorkflowRefs,
 } from '../state-machines/upstream';
 import { validateAsl } from './harness/asl-validate';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
-import { runWorkflow, StatesError, type GlueJobRunOutcome, type RunResult } from './harness/sfn-local';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
+import { runWorkflow, StatesError, type GlueJobRunOutcome, type RunResult } from '../local/sfn-local';
 
 // The real handler module (its Logger reads the level when the module loads).
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';

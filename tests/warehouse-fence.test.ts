@@ -15,7 +15,7 @@ import {
   WarehouseFenceRefused,
   type WarehouseFenceRow,
 } from '../handlers/lib/warehouse-fence';
-import { createControlTable, type LocalDynamo, startDynalite } from './harness/dynalite';
+import { createControlTable, type LocalDynamo, startDynalite } from '../local/dynalite';
 
 const REPO = path.resolve(__dirname, '..');
 

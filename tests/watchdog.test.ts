@@ -23,7 +23,7 @@ import {
   setSfnClient,
   type SfnLike,
 } from '../handlers/watchdog';
-import { createControlTable, startDynalite, type LocalDynamo } from './harness/dynalite';
+import { createControlTable, startDynalite, type LocalDynamo } from '../local/dynalite';
 
 const P = 'policycenter';
 const Q = 'billingcenter';

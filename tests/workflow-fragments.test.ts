@@ -20,8 +20,8 @@ import {
   type UpstreamWorkflowRefs,
 } from '../state-machines/upstream';
 import { validateAsl } from './harness/asl-validate';
-import { startDynalite, type LocalDynamo } from './harness/dynalite';
-import { runWorkflow, type RunResult } from './harness/sfn-local';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
+import { runWorkflow, type RunResult } from '../local/sfn-local';
 
 const ACCOUNT = '123456789012';
 const REGION = 'us-east-1';

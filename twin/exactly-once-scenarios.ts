@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { RunResult } from '../tests/harness/sfn-local';
-import { runWorkflow } from '../tests/harness/sfn-local';
+import type { RunResult } from '../local/sfn-local';
+import { runWorkflow } from '../local/sfn-local';
 import type { BuildRow } from '../local/warehouse';
 import { type ExactlyOnceWorld, type RegionName } from './exactly-once';
 

@@ -1,6 +1,6 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
 import { Mutex } from '../local/mutex';
-import '../tests/harness/promise-polyfill';
+import '../local/promise-polyfill';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,14 +15,14 @@ import {
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { StateMachineDefinition, TaskState } from '../state-machines/asl';
-import { ROOT } from '../tests/harness/program';
-import { upstreamEvent } from '../tests/harness/malformed-events';
-import { runWorkflow, StatesError, type RunResult, type ServiceHandlers } from '../tests/harness/sfn-local';
+import { ROOT } from '../local/program';
+import { upstreamEvent } from '../local/fixtures/malformed-events';
+import { runWorkflow, StatesError, type RunResult, type ServiceHandlers } from '../local/sfn-local';
 import { ReplicatedDynamo } from '../local/replicated-dynamo';
 import { LocalWarehouse, type BuildRow } from '../local/warehouse';
 import { TaskTokenEndpoint, waitForTaskToken } from '../local/sfn-callbacks';
 import { DbtPods, LocalSecrets } from '../local/dbt-pods';
-import { extractStack, type StackModel } from './extract';
+import { extractStack, type StackModel } from '../local/extract';
 import { controlTableInput } from '../local/table-schemas';
 
 /**
@@ -33,7 +33,7 @@ import { controlTableInput } from '../local/table-schemas';
  *   proxy; their callbacks go to a local Step Functions endpoint that ends the waitForTaskToken;
  * - ONE warehouse (fakesnow) for both regions, with CONTROL.FENCE and CONTROL.BUILDS; dbt is the
  *   stand-in (dbt-app/local_warehouse/dbt_standin.py) that does dbt's part of the contract there;
- * - the downstream definitions and Lambda environments the program deploys (twin/extract.ts), run
+ * - the downstream definitions and Lambda environments the program deploys (local/extract.ts), run
  *   by aws-local-stepfunctions with the real handlers.
  * Assertions read the warehouse's CONTROL.BUILDS and the app's run records, never the workflow.
  */

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ScenarioResult } from './scenarios';
-import { formatEntry, formatTime, type TimelineEntry } from './twin';
+import { formatEntry, formatTime, type TimelineEntry } from '../local/platform/twin';
 
 /** Readable timeline, mermaid sequence diagrams and an HTML report (reports/, gitignored). */
 

@@ -1,6 +1,6 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { BusEvent } from './bus';
-import { Twin, type Metrics, type TimelineEntry, type TwinOptions } from './twin';
+import type { BusEvent } from '../local/platform/bus';
+import { Twin, type Metrics, type TimelineEntry, type TwinOptions } from '../local/platform/twin';
 
 /**
  * Scenarios and drills. Each is one function, used by `npm run demo -- <name>` and by a mocha

@@ -2,8 +2,8 @@ import { DeleteItemCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { setDocumentClient } from '../../handlers/check-consistency';
 import { logger } from '../../handlers/lib/logger';
-import { type LocalDynamo, startDynalite } from './dynalite';
-import { type FakeDbtApi, startFakeDbtApi } from './fake-dbt-api';
+import { type LocalDynamo, startDynalite } from '../../local/dynalite';
+import { type FakeDbtApi, startFakeDbtApi } from '../../local/fake-dbt-api';
 
 export interface LocalDownstream {
   db: LocalDynamo;

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { matchesPattern, type EventPattern } from '../events/pattern';
+import { matchesPattern, type EventPattern } from '../../events/pattern';
 import type { VirtualClock } from './clock';
-import type { ExtractedRule, ExtractedTarget } from './extract';
+import type { ExtractedRule, ExtractedTarget } from '../extract';
+import { ACCOUNT_ID } from '../pulumi-mocks';
+import type { TriggerPath } from './types';
 
 /**
  * A simulated EventBridge custom bus of one region: rules matched with the project's own
@@ -21,6 +23,43 @@ export interface BusEvent {
   resources: string[];
   detail: Record<string, unknown>;
   'replay-name'?: string;
+}
+
+/** One PutEvents entry, in the SDK's shape. */
+export interface PutEventsEntry {
+  Source: string;
+  DetailType: string;
+  /** An object, or the JSON string the SDK sends. */
+  Detail: unknown;
+  EventBusName?: string;
+  Resources?: string[];
+}
+
+/** What EventBridge delivers for one accepted PutEvents entry. */
+export function envelope(
+  entry: PutEventsEntry,
+  opts: { id: string; region: string; time: string; account?: string },
+): BusEvent {
+  return {
+    version: '0',
+    id: opts.id,
+    'detail-type': entry.DetailType,
+    source: entry.Source,
+    account: opts.account ?? ACCOUNT_ID,
+    time: opts.time,
+    region: opts.region,
+    resources: entry.Resources ?? [],
+    detail: (typeof entry.Detail === 'string' ? JSON.parse(entry.Detail) : entry.Detail) as Record<
+      string,
+      unknown
+    >,
+  };
+}
+
+/** Who published an event, and the hops before it: a rule delivering it extends them. */
+export interface EventOrigin {
+  readonly publisher: string;
+  readonly path: TriggerPath;
 }
 
 /** Why a delivery failed; `retryable: false` goes straight to the DLQ (e.g. a missing target). */
@@ -94,6 +133,8 @@ export class EventBus {
   readonly archive: ArchivedEvent[] = [];
   readonly deliveries: DeliveryRecord[] = [];
   readonly accepted: BusEvent[] = [];
+  /** By event id: who published it (PutEvents) or forwarded it here. */
+  private readonly origins = new Map<string, EventOrigin>();
   /** When false the bus refuses PutEvents (the region is dark). */
   up = true;
 
@@ -115,8 +156,16 @@ export class EventBus {
     return r;
   }
 
+  /** Who published (or forwarded) the event with this id, if the caller said. */
+  origin(eventId: string): EventOrigin | undefined {
+    return this.origins.get(eventId);
+  }
+
   /** PutEvents: entries in the SDK shape (`Source`, `DetailType`, `Detail` as a JSON string). */
-  putEvents(entries: Array<Record<string, unknown>>): {
+  putEvents(
+    entries: Array<Record<string, unknown>>,
+    origin?: EventOrigin,
+  ): {
     Entries: Array<{ EventId?: string; ErrorCode?: string }>;
     FailedEntryCount: number;
   } {
@@ -155,17 +204,21 @@ export class EventBus {
         failed++;
         continue;
       }
-      const event: BusEvent = {
-        version: '0',
-        id: randomUUID(),
-        'detail-type': entry.DetailType,
-        source: entry.Source,
-        account: this.account,
-        time: new Date(this.hooks.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        region: this.region,
-        resources: Array.isArray(entry.Resources) ? (entry.Resources as string[]) : [],
-        detail,
-      };
+      const event = envelope(
+        {
+          Source: entry.Source,
+          DetailType: entry.DetailType,
+          Detail: detail,
+          Resources: Array.isArray(entry.Resources) ? (entry.Resources as string[]) : [],
+        },
+        {
+          id: randomUUID(),
+          region: this.region,
+          time: new Date(this.hooks.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          account: this.account,
+        },
+      );
+      if (origin) this.origins.set(event.id, origin);
       this.accept(event);
       out.push({ EventId: event.id });
     }
@@ -173,8 +226,9 @@ export class EventBus {
   }
 
   /** An event arriving from another bus keeps its id, time and origin region (as EventBridge does). */
-  receive(event: BusEvent): void {
+  receive(event: BusEvent, origin?: EventOrigin): void {
     if (!this.up) throw new DeliveryError('ServiceUnavailable', `events.${this.region} is unreachable`);
+    if (origin) this.origins.set(event.id, origin);
     this.accept({ ...event });
   }
 
@@ -191,7 +245,7 @@ export class EventBus {
     }
     for (const rule of this.rules) {
       if (rule.state !== 'ENABLED') continue;
-      if (!matchesPattern(rule.pattern as EventPattern, event)) continue;
+      if (!matchesPattern(rule.pattern, event)) continue;
       for (const target of rule.targets) this.hooks.track(this.deliverWithRetry(rule, target, event));
     }
   }

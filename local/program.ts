@@ -9,7 +9,7 @@ import { type RecordedResource, RecordingMocks } from './pulumi-mocks';
  * config plus overrides. Shared by the tests and by the local twin's extraction.
  */
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+export const ROOT = path.resolve(__dirname, '..');
 export const PROJECT = 'etl-platform';
 export type StackName = 'prod-east' | 'prod-west';
 export const STACK_REGION: Record<StackName, string> = { 'prod-east': 'us-east-1', 'prod-west': 'us-west-1' };

@@ -1,4 +1,4 @@
-import { StatesError, type GlueJobRunOutcome } from '../tests/harness/sfn-local';
+import { StatesError, type GlueJobRunOutcome } from '../sfn-local';
 
 /**
  * Glue stand-in. The scenario sets each table's outcome; on success the run "writes" the job's

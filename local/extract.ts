@@ -1,13 +1,15 @@
 import { HANDLER_TAG } from '../components/handler-function';
+import type { EventPattern } from '../events/pattern';
 import type { StateMachineDefinition } from '../state-machines/asl';
-import type { RecordedResource } from '../tests/harness/pulumi-mocks';
-import { renderedEnv, runProgram, STACK_REGION, type StackName } from '../tests/harness/program';
+import type { RecordedResource } from './pulumi-mocks';
+import { renderedEnv, runProgram, STACK_REGION, type ProgramRun, type StackName } from './program';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 /**
- * Extraction: runs the REAL program (index.ts) under the tests' recording mocks for one stack
- * and reads back what it would deploy. One code path with the tests: `runProgram`.
- * Nothing here restates a definition, a pattern or a handler (design decision 8).
+ * The one extraction: runs the REAL program (index.ts) under the recording mocks for one stack
+ * and reads back what it would deploy, for the local platform, the exactly-once world and the
+ * scripts. One code path with the tests: `runProgram`. Nothing here restates a definition, a
+ * pattern or a handler (design decision 8).
  */
 
 export interface RetryPolicy {
@@ -34,7 +36,7 @@ export interface ExtractedRule {
   name: string;
   arn: string;
   busName: string;
-  pattern: Record<string, unknown>;
+  pattern: EventPattern;
   state: 'ENABLED' | 'DISABLED';
   targets: ExtractedTarget[];
 }
@@ -70,7 +72,7 @@ export interface StackModel {
   activeRegion: string;
   eventSource: string;
   bus: { name: string; arn: string };
-  archive: { name: string; pattern: Record<string, unknown>; retentionDays: number };
+  archive: { name: string; pattern: EventPattern; retentionDays: number };
   stateMachines: ExtractedStateMachine[];
   rules: ExtractedRule[];
   schedules: ExtractedSchedule[];
@@ -91,7 +93,9 @@ export interface StackModel {
 }
 
 export interface ExtractOptions {
+  /** The stack whose program run is read. */
   stack: StackName;
+  /** The `activeRegion` config the stack is run with. */
   activeRegion: string;
   /** Extra config overrides (e.g. defaultTriggerMode). */
   config?: Record<string, unknown>;
@@ -112,27 +116,64 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
     ...(options.config ? { config: options.config } : {}),
   });
   if (run.error) throw new Error(`extract ${options.stack}: the program failed: ${run.error.message}`);
-  const region = STACK_REGION[options.stack];
-  const of = (type: string): RecordedResource[] => run.ofType(type);
+  return stackModel(run, options);
+}
 
+/** What a program run recorded for one stack, as the local platform runs it. */
+export function stackModel(run: ProgramRun, options: ExtractOptions): StackModel {
+  const of = (type: string): RecordedResource[] => run.ofType(type);
   const busRes = run.one('aws:cloudwatch/eventBus:EventBus');
   const archiveRes = run.one('aws:cloudwatch/eventArchive:EventArchive');
+  const functions = functionsOf(run);
+  const invocation = run.one('aws:lambda/invocation:Invocation', 'fence');
+  const fenceWriter = functions.find((f) => f.handler === 'fence-writer');
+  if (!fenceWriter) throw new Error('extract: no fence-writer function');
+  return {
+    stack: options.stack,
+    region: STACK_REGION[options.stack],
+    activeRegion: options.activeRegion,
+    eventSource: parseJson<{ source: string[] }>(archiveRes.inputs.eventPattern).source[0],
+    bus: { name: busRes.state.name, arn: busRes.state.arn },
+    archive: {
+      name: archiveRes.state.name,
+      pattern: parseJson<EventPattern>(archiveRes.inputs.eventPattern),
+      retentionDays: archiveRes.inputs.retentionDays ?? 0,
+    },
+    stateMachines: of('aws:sfn/stateMachine:StateMachine').map((sm) => ({
+      name: sm.state.name as string,
+      arn: sm.state.arn as string,
+      region: regionOf(sm.state.arn),
+      definition: parseJson<StateMachineDefinition>(sm.inputs.definition),
+    })),
+    rules: rulesOf(run),
+    schedules: schedulesOf(run),
+    functions,
+    queues: of('aws:sqs/queue:Queue').map((q) => ({
+      name: q.state.name,
+      arn: q.state.arn,
+      url: q.state.url,
+    })),
+    topics: of('aws:sns/topic:Topic').map((t) => ({ name: t.state.name, arn: t.state.arn })),
+    controlTableName: fenceWriter.env.CONTROL_TABLE_NAME,
+    fenceInvocation: {
+      functionName: invocation.inputs.functionName,
+      input: parseJson<Record<string, unknown>>(invocation.inputs.input),
+    },
+    outputs: run.outputs,
+    dbtApp: {
+      env: renderedEnv(run),
+      runsTable: runsTableInput(run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs),
+      snowflakeSecret: of('aws:secretsmanager/secretVersion:SecretVersion').find((r) =>
+        r.name.includes('snowflake'),
+      )?.inputs.secretString,
+    },
+  };
+}
 
-  const queues: ExtractedQueue[] = of('aws:sqs/queue:Queue').map((q) => ({
-    name: q.state.name,
-    arn: q.state.arn,
-    url: q.state.url,
-  }));
-
-  const stateMachines = of('aws:sfn/stateMachine:StateMachine').map((sm) => ({
-    name: sm.state.name as string,
-    arn: sm.state.arn as string,
-    region: regionOf(sm.state.arn),
-    definition: parseJson<StateMachineDefinition>(sm.inputs.definition),
-  }));
-
-  const asyncConfigs = of('aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig');
-  const functions: ExtractedFunction[] = of('aws:lambda/function:Function').map((fn) => {
+/** Each function with its handler (by tag), environment and async-invocation config. */
+function functionsOf(run: ProgramRun): ExtractedFunction[] {
+  const asyncConfigs = run.ofType('aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig');
+  return run.ofType('aws:lambda/function:Function').map((fn) => {
     const handler = fn.inputs.tags?.[HANDLER_TAG];
     if (typeof handler !== 'string')
       throw new Error(`extract: function ${fn.state.name} has no ${HANDLER_TAG} tag`);
@@ -151,13 +192,16 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
       },
     };
   });
+}
 
-  const targets = of('aws:cloudwatch/eventTarget:EventTarget');
-  const rules: ExtractedRule[] = of('aws:cloudwatch/eventRule:EventRule').map((r) => ({
+/** Each rule with its pattern, state and targets (matched by rule name and bus). */
+function rulesOf(run: ProgramRun): ExtractedRule[] {
+  const targets = run.ofType('aws:cloudwatch/eventTarget:EventTarget');
+  return run.ofType('aws:cloudwatch/eventRule:EventRule').map((r) => ({
     name: r.state.name,
     arn: r.state.arn,
     busName: r.inputs.eventBusName ?? 'default',
-    pattern: parseJson<Record<string, unknown>>(r.inputs.eventPattern),
+    pattern: parseJson<EventPattern>(r.inputs.eventPattern),
     state: (r.inputs.state ?? 'ENABLED') as 'ENABLED' | 'DISABLED',
     targets: targets
       .filter(
@@ -173,8 +217,10 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
         ...(t.inputs.deadLetterConfig?.arn ? { dlqArn: t.inputs.deadLetterConfig.arn } : {}),
       })),
   }));
+}
 
-  const schedules: ExtractedSchedule[] = of('aws:scheduler/schedule:Schedule').map((s) => ({
+function schedulesOf(run: ProgramRun): ExtractedSchedule[] {
+  return run.ofType('aws:scheduler/schedule:Schedule').map((s) => ({
     name: s.state.name,
     arn: s.state.arn,
     expression: s.inputs.scheduleExpression,
@@ -188,42 +234,6 @@ export async function extractStack(options: ExtractOptions): Promise<StackModel>
       ...(s.inputs.target.deadLetterConfig?.arn ? { dlqArn: s.inputs.target.deadLetterConfig.arn } : {}),
     },
   }));
-
-  const invocation = run.one('aws:lambda/invocation:Invocation', 'fence');
-  const fenceWriter = functions.find((f) => f.handler === 'fence-writer');
-  if (!fenceWriter) throw new Error('extract: no fence-writer function');
-
-  return {
-    stack: options.stack,
-    region,
-    activeRegion: options.activeRegion,
-    eventSource: parseJson<{ source: string[] }>(archiveRes.inputs.eventPattern).source[0],
-    bus: { name: busRes.state.name, arn: busRes.state.arn },
-    archive: {
-      name: archiveRes.state.name,
-      pattern: parseJson<Record<string, unknown>>(archiveRes.inputs.eventPattern),
-      retentionDays: archiveRes.inputs.retentionDays ?? 0,
-    },
-    stateMachines,
-    rules,
-    schedules,
-    functions,
-    queues,
-    topics: of('aws:sns/topic:Topic').map((t) => ({ name: t.state.name, arn: t.state.arn })),
-    controlTableName: fenceWriter.env.CONTROL_TABLE_NAME,
-    fenceInvocation: {
-      functionName: invocation.inputs.functionName,
-      input: parseJson<Record<string, unknown>>(invocation.inputs.input),
-    },
-    outputs: run.outputs,
-    dbtApp: {
-      env: renderedEnv(run),
-      runsTable: runsTableInput(run.one('aws:dynamodb/table:Table', 'dbt-runs').inputs),
-      snowflakeSecret: of('aws:secretsmanager/secretVersion:SecretVersion').find((r) =>
-        r.name.includes('snowflake'),
-      )?.inputs.secretString,
-    },
-  };
 }
 
 /** CreateTable input from the program's aws.dynamodb.Table inputs (hash/range key, GSIs). */

@@ -1,4 +1,4 @@
-import { lastFireTime, parseSchedule, previousFireTimes } from '../handlers/lib/cron';
+import { lastFireTime, parseSchedule, previousFireTimes } from '../../handlers/lib/cron';
 
 /**
  * Virtual time for the twin. Nothing sleeps: the clock moves when a scenario advances it (the

@@ -10,8 +10,8 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { State, StateMachineDefinition, SubMachine } from '../../state-machines/asl';
-import { childMachines } from '../../state-machines/graph';
+import type { State, StateMachineDefinition, SubMachine } from '../state-machines/asl';
+import { childMachines } from '../state-machines/graph';
 
 type Json = unknown;
 type AnyParams = Record<string, unknown>;
@@ -39,7 +39,7 @@ export interface ServiceHandlers {
   /**
    * `lambda:invoke.waitForTaskToken`: the local stand-in for "invoke, then wait for SendTask*".
    * Return the SendTaskSuccess output, or throw a StatesError named as SendTaskFailure's error (or
-   * `States.HeartbeatTimeout` / `States.Timeout`). See tests/harness/dbt-callback.ts.
+   * `States.HeartbeatTimeout` / `States.Timeout`). See local/dbt-callback.ts.
    */
   taskToken?: (payload: Json, functionName: string, token: string) => Json | Promise<Json>;
   /** Return true to make an entry fail (the task then fails with EventBridge.FailedEntry). */

@@ -1,4 +1,4 @@
-import { controlTableInput } from '../../local/table-schemas';
+import { controlTableInput } from './table-schemas';
 import type { AddressInfo } from 'net';
 import dynalite from 'dynalite';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
