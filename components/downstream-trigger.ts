@@ -7,6 +7,7 @@ import { pollerWorkflow } from '../state-machines/poller';
 import { DeadLetterQueue } from './dead-letter-queue';
 import { HandlerFunction } from './handler-function';
 import { type AccountContext, iamRoleName } from './naming';
+import { identityPolicyJson, serviceRole } from './service-role';
 import { Workflow } from './workflow';
 import { WorkflowSchedule } from './workflow-schedule';
 
@@ -111,37 +112,17 @@ export function eventsRole(
   tags: Record<string, string>,
   opts: pulumi.CustomResourceOptions,
 ): aws.iam.Role {
-  const role = new aws.iam.Role(
-    `${name}-role`,
+  return serviceRole(
+    name,
     {
-      name: roleName,
-      assumeRolePolicy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Effect: 'Allow',
-            Principal: { Service: 'events.amazonaws.com' },
-            Action: 'sts:AssumeRole',
-            Condition: { StringEquals: { 'aws:SourceAccount': accountId } },
-          },
-        ],
-      }),
+      roleName,
+      service: 'events.amazonaws.com',
+      condition: { StringEquals: { 'aws:SourceAccount': accountId } },
+      policy: identityPolicyJson([{ Effect: 'Allow', Action: [action], Resource: resources }]),
       tags,
     },
     opts,
-  );
-  new aws.iam.RolePolicy(
-    `${name}-policy`,
-    {
-      role: role.id,
-      policy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: [action], Resource: resources }],
-      }),
-    },
-    opts,
-  );
-  return role;
+  ).role;
 }
 
 export interface DownstreamTriggerArgs {

@@ -1,5 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import type { IamStatement } from '../contracts/iam';
 import type { PipelineSettings } from '../regions/settings';
 import type { ToggleState } from '../regions/role';
 import { upstreamWorkflow } from '../state-machines/upstream';
@@ -7,6 +8,7 @@ import type { DeadLetterQueue } from './dead-letter-queue';
 import { type AccountContext, iamRoleName } from './naming';
 import { Workflow } from './workflow';
 import { WorkflowSchedule } from './workflow-schedule';
+import { identityPolicyJson, serviceRole } from './service-role';
 
 /** What every pipeline's upstream shares in the region. */
 export interface UpstreamSharedRefs {
@@ -59,7 +61,7 @@ export function upstreamTimeoutSeconds(pipeline: PipelineSettings): number {
 }
 
 /** Glue job role: read the Guidewire prefix, read/write the pipeline's lake prefixes, read the one secret. */
-export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
+export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs): IamStatement[] {
   const { partition, accountId } = refs.account;
   const gwArn = pulumi.interpolate`arn:${partition}:s3:::${refs.guidewire.bucketName}`;
   const gwPrefix = refs.guidewire.prefix ? `${refs.guidewire.prefix.replace(/\/$/, '')}/` : '';
@@ -168,28 +170,13 @@ export class UpstreamEtl extends pulumi.ComponentResource {
     const tags = { ...shared.tags, pipeline: pipeline.name };
     const { partition, accountId } = shared.account;
 
-    const glueRole = new aws.iam.Role(
-      `${name}-glue-role`,
+    const { role: glueRole } = serviceRole(
+      `${name}-glue`,
       {
-        name: iamRoleName(`glue-${pipeline.name}`, shared.region),
-        assumeRolePolicy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: { Service: 'glue.amazonaws.com' }, Action: 'sts:AssumeRole' },
-          ],
-        }),
+        roleName: iamRoleName(`glue-${pipeline.name}`, shared.region),
+        service: 'glue.amazonaws.com',
+        policy: identityPolicyJson(glueJobStatements(pipeline.name, shared)),
         tags,
-      },
-      { parent: this },
-    );
-    new aws.iam.RolePolicy(
-      `${name}-glue-policy`,
-      {
-        role: glueRole.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: glueJobStatements(pipeline.name, shared),
-        }),
       },
       { parent: this },
     );

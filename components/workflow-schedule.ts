@@ -2,6 +2,7 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { ToggleState } from '../regions/role';
 import { DeadLetterQueue } from './dead-letter-queue';
+import { identityPolicyJson, serviceRole } from './service-role';
 
 export interface WorkflowScheduleArgs {
   readonly scheduleName: string;
@@ -44,42 +45,23 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
       parent,
     );
 
-    const role = new aws.iam.Role(
-      `${name}-role`,
+    const { role } = serviceRole(
+      name,
       {
-        name: args.roleName,
-        assumeRolePolicy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { Service: 'scheduler.amazonaws.com' },
-              Action: 'sts:AssumeRole',
-              Condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
-            },
-          ],
-        }),
+        roleName: args.roleName,
+        service: 'scheduler.amazonaws.com',
+        condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
+        policy: identityPolicyJson([
+          {
+            Sid: 'StartTarget',
+            Effect: 'Allow',
+            Action: [args.targetAction ?? 'states:StartExecution'],
+            Resource: [args.targetArn],
+          },
+          // Scheduler delivers dead letters with the schedule's own role.
+          { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
+        ]),
         tags: args.tags,
-      },
-      parent,
-    );
-    new aws.iam.RolePolicy(
-      `${name}-policy`,
-      {
-        role: role.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Sid: 'StartTarget',
-              Effect: 'Allow',
-              Action: [args.targetAction ?? 'states:StartExecution'],
-              Resource: [args.targetArn],
-            },
-            // Scheduler delivers dead letters with the schedule's own role.
-            { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
-          ],
-        }),
       },
       parent,
     );
