@@ -242,4 +242,107 @@ describe('URNs: every deployed resource keeps its identity (aliases)', function 
     });
     return;
   }
+
+  /** Components this re-layering inserted: new URNs, holding no cloud resource of their own. */
+  const INSERTED_COMPONENTS = [
+    'etl-platform:pipeline:PipelineStack',
+    'etl-platform:watchdog:LatenessWatchdog',
+  ];
+  const fixture = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as UrnFixture;
+
+  /** Which deployed URNs each resource claims (by its URN or an alias), and which nobody claims. */
+  function claims(stack: string, registrations: readonly Registration[], before: Set<string>) {
+    const resolved = resolveUrns(stack, registrations);
+    const claimedBy = new Map<string, string[]>();
+    const perResource = registrations.map((r) => {
+      const { urn, aliases } = resolved.get(r)!;
+      const claimed = [urn, ...aliases].map((u) => strip(stack, u)).filter((u) => before.has(u));
+      for (const u of claimed) claimedBy.set(u, [...(claimedBy.get(u) ?? []), strip(stack, urn)]);
+      return { registration: r, urn: strip(stack, urn), claimed: [...new Set(claimed)] };
+    });
+    return { perResource, claimedBy, unclaimed: [...before].filter((u) => !claimedBy.has(u)) };
+  }
+
+  for (const [label, options] of Object.entries(VARIANTS)) {
+    describe(label, () => {
+      it('every deployed URN is claimed by exactly one resource; only the inserted components are new', async () => {
+        const before = fromFixture(fixture, label);
+        const { perResource, claimedBy, unclaimed } = claims(
+          options.stack,
+          await registrationsOf(options),
+          before,
+        );
+        assert.deepEqual(unclaimed, [], 'deployed resources nothing claims: a `pulumi up` would delete them');
+        for (const [deployed, by] of claimedBy) assert.equal(by.length, 1, `${deployed} is claimed by ${by}`);
+        for (const r of perResource) {
+          if (INSERTED_COMPONENTS.includes(r.registration.type)) {
+            assert.equal(r.registration.custom, false);
+            assert.deepEqual(r.claimed, [], `${r.urn}: an inserted component claims a deployed URN`);
+          } else assert.equal(r.claimed.length, 1, `${r.urn} claims ${r.claimed.length} deployed URNs`);
+        }
+      });
+
+      it('the aliases are what keeps the moved resources: without them those would be replaced', async () => {
+        const registrations = await registrationsOf(options);
+        const withoutAliases = registrations.map((r) => ({ ...r, aliases: [] }));
+        const { unclaimed } = claims(options.stack, withoutAliases, fromFixture(fixture, label));
+        const moved = claims(options.stack, registrations, fromFixture(fixture, label)).perResource.filter(
+          (r) => r.claimed.length === 1 && r.claimed[0] !== r.urn,
+        );
+        assert.ok(
+          moved.some((r) => r.registration.custom),
+          'no cloud resource moved: nothing was tested',
+        );
+        assert.deepEqual(unclaimed.sort(), moved.map((r) => r.claimed[0]).sort());
+      });
+    });
+  }
+
+  it("the resolver follows the engine: a child inherits its parent's alias, renamed with it", () => {
+    const stack = 'prod-east';
+    const mock = (type: string, name: string, parent?: Registration) =>
+      `urn:pulumi:${stack}::${PROJECT}::${parent ? `${parent.type}$` : ''}${type}::${name}`;
+    const root: Registration = {
+      mockUrn: mock('x:index:Root', 'app'),
+      type: 'x:index:Root',
+      name: 'app',
+      parent: '',
+      custom: false,
+      aliases: [],
+    };
+    const inserted: Registration = {
+      mockUrn: mock('x:index:Group', 'app-g', root),
+      type: 'x:index:Group',
+      name: 'app-g',
+      parent: root.mockUrn,
+      custom: false,
+      aliases: [],
+    };
+    const moved: Registration = {
+      mockUrn: mock('x:index:Part', 'app-part', inserted),
+      type: 'x:index:Part',
+      name: 'app-part',
+      parent: inserted.mockUrn,
+      custom: false,
+      aliases: [{ spec: { name: '', type: '', parent: root.mockUrn, noParent: false } }],
+    };
+    const leaf: Registration = {
+      mockUrn: mock('aws:s3/bucket:Bucket', 'app-part-bucket', moved),
+      type: 'aws:s3/bucket:Bucket',
+      name: 'app-part-bucket',
+      parent: moved.mockUrn,
+      custom: true,
+      aliases: [],
+    };
+    const resolved = resolveUrns(stack, [root, inserted, moved, leaf]);
+    const prefix = `urn:pulumi:${stack}::${PROJECT}::`;
+    assert.equal(
+      resolved.get(leaf)!.urn,
+      `${prefix}x:index:Root$x:index:Group$x:index:Part$aws:s3/bucket:Bucket::app-part-bucket`,
+    );
+    assert.deepEqual(
+      [...resolved.get(leaf)!.aliases],
+      [`${prefix}x:index:Root$x:index:Part$aws:s3/bucket:Bucket::app-part-bucket`],
+    );
+  });
 });
