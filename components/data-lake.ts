@@ -49,8 +49,11 @@ export const LAKE_LIFECYCLE: aws.types.input.s3.BucketLifecycleConfigurationRule
 ];
 
 export interface DataLakeArgs {
+  /** This stack's region: part of the buckets' names. */
   readonly region: string;
+  /** The region the lake replicates to. */
   readonly peerRegion: string;
+  /** Account and partition of the deploying credentials (bucket names carry the account). */
   readonly account: AccountContext;
   /**
    * Replicate the lake to the peer region's lake bucket. S3 refuses a replication rule whose
@@ -58,6 +61,10 @@ export interface DataLakeArgs {
    * @default true
    */
   readonly replicateToPeer: boolean;
+  /**
+   * Tags on the buckets, keys and the replication role.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 

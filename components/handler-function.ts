@@ -27,17 +27,36 @@ export interface HandlerFunctionArgs {
   readonly handler: HandlerName;
   /** Short purpose used in the IAM role name, e.g. "fence-writer" (the region is appended). */
   readonly purpose: string;
+  /** This stack's region; appended to the role name. */
   readonly region: string;
   /** What the function may do, on exact ARNs; logging is added here. */
   readonly statements: readonly IamStatement[];
+  /**
+   * Environment variables, next to `POWERTOOLS_SERVICE_NAME` (always set).
+   * @default none
+   */
   readonly environment?: Record<string, pulumi.Input<string>>;
+  /** Retention of the function's log group. */
   readonly logRetentionDays: number;
-  /** @default 30 */
+  /**
+   * Lambda timeout.
+   * @default 30
+   */
   readonly timeoutSeconds?: number;
-  /** @default 256 */
+  /**
+   * Lambda memory (and so CPU share).
+   * @default 256
+   */
   readonly memoryMb?: number;
-  /** Subnets and security groups, for functions that call services inside the VPC. */
+  /**
+   * Subnets and security groups, for functions that call services inside the VPC.
+   * @default none (the function runs outside any VPC)
+   */
   readonly vpc?: { readonly subnetIds: readonly string[]; readonly securityGroupIds: readonly string[] };
+  /**
+   * Tags on the function, its role and log group (the handler tag is added).
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 

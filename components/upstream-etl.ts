@@ -12,42 +12,66 @@ import { identityPolicyJson, serviceRole } from './service-role';
 
 /** What every pipeline's upstream shares in the region. */
 export interface UpstreamSharedRefs {
+  /** This stack's region. */
   readonly region: string;
+  /** Account and partition of the deploying credentials. */
   readonly account: AccountContext;
+  /** The `source` of the events the upstream publishes. */
   readonly eventSource: string;
+  /** Step Functions log level of the upstream workflows. */
   readonly logLevel: 'ERROR' | 'ALL';
+  /** Retention of the workflows' log groups. */
   readonly logRetentionDays: number;
+  /** State of the upstream schedules: ENABLED only in the active region. */
   readonly scheduleState: ToggleState;
+  /** Retry policy of the schedules' targets (config `scheduleRetry`). */
   readonly scheduleRetry: { readonly maximumRetryAttempts: number; readonly maximumEventAgeSeconds: number };
+  /** The region's Scheduler schedule group. */
   readonly scheduleGroupName: pulumi.Input<string>;
+  /** The control table: batch and table records, the upstream lock, the fence. */
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** The batch-context function (batch id and lease times). */
   readonly batchContextFunctionArn: pulumi.Input<string>;
+  /** The lake bucket the Glue jobs write, and its key. */
   readonly lake: {
     readonly bucket: pulumi.Input<string>;
     readonly arn: pulumi.Input<string>;
     readonly kmsKeyArn: pulumi.Input<string>;
   };
+  /** The artifacts bucket: Glue scripts and temporary directories. */
   readonly artifacts: { readonly bucket: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** S3 locations of the Glue scripts. */
   readonly scripts: {
     readonly cdaToLake: pulumi.Input<string>;
     readonly lakeToSnowflake: pulumi.Input<string>;
     readonly logic: pulumi.Input<string>;
   };
+  /** Guidewire's CDA bucket and prefix (config `guidewire`). */
   readonly guidewire: { readonly bucketName: string; readonly prefix: string };
+  /** The Glue Snowflake connection and the secret it reads. */
   readonly snowflake: {
     readonly connectionName: pulumi.Input<string>;
     readonly connectionArn: pulumi.Input<string>;
     readonly secretArnPattern: pulumi.Input<string>;
   };
+  /** The platform bus the upstream publishes `UpstreamBatchSucceeded` on. */
   readonly bus: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** The alerts topic and its key. */
   readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
+  /** The platform's tags; each pipeline adds `pipeline`. */
   readonly tags: Record<string, string>;
 }
 
 export interface UpstreamEtlArgs {
+  /** The pipeline's settings: tables, schedule, Glue sizing. */
   readonly pipeline: PipelineSettings;
+  /** What every pipeline's upstream shares in the region. */
   readonly shared: UpstreamSharedRefs;
-  /** Set in trigger mode `upstream-direct`: the upstream's last state starts this workflow. */
+  /**
+   * Set when the trigger mode has the upstream start the downstream (`upstream-direct`): the
+   * upstream's last state starts this workflow.
+   * @default none (the upstream only publishes its event)
+   */
   readonly downstreamArn?: pulumi.Input<string>;
 }
 

@@ -14,9 +14,16 @@ export interface WorkflowArgs {
   readonly statements: readonly IamStatement[];
   /** Short purpose for names, e.g. "policycenter-upstream" (the region is appended to the role). */
   readonly purpose: string;
+  /** This stack's region; appended to the role name. */
   readonly region: string;
+  /** Step Functions log level; `ALL` also logs execution data. */
   readonly logLevel: 'ERROR' | 'ALL';
+  /** Retention of the workflow's log group. */
   readonly logRetentionDays: number;
+  /**
+   * Tags on the state machine, its role and log group.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 
