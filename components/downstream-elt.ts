@@ -5,7 +5,7 @@ import {
   downstreamWorkflow,
   type DownstreamDbtSettings,
 } from '../state-machines/downstream';
-import type { AccountContext } from './naming';
+import { type AccountContext, pipelineTags } from './naming';
 import { Workflow } from './workflow';
 
 /** What every pipeline's downstream shares in the region. */
@@ -101,7 +101,7 @@ export class DownstreamElt extends pulumi.ComponentResource {
         region: shared.region,
         logLevel: shared.logLevel,
         logRetentionDays: shared.logRetentionDays,
-        tags: { ...shared.tags, pipeline: pipeline.name },
+        tags: pipelineTags(shared.tags, pipeline.name),
       },
       { parent: this },
     );

@@ -3,6 +3,7 @@ import type { PipelineSettings } from '../regions/settings';
 import { insertedParentOptions } from './aliases';
 import { DownstreamElt, downstreamArn, type DownstreamSharedRefs } from './downstream-elt';
 import { DownstreamTrigger } from './downstream-trigger';
+import { pipelineTags } from './naming';
 import { TRIGGER_BUILDERS } from './triggers/registry';
 import type { DownstreamTriggerArgs, TriggerToggle } from './triggers/types';
 import { UpstreamEtl, type UpstreamSharedRefs } from './upstream-etl';
@@ -19,11 +20,6 @@ export interface PipelineStackArgs {
   readonly downstream: DownstreamSharedRefs;
   /** What every pipeline's trigger shares in the region; its `tags` are the platform's. */
   readonly trigger: TriggerSharedRefs;
-}
-
-/** The platform's tags plus the pipeline's name. */
-export function pipelineTags(tags: Record<string, string>, pipeline: string): Record<string, string> {
-  return { ...tags, pipeline };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { PipelineSettings } from '../regions/settings';
 import type { ToggleState } from '../regions/role';
 import { upstreamWorkflow } from '../state-machines/upstream';
 import type { DeadLetterQueue } from './dead-letter-queue';
-import { type AccountContext, iamRoleName } from './naming';
+import { type AccountContext, iamRoleName, pipelineTags } from './naming';
 import { Workflow } from './workflow';
 import { WorkflowSchedule } from './workflow-schedule';
 import { identityPolicyJson, serviceRole } from './service-role';
@@ -191,7 +191,7 @@ export class UpstreamEtl extends pulumi.ComponentResource {
   constructor(name: string, args: UpstreamEtlArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:upstream:UpstreamEtl', name, {}, opts);
     const { pipeline, shared } = args;
-    const tags = { ...shared.tags, pipeline: pipeline.name };
+    const tags = pipelineTags(shared.tags, pipeline.name);
     const { partition, accountId } = shared.account;
 
     const { role: glueRole } = serviceRole(
