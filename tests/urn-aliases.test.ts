@@ -16,6 +16,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as prettier from 'prettier';
 import { PROJECT, runProgram, TEST_SECRETS, type ProgramOptions } from './harness/program';
 
 /** One RegisterResource call as the engine receives it. */
@@ -238,7 +239,10 @@ describe('URNs: every deployed resource keeps its identity (aliases)', function 
         const resolved = resolveUrns(options.stack, await registrationsOf(options));
         urns[label] = [...resolved.values()].map((r) => strip(options.stack, r.urn)).sort();
       }
-      fs.writeFileSync(FIXTURE, JSON.stringify(toFixture(urns), null, 1) + '\n');
+      // Written as `npm run lint` checks it (prettier --check).
+      const text = JSON.stringify(toFixture(urns), null, 2);
+      const style = await prettier.resolveConfig(FIXTURE);
+      fs.writeFileSync(FIXTURE, await prettier.format(text, { ...style, filepath: FIXTURE }));
     });
     return;
   }
