@@ -4,7 +4,7 @@ import type { HandlerFunction } from './handler-function';
 import { type AccountContext, iamRoleName } from './naming';
 import { TRIGGER_BUILDERS } from './triggers/registry';
 import { eventsRole, forwardPattern, RuleWithTarget } from './triggers/rule-with-target';
-import type { DownstreamTriggerArgs, TriggerToggle } from './triggers/types';
+import type { DownstreamTriggerArgs, RoleToggle } from './triggers/types';
 import type { Workflow } from './workflow';
 
 export type { DownstreamTriggerArgs } from './triggers/types';
@@ -16,7 +16,7 @@ export type { DownstreamTriggerArgs } from './triggers/types';
  */
 export class DownstreamTrigger extends pulumi.ComponentResource {
   /** Rules and schedules whose state follows the role, for the `failover` output. */
-  readonly toggles: readonly TriggerToggle[];
+  readonly toggles: readonly RoleToggle[];
   /** What this mode declared, for alarms and the dashboard. */
   readonly workflows: readonly Workflow[];
   readonly functions: readonly HandlerFunction[];

@@ -7,7 +7,7 @@ import { insertedParentOptions } from './aliases';
 import { DeadLetterQueue } from './dead-letter-queue';
 import { HandlerFunction } from './handler-function';
 import { type AccountContext, iamRoleName } from './naming';
-import type { TriggerToggle } from './triggers/types';
+import type { RoleToggle } from './triggers/types';
 import { WorkflowSchedule } from './workflow-schedule';
 
 /** The schedule's physical name, listed in the `failover` output. */
@@ -120,7 +120,7 @@ export function rateExpression(minutes: number): string {
 export class LatenessWatchdog extends pulumi.ComponentResource {
   readonly function: HandlerFunction;
   /** The tick schedule, for the `failover` output. */
-  readonly toggle: TriggerToggle;
+  readonly toggle: RoleToggle;
 
   constructor(name: string, args: LatenessWatchdogArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:watchdog:LatenessWatchdog', name, {}, opts);

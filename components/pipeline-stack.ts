@@ -5,7 +5,7 @@ import { DownstreamElt, downstreamArn, type DownstreamSharedRefs } from './downs
 import { DownstreamTrigger } from './downstream-trigger';
 import { pipelineTags } from './naming';
 import { TRIGGER_BUILDERS } from './triggers/registry';
-import type { DownstreamTriggerArgs, TriggerToggle } from './triggers/types';
+import type { DownstreamTriggerArgs, RoleToggle } from './triggers/types';
 import { UpstreamEtl, type UpstreamSharedRefs } from './upstream-etl';
 
 /** What every pipeline's trigger shares in the region: the trigger's args less the pipeline's own. */
@@ -32,7 +32,7 @@ export class PipelineStack extends pulumi.ComponentResource {
   readonly downstream: DownstreamElt;
   readonly trigger: DownstreamTrigger;
   /** The upstream schedule, for the `failover` output (its state follows the role). */
-  readonly scheduleToggle: TriggerToggle;
+  readonly scheduleToggle: RoleToggle;
 
   constructor(name: string, args: PipelineStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:pipeline:PipelineStack', name, {}, opts);

@@ -14,13 +14,9 @@ import { LatenessWatchdog } from './lateness-watchdog';
 import { Observability, type ObservabilityArgs } from './observability';
 import { PipelineStack } from './pipeline-stack';
 import { declareSharedParts, pipelineSharedRefs, type SharedParts } from './shared-parts';
+import type { RoleToggle } from './triggers/types';
 
-/** A schedule or rule whose state follows the region's role; listed in the `failover` output. */
-export interface RoleToggle {
-  readonly kind: 'schedule' | 'rule';
-  readonly name: pulumi.Input<string>;
-  readonly state: ToggleState;
-}
+export type { RoleToggle } from './triggers/types';
 
 export interface FailoverOutput {
   readonly stack: string;

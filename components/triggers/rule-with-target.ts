@@ -3,7 +3,7 @@ import * as pulumi from '@pulumi/pulumi';
 import type { ToggleState } from '../../regions/role';
 import { DeadLetterQueue } from '../dead-letter-queue';
 import { identityPolicyJson, serviceRole } from '../service-role';
-import type { DownstreamTriggerArgs, TargetRetry, TriggerToggle } from './types';
+import type { DownstreamTriggerArgs, TargetRetry, RoleToggle } from './types';
 
 export const UPSTREAM_SUCCEEDED = 'UpstreamBatchSucceeded';
 
@@ -159,6 +159,6 @@ export function triggerRule(args: DownstreamTriggerArgs) {
 }
 
 /** The trigger rule's entry in the `failover` output. */
-export function ruleToggle(args: DownstreamTriggerArgs): TriggerToggle {
+export function ruleToggle(args: DownstreamTriggerArgs): RoleToggle {
   return { kind: 'rule', name: triggerRuleName(args.pipeline), state: args.ruleState };
 }

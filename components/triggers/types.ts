@@ -67,7 +67,7 @@ export interface DownstreamTriggerArgs {
 }
 
 /** A rule or schedule whose state follows the region's role; listed in the `failover` output. */
-export interface TriggerToggle {
+export interface RoleToggle {
   readonly kind: 'rule' | 'schedule';
   readonly name: string;
   readonly state: ToggleState;
@@ -76,7 +76,7 @@ export interface TriggerToggle {
 /** What a mode declared, for the `failover` output, alarms and the dashboard. */
 export interface TriggerParts {
   /** Rules and schedules whose state follows the role. */
-  readonly toggles: readonly TriggerToggle[];
+  readonly toggles: readonly RoleToggle[];
   /** The mode's own workflows (alarmed like every workflow). */
   readonly workflows: readonly Workflow[];
   /** The mode's own functions (alarmed like every function). */
