@@ -6,7 +6,9 @@ import type { AccountContext } from './naming';
 export interface AlertsArgs {
   /** Where alarms and workflow failures are sent (the on-call list). */
   readonly email: string;
+  /** Account and partition of the deploying credentials (the key policy names the account). */
   readonly account: AccountContext;
+  /** This stack's region (the key policy's `kms:ViaService`). */
   readonly region: string;
 }
 

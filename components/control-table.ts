@@ -10,6 +10,7 @@ export const TTL_ATTRIBUTE = 'expiresAt';
 export interface ControlTableArgs {
   /** Deterministic, so the peer stack finds the same global table. */
   readonly tableName: string;
+  /** This stack's region: the replica the ARNs name and the fence writer runs in. */
   readonly region: string;
   /** Declares the global table (home region) or refers to it by name (the peer). */
   readonly isHome: boolean;
@@ -17,8 +18,11 @@ export interface ControlTableArgs {
   readonly peerRegion: string;
   /** The region the fence must name: this stack's view of `activeRegion`. */
   readonly activeRegion: string;
+  /** This stack's name, recorded with the fence (who set it). */
   readonly stack: string;
+  /** Account and partition of the deploying credentials. */
   readonly account: AccountContext;
+  /** Retention of the fence writer's log group. */
   readonly logRetentionDays: number;
   /**
    * When this `up` asserts the fence; it is part of the invocation's input so that every `up`
@@ -31,7 +35,10 @@ export interface ControlTableArgs {
    * warehouse fence (CONTROL.FENCE) through the SQL API before the DynamoDB fence.
    */
   readonly snowflakeSecret: { readonly name: string; readonly arnPattern: pulumi.Input<string> };
-  /** Resources the invocation waits for (the secret's value on the home stack). */
+  /**
+   * Resources the invocation waits for (the secret's value on the home stack).
+   * @default none
+   */
   readonly fenceDependsOn?: pulumi.Resource[];
 }
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { keyPolicy } from './kms';
 import { type AccountContext, iamRoleName } from './naming';
 import { SecureBucket } from './secure-bucket';
+import { identityPolicyJson, serviceRole } from './service-role';
 
 export const LAKE_KEY_ALIAS = 'alias/etl-lake';
 const GLUE_DIR = path.resolve(__dirname, '..', 'glue');
@@ -48,8 +49,11 @@ export const LAKE_LIFECYCLE: aws.types.input.s3.BucketLifecycleConfigurationRule
 ];
 
 export interface DataLakeArgs {
+  /** This stack's region: part of the buckets' names. */
   readonly region: string;
+  /** The region the lake replicates to. */
   readonly peerRegion: string;
+  /** Account and partition of the deploying credentials (bucket names carry the account). */
   readonly account: AccountContext;
   /**
    * Replicate the lake to the peer region's lake bucket. S3 refuses a replication rule whose
@@ -57,6 +61,10 @@ export interface DataLakeArgs {
    * @default true
    */
   readonly replicateToPeer: boolean;
+  /**
+   * Tags on the buckets, keys and the replication role.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 
@@ -144,56 +152,41 @@ export class DataLake extends pulumi.ComponentResource {
     const { accountId, partition } = args.account;
     const peerBucketArn = pulumi.interpolate`arn:${partition}:s3:::etl-lake-${accountId}-${args.peerRegion}`;
     const peerKeyAlias = pulumi.interpolate`arn:${partition}:kms:${args.peerRegion}:${accountId}:${LAKE_KEY_ALIAS}`;
-    const role = new aws.iam.Role(
-      `${name}-replication-role`,
+    const { role } = serviceRole(
+      `${name}-replication`,
       {
-        name: iamRoleName('lake-replication', args.region),
-        assumeRolePolicy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: { Service: 's3.amazonaws.com' }, Action: 'sts:AssumeRole' },
-          ],
-        }),
+        roleName: iamRoleName('lake-replication', args.region),
+        service: 's3.amazonaws.com',
+        policy: identityPolicyJson([
+          {
+            Effect: 'Allow',
+            Action: ['s3:GetReplicationConfiguration', 's3:ListBucket'],
+            Resource: [this.lake.arn],
+          },
+          {
+            Effect: 'Allow',
+            Action: [
+              's3:GetObjectVersionForReplication',
+              's3:GetObjectVersionAcl',
+              's3:GetObjectVersionTagging',
+            ],
+            Resource: [pulumi.interpolate`${this.lake.arn}/*`],
+          },
+          {
+            Effect: 'Allow',
+            Action: ['s3:ReplicateObject', 's3:ReplicateDelete', 's3:ReplicateTags'],
+            Resource: [pulumi.interpolate`${peerBucketArn}/*`],
+          },
+          { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: [this.key.arn] },
+          {
+            // The peer's key is only known by its alias here.
+            Effect: 'Allow',
+            Action: ['kms:Encrypt', 'kms:GenerateDataKey'],
+            Resource: [pulumi.interpolate`arn:${partition}:kms:${args.peerRegion}:${accountId}:key/*`],
+            Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': LAKE_KEY_ALIAS } },
+          },
+        ]),
         tags: args.tags ?? {},
-      },
-      { parent: this },
-    );
-    new aws.iam.RolePolicy(
-      `${name}-replication-policy`,
-      {
-        role: role.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Action: ['s3:GetReplicationConfiguration', 's3:ListBucket'],
-              Resource: [this.lake.arn],
-            },
-            {
-              Effect: 'Allow',
-              Action: [
-                's3:GetObjectVersionForReplication',
-                's3:GetObjectVersionAcl',
-                's3:GetObjectVersionTagging',
-              ],
-              Resource: [pulumi.interpolate`${this.lake.arn}/*`],
-            },
-            {
-              Effect: 'Allow',
-              Action: ['s3:ReplicateObject', 's3:ReplicateDelete', 's3:ReplicateTags'],
-              Resource: [pulumi.interpolate`${peerBucketArn}/*`],
-            },
-            { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: [this.key.arn] },
-            {
-              // The peer's key is only known by its alias here.
-              Effect: 'Allow',
-              Action: ['kms:Encrypt', 'kms:GenerateDataKey'],
-              Resource: [pulumi.interpolate`arn:${partition}:kms:${args.peerRegion}:${accountId}:key/*`],
-              Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': LAKE_KEY_ALIAS } },
-            },
-          ],
-        }),
       },
       { parent: this },
     );

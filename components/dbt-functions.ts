@@ -5,6 +5,7 @@ import { HandlerFunction } from './handler-function';
 export const DBT_TOKEN_SECRET_NAME = 'etl-platform/dbt-api-token';
 
 export interface DbtFunctionsArgs {
+  /** This stack's region; appended to the functions' role names. */
   readonly region: string;
   /** The bearer token (a Pulumi secret from config), stored in this region's Secrets Manager. */
   readonly apiToken: pulumi.Output<string>;
@@ -15,9 +16,16 @@ export interface DbtFunctionsArgs {
    * @default false
    */
   readonly allowPlainHttp?: boolean;
+  /** The control table the consistency gate reads. */
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** The Lambda subnets and security groups (config `lambdaNetwork`): the dbt API is internal. */
   readonly network: { readonly subnetIds: readonly string[]; readonly securityGroupIds: readonly string[] };
+  /** Retention of the functions' log groups. */
   readonly logRetentionDays: number;
+  /**
+   * Tags on the functions and the token secret.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 

@@ -26,7 +26,10 @@ export interface DeadLetterQueueArgs {
    * @default 1209600 (14 days)
    */
   readonly retentionSeconds?: number;
-  /** Extra tags, e.g. the pipeline. */
+  /**
+   * Extra tags, e.g. the pipeline.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 

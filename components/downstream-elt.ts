@@ -5,26 +5,37 @@ import {
   downstreamWorkflow,
   type DownstreamDbtSettings,
 } from '../state-machines/downstream';
-import type { AccountContext } from './naming';
+import { type AccountContext, pipelineTags } from './naming';
 import { Workflow } from './workflow';
 
+/** What every pipeline's downstream shares in the region. */
 export interface DownstreamSharedRefs {
+  /** This stack's region. */
   readonly region: string;
+  /** Account and partition of the deploying credentials. */
   readonly account: AccountContext;
+  /** The `source` of the events the downstream publishes and accepts. */
   readonly eventSource: string;
+  /** Step Functions log level of the downstream workflows. */
   readonly logLevel: 'ERROR' | 'ALL';
+  /** Retention of the workflows' log groups. */
   readonly logRetentionDays: number;
+  /** The control table: fence, claim, pipeline lock, run records. */
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** The region's shared functions the downstream calls. */
   readonly functions: {
     readonly batchContext: pulumi.Input<string>;
     readonly checkConsistency: pulumi.Input<string>;
     readonly startDbtRun: pulumi.Input<string>;
     readonly getDbtRun: pulumi.Input<string>;
   };
+  /** The platform bus the downstream publishes its outcome on. */
   readonly bus: { readonly arn: pulumi.Input<string> };
+  /** The alerts topic and its key. */
   readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
   /** The config's `dbt` settings (docs/config.md); the workflow waits for the app's callback. */
   readonly dbt: Readonly<DownstreamDbtSettings>;
+  /** The platform's tags; each pipeline adds `pipeline`. */
   readonly tags: Record<string, string>;
 }
 
@@ -40,6 +51,13 @@ export function downstreamArn(
   return pulumi.interpolate`arn:${account.partition}:states:${region}:${account.accountId}:stateMachine:etl-${pipeline}-downstream`;
 }
 
+export interface DownstreamEltArgs {
+  /** The pipeline's settings: expected tables and dbt selection. */
+  readonly pipeline: PipelineSettings;
+  /** What every pipeline's downstream shares in the region. */
+  readonly shared: DownstreamSharedRefs;
+}
+
 /**
  * One pipeline's downstream workflow. One per pipeline keeps IAM and the pipeline lock per
  * pipeline; its first states are the listener any trigger mode delivers to (see docs/downstream.md).
@@ -47,11 +65,7 @@ export function downstreamArn(
 export class DownstreamElt extends pulumi.ComponentResource {
   readonly workflow: Workflow;
 
-  constructor(
-    name: string,
-    args: { pipeline: PipelineSettings; shared: DownstreamSharedRefs },
-    opts?: pulumi.ComponentResourceOptions,
-  ) {
+  constructor(name: string, args: DownstreamEltArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:downstream:DownstreamElt', name, {}, opts);
     const { pipeline, shared } = args;
     const { definition, statements } = downstreamWorkflow({
@@ -87,7 +101,7 @@ export class DownstreamElt extends pulumi.ComponentResource {
         region: shared.region,
         logLevel: shared.logLevel,
         logRetentionDays: shared.logRetentionDays,
-        tags: { ...shared.tags, pipeline: pipeline.name },
+        tags: pipelineTags(shared.tags, pipeline.name),
       },
       { parent: this },
     );

@@ -9,6 +9,7 @@ export interface PlatformEventBusArgs {
   readonly eventSource: string;
   /** Archive retention; 0 keeps events forever. */
   readonly archiveRetentionDays: number;
+  /** Account and partition of the deploying credentials (the bus policy admits only this account). */
   readonly account: AccountContext;
 }
 

@@ -1,7 +1,9 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import type { IamStatement } from '../contracts/iam';
 import { bundleHandler, type HandlerName } from '../handlers/bundle';
 import { iamRoleName } from './naming';
+import { identityPolicyJson, serviceRole } from './service-role';
 
 /** Tag on every function naming its handler module (`handlers/<value>.ts`). */
 export const HANDLER_TAG = 'etl-platform:handler';
@@ -20,48 +22,55 @@ function bundleOnce(handler: HandlerName): string {
   return dir;
 }
 
-/** An IAM statement scoped to exact resources, optionally conditioned. */
-export interface IamStatement {
-  readonly Sid?: string;
-  readonly Effect: 'Allow' | 'Deny';
-  readonly Action: readonly string[];
-  readonly Resource: readonly pulumi.Input<string>[];
-  readonly Condition?: Record<string, Record<string, unknown>>;
-}
-
 export interface HandlerFunctionArgs {
   /** File name in `handlers/`, without `.ts`; bundled with esbuild when the program runs. */
   readonly handler: HandlerName;
   /** Short purpose used in the IAM role name, e.g. "fence-writer" (the region is appended). */
   readonly purpose: string;
+  /** This stack's region; appended to the role name. */
   readonly region: string;
   /** What the function may do, on exact ARNs; logging is added here. */
   readonly statements: readonly IamStatement[];
+  /**
+   * Environment variables, next to `POWERTOOLS_SERVICE_NAME` (always set).
+   * @default none
+   */
   readonly environment?: Record<string, pulumi.Input<string>>;
+  /** Retention of the function's log group. */
   readonly logRetentionDays: number;
-  /** @default 30 */
+  /**
+   * Lambda timeout.
+   * @default 30
+   */
   readonly timeoutSeconds?: number;
-  /** @default 256 */
+  /**
+   * Lambda memory (and so CPU share).
+   * @default 256
+   */
   readonly memoryMb?: number;
-  /** Subnets and security groups, for functions that call services inside the VPC. */
+  /**
+   * Subnets and security groups, for functions that call services inside the VPC.
+   * @default none (the function runs outside any VPC)
+   */
   readonly vpc?: { readonly subnetIds: readonly string[]; readonly securityGroupIds: readonly string[] };
+  /**
+   * Tags on the function, its role and log group (the handler tag is added).
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 
 /** The role's policy: the caller's statements plus writing to its own log group. */
 export function functionPolicy(logGroupArn: pulumi.Input<string>, statements: readonly IamStatement[]) {
-  return pulumi.jsonStringify({
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'OwnLogs',
-        Effect: 'Allow',
-        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        Resource: [pulumi.interpolate`${logGroupArn}:*`],
-      },
-      ...statements,
-    ],
-  });
+  return identityPolicyJson([
+    {
+      Sid: 'OwnLogs',
+      Effect: 'Allow',
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: [pulumi.interpolate`${logGroupArn}:*`],
+    },
+    ...statements,
+  ]);
 }
 
 /**
@@ -79,21 +88,6 @@ export class HandlerFunction extends pulumi.ComponentResource {
     super('etl-platform:compute:HandlerFunction', name, {}, opts);
     this.purpose = args.purpose;
     const tags = args.tags ?? {};
-
-    this.role = new aws.iam.Role(
-      `${name}-role`,
-      {
-        name: iamRoleName(args.purpose, args.region),
-        assumeRolePolicy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
-          ],
-        }),
-        tags,
-      },
-      { parent: this },
-    );
 
     // Created up front (not by Lambda on first log) so retention applies and the role can be scoped to it.
     const functionName = `etl-${args.purpose}`;
@@ -127,11 +121,17 @@ export class HandlerFunction extends pulumi.ComponentResource {
       Resource: ['*'],
     });
 
-    const policy = new aws.iam.RolePolicy(
-      `${name}-policy`,
-      { role: this.role.id, policy: functionPolicy(logGroup.arn, statements) },
+    const { role, policy } = serviceRole(
+      name,
+      {
+        roleName: iamRoleName(args.purpose, args.region),
+        service: 'lambda.amazonaws.com',
+        policy: functionPolicy(logGroup.arn, statements),
+        tags,
+      },
       { parent: this },
     );
+    this.role = role;
 
     this.function = new aws.lambda.Function(
       `${name}-fn`,

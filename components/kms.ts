@@ -23,12 +23,18 @@ const KEY_ADMIN_ACTIONS = [
 ];
 
 export interface KeyPolicyArgs {
+  /** The account whose root administers and uses the key. */
   readonly accountId: string;
+  /** The AWS partition, e.g. `aws`. */
   readonly partition: string;
+  /** The key's region, for `kms:ViaService`. */
   readonly region: string;
   /** Services (e.g. "sns", "s3") through which the account's IAM principals may use the key. */
   readonly viaServices: readonly string[];
-  /** Service principals that use the key themselves (e.g. cloudwatch.amazonaws.com for alarms). */
+  /**
+   * Service principals that use the key themselves (e.g. cloudwatch.amazonaws.com for alarms).
+   * @default none
+   */
   readonly servicePrincipals?: readonly string[];
 }
 

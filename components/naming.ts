@@ -14,6 +14,14 @@ export function iamRoleName(purpose: string, region: string): string {
   return name;
 }
 
+/** The platform's tags plus the pipeline's name: the tags of everything one pipeline owns. */
+export function pipelineTags(
+  tags: Readonly<Record<string, string>>,
+  pipeline: string,
+): Record<string, string> {
+  return { ...tags, pipeline };
+}
+
 /** Account and partition of the deploying credentials, resolved once per component. */
 export interface AccountContext {
   readonly accountId: pulumi.Output<string>;

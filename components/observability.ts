@@ -29,14 +29,21 @@ export interface ObservedPipeline {
 }
 
 export interface ObservabilityArgs {
+  /** This stack's region: the dashboard's metrics region. */
   readonly region: string;
+  /** Topic every alarm notifies. */
   readonly alarmTopicArn: pulumi.Input<string>;
   /** Every workflow in the region, by a short label used in alarm names. */
   readonly workflows: ReadonlyArray<{ readonly label: string; readonly arn: pulumi.Input<string> }>;
+  /** Every function in the region, by a short label used in alarm names. */
   readonly functions: ReadonlyArray<{ readonly label: string; readonly name: pulumi.Input<string> }>;
+  /** Every rule in the region and its bus: alarmed on failed and dropped invocations. */
   readonly rules: ReadonlyArray<{ readonly name: string; readonly busName: pulumi.Input<string> }>;
+  /** The region's schedule group: alarmed on failed schedule targets. */
   readonly scheduleGroupName: pulumi.Input<string>;
+  /** One dashboard row per pipeline. */
   readonly pipelines: readonly ObservedPipeline[];
+  /** Tags on the alarms and the dashboard. */
   readonly tags: Record<string, string>;
 }
 

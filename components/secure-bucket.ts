@@ -2,12 +2,22 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 
 export interface SecureBucketArgs {
-  /** Explicit (globally unique) name when other stacks must find the bucket; auto-named otherwise. */
+  /**
+   * Explicit (globally unique) name when other stacks must find the bucket.
+   * @default auto-named by Pulumi
+   */
   readonly bucketName?: pulumi.Input<string>;
   /** SSE-KMS key; the bucket key is enabled to cut KMS request costs. */
   readonly kmsKeyArn: pulumi.Input<string>;
-  /** @default [] */
+  /**
+   * Lifecycle rules; none declares no lifecycle configuration.
+   * @default []
+   */
   readonly lifecycleRules?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
+  /**
+   * Tags on the bucket.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 

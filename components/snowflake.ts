@@ -45,9 +45,13 @@ export function snowflakeSecretValue(credentials: SnowflakeCredentials): Record<
 export interface SnowflakeArgs {
   /** The JSON from `pulumi config set --secret snowflakeCredentials`. */
   readonly credentials: pulumi.Output<string>;
+  /** This stack's region: where the Glue connection lives. */
   readonly region: string;
+  /** Where the home stack replicates the secret. */
   readonly peerRegion: string;
+  /** The home stack owns the secret; the peer reads its replica. */
   readonly isHome: boolean;
+  /** Account and partition of the deploying credentials. */
   readonly account: AccountContext;
 }
 

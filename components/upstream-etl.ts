@@ -1,51 +1,77 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import type { IamStatement } from '../contracts/iam';
 import type { PipelineSettings } from '../regions/settings';
 import type { ToggleState } from '../regions/role';
 import { upstreamWorkflow } from '../state-machines/upstream';
 import type { DeadLetterQueue } from './dead-letter-queue';
-import { type AccountContext, iamRoleName } from './naming';
+import { type AccountContext, iamRoleName, pipelineTags } from './naming';
 import { Workflow } from './workflow';
 import { WorkflowSchedule } from './workflow-schedule';
+import { identityPolicyJson, serviceRole } from './service-role';
 
 /** What every pipeline's upstream shares in the region. */
 export interface UpstreamSharedRefs {
+  /** This stack's region. */
   readonly region: string;
+  /** Account and partition of the deploying credentials. */
   readonly account: AccountContext;
+  /** The `source` of the events the upstream publishes. */
   readonly eventSource: string;
+  /** Step Functions log level of the upstream workflows. */
   readonly logLevel: 'ERROR' | 'ALL';
+  /** Retention of the workflows' log groups. */
   readonly logRetentionDays: number;
+  /** State of the upstream schedules: ENABLED only in the active region. */
   readonly scheduleState: ToggleState;
+  /** Retry policy of the schedules' targets (config `scheduleRetry`). */
   readonly scheduleRetry: { readonly maximumRetryAttempts: number; readonly maximumEventAgeSeconds: number };
+  /** The region's Scheduler schedule group. */
   readonly scheduleGroupName: pulumi.Input<string>;
+  /** The control table: batch and table records, the upstream lock, the fence. */
   readonly controlTable: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** The batch-context function (batch id and lease times). */
   readonly batchContextFunctionArn: pulumi.Input<string>;
+  /** The lake bucket the Glue jobs write, and its key. */
   readonly lake: {
     readonly bucket: pulumi.Input<string>;
     readonly arn: pulumi.Input<string>;
     readonly kmsKeyArn: pulumi.Input<string>;
   };
+  /** The artifacts bucket: Glue scripts and temporary directories. */
   readonly artifacts: { readonly bucket: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** S3 locations of the Glue scripts. */
   readonly scripts: {
     readonly cdaToLake: pulumi.Input<string>;
     readonly lakeToSnowflake: pulumi.Input<string>;
     readonly logic: pulumi.Input<string>;
   };
+  /** Guidewire's CDA bucket and prefix (config `guidewire`). */
   readonly guidewire: { readonly bucketName: string; readonly prefix: string };
+  /** The Glue Snowflake connection and the secret it reads. */
   readonly snowflake: {
     readonly connectionName: pulumi.Input<string>;
     readonly connectionArn: pulumi.Input<string>;
     readonly secretArnPattern: pulumi.Input<string>;
   };
+  /** The platform bus the upstream publishes `UpstreamBatchSucceeded` on. */
   readonly bus: { readonly name: pulumi.Input<string>; readonly arn: pulumi.Input<string> };
+  /** The alerts topic and its key. */
   readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
+  /** The platform's tags; each pipeline adds `pipeline`. */
   readonly tags: Record<string, string>;
 }
 
 export interface UpstreamEtlArgs {
+  /** The pipeline's settings: tables, schedule, Glue sizing. */
   readonly pipeline: PipelineSettings;
+  /** What every pipeline's upstream shares in the region. */
   readonly shared: UpstreamSharedRefs;
-  /** Set in trigger mode `upstream-direct`: the upstream's last state starts this workflow. */
+  /**
+   * Set when the trigger mode has the upstream start the downstream (`upstream-direct`): the
+   * upstream's last state starts this workflow.
+   * @default none (the upstream only publishes its event)
+   */
   readonly downstreamArn?: pulumi.Input<string>;
 }
 
@@ -59,7 +85,7 @@ export function upstreamTimeoutSeconds(pipeline: PipelineSettings): number {
 }
 
 /** Glue job role: read the Guidewire prefix, read/write the pipeline's lake prefixes, read the one secret. */
-export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs) {
+export function glueJobStatements(pipeline: string, refs: UpstreamSharedRefs): IamStatement[] {
   const { partition, accountId } = refs.account;
   const gwArn = pulumi.interpolate`arn:${partition}:s3:::${refs.guidewire.bucketName}`;
   const gwPrefix = refs.guidewire.prefix ? `${refs.guidewire.prefix.replace(/\/$/, '')}/` : '';
@@ -165,31 +191,16 @@ export class UpstreamEtl extends pulumi.ComponentResource {
   constructor(name: string, args: UpstreamEtlArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:upstream:UpstreamEtl', name, {}, opts);
     const { pipeline, shared } = args;
-    const tags = { ...shared.tags, pipeline: pipeline.name };
+    const tags = pipelineTags(shared.tags, pipeline.name);
     const { partition, accountId } = shared.account;
 
-    const glueRole = new aws.iam.Role(
-      `${name}-glue-role`,
+    const { role: glueRole } = serviceRole(
+      `${name}-glue`,
       {
-        name: iamRoleName(`glue-${pipeline.name}`, shared.region),
-        assumeRolePolicy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: { Service: 'glue.amazonaws.com' }, Action: 'sts:AssumeRole' },
-          ],
-        }),
+        roleName: iamRoleName(`glue-${pipeline.name}`, shared.region),
+        service: 'glue.amazonaws.com',
+        policy: identityPolicyJson(glueJobStatements(pipeline.name, shared)),
         tags,
-      },
-      { parent: this },
-    );
-    new aws.iam.RolePolicy(
-      `${name}-glue-policy`,
-      {
-        role: glueRole.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: glueJobStatements(pipeline.name, shared),
-        }),
       },
       { parent: this },
     );

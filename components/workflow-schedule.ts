@@ -2,12 +2,18 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { ToggleState } from '../regions/role';
 import { DeadLetterQueue } from './dead-letter-queue';
+import { identityPolicyJson, serviceRole } from './service-role';
 
 export interface WorkflowScheduleArgs {
+  /** The schedule's physical name, listed in the `failover` output. */
   readonly scheduleName: string;
+  /** The region's schedule group. */
   readonly groupName: pulumi.Input<string>;
+  /** The schedule's description in the console. */
   readonly description: string;
+  /** A Scheduler `cron(...)` or `rate(...)` expression. */
   readonly expression: string;
+  /** IANA time zone the expression is read in. */
   readonly timezone: string;
   /** 0 turns the flexible window off. */
   readonly flexibleWindowMinutes: number;
@@ -15,14 +21,22 @@ export interface WorkflowScheduleArgs {
   readonly state: ToggleState;
   /** What the schedule starts: a workflow (default) or a Lambda function. */
   readonly targetArn: pulumi.Input<string>;
-  /** @default 'states:StartExecution' */
+  /**
+   * The action the schedule's role may perform on the target.
+   * @default 'states:StartExecution'
+   */
   readonly targetAction?: 'states:StartExecution' | 'lambda:InvokeFunction';
   /** The execution input; may use Scheduler context attributes such as `<aws.scheduler.scheduled-time>`. */
   readonly input: string;
+  /** The target's retry policy; what is still undelivered after it goes to the DLQ. */
   readonly retry: { readonly maximumRetryAttempts: number; readonly maximumEventAgeSeconds: number };
+  /** The schedule role's physical name, from `iamRoleName`. */
   readonly roleName: string;
+  /** Only this account's Scheduler may assume the role (`aws:SourceAccount`). */
   readonly accountId: pulumi.Input<string>;
+  /** Topic that receives the DLQ's depth alarm. */
   readonly alarmTopicArn: pulumi.Input<string>;
+  /** Tags on the DLQ and the role. */
   readonly tags: Record<string, string>;
 }
 
@@ -44,42 +58,23 @@ export class WorkflowSchedule extends pulumi.ComponentResource {
       parent,
     );
 
-    const role = new aws.iam.Role(
-      `${name}-role`,
+    const { role } = serviceRole(
+      name,
       {
-        name: args.roleName,
-        assumeRolePolicy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { Service: 'scheduler.amazonaws.com' },
-              Action: 'sts:AssumeRole',
-              Condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
-            },
-          ],
-        }),
+        roleName: args.roleName,
+        service: 'scheduler.amazonaws.com',
+        condition: { StringEquals: { 'aws:SourceAccount': args.accountId } },
+        policy: identityPolicyJson([
+          {
+            Sid: 'StartTarget',
+            Effect: 'Allow',
+            Action: [args.targetAction ?? 'states:StartExecution'],
+            Resource: [args.targetArn],
+          },
+          // Scheduler delivers dead letters with the schedule's own role.
+          { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
+        ]),
         tags: args.tags,
-      },
-      parent,
-    );
-    new aws.iam.RolePolicy(
-      `${name}-policy`,
-      {
-        role: role.id,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Sid: 'StartTarget',
-              Effect: 'Allow',
-              Action: [args.targetAction ?? 'states:StartExecution'],
-              Resource: [args.targetArn],
-            },
-            // Scheduler delivers dead letters with the schedule's own role.
-            { Sid: 'DeadLetters', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [this.dlq.arn] },
-          ],
-        }),
       },
       parent,
     );

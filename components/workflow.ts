@@ -1,24 +1,29 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { StateMachineDefinition } from '../state-machines/asl';
-import {
-  observabilityStatements,
-  type PolicyStatement,
-  policyFromStatements,
-} from '../state-machines/policy';
+import type { IamStatement } from '../contracts/iam';
+import { observabilityStatements, policyFromStatements } from '../state-machines/policy';
 import { renderDefinition } from '../state-machines/tasks';
 import { iamRoleName } from './naming';
+import { serviceRole } from './service-role';
 
 export interface WorkflowArgs {
   /** The ASL, built by a `state-machines/` function. */
   readonly definition: StateMachineDefinition;
   /** The IAM the definition's states need, returned by the same function: the role gets exactly these. */
-  readonly statements: readonly PolicyStatement[];
+  readonly statements: readonly IamStatement[];
   /** Short purpose for names, e.g. "policycenter-upstream" (the region is appended to the role). */
   readonly purpose: string;
+  /** This stack's region; appended to the role name. */
   readonly region: string;
+  /** Step Functions log level; `ALL` also logs execution data. */
   readonly logLevel: 'ERROR' | 'ALL';
+  /** Retention of the workflow's log group. */
   readonly logRetentionDays: number;
+  /**
+   * Tags on the state machine, its role and log group.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
 }
 
@@ -44,28 +49,17 @@ export class Workflow extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.role = new aws.iam.Role(
-      `${name}-role`,
+    const { role, policy } = serviceRole(
+      name,
       {
-        name: iamRoleName(args.purpose, args.region),
-        assumeRolePolicy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: { Service: 'states.amazonaws.com' }, Action: 'sts:AssumeRole' },
-          ],
-        }),
+        roleName: iamRoleName(args.purpose, args.region),
+        service: 'states.amazonaws.com',
+        policy: policyFromStatements([...args.statements, ...observabilityStatements()]),
         tags,
       },
       { parent: this },
     );
-    const policy = new aws.iam.RolePolicy(
-      `${name}-policy`,
-      {
-        role: this.role.id,
-        policy: policyFromStatements([...args.statements, ...observabilityStatements()]),
-      },
-      { parent: this },
-    );
+    this.role = role;
 
     this.stateMachine = new aws.sfn.StateMachine(
       `${name}-sm`,

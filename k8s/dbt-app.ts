@@ -102,6 +102,7 @@ export const DEFAULT_RESOURCES: ContainerResources = {
 export interface DbtAppArgs {
   /** This region's existing EKS cluster, looked up by name. */
   readonly clusterName: string;
+  /** This stack's region: the cluster's, and the one the app's AWS clients use. */
   readonly region: string;
   /** Namespace the app is created in (created here). */
   readonly namespace: string;
@@ -128,14 +129,27 @@ export interface DbtAppArgs {
    * inside `lambdaCidrs` too. They must be in the cluster's VPC (ip targets).
    */
   readonly loadBalancerSubnetIds: readonly string[];
+  /** Account and partition of the deploying credentials (the IRSA provider's ARN). */
   readonly account: AccountContext;
-  /** @default 8080 */
+  /**
+   * The container's HTTP port.
+   * @default 8080
+   */
   readonly port?: number;
-  /** @default DEFAULT_RESOURCES */
+  /**
+   * The container's requests and limits.
+   * @default DEFAULT_RESOURCES
+   */
   readonly resources?: ContainerResources;
-  /** AWS tags for the IAM role and the load balancer. */
+  /**
+   * AWS tags for the IAM role and the load balancer.
+   * @default none
+   */
   readonly tags?: Record<string, string>;
-  /** TLS for this region's endpoint; undefined only with the explicit, unsafe `dbt.allowPlainHttp`. */
+  /**
+   * TLS for this region's endpoint; left out only with the explicit, unsafe `dbt.allowPlainHttp`.
+   * @default none (plain HTTP)
+   */
   readonly tls?: DbtApiTls;
 }
 

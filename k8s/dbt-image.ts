@@ -36,7 +36,10 @@ export interface DbtImageArgs {
    * @default 7
    */
   readonly untaggedDays?: number;
-  /** @default DBT_REPOSITORY_NAME */
+  /**
+   * The ECR repository's name, the same in both regions.
+   * @default DBT_REPOSITORY_NAME
+   */
   readonly repositoryName?: string;
 }
 

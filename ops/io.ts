@@ -21,7 +21,15 @@ export interface Io {
 
 /** Options every mutating command shares. */
 export interface RunOptions {
+  /**
+   * Skip the confirmation prompt (--yes).
+   * @default false
+   */
   readonly yes?: boolean;
+  /**
+   * Print the plan and change nothing (--dry-run).
+   * @default false
+   */
   readonly dryRun?: boolean;
 }
 

@@ -13,7 +13,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TRIGGER_MODES, type TriggerMode } from '../regions/limits';
+import type { TriggerMode } from '../regions/limits';
+import { TRIGGER_BUILDERS, TRIGGER_MODE_NAMES } from '../components/triggers/registry';
 import { UPSTREAM_STATES } from '../state-machines/upstream';
 import { firings } from '../local/platform/clock';
 import type { ExtractedSchedule } from '../local/extract';
@@ -136,7 +137,7 @@ async function duplicateTrigger(twin: Twin, region: Region, mode: TriggerMode, p
   if (poll) {
     what = 'the poll schedule ticks again';
     await twin.fireSchedule(region, poll, twin.clock.now());
-  } else if (mode === 'upstream-direct') {
+  } else if (TRIGGER_BUILDERS[mode].upstreamStartsDownstream) {
     what = 'the upstream schedule delivers the same scheduled time again';
     runUpstream(region);
   } else {
@@ -193,27 +194,12 @@ async function measure(mode: TriggerMode): Promise<ModeResult> {
 }
 
 const DOCS = {
-  ebRetry: 'https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html',
   ebDlq: 'https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html',
-  scheduler: 'https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html',
-  lambdaAsync: 'https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html',
-  sfnStart: 'https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html',
   sfnPricing: 'https://aws.amazon.com/step-functions/pricing/',
 };
 
 function latency(r: ModeResult): string {
-  switch (r.mode) {
-    case 'rule-direct':
-      return `one rule delivery: normally seconds; on target errors retried up to the target's retry policy (EventBridge default 24 h / 185 attempts) [EB retry](${DOCS.ebRetry})`;
-    case 'rule-intermediate-sfn':
-      return `rule delivery as rule-direct, plus one StartExecution from the intermediate [EB retry](${DOCS.ebRetry})`;
-    case 'rule-lambda':
-      return `rule delivery, then async Lambda: on function errors 2 retries (1 min, then 2 min), throttling retried up to 6 h [Lambda async](${DOCS.lambdaAsync})`;
-    case 'schedule-poll':
-      return `up to one poll interval (\`${r.pollExpression}\`) plus Scheduler's 1-minute precision [Scheduler](${DOCS.scheduler})`;
-    case 'upstream-direct':
-      return `none added: the upstream's last state calls StartExecution [StartExecution](${DOCS.sfnStart})`;
-  }
+  return TRIGGER_BUILDERS[r.mode].latency({ pollExpression: r.pollExpression });
 }
 
 function render(results: ModeResult[]): string {
@@ -288,7 +274,9 @@ function render(results: ModeResult[]): string {
 
 async function main(): Promise<void> {
   const results: ModeResult[] = [];
-  for (const mode of process.env.MODES ? (process.env.MODES.split(',') as TriggerMode[]) : TRIGGER_MODES) {
+  for (const mode of process.env.MODES
+    ? (process.env.MODES.split(',') as TriggerMode[])
+    : TRIGGER_MODE_NAMES) {
     process.stderr.write(`compare-triggers: ${mode}\n`);
     results.push(await measure(mode));
   }

@@ -11,7 +11,7 @@ import type {
 import { fenceUnchanged, fenceValid, readFenceItem } from './fence';
 import { composeFragments, fragment, type Fragment } from './fragment';
 import { assertGraph } from './graph';
-import type { PolicyStatement } from './policy';
+import type { IamStatement } from '../contracts/iam';
 import {
   CONDITIONAL_CHECK_FAILED,
   backoff,
@@ -249,7 +249,7 @@ export interface DownstreamWorkflowRefs {
 
 export interface DownstreamWorkflow {
   definition: StateMachineDefinition;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 }
 
 const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;

@@ -1,6 +1,6 @@
 import type { State } from './asl';
 import { successors } from './graph';
-import type { PolicyStatement } from './policy';
+import type { IamStatement } from '../contracts/iam';
 import { splitStates, type StatesInput } from './tasks';
 
 /**
@@ -22,7 +22,7 @@ export interface Fragment {
   /** Its states, in definition order. */
   readonly states: Readonly<Record<string, State>>;
   /** The IAM statements its tasks need, in state order. */
-  readonly statements: readonly PolicyStatement[];
+  readonly statements: readonly IamStatement[];
 }
 
 export interface FragmentSpec {
@@ -100,7 +100,7 @@ export function fragment(spec: FragmentSpec): Fragment {
 export interface Composed {
   startAt: string;
   states: Record<string, State>;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 }
 
 /**
@@ -114,7 +114,7 @@ export function composeFragments(fragments: readonly Fragment[]): Composed {
   const owner = new Map<string, string>();
   const entryOf = new Map<string, string>();
   const states: Record<string, State> = {};
-  const statements: PolicyStatement[] = [];
+  const statements: IamStatement[] = [];
   for (const f of fragments) {
     for (const [name, state] of Object.entries(f.states)) {
       const prior = owner.get(name);

@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { ChoiceRule, Path, StateMachineDefinition } from './asl';
-import type { PolicyStatement } from './policy';
+import type { IamStatement } from '../contracts/iam';
 import { choice, fail, pass, sfnStartExecutionSync, snsPublish, succeed, wait, workflow } from './tasks';
 
 /**
@@ -106,7 +106,7 @@ function eventRules(detailType: string): ChoiceRule[] {
 
 export function intermediateWorkflow(refs: IntermediateRefs): {
   definition: StateMachineDefinition;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 } {
   validateRefs(refs);
   const detailType = refs.detailType ?? 'UpstreamBatchSucceeded';

@@ -1,44 +1,45 @@
 import * as pulumi from '@pulumi/pulumi';
+import type { IamStatement } from '../contracts/iam';
 
-/** An IAM statement a state needs. Resources are Inputs so callers can pass resource ARNs directly. */
-export interface PolicyStatement {
-  Effect: 'Allow';
-  Action: string[];
-  Resource: pulumi.Input<string>[];
-}
-
-/** The same statement with every resource resolved. */
+/** An unconditional Allow statement with every resource resolved: what `mergeStatements` works on. */
 export interface ResolvedStatement {
-  Effect: 'Allow';
-  Action: string[];
-  Resource: string[];
+  readonly Effect: 'Allow';
+  readonly Action: readonly string[];
+  readonly Resource: readonly string[];
 }
+
+/** A statement rendered as it is (Deny or conditioned), its inputs resolved. */
+type RenderedStatement = Omit<IamStatement, 'Resource'> & { readonly Resource: readonly string[] };
 
 export interface PolicyDocument {
-  Version: '2012-10-17';
-  Statement: ResolvedStatement[];
+  readonly Version: '2012-10-17';
+  readonly Statement: ReadonlyArray<ResolvedStatement | RenderedStatement>;
 }
 
-type HasStatements = { statements: PolicyStatement[] };
+type HasStatements = { statements: readonly IamStatement[] };
 
 /** Flattens statements from task results (`{ state, statements }`), arrays, or single statements. */
 export function collectStatements(
-  ...parts: Array<HasStatements | PolicyStatement | PolicyStatement[]>
-): PolicyStatement[] {
-  const out: PolicyStatement[] = [];
+  ...parts: Array<HasStatements | IamStatement | readonly IamStatement[]>
+): IamStatement[] {
+  const out: IamStatement[] = [];
   for (const p of parts) {
-    if (Array.isArray(p)) out.push(...p);
+    if (isStatementList(p)) out.push(...p);
     else if ('statements' in p) out.push(...p.statements);
     else out.push(p);
   }
   return out;
 }
 
+function isStatementList(p: unknown): p is readonly IamStatement[] {
+  return Array.isArray(p);
+}
+
 /**
  * Pure merge: explode into (action, resource) pairs, dedupe, then group resources that share
  * the same action set into one statement. Output is sorted so diffs stay stable.
  */
-export function mergeStatements(statements: ResolvedStatement[]): ResolvedStatement[] {
+export function mergeStatements(statements: readonly ResolvedStatement[]): ResolvedStatement[] {
   const actionsByResource = new Map<string, Set<string>>();
   for (const s of statements) {
     for (const r of s.Resource) {
@@ -63,18 +64,33 @@ export function mergeStatements(statements: ResolvedStatement[]): ResolvedStatem
     .sort((a, b) => a.Resource[0].localeCompare(b.Resource[0]));
 }
 
-/** Resolves Inputs and returns the merged policy document. */
-export function policyDocument(statements: PolicyStatement[]): pulumi.Output<PolicyDocument> {
-  return pulumi.all(statements.map((s) => pulumi.all(s.Resource))).apply((resolved) => ({
-    Version: '2012-10-17' as const,
-    Statement: mergeStatements(
-      statements.map((s, i) => ({ Effect: s.Effect, Action: s.Action, Resource: resolved[i] })),
-    ),
-  }));
+/** Merged statements lose their Sid; a Deny or a Condition must keep its statement's scope, so it is not merged. */
+function mergeable(s: IamStatement): boolean {
+  return s.Effect === 'Allow' && s.Condition === undefined;
+}
+
+/**
+ * Resolves Inputs and returns the policy document: unconditional Allow statements merged (see
+ * `mergeStatements`), then any Deny or conditioned statement as given.
+ */
+export function policyDocument(statements: readonly IamStatement[]): pulumi.Output<PolicyDocument> {
+  const merged = statements.filter(mergeable);
+  const verbatim = statements.filter((s) => !mergeable(s));
+  return pulumi
+    .all([pulumi.all(merged.map((s) => pulumi.all([...s.Resource]))), pulumi.output(verbatim)])
+    .apply(([resolved, rendered]) => ({
+      Version: '2012-10-17' as const,
+      Statement: [
+        ...mergeStatements(
+          merged.map((s, i) => ({ Effect: 'Allow' as const, Action: s.Action, Resource: resolved[i] })),
+        ),
+        ...(rendered as unknown as RenderedStatement[]),
+      ],
+    }));
 }
 
 /** One merged IAM policy document as JSON, ready for `aws.iam.RolePolicy.policy`. */
-export function policyFromStatements(statements: PolicyStatement[]): pulumi.Output<string> {
+export function policyFromStatements(statements: readonly IamStatement[]): pulumi.Output<string> {
   return policyDocument(statements).apply((doc) => JSON.stringify(doc));
 }
 
@@ -83,8 +99,8 @@ export function policyFromStatements(statements: PolicyStatement[]): pulumi.Outp
  * AWS requires Resource "*" for these: the Logs *LogDelivery* and resource-policy actions do not
  * support resource-level permissions, nor do the X-Ray trace/sampling actions.
  */
-export function observabilityStatements(opts: { logs?: boolean; xray?: boolean } = {}): PolicyStatement[] {
-  const out: PolicyStatement[] = [];
+export function observabilityStatements(opts: { logs?: boolean; xray?: boolean } = {}): IamStatement[] {
+  const out: IamStatement[] = [];
   if (opts.logs ?? true) {
     out.push({
       Effect: 'Allow',

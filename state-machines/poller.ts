@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { PayloadTemplate, StateMachineDefinition } from './asl';
-import type { PolicyStatement } from './policy';
+import type { IamStatement } from '../contracts/iam';
 import {
   choice,
   dynamoGetItem,
@@ -74,7 +74,7 @@ export interface PollerRefs {
 
 export function pollerWorkflow(refs: PollerRefs): {
   definition: StateMachineDefinition;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 } {
   if (!Number.isInteger(refs.batchLimit) || refs.batchLimit < 1 || refs.batchLimit > 100) {
     throw new Error(`pollerWorkflow: batchLimit must be an integer 1..100, got ${refs.batchLimit}`);

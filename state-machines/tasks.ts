@@ -16,12 +16,12 @@ import type {
   Transition,
   WaitState,
 } from './asl';
-import type { PolicyStatement } from './policy';
+import type { IamStatement } from '../contracts/iam';
 
 /** What every helper returns: the state plus the IAM it needs (aws-cdk style). */
 export interface TaskResult<S extends State = TaskState> {
   state: S;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 }
 
 /**
@@ -171,7 +171,7 @@ function buildTask(
   return decorate(state, defaultRetry, opts);
 }
 
-function allow(actions: string[], resources: pulumi.Input<string>[]): PolicyStatement {
+function allow(actions: string[], resources: pulumi.Input<string>[]): IamStatement {
   return { Effect: 'Allow', Action: actions, Resource: resources };
 }
 
@@ -570,10 +570,10 @@ function isResult(x: State | TaskResult<State>): x is TaskResult<State> {
 /** Separates helper results into plain states and the statements they carry (in state order). */
 export function splitStates(states: StatesInput): {
   states: Record<string, State>;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 } {
   const out: Record<string, State> = {};
-  const statements: PolicyStatement[] = [];
+  const statements: IamStatement[] = [];
   for (const [name, s] of Object.entries(states)) {
     if (isResult(s)) {
       out[name] = s.state;
@@ -588,7 +588,7 @@ export function splitStates(states: StatesInput): {
  * from `composeFragments`) are carried up. Default catch as for tasks.
  */
 export function map(
-  processor: { startAt: string; states: StatesInput; statements?: readonly PolicyStatement[] },
+  processor: { startAt: string; states: StatesInput; statements?: readonly IamStatement[] },
   opts: TaskOptions & { itemsPath?: Path; itemSelector?: PayloadTemplate; maxConcurrency?: number },
 ): TaskResult<MapState> {
   const inner = splitStates(processor.states);
@@ -618,10 +618,10 @@ export function map(
 export function workflow(spec: {
   startAt: string;
   states: StatesInput;
-  statements?: readonly PolicyStatement[];
+  statements?: readonly IamStatement[];
   comment?: string;
   timeoutSeconds?: number;
-}): { definition: StateMachineDefinition; statements: PolicyStatement[] } {
+}): { definition: StateMachineDefinition; statements: IamStatement[] } {
   const split = splitStates(spec.states);
   const states = split.states;
   const statements = [...split.statements, ...(spec.statements ?? [])];

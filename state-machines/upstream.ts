@@ -1,7 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { Catcher, PayloadTemplate, Retrier, StateMachineDefinition } from './asl';
 import { assertGraph } from './graph';
-import type { PolicyStatement } from './policy';
+import type { IamStatement } from '../contracts/iam';
 import { fenceUnchanged, fenceValid, readFenceItem } from './fence';
 import { composeFragments, fragment, type Fragment } from './fragment';
 import {
@@ -1142,7 +1142,7 @@ export function upstreamFragments(refs: UpstreamWorkflowRefs): { batch: Fragment
  */
 export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
   definition: StateMachineDefinition;
-  statements: PolicyStatement[];
+  statements: IamStatement[];
 } {
   validateRefs(refs);
   const built = workflow({

@@ -2,7 +2,8 @@ import { strict as assert } from 'assert';
 import * as pulumi from '@pulumi/pulumi';
 import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { checkGraph } from '../state-machines/graph';
-import { policyDocument, type PolicyStatement } from '../state-machines/policy';
+import type { IamStatement } from '../contracts/iam';
+import { policyDocument } from '../state-machines/policy';
 import {
   DOWNSTREAM_RETRIES_EXHAUSTED,
   EXECUTION_ALREADY_EXISTS,
@@ -41,7 +42,7 @@ function resolve<T>(o: pulumi.Output<T>): Promise<T> {
   return new Promise((res) => o.apply((v) => res(v)));
 }
 
-async function actionsByResource(statements: PolicyStatement[]): Promise<Record<string, string[]>> {
+async function actionsByResource(statements: IamStatement[]): Promise<Record<string, string[]>> {
   const doc = await resolve(policyDocument(statements));
   const out: Record<string, string[]> = {};
   for (const s of doc.Statement) {

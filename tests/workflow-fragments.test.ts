@@ -11,7 +11,7 @@ import {
   type DownstreamWorkflowRefs,
 } from '../state-machines/downstream';
 import { checkFragment, composeFragments, fragment, type Fragment } from '../state-machines/fragment';
-import type { PolicyStatement } from '../state-machines/policy';
+import type { IamStatement } from '../contracts/iam';
 import { choice, dynamoPutItem, fail, pass, succeed } from '../state-machines/tasks';
 import {
   UPSTREAM_STATES as US,
@@ -226,7 +226,7 @@ describe('workflow fragments: the workflows are their fragments', () => {
     label: string;
     fragments: Fragment[];
     machine: { States: Record<string, State> };
-    statements: readonly PolicyStatement[];
+    statements: readonly IamStatement[];
   }
   const cases: Case[] = [];
   const down = downstreamWorkflow(downRefs);
@@ -435,12 +435,12 @@ function resolve<T>(o: pulumi.Output<T>): Promise<T> {
 }
 
 /** Statements with every resource resolved, in their order. */
-function resolved(statements: readonly PolicyStatement[]) {
+function resolved(statements: readonly IamStatement[]) {
   return Promise.all(
     statements.map(async (s) => ({
       Effect: s.Effect,
       Action: s.Action,
-      Resource: await resolve(pulumi.all(s.Resource)),
+      Resource: await resolve(pulumi.all([...s.Resource])),
     })),
   );
 }

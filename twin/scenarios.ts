@@ -1,4 +1,5 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { TRIGGER_MODE_NAMES } from '../components/triggers/registry';
 import type { BusEvent } from '../local/platform/bus';
 import { Twin, type Metrics, type TimelineEntry, type TwinOptions } from '../local/platform/twin';
 
@@ -639,13 +640,8 @@ export function modeVerdict(known: { what: string } | undefined, checksOk: boole
   return builds === 1 ? 'built once' : `built ${builds} times`;
 }
 
-export const TRIGGER_MODES_UNDER_TEST = [
-  'rule-direct',
-  'rule-lambda',
-  'rule-intermediate-sfn',
-  'upstream-direct',
-  'schedule-poll',
-] as const;
+/** Every registered trigger mode (components/triggers/registry.ts). */
+export const TRIGGER_MODES_UNDER_TEST = TRIGGER_MODE_NAMES;
 
 export async function allModes(
   o: ScenarioOptions & { modes?: readonly string[] } = {},

@@ -153,8 +153,12 @@ export async function showMessages(io: Io, sqs: SqsOps, queueUrl: string, max = 
 }
 
 export interface DlqRedriveArgs extends RunOptions {
+  /** The dead-letter queue to redrive. */
   queueUrl: string;
-  /** Stop after this many messages. */
+  /**
+   * Stop after this many messages.
+   * @default 1000
+   */
   max?: number;
 }
 

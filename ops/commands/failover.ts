@@ -46,11 +46,19 @@ export interface FailoverState {
 }
 
 export interface FailoverArgs extends RunOptions {
+  /** Which of the two the operator ran (recorded in the state file). */
   command: 'failover' | 'failback';
   /** Target region; failback passes the home region. */
   to: string;
+  /**
+   * Replay the new active region's archive from this time to now, as the last step.
+   * @default no replay step
+   */
   replaySince?: Date;
-  /** A state file of an earlier run to continue. */
+  /**
+   * A state file of an earlier run to continue.
+   * @default a new run
+   */
   resume?: string;
 }
 

@@ -161,6 +161,7 @@ export async function redriveBlocker(
 }
 
 export interface RedriveArgs extends RunOptions {
+  /** The failed execution to redrive from its failed state. */
   executionArn: string;
 }
 

@@ -6,12 +6,21 @@ import { PLATFORM } from '../settings';
 export const ARCHIVE_DELAY_MS = 10 * 60_000;
 
 export interface ReplayArgs extends RunOptions {
+  /** The region whose archive is replayed onto its bus. */
   region: string;
+  /** Start of the replayed window. */
   since: Date;
+  /** End of the replayed window (at least ARCHIVE_DELAY_MS ago, or events are missed). */
   until: Date;
-  /** Poll interval for DescribeReplay. */
+  /**
+   * Poll interval for DescribeReplay.
+   * @default 15000
+   */
   pollMs?: number;
-  /** Give up waiting after this long (the replay itself carries on in AWS). */
+  /**
+   * Give up waiting after this long (the replay itself carries on in AWS).
+   * @default 7200000 (2 h)
+   */
   timeoutMs?: number;
 }
 

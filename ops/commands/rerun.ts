@@ -6,13 +6,26 @@ import { PLATFORM } from '../settings';
 import { batchKey, getBatch, readFence, statusGsiKey } from './status';
 
 export interface RerunArgs extends RunOptions {
+  /** The batch's pipeline. */
   pipeline: string;
+  /** The batch to rerun. */
   batchId: string;
+  /**
+   * Rerun a SUCCEEDED batch too (needs `reason`).
+   * @default false
+   */
   force?: boolean;
+  /**
+   * Why, recorded on the batch record; required with `force`.
+   * @default `manual rerun by <operator>`
+   */
   reason?: string;
   /** Who forces (recorded as `forcedBy`), e.g. `$USER`. */
   operator: string;
-  /** Region to run in; defaults to the fence's active region. */
+  /**
+   * Region to run in.
+   * @default the fence's active region
+   */
   region?: string;
 }
 

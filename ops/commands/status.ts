@@ -162,10 +162,13 @@ export interface RegionView {
 }
 
 export interface StatusArgs {
+  /** The pipelines to report on. */
   pipelines: string[];
+  /** Report batches scheduled since this time. */
   since: Date;
   /** Replica to read the batch records from. */
   records: ControlTable;
+  /** Each region's clients and names: fence, rules, schedules, DLQs, executions. */
   regions: RegionView[];
 }
 

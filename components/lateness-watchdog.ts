@@ -1,0 +1,187 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+import type { IamStatement } from '../contracts/iam';
+import type { ToggleState } from '../regions/role';
+import type { PipelineSettings, PlatformSettings } from '../regions/settings';
+import { insertedParentOptions } from './aliases';
+import { DeadLetterQueue } from './dead-letter-queue';
+import { HandlerFunction } from './handler-function';
+import { type AccountContext, iamRoleName } from './naming';
+import type { RoleToggle } from './triggers/types';
+import { WorkflowSchedule } from './workflow-schedule';
+
+/** The schedule's physical name, listed in the `failover` output. */
+export const WATCHDOG_SCHEDULE_NAME = 'lateness-watchdog';
+
+/** A pipeline as the watchdog checks it. */
+export interface WatchedPipeline {
+  /** The pipeline's settings (its schedule says when a batch is due). */
+  readonly settings: PipelineSettings;
+  /** Its downstream workflow, which the watchdog starts for a lost trigger. */
+  readonly downstreamArn: pulumi.Input<string>;
+}
+
+export interface LatenessWatchdogArgs {
+  /** This stack's region; appended to the schedule role's name. */
+  readonly region: string;
+  /** Account and partition of the deploying credentials. */
+  readonly account: AccountContext;
+  /** Every pipeline in the region. */
+  readonly pipelines: readonly WatchedPipeline[];
+  /** The config's `watchdog` settings: tick rate, grace and lost-trigger thresholds. */
+  readonly watchdog: PlatformSettings['watchdog'];
+  /** The downstream execution's own bound: a claim CLAIMED for longer is stuck. */
+  readonly maxDownstreamSeconds: number;
+  /** The control table the watchdog reads (records and the status index) and writes (its marks). */
+  readonly controlTable: {
+    readonly name: pulumi.Input<string>;
+    readonly arn: pulumi.Input<string>;
+    readonly statusIndexArn: pulumi.Input<string>;
+  };
+  /** The alerts topic and its KMS key: the watchdog publishes what it finds. */
+  readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
+  /** The platform events' `source`, for the events the watchdog re-publishes. */
+  readonly eventSource: string;
+  /** The region's Scheduler schedule group. */
+  readonly scheduleGroupName: pulumi.Input<string>;
+  /** ENABLED only where schedules run (the active region). */
+  readonly scheduleState: ToggleState;
+  /** Retention of the function's log group. */
+  readonly logRetentionDays: number;
+  /** Tags on the function, its DLQ and its schedule. */
+  readonly tags: Record<string, string>;
+}
+
+/** The function's environment (handlers/watchdog.ts reads it). */
+export function watchdogEnvironment(args: LatenessWatchdogArgs): Record<string, pulumi.Input<string>> {
+  return {
+    CONTROL_TABLE_NAME: args.controlTable.name,
+    PIPELINES_JSON: pulumi.jsonStringify(
+      args.pipelines.map(({ settings, downstreamArn }) => ({
+        name: settings.name,
+        expression: settings.schedule.expression,
+        timezone: settings.schedule.timezone,
+        graceMinutes: args.watchdog.graceMinutes + settings.schedule.flexibleWindowMinutes,
+        downstreamArn,
+      })),
+    ),
+    LOST_TRIGGER_MINUTES: String(args.watchdog.lostTriggerMinutes),
+    MAX_DOWNSTREAM_MINUTES: String(Math.ceil(args.maxDownstreamSeconds / 60)),
+    ALERTS_TOPIC_ARN: args.alerts.topicArn,
+    EVENT_SOURCE: args.eventSource,
+  };
+}
+
+/** What the watchdog may do: read and mark control records, start lost downstreams, alert. */
+export function watchdogStatements(
+  args: LatenessWatchdogArgs,
+  failureDlqArn: pulumi.Input<string>,
+): IamStatement[] {
+  return [
+    {
+      Sid: 'ControlRecords',
+      Effect: 'Allow',
+      Action: ['dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+      Resource: [args.controlTable.arn],
+    },
+    {
+      Sid: 'StatusIndexAndHistory',
+      Effect: 'Allow',
+      Action: ['dynamodb:Query'],
+      Resource: [args.controlTable.statusIndexArn, args.controlTable.arn],
+    },
+    {
+      Sid: 'StartLostDownstreams',
+      Effect: 'Allow',
+      Action: ['states:StartExecution'],
+      Resource: args.pipelines.map((p) => p.downstreamArn),
+    },
+    { Sid: 'Alerts', Effect: 'Allow', Action: ['sns:Publish'], Resource: [args.alerts.topicArn] },
+    {
+      Sid: 'AlertsKey',
+      Effect: 'Allow',
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: [args.alerts.keyArn],
+    },
+    // The on-failure destination is written with the function's own role.
+    { Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [failureDlqArn] },
+  ];
+}
+
+/** A Scheduler rate expression for a tick every `minutes`. */
+export function rateExpression(minutes: number): string {
+  return minutes === 1 ? 'rate(1 minute)' : `rate(${minutes} minutes)`;
+}
+
+/**
+ * The lateness watchdog (docs/watchdog.md): one cheap Lambda tick that reports late upstream
+ * batches, lost triggers and overrunning downstream runs. ENABLED only where schedules run.
+ */
+export class LatenessWatchdog extends pulumi.ComponentResource {
+  readonly function: HandlerFunction;
+  /** The tick schedule, for the `failover` output. */
+  readonly toggle: RoleToggle;
+
+  constructor(name: string, args: LatenessWatchdogArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('etl-platform:watchdog:LatenessWatchdog', name, {}, opts);
+    // These were the platform's own children before this component existed.
+    const child = insertedParentOptions(this, opts?.parent);
+    const tickSeconds = 60 * args.watchdog.rateMinutes;
+
+    // Scheduler invokes Lambda asynchronously: no retries (the next tick re-checks everything), and
+    // a failed tick lands in its own alarmed DLQ rather than vanishing.
+    const dlq = new DeadLetterQueue(
+      `${name}-async-dlq`,
+      { purpose: 'lateness watchdog failed ticks', alarmTopicArn: args.alerts.topicArn, tags: args.tags },
+      child,
+    );
+    // Named as the component itself: the function's logical name from before the component existed.
+    this.function = new HandlerFunction(
+      name,
+      {
+        handler: 'watchdog',
+        purpose: 'watchdog',
+        region: args.region,
+        logRetentionDays: args.logRetentionDays,
+        timeoutSeconds: 60,
+        environment: watchdogEnvironment(args),
+        statements: watchdogStatements(args, dlq.arn),
+        tags: args.tags,
+      },
+      child,
+    );
+    new aws.lambda.FunctionEventInvokeConfig(
+      `${name}-async`,
+      {
+        functionName: this.function.name,
+        maximumRetryAttempts: 0,
+        maximumEventAgeInSeconds: tickSeconds,
+        destinationConfig: { onFailure: { destination: dlq.arn } },
+      },
+      child,
+    );
+    new WorkflowSchedule(
+      `${name}-schedule`,
+      {
+        scheduleName: WATCHDOG_SCHEDULE_NAME,
+        groupName: args.scheduleGroupName,
+        description: 'Late upstream batches, lost triggers and overrunning downstream runs',
+        expression: rateExpression(args.watchdog.rateMinutes),
+        timezone: 'UTC',
+        flexibleWindowMinutes: 0,
+        state: args.scheduleState,
+        targetArn: this.function.arn,
+        targetAction: 'lambda:InvokeFunction',
+        input: JSON.stringify({ scheduledTime: '<aws.scheduler.scheduled-time>' }),
+        retry: { maximumRetryAttempts: 0, maximumEventAgeSeconds: tickSeconds },
+        roleName: iamRoleName('sched-watchdog', args.region),
+        accountId: args.account.accountId,
+        alarmTopicArn: args.alerts.topicArn,
+        tags: args.tags,
+      },
+      child,
+    );
+    this.toggle = { kind: 'schedule', name: WATCHDOG_SCHEDULE_NAME, state: args.scheduleState };
+    this.registerOutputs({ functionName: this.function.name });
+  }
+}
