@@ -219,10 +219,8 @@ export class Region {
     const twin = this.twin;
     const onEvent = (ev: ExecutionEvent) => {
       if (ev.type === 'StateEntered') {
-        // The engine names the state in `ev.state.name`: `stateName` is always undefined, so Wait
-        // states never move virtual time. Kept as it is (the demo's timeline depends on it).
-        const st = (ev as any).stateName as string;
-        const state = findState(sm.definition, st);
+        // A Wait state moves virtual time by its Seconds (30 s when it reads them from the input).
+        const state = findState(sm.definition, (ev.state as { name?: string } | undefined)?.name ?? '');
         if (state?.Type === 'Wait')
           twin.clock.tick(1000 * (typeof state.Seconds === 'number' ? state.Seconds : 30));
       }
