@@ -7,25 +7,31 @@ import {
   PutCommand,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
+import {
+  BATCH_SK_PREFIX,
+  batchSk,
+  DOWNSTREAM_WATERMARK_SK,
+  FENCE_KEY,
+  lateMarkerSk,
+  pipelinePk,
+  STATUS_INDEX,
+  statusGsiPk,
+} from '../contracts/control-table';
 import type { AlertPublisher } from './lib/alert-publisher';
-import { MissingConfiguration } from './lib/errors';
-import { requireEnv } from './lib/env';
+import { MissingConfiguration } from '../contracts/errors';
+import { HANDLER_ENV, type HandlerEnvName } from '../contracts/env';
+import { readEnv, requireEnv } from './lib/env';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import {
   alertFor,
   expectationFor,
-  FENCE_KEY,
   fenceAlert,
   fenceProblem,
   findLateness,
   followUpKeys,
-  LATE_MARKER_SK,
   lostTriggerLowerBound,
   MARKER_TTL_DAYS,
   parsePipelines,
-  pipelinePk,
-  UPSTREAM_SK,
-  WATERMARK_SK,
   type ControlItem,
   type Expectation,
   type ItemKey,
@@ -51,7 +57,6 @@ import {
  * A second BatchGetItem runs only when there are aged candidates. No writes.
  */
 
-export const INDEX_NAME = 'byPipelineStatus';
 const DEFAULT_LOOKBACK_HOURS = 48;
 
 type DocLike = Pick<DynamoDBDocumentClient, 'send'>;
@@ -84,7 +89,7 @@ export function setAlertPublisher(p: AlertPublisher | undefined): void {
 
 async function alertPublisher(): Promise<AlertPublisher> {
   if (!publisher) {
-    const topicArn = requireEnv('ALERTS_TOPIC_ARN');
+    const topicArn = requireEnv(HANDLER_ENV.ALERTS_TOPIC_ARN);
     // Lazy: tests that inject a publisher never load @aws-sdk/client-sns.
     const { createSnsPublisher } = await import('./lib/sns-publisher');
     publisher = createSnsPublisher(topicArn);
@@ -92,7 +97,7 @@ async function alertPublisher(): Promise<AlertPublisher> {
   return publisher;
 }
 
-function positiveIntEnv(name: string): number {
+function positiveIntEnv(name: HandlerEnvName): number {
   const raw = requireEnv(name);
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) {
@@ -101,10 +106,9 @@ function positiveIntEnv(name: string): number {
   return value;
 }
 
-function optionalPositiveIntEnv(name: string, fallback: number): number {
-  return process.env[name] === undefined || process.env[name]!.trim() === ''
-    ? fallback
-    : positiveIntEnv(name);
+function optionalPositiveIntEnv(name: HandlerEnvName, fallback: number): number {
+  const raw = readEnv(name);
+  return raw === undefined || raw.trim() === '' ? fallback : positiveIntEnv(name);
 }
 
 export interface WatchdogSummary {
@@ -120,22 +124,22 @@ export interface WatchdogSummary {
 
 /** Runs one tick. `now` is injectable for tests; the handler passes the current time. */
 export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
-  const tableName = requireEnv('CONTROL_TABLE_NAME');
+  const tableName = requireEnv(HANDLER_ENV.CONTROL_TABLE_NAME);
   const pipelines = (() => {
     try {
-      return parsePipelines(requireEnv('PIPELINES_JSON'));
+      return parsePipelines(requireEnv(HANDLER_ENV.PIPELINES_JSON));
     } catch (error) {
       if (error instanceof MissingConfiguration) throw error;
       throw new MissingConfiguration((error as Error).message);
     }
   })();
   const settings: WatchSettings = {
-    lostTriggerMinutes: positiveIntEnv('LOST_TRIGGER_MINUTES'),
-    maxDownstreamMinutes: positiveIntEnv('MAX_DOWNSTREAM_MINUTES'),
-    eventSource: requireEnv('EVENT_SOURCE'),
-    lookbackHours: optionalPositiveIntEnv('LOOKBACK_HOURS', DEFAULT_LOOKBACK_HOURS),
+    lostTriggerMinutes: positiveIntEnv(HANDLER_ENV.LOST_TRIGGER_MINUTES),
+    maxDownstreamMinutes: positiveIntEnv(HANDLER_ENV.MAX_DOWNSTREAM_MINUTES),
+    eventSource: requireEnv(HANDLER_ENV.EVENT_SOURCE),
+    lookbackHours: optionalPositiveIntEnv(HANDLER_ENV.LOOKBACK_HOURS, DEFAULT_LOOKBACK_HOURS),
   };
-  requireEnv('ALERTS_TOPIC_ARN'); // fail fast on a deploy bug, even on a quiet tick
+  requireEnv(HANDLER_ENV.ALERTS_TOPIC_ARN); // fail fast on a deploy bug, even on a quiet tick
 
   let dynamoRequests = 0;
   const send: DocLike['send'] = ((command: Parameters<DocLike['send']>[0]) => {
@@ -169,7 +173,7 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       const page = await send(
         new QueryCommand({
           TableName: tableName,
-          IndexName: INDEX_NAME,
+          IndexName: STATUS_INDEX.name,
           KeyConditionExpression: after ? 'gsi1pk = :pk AND gsi1sk > :after' : 'gsi1pk = :pk',
           ExpressionAttributeValues: { ':pk': gsi1pk, ...(after ? { ':after': after } : {}) },
           ExclusiveStartKey: startKey,
@@ -186,11 +190,11 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
   const firstKeys: ItemKey[] = [FENCE_KEY];
   for (const e of expectations) {
     const pk = pipelinePk(e.pipeline.name);
-    firstKeys.push({ pk, sk: WATERMARK_SK });
+    firstKeys.push({ pk, sk: DOWNSTREAM_WATERMARK_SK });
     if (e.expectedBatchId)
       firstKeys.push(
-        { pk, sk: UPSTREAM_SK(e.expectedBatchId) },
-        { pk, sk: LATE_MARKER_SK(e.expectedBatchId) },
+        { pk, sk: batchSk(e.expectedBatchId, 'UPSTREAM') },
+        { pk, sk: lateMarkerSk(e.expectedBatchId) },
       );
   }
   const records = await batchGet(firstKeys);
@@ -237,7 +241,7 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
     expectations.map(async (e) => {
       const p = e.pipeline.name;
       const pk = pipelinePk(p);
-      const watermark = records.find((r) => r.pk === pk && r.sk === WATERMARK_SK);
+      const watermark = records.find((r) => r.pk === pk && r.sk === DOWNSTREAM_WATERMARK_SK);
       const after = lostTriggerLowerBound(
         p,
         typeof watermark?.batchId === 'string' ? watermark.batchId : undefined,
@@ -246,9 +250,9 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       );
       e.lostTriggerAfter = after;
       const [succeeded, claimed, running] = await Promise.all([
-        queryAll(`${pk}#UPSTREAM#SUCCEEDED`, after),
-        queryAll(`${pk}#DOWNSTREAM#CLAIMED`),
-        queryAll(`${pk}#DOWNSTREAM#RUNNING`),
+        queryAll(statusGsiPk(p, 'UPSTREAM', 'SUCCEEDED'), after),
+        queryAll(statusGsiPk(p, 'DOWNSTREAM', 'CLAIMED')),
+        queryAll(statusGsiPk(p, 'DOWNSTREAM', 'RUNNING')),
       ]);
       return [...succeeded, ...claimed, ...running];
     }),
@@ -264,7 +268,7 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       !records.some(
         (r) =>
           r.pk === pk &&
-          (r.sk === UPSTREAM_SK(e.expectedBatchId!) || r.sk === LATE_MARKER_SK(e.expectedBatchId!)),
+          (r.sk === batchSk(e.expectedBatchId!, 'UPSTREAM') || r.sk === lateMarkerSk(e.expectedBatchId!)),
       )
     );
   });
@@ -274,7 +278,7 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
         new QueryCommand({
           TableName: tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :batch)',
-          ExpressionAttributeValues: { ':pk': pipelinePk(e.pipeline.name), ':batch': 'BATCH#' },
+          ExpressionAttributeValues: { ':pk': pipelinePk(e.pipeline.name), ':batch': BATCH_SK_PREFIX },
           Limit: 1,
         }),
       );
