@@ -1,7 +1,9 @@
 import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { iamRoleName, type AccountContext } from '../components/naming';
+import { pipelinePk, TABLE_KEY } from '../contracts/control-table';
+import { DBT_APP_ENV } from '../contracts/env';
+import { iamRoleName, PROJECT, type AccountContext } from '../contracts/naming';
 import envContract from '../dbt-app/env-contract.json';
 
 /**
@@ -143,7 +145,7 @@ export interface DbtAppArgs {
 export function appLabels(): Record<string, string> {
   return {
     'app.kubernetes.io/name': APP_NAME,
-    'app.kubernetes.io/part-of': 'etl-platform',
+    'app.kubernetes.io/part-of': PROJECT,
     'app.kubernetes.io/managed-by': 'pulumi',
   };
 }
@@ -256,7 +258,13 @@ export const CALLBACK_ACTIONS = [
  * Reference (the token names the execution), so they take Resource "*", held to this region.
  */
 /** Attributes the app may write on the control table: a lock's lease, nothing else (dbt-app/lease.py). */
-export const LEASE_ATTRIBUTES = ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] as const;
+export const LEASE_ATTRIBUTES = [
+  TABLE_KEY.hashKey,
+  TABLE_KEY.rangeKey,
+  'executionArn',
+  'leaseExpiresAt',
+  'leaseRenewedAt',
+] as const;
 
 export function dbtAppPolicy(p: {
   snowflakeSecretArn: string;
@@ -275,7 +283,7 @@ export function dbtAppPolicy(p: {
         Action: ['dynamodb:UpdateItem'],
         Resource: [p.controlTableArn],
         Condition: {
-          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PIPELINE#*'] },
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [pipelinePk('*')] },
           'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...LEASE_ATTRIBUTES] },
           StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
         },
@@ -344,22 +352,22 @@ export function appEnv(
 ): k8s.types.input.core.v1.EnvVar[] {
   return containerEnv(
     {
-      PORT: String(p.port),
-      AWS_REGION: p.region,
-      AWS_STS_REGIONAL_ENDPOINTS: 'regional',
-      DBT_RUNS_TABLE: p.runsTable,
-      CONTROL_TABLE: p.controlTable,
-      SNOWFLAKE_SECRET_ID: p.snowflakeSecretId,
-      DBT_TARGET: 'prod',
-      SHUTDOWN_GRACE_SECONDS: String(SHUTDOWN_GRACE_SECONDS),
+      [DBT_APP_ENV.PORT]: String(p.port),
+      [DBT_APP_ENV.AWS_REGION]: p.region,
+      [DBT_APP_ENV.AWS_STS_REGIONAL_ENDPOINTS]: 'regional',
+      [DBT_APP_ENV.DBT_RUNS_TABLE]: p.runsTable,
+      [DBT_APP_ENV.CONTROL_TABLE]: p.controlTable,
+      [DBT_APP_ENV.SNOWFLAKE_SECRET_ID]: p.snowflakeSecretId,
+      [DBT_APP_ENV.DBT_TARGET]: 'prod',
+      [DBT_APP_ENV.SHUTDOWN_GRACE_SECONDS]: String(SHUTDOWN_GRACE_SECONDS),
       // The root filesystem is read-only: everything dbt and Python write goes to /tmp.
-      HOME: '/tmp',
-      TMPDIR: '/tmp',
-      DBT_LOG_PATH: '/tmp/dbt/logs',
-      DBT_TARGET_PATH: '/tmp/dbt/target',
-      PYTHONDONTWRITEBYTECODE: '1',
+      [DBT_APP_ENV.HOME]: '/tmp',
+      [DBT_APP_ENV.TMPDIR]: '/tmp',
+      [DBT_APP_ENV.DBT_LOG_PATH]: '/tmp/dbt/logs',
+      [DBT_APP_ENV.DBT_TARGET_PATH]: '/tmp/dbt/target',
+      [DBT_APP_ENV.PYTHONDONTWRITEBYTECODE]: '1',
     },
-    { DBT_API_TOKEN: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } },
+    { [DBT_APP_ENV.DBT_API_TOKEN]: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } },
   );
 }
 
