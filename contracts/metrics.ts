@@ -5,4 +5,8 @@
 export const PLATFORM_METRIC_NAMESPACE = 'ETLPlatform';
 
 /** Seconds from the upstream batch's completion to the first consistency check downstream. */
-export const TRIGGER_LAG_METRIC = { name: 'TriggerLagSeconds', unit: 'Seconds', dimension: 'Pipeline' } as const;
+export const TRIGGER_LAG_METRIC = {
+  name: 'TriggerLagSeconds',
+  unit: 'Seconds',
+  dimension: 'Pipeline',
+} as const;

@@ -9,7 +9,11 @@ import {
   RETRY_ATTEMPTS,
 } from '../contracts/limits';
 import { DEFAULT_NAMES } from '../contracts/naming';
-import { CDA_TABLE_NAME_PATTERN, PIPELINE_NAME_PATTERN, PIPELINE_NAME_RULE } from '../contracts/pipeline-name';
+import {
+  CDA_TABLE_NAME_PATTERN,
+  PIPELINE_NAME_PATTERN,
+  PIPELINE_NAME_RULE,
+} from '../contracts/pipeline-name';
 import { REGION_PATTERN } from '../contracts/regions';
 import { TRIGGER_MODES } from '../contracts/trigger-modes';
 import { scheduleExpressionProblem, timeZoneProblem } from './schedule-expression';
@@ -96,8 +100,7 @@ const tableName = z.string().regex(CDA_TABLE_NAME_PATTERN, {
 const pipeline = z
   .object({
     name: z.string().regex(PIPELINE_NAME_PATTERN, {
-      error:
-        `is unusable in AWS resource names. Fix: use ${PIPELINE_NAME_RULE}, e.g. "policycenter"`,
+      error: `is unusable in AWS resource names. Fix: use ${PIPELINE_NAME_RULE}, e.g. "policycenter"`,
     }),
     tables: z
       .array(tableName)

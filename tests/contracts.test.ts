@@ -40,10 +40,13 @@ describe('contracts', () => {
     });
 
     it('the platform-owned names exclude only names the OS, AWS, Python or dbt define', () => {
-      const all = new Set([...Object.values(HANDLER_ENV), ...Object.values(DBT_APP_ENV)]);
-      for (const name of EXTERNALLY_DEFINED_ENV) assert.ok(all.has(name), `${name} is listed but read by no one`);
+      const all = new Set<string>([...Object.values(HANDLER_ENV), ...Object.values(DBT_APP_ENV)]);
+      for (const name of EXTERNALLY_DEFINED_ENV)
+        assert.ok(all.has(name), `${name} is listed but read by no one`);
       assert.equal(PLATFORM_ENV_NAMES.length, all.size - EXTERNALLY_DEFINED_ENV.size);
-      assert.ok(PLATFORM_ENV_NAMES.includes('CONTROL_TABLE_NAME') && PLATFORM_ENV_NAMES.includes('DBT_RUNS_TABLE'));
+      assert.ok(
+        PLATFORM_ENV_NAMES.includes('CONTROL_TABLE_NAME') && PLATFORM_ENV_NAMES.includes('DBT_RUNS_TABLE'),
+      );
       assert.ok(!PLATFORM_ENV_NAMES.includes('AWS_REGION'));
     });
   });
@@ -99,7 +102,7 @@ describe('contracts', () => {
         assert.ok(read(file).includes(PIPELINE_NAME_BODY), `${file} does not spell ${PIPELINE_NAME_BODY}`);
     });
 
-    it("the dbt app renews exactly the lock the key builders name (dbt-app/validation.py)", () => {
+    it('the dbt app renews exactly the lock the key builders name (dbt-app/validation.py)', () => {
       const validation = read('dbt-app/validation.py');
       assert.ok(validation.includes(`"${lockSk('DOWNSTREAM')}"`));
       assert.ok(validation.includes(`r"^${pipelinePk(PIPELINE_NAME_BODY)}$"`));

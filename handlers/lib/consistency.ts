@@ -40,7 +40,6 @@ export interface ConsistencyResult {
 /** Statuses of a record that is still on its way to SUCCEEDED (the upstream is writing it). */
 const UNFINISHED = new Set(['RUNNING', 'STARTED', 'CLAIMED']);
 
-
 /**
  * Absent or unfinished (RUNNING) records are NOT_YET_REPLICATED, unless another reason is final.
  * All must hold:

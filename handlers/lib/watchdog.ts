@@ -221,7 +221,10 @@ class ItemIndex {
   /** Whether the pipeline has any batch record older than `batchId` (it ran before that tick). */
   hasEarlierBatch(pk: string, batchId: string): boolean {
     return this.all().some(
-      (r) => r.pk === pk && r.sk.startsWith(BATCH_SK_PREFIX) && r.sk.slice(BATCH_SK_PREFIX.length).split('#')[0] < batchId,
+      (r) =>
+        r.pk === pk &&
+        r.sk.startsWith(BATCH_SK_PREFIX) &&
+        r.sk.slice(BATCH_SK_PREFIX.length).split('#')[0] < batchId,
     );
   }
 }

@@ -1,10 +1,16 @@
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { batchSk, FENCE_KEY, pipelinePk, RECORD_STATUSES, type Side, statusGsiPk } from '../../contracts/control-table';
+import {
+  batchSk,
+  FENCE_KEY,
+  pipelinePk,
+  RECORD_STATUSES,
+  type Side,
+  statusGsiPk,
+} from '../../contracts/control-table';
 import type { ControlTable, EventsOps, SchedulerOps, SqsOps } from '../clients';
 import { explainError } from '../errors';
 import { type Io, table } from '../io';
 import { batchIdAt, formatDuration, PLATFORM } from '../settings';
-
 
 /** One control record as stored (docs/control-table.md). */
 export interface BatchRecord {
