@@ -9,7 +9,7 @@
 import { PIPELINE_NAME_BODY } from './pipeline-name';
 
 /** Group 1 is the pipeline, groups 2-7 the date and time parts. */
-export const BATCH_ID_PATTERN = new RegExp(
+export const BATCH_ID_PATTERN = /* @__PURE__ */ new RegExp(
   `^(${PIPELINE_NAME_BODY})-(\\d{4})(\\d{2})(\\d{2})T(\\d{2})(\\d{2})(\\d{2})Z$`,
 );
 

@@ -40,13 +40,13 @@ export function attributeKey<K extends ItemKey>(key: K): { pk: { S: K['pk'] }; s
 }
 
 /** FENCE_KEY in AttributeValue form. */
-export const FENCE_ATTRIBUTE_KEY = attributeKey(FENCE_KEY);
+export const FENCE_ATTRIBUTE_KEY = /* @__PURE__ */ attributeKey(FENCE_KEY);
 
 /** The partition of one pipeline: its batch records, locks and watermarks. */
 export const PIPELINE_PK_PREFIX = 'PIPELINE#';
 export const pipelinePk = (pipeline: string): string => `${PIPELINE_PK_PREFIX}${pipeline}`;
 /** A pipeline partition key, e.g. for validating a lease the dbt app is asked to renew. */
-export const PIPELINE_PK_PATTERN = new RegExp(`^${pipelinePk(PIPELINE_NAME_BODY)}$`);
+export const PIPELINE_PK_PATTERN = /* @__PURE__ */ new RegExp(`^${pipelinePk(PIPELINE_NAME_BODY)}$`);
 
 /** Every sort key of a batch's items starts with this (the begins_with of "all items of a batch"). */
 export const BATCH_SK_PREFIX = 'BATCH#';

@@ -84,7 +84,7 @@ export type DbtAppEnvName = keyof typeof DBT_APP_ENV;
  * else in HANDLER_ENV and DBT_APP_ENV is the platform's own, and only contracts/ may spell it
  * (tests/architecture.test.ts).
  */
-export const EXTERNALLY_DEFINED_ENV: ReadonlySet<string> = new Set([
+export const EXTERNALLY_DEFINED_ENV: readonly string[] = [
   'PORT',
   'PATH',
   'HOME',
@@ -98,9 +98,13 @@ export const EXTERNALLY_DEFINED_ENV: ReadonlySet<string> = new Set([
   'DBT_PROFILES_DIR',
   'DBT_LOG_PATH',
   'DBT_TARGET_PATH',
-]);
+];
 
-/** The platform's own variable names: what no file outside contracts/ (and tests/, docs) may spell. */
-export const PLATFORM_ENV_NAMES: readonly string[] = [
-  ...new Set([...Object.values(HANDLER_ENV), ...Object.values(DBT_APP_ENV)]),
-].filter((name) => !EXTERNALLY_DEFINED_ENV.has(name));
+/**
+ * The platform's own variable names: what no file outside contracts/ (and tests/, docs) may spell.
+ * A function, so the handler bundles (which tree-shake this module) do not compute it at load.
+ */
+export function platformEnvNames(): string[] {
+  const all = new Set<string>([...Object.values(HANDLER_ENV), ...Object.values(DBT_APP_ENV)]);
+  return [...all].filter((name) => !EXTERNALLY_DEFINED_ENV.includes(name));
+}

@@ -26,15 +26,18 @@ export const ERROR_NAMES = {
   InvalidScheduleExpression: 'InvalidScheduleExpression',
 } as const;
 
+// The lists below spell names rather than read ERROR_NAMES: a property read is not side-effect
+// free to esbuild, so every handler bundle would carry them (tests/contracts.test.ts checks them).
+
 /** Handler errors a workflow retries (with backoff); every other one goes straight to a Catch. */
-export const RETRIED_HANDLER_ERRORS = [ERROR_NAMES.DbtApiUnavailable] as const;
+export const RETRIED_HANDLER_ERRORS = ['DbtApiUnavailable'] as const;
 /** Handler errors a workflow never retries: retrying cannot change the answer. */
 export const NEVER_RETRIED_HANDLER_ERRORS = [
-  ERROR_NAMES.DbtRunFailed,
-  ERROR_NAMES.DbtRunNotFound,
-  ERROR_NAMES.DbtApiRejected,
-  ERROR_NAMES.InvalidInput,
-  ERROR_NAMES.MissingConfiguration,
+  'DbtRunFailed',
+  'DbtRunNotFound',
+  'DbtApiRejected',
+  'InvalidInput',
+  'MissingConfiguration',
 ] as const;
 
 /** Error names the downstream workflow itself raises (Pass → failure path, or Fail states). */
@@ -45,7 +48,7 @@ export const WORKFLOW_ERRORS = {
   DataInconsistencyError: 'DataInconsistencyError',
   DataNotReplicated: 'DataNotReplicated',
   PipelineLockTimeout: 'PipelineLockTimeout',
-  DbtRunFailed: ERROR_NAMES.DbtRunFailed,
+  DbtRunFailed: 'DbtRunFailed',
   DbtRunLost: 'DbtRunLost',
   DbtRunTimeout: 'DbtRunTimeout',
   DbtRunUnresponsive: 'DbtRunUnresponsive',
@@ -57,7 +60,7 @@ export const WORKFLOW_ERRORS = {
 
 /** Errors the dbt app reports through SendTaskFailure (docs/dbt-api.md, callbacks). */
 export const CALLBACK_ERRORS = {
-  failed: ERROR_NAMES.DbtRunFailed,
+  failed: 'DbtRunFailed',
   lost: 'DbtRunLost',
   interrupted: 'DbtRunInterrupted',
   fenced: 'DbtRunFenced',

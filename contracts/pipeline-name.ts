@@ -8,7 +8,7 @@
 export const PIPELINE_NAME_BODY = '[a-z][a-z0-9-]{0,22}[a-z0-9]';
 
 /** A whole pipeline name. */
-export const PIPELINE_NAME_PATTERN = new RegExp(`^${PIPELINE_NAME_BODY}$`);
+export const PIPELINE_NAME_PATTERN = /* @__PURE__ */ new RegExp(`^${PIPELINE_NAME_BODY}$`);
 
 /** What a message says the rule is. */
 export const PIPELINE_NAME_RULE = '2-24 lowercase letters, digits or hyphens, starting with a letter';

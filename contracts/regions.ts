@@ -13,12 +13,14 @@ export type StackName = keyof typeof STACK_REGION;
 export type PlatformRegion = (typeof STACK_REGION)[StackName];
 
 /** The committed stacks, home first. */
-export const STACKS = Object.keys(STACK_REGION) as StackName[];
+export const STACKS = /* @__PURE__ */ Object.keys(STACK_REGION) as StackName[];
 
 /** Region → stack, the inverse of STACK_REGION. */
-export const REGION_STACK: Readonly<Record<PlatformRegion, StackName>> = Object.fromEntries(
+export const REGION_STACK: Readonly<Record<PlatformRegion, StackName>> = /* @__PURE__ */ Object.fromEntries(
   STACKS.map((stack) => [STACK_REGION[stack], stack]),
 ) as Record<PlatformRegion, StackName>;
 
 /** The default `regions` config: the two regions of the pair, home (the global table's) first. */
-export const DEFAULT_REGIONS: readonly PlatformRegion[] = STACKS.map((stack) => STACK_REGION[stack]);
+export const DEFAULT_REGIONS: readonly PlatformRegion[] = /* @__PURE__ */ STACKS.map(
+  (stack) => STACK_REGION[stack],
+);

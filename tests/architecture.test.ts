@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
 import { FENCE_KEY } from '../contracts/control-table';
-import { PLATFORM_ENV_NAMES } from '../contracts/env';
+import { platformEnvNames } from '../contracts/env';
 import { ERROR_NAMES } from '../contracts/errors';
 import { UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
 import { PIPELINE_NAME_BODY } from '../contracts/pipeline-name';
@@ -277,7 +277,7 @@ export const FACTS: readonly Fact[] = [
     name: `the handler error name ${error}`,
     inLiteral: exactly(error),
   })),
-  ...PLATFORM_ENV_NAMES.map((env) => ({
+  ...platformEnvNames().map((env) => ({
     name: `the env var ${env}`,
     inLiteral: exactly(env),
     asPropertyName: exactly(env),

@@ -13,7 +13,8 @@ import {
   statusGsiPk,
   tableSk,
 } from '../contracts/control-table';
-import { DBT_APP_ENV, EXTERNALLY_DEFINED_ENV, HANDLER_ENV, PLATFORM_ENV_NAMES } from '../contracts/env';
+import { DBT_APP_ENV, EXTERNALLY_DEFINED_ENV, HANDLER_ENV, platformEnvNames } from '../contracts/env';
+import * as errors from '../contracts/errors';
 import { PIPELINE_NAME_BODY, PIPELINE_NAME_PATTERN } from '../contracts/pipeline-name';
 import { DEFAULT_REGIONS, REGION_STACK, STACK_REGION, STACKS } from '../contracts/regions';
 import * as workflowLimits from '../contracts/workflow-limits';
@@ -43,11 +44,29 @@ describe('contracts', () => {
       const all = new Set<string>([...Object.values(HANDLER_ENV), ...Object.values(DBT_APP_ENV)]);
       for (const name of EXTERNALLY_DEFINED_ENV)
         assert.ok(all.has(name), `${name} is listed but read by no one`);
-      assert.equal(PLATFORM_ENV_NAMES.length, all.size - EXTERNALLY_DEFINED_ENV.size);
-      assert.ok(
-        PLATFORM_ENV_NAMES.includes('CONTROL_TABLE_NAME') && PLATFORM_ENV_NAMES.includes('DBT_RUNS_TABLE'),
-      );
-      assert.ok(!PLATFORM_ENV_NAMES.includes('AWS_REGION'));
+      const platform = platformEnvNames();
+      assert.equal(platform.length, all.size - EXTERNALLY_DEFINED_ENV.length);
+      assert.ok(platform.includes('CONTROL_TABLE_NAME') && platform.includes('DBT_RUNS_TABLE'));
+      assert.ok(!platform.includes('AWS_REGION'));
+    });
+  });
+
+  describe('error names', () => {
+    it("the workflow's lists name handler errors exactly as the handlers' classes do", () => {
+      const handlerErrors = new Set<string>(Object.values(errors.ERROR_NAMES));
+      const listed = [...errors.RETRIED_HANDLER_ERRORS, ...errors.NEVER_RETRIED_HANDLER_ERRORS];
+      for (const name of listed) assert.ok(handlerErrors.has(name), name);
+      assert.equal(new Set(listed).size, listed.length, 'retried and never retried do not overlap');
+      assert.equal(errors.WORKFLOW_ERRORS.DbtRunFailed, new errors.DbtRunFailed('x', 'run-1').name);
+      assert.equal(errors.CALLBACK_ERRORS.failed, errors.ERROR_NAMES.DbtRunFailed);
+      assert.equal(new errors.DbtApiUnavailable('x').name, errors.RETRIED_HANDLER_ERRORS[0]);
+    });
+
+    it('the transition copies in state-machines/downstream.ts agree', () => {
+      assert.deepEqual(errors.WORKFLOW_ERRORS, downstream.WORKFLOW_ERRORS);
+      assert.deepEqual(errors.CALLBACK_ERRORS, downstream.CALLBACK_ERRORS);
+      assert.deepEqual(errors.RETRIED_HANDLER_ERRORS, downstream.RETRIED_HANDLER_ERRORS);
+      assert.deepEqual(errors.NEVER_RETRIED_HANDLER_ERRORS, downstream.NEVER_RETRIED_HANDLER_ERRORS);
     });
   });
 
