@@ -575,9 +575,7 @@ export class DbtApp extends pulumi.ComponentResource {
 
   constructor(name: string, args: DbtAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:k8s:DbtApp', name, {}, opts);
-    const port = args.port ?? 8080;
     const tags = args.tags ?? {};
-    const ns = args.namespace;
 
     const cluster = aws.eks.getClusterOutput({ name: args.clusterName }, { parent: this });
     const kubeconfig = pulumi
@@ -591,29 +589,8 @@ export class DbtApp extends pulumi.ComponentResource {
         }),
       );
     this.provider = new k8s.Provider(`k8s-${args.region}`, { kubeconfig }, { parent: this });
-    const k8sOpts = { parent: this, provider: this.provider };
 
-    const issuer = cluster.identities.apply((ids) => {
-      const url = ids?.[0]?.oidcs?.[0]?.issuer;
-      if (!url) throw new Error(`EKS cluster ${args.clusterName} has no OIDC issuer; IRSA needs one`);
-      return url;
-    });
-    const providerArn = pulumi
-      .all([args.account.partition, args.account.accountId, issuer])
-      .apply(([partition, accountId, url]) => oidcProviderArn(partition, accountId, url));
-
-    this.role = new aws.iam.Role(
-      `${name}-irsa-role`,
-      {
-        name: iamRoleName('dbt-app', args.region),
-        description: `dbt app in ${args.clusterName} (${ns}/${SERVICE_ACCOUNT_NAME})`,
-        assumeRolePolicy: pulumi
-          .all([providerArn, issuer])
-          .apply(([arn, url]) => JSON.stringify(irsaTrustPolicy(arn, url, ns, SERVICE_ACCOUNT_NAME))),
-        tags,
-      },
-      { parent: this },
-    );
+    this.role = this.irsaRole(name, args, cluster, tags);
     this.runsTable = new aws.dynamodb.Table(`${name}-runs`, runsTableArgs(tags), { parent: this });
     new aws.iam.RolePolicy(
       `${name}-irsa-policy`,
@@ -630,12 +607,73 @@ export class DbtApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const { deployment, service } = this.workloads(name, args, tags);
+    this.deployment = deployment;
+    this.service = service;
+
+    const nlbHost = this.service.status.apply(loadBalancerHost);
+    if (args.tls) {
+      // The certificate names `hostname`, so the Lambdas must reach the NLB by that name.
+      new aws.route53.Record(
+        `${name}-api-dns`,
+        {
+          zoneId: args.tls.hostedZoneId,
+          name: args.tls.hostname,
+          type: 'CNAME',
+          ttl: 60,
+          records: [nlbHost],
+        },
+        { parent: this },
+      );
+    }
+    this.apiUrl = nlbHost.apply((host) => apiUrlFor(args.tls, host));
+    this.registerOutputs({ apiUrl: this.apiUrl });
+  }
+
+  /** The app's IAM role, assumable only by its service account through the cluster's OIDC provider (IRSA). */
+  private irsaRole(
+    name: string,
+    args: DbtAppArgs,
+    cluster: pulumi.Output<aws.eks.GetClusterResult>,
+    tags: Readonly<Record<string, string>>,
+  ): aws.iam.Role {
+    const ns = args.namespace;
+    const issuer = cluster.identities.apply((ids) => {
+      const url = ids?.[0]?.oidcs?.[0]?.issuer;
+      if (!url) throw new Error(`EKS cluster ${args.clusterName} has no OIDC issuer; IRSA needs one`);
+      return url;
+    });
+    const providerArn = pulumi
+      .all([args.account.partition, args.account.accountId, issuer])
+      .apply(([partition, accountId, url]) => oidcProviderArn(partition, accountId, url));
+    return new aws.iam.Role(
+      `${name}-irsa-role`,
+      {
+        name: iamRoleName('dbt-app', args.region),
+        description: `dbt app in ${args.clusterName} (${ns}/${SERVICE_ACCOUNT_NAME})`,
+        assumeRolePolicy: pulumi
+          .all([providerArn, issuer])
+          .apply(([arn, url]) => JSON.stringify(irsaTrustPolicy(arn, url, ns, SERVICE_ACCOUNT_NAME))),
+        tags,
+      },
+      { parent: this },
+    );
+  }
+
+  /** The Kubernetes objects: namespace, service account, token secret, Deployment, Service, PDB, NetworkPolicy. */
+  private workloads(
+    name: string,
+    args: DbtAppArgs,
+    tags: Readonly<Record<string, string>>,
+  ): { deployment: k8s.apps.v1.Deployment; service: k8s.core.v1.Service } {
+    const port = args.port ?? 8080;
+    const k8sOpts = { parent: this, provider: this.provider };
     const labels = appLabels();
     const namespace = new k8s.core.v1.Namespace(
       `${name}-namespace`,
       {
         metadata: {
-          name: ns,
+          name: args.namespace,
           labels: {
             ...labels,
             // Admission enforces the same profile the Deployment declares.
@@ -677,7 +715,7 @@ export class DbtApp extends pulumi.ComponentResource {
       k8sOpts,
     );
 
-    this.deployment = new k8s.apps.v1.Deployment(
+    const deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
       {
         metadata: inNamespace(APP_NAME),
@@ -695,7 +733,7 @@ export class DbtApp extends pulumi.ComponentResource {
     );
 
     const cidrs = pulumi.output(args.lambdaCidrs);
-    this.service = new k8s.core.v1.Service(
+    const service = new k8s.core.v1.Service(
       `${name}-service`,
       {
         metadata: {
@@ -718,23 +756,6 @@ export class DbtApp extends pulumi.ComponentResource {
       { metadata: inNamespace(`${APP_NAME}-ingress`), spec: cidrs.apply((c) => networkPolicySpec(port, c)) },
       k8sOpts,
     );
-
-    const nlbHost = this.service.status.apply(loadBalancerHost);
-    if (args.tls) {
-      // The certificate names `hostname`, so the Lambdas must reach the NLB by that name.
-      new aws.route53.Record(
-        `${name}-api-dns`,
-        {
-          zoneId: args.tls.hostedZoneId,
-          name: args.tls.hostname,
-          type: 'CNAME',
-          ttl: 60,
-          records: [nlbHost],
-        },
-        { parent: this },
-      );
-    }
-    this.apiUrl = nlbHost.apply((host) => apiUrlFor(args.tls, host));
-    this.registerOutputs({ apiUrl: this.apiUrl });
+    return { deployment, service };
   }
 }
