@@ -110,7 +110,7 @@ describe('twin output is honest', () => {
       assert.ok(lines[i].includes(SCENARIO_DESCRIPTIONS[name]), lines[i]);
     }
     const doc = fs.readFileSync(path.join(ROOT, 'docs', 'local-twin.md'), 'utf8');
-    const documented = [...doc.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1]);
+    const documented = [...doc.matchAll(/^\| `([a-z0-9-]+)` +\|/gm)].map((m) => m[1]);
     assert.deepEqual(
       documented.sort(),
       [...Object.keys(SCENARIOS), ...Object.keys(EXACTLY_ONCE_SCENARIOS)].sort(),
