@@ -1,18 +1,12 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import type { AccountContext } from '../contracts/naming';
 
 /**
- * Physical names. Only what another region, another stack or an operator must find by name is
- * named explicitly; everything else is auto-named by Pulumi.
+ * The naming rules live in contracts/naming.ts (k8s/ and ops/ use them too); re-exported here for
+ * the components. What stays here resolves the account through provider invokes.
  */
-
-/** IAM is global, so explicit role names carry the region to stay unique across the two stacks. */
-export function iamRoleName(purpose: string, region: string): string {
-  const name = `etl-${purpose}-${region}`;
-  if (name.length > 64)
-    throw new Error(`IAM role name "${name}" exceeds 64 characters; shorten "${purpose}"`);
-  return name;
-}
+export { iamRoleName, type AccountContext } from '../contracts/naming';
 
 /** The platform's tags plus the pipeline's name: the tags of everything one pipeline owns. */
 export function pipelineTags(
@@ -20,12 +14,6 @@ export function pipelineTags(
   pipeline: string,
 ): Record<string, string> {
   return { ...tags, pipeline };
-}
-
-/** Account and partition of the deploying credentials, resolved once per component. */
-export interface AccountContext {
-  readonly accountId: pulumi.Output<string>;
-  readonly partition: pulumi.Output<string>;
 }
 
 export function accountContext(opts: pulumi.InvokeOutputOptions): AccountContext {

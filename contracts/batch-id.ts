@@ -6,13 +6,12 @@
  * The workflows keep a cheap `StringMatches` pre-filter in ASL (`batchIdGlob`), but the authoritative
  * check is `parseBatchId` (regex + a real calendar instant), run by BatchContext before any write.
  */
-
-/** Same rule as regions/limits.ts PIPELINE_NAME_PATTERN (2-24 lowercase letters, digits, hyphens). */
-export const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
+import { PIPELINE_NAME_BODY } from './pipeline-name';
 
 /** Group 1 is the pipeline, groups 2-7 the date and time parts. */
-export const BATCH_ID_PATTERN =
-  /^([a-z][a-z0-9-]{0,22}[a-z0-9])-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+export const BATCH_ID_PATTERN = /* @__PURE__ */ new RegExp(
+  `^(${PIPELINE_NAME_BODY})-(\\d{4})(\\d{2})(\\d{2})T(\\d{2})(\\d{2})(\\d{2})Z$`,
+);
 
 export interface ParsedBatchId {
   readonly pipeline: string;

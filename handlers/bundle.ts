@@ -15,7 +15,7 @@ import * as path from 'node:path';
  * - `@smithy/core/event-streams` stays a run-time `import()` that no handler reaches: only
  *   event-stream operations load it, and none is used.
  * - no `keepNames`: the errors the workflows match on set `name` explicitly (ours in
- *   handlers/lib/errors.ts, the SDK's from the service's error code), so minified class names
+ *   contracts/errors.ts, the SDK's from the service's error code), so minified class names
  *   change nothing a caller sees.
  *
  * zod must be imported as `import * as z from 'zod'` in handler code: `import { z }` defeats

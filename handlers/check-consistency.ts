@@ -2,15 +2,16 @@ import { DynamoDBClient, GetItemCommand, QueryCommand, type AttributeValue } fro
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import * as z from 'zod';
 import { parseBatchId } from '../contracts/batch-id';
-import { batchIdSchema, pipelineNameSchema } from './event-schema';
+import { batchSkPrefix, DOWNSTREAM_WATERMARK_SK, pipelinePk } from '../contracts/control-table';
+import { HANDLER_ENV } from '../contracts/env';
+import { batchIdSchema, pipelineNameSchema } from '../contracts/events';
 import {
   evaluateConsistency,
   triggerLagMetric,
-  WATERMARK_SK,
   type ConsistencyResult,
   type ControlRecord,
 } from './lib/consistency';
-import { requireEnv } from './lib/env';
+import { readEnv, requireEnv } from './lib/env';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
 
@@ -72,7 +73,7 @@ export async function readBatchRecords(
   pipeline: string,
   batchId: string,
 ): Promise<ControlRecord[]> {
-  const pk = `PIPELINE#${pipeline}`;
+  const pk = pipelinePk(pipeline);
   const records: ControlRecord[] = [];
   let startKey: Record<string, AttributeValue> | undefined;
   do {
@@ -80,7 +81,7 @@ export async function readBatchRecords(
       new QueryCommand({
         TableName: tableName,
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-        ExpressionAttributeValues: marshall({ ':pk': pk, ':prefix': `BATCH#${batchId}#` }),
+        ExpressionAttributeValues: marshall({ ':pk': pk, ':prefix': batchSkPrefix(batchId) }),
         ConsistentRead: true,
         ExclusiveStartKey: startKey,
       }),
@@ -91,7 +92,7 @@ export async function readBatchRecords(
   const watermark = await documentClient.send(
     new GetItemCommand({
       TableName: tableName,
-      Key: marshall({ pk, sk: WATERMARK_SK }),
+      Key: marshall({ pk, sk: DOWNSTREAM_WATERMARK_SK }),
       ConsistentRead: true,
     }),
   );
@@ -102,14 +103,14 @@ export async function readBatchRecords(
 export const handler = async (event: unknown, context?: LambdaContext): Promise<ConsistencyResult> => {
   const input = parseInput(checkConsistencyInputSchema, event, 'check-consistency');
   withContext(context, { pipeline: input.pipeline, batchId: input.batchId });
-  const tableName = requireEnv('CONTROL_TABLE_NAME');
+  const tableName = requireEnv(HANDLER_ENV.CONTROL_TABLE_NAME);
   const records = await readBatchRecords(tableName, input.pipeline, input.batchId);
   const result = evaluateConsistency(records, input.expectedTables, input.batchId, { rerun: input.rerun });
   // Reruns would inflate the lag: only first attempts are measured.
   const lag = input.rerun ? undefined : triggerLagMetric(records, input.pipeline, input.batchId, new Date());
   // EMF to stdout is how Lambda publishes it; POWERTOOLS_METRICS_DISABLED (Powertools' own switch)
   // routes it nowhere in tests and local tools.
-  if (lag && process.env.POWERTOOLS_METRICS_DISABLED !== 'true')
+  if (lag && readEnv(HANDLER_ENV.POWERTOOLS_METRICS_DISABLED) !== 'true')
     process.stdout.write(`${JSON.stringify(lag)}\n`);
   if (result.consistencyStatus === 'SUCCESS')
     logger.info('batch is consistent', { tables: input.expectedTables.length });

@@ -2,7 +2,9 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Logger } from '@aws-lambda-powertools/logger';
 import * as z from 'zod';
-import { requireEnv } from './lib/env';
+import { HANDLER_ENV } from '../contracts/env';
+import { InvalidInput } from '../contracts/errors';
+import { readEnv, requireEnv } from './lib/env';
 import { type AssertedFence, assertFence, FENCE_KEY, writeFenceWhenReady } from './lib/fence';
 import {
   SqlWarehouseFence,
@@ -49,7 +51,7 @@ const SecretFields = z.object({
 
 async function warehouseFence(): Promise<WarehouseFence> {
   if (warehouse) return warehouse;
-  const secretId = requireEnv('SNOWFLAKE_SECRET_ID');
+  const secretId = requireEnv(HANDLER_ENV.SNOWFLAKE_SECRET_ID);
   const raw = (await secrets.send(new GetSecretValueCommand({ SecretId: secretId }))).SecretString ?? '{}';
   const parsed = SecretFields.safeParse(JSON.parse(raw));
   if (!parsed.success) {
@@ -63,7 +65,7 @@ async function warehouseFence(): Promise<WarehouseFence> {
   warehouse = new SqlWarehouseFence(
     sqlApiRunner(
       { ...c, privateKey: c.private_key },
-      { baseUrl: process.env.SNOWFLAKE_SQL_API_URL || undefined },
+      { baseUrl: readEnv(HANDLER_ENV.SNOWFLAKE_SQL_API_URL) || undefined },
     ),
   );
   return warehouse;
@@ -93,13 +95,11 @@ export interface FenceResult extends Omit<AssertedFence, 'warehouse' | 'warehous
 export async function handler(event: unknown): Promise<FenceResult> {
   const parsed = FenceRequest.safeParse(event);
   if (!parsed.success) {
-    const error = new Error(
+    throw new InvalidInput(
       `Invalid fence request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
-    error.name = 'InvalidInput';
-    throw error;
   }
-  const tableName = requireEnv('CONTROL_TABLE_NAME');
+  const tableName = requireEnv(HANDLER_ENV.CONTROL_TABLE_NAME);
   const action = parsed.data.tf?.action ?? 'create';
   if (action === 'delete') {
     // Removing the stack (or the old resource after a replacement) must not move the fence: the

@@ -1,8 +1,8 @@
 import * as z from 'zod';
 import { isBatchIdOf, parseBatchId } from '../contracts/batch-id';
-import { batchIdSchema } from './event-schema';
+import { batchIdSchema } from '../contracts/events';
 import { type DbtRun, getRun, getRunByKey, type RunStatus } from './lib/dbt-client';
-import { DbtApiRejected, DbtRunFailed, DbtRunNotFound, InvalidInput } from './lib/errors';
+import { DbtApiRejected, DbtRunFailed, DbtRunNotFound, InvalidInput } from '../contracts/errors';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
 

@@ -1,5 +1,8 @@
 import * as z from 'zod';
-import { batchIdSchema, parseBatchId, pipelineNameSchema } from './event-schema';
+import { parseBatchId } from '../contracts/batch-id';
+import { lockSk, PIPELINE_PK_PATTERN } from '../contracts/control-table';
+import { batchIdSchema, pipelineNameSchema } from '../contracts/events';
+import { REGION_PATTERN } from '../contracts/regions';
 import { createRun, DBT_COMMANDS } from './lib/dbt-client';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
@@ -32,7 +35,7 @@ export const startDbtRunInputSchema = z
       {
         region: z
           .string({ error: 'must be a string' })
-          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'is not an AWS region' }),
+          .regex(REGION_PATTERN, { error: 'is not an AWS region' }),
         // The workflow reads the fence item's epoch as DynamoDB's N string.
         epoch: z.coerce.number({ error: 'must be a number' }).int().min(1),
       },
@@ -44,8 +47,8 @@ export const startDbtRunInputSchema = z
         {
           pk: z
             .string({ error: 'must be a string' })
-            .regex(/^PIPELINE#[a-z][a-z0-9-]{0,22}[a-z0-9]$/, { error: 'is not PIPELINE#<pipeline>' }),
-          sk: z.enum(['LOCK#DOWNSTREAM'], { error: 'must be LOCK#DOWNSTREAM' }),
+            .regex(PIPELINE_PK_PATTERN, { error: 'is not PIPELINE#<pipeline>' }),
+          sk: z.literal(lockSk('DOWNSTREAM'), { error: `must be ${lockSk('DOWNSTREAM')}` }),
           holder: z
             .string({ error: 'must be a string' })
             .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$/, {

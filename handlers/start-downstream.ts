@@ -1,7 +1,8 @@
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { upstreamBatchSucceededEventSchema, type UpstreamBatchSucceededEvent } from './event-schema';
-import { requireEnv } from './lib/env';
-import { InvalidInput } from './lib/errors';
+import { upstreamBatchSucceededEventSchema, type UpstreamBatchSucceededEvent } from '../contracts/events';
+import { HANDLER_ENV } from '../contracts/env';
+import { readEnv, requireEnv } from './lib/env';
+import { InvalidInput } from '../contracts/errors';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import { parseInput } from './lib/validate';
 
@@ -42,7 +43,7 @@ export type StartDownstreamOutput =
 
 function configuredPipelines(): Set<string> {
   return new Set(
-    requireEnv('PIPELINES')
+    requireEnv(HANDLER_ENV.PIPELINES)
       .split(',')
       .map((p) => p.trim())
       .filter(Boolean),
@@ -58,7 +59,7 @@ export function validateEvent(event: unknown): UpstreamBatchSucceededEvent {
       `Invalid start-downstream input: detail.pipeline: "${parsed.detail.pipeline}" is not a configured pipeline (PIPELINES=${[...pipelines].join(',')})`,
     );
   }
-  const source = process.env.EVENT_SOURCE;
+  const source = readEnv(HANDLER_ENV.EVENT_SOURCE);
   if (source && parsed.source !== source) {
     throw new InvalidInput(
       `Invalid start-downstream input: source: "${parsed.source}" is not the platform's source "${source}"`,
@@ -68,7 +69,7 @@ export function validateEvent(event: unknown): UpstreamBatchSucceededEvent {
 }
 
 export const handler = async (event: unknown, context?: LambdaContext): Promise<StartDownstreamOutput> => {
-  const stateMachineArn = requireEnv('DOWNSTREAM_STATE_MACHINE_ARN');
+  const stateMachineArn = requireEnv(HANDLER_ENV.DOWNSTREAM_STATE_MACHINE_ARN);
   const valid = validateEvent(event);
   const { batchId, pipeline } = valid.detail;
   withContext(context, { pipeline, batchId, eventId: valid.id });

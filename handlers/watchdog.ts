@@ -7,28 +7,35 @@ import {
   PutCommand,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
+import {
+  BATCH_SK_PREFIX,
+  batchSk,
+  DOWNSTREAM_WATERMARK_SK,
+  FENCE_KEY,
+  lateMarkerSk,
+  pipelinePk,
+  STATUS_INDEX,
+  statusGsiPk,
+} from '../contracts/control-table';
 import type { AlertPublisher } from './lib/alert-publisher';
-import { MissingConfiguration } from './lib/errors';
-import { requireEnv } from './lib/env';
+import { MissingConfiguration } from '../contracts/errors';
+import { HANDLER_ENV, type HandlerEnvName } from '../contracts/env';
+import { readEnv, requireEnv } from './lib/env';
 import { logger, withContext, type LambdaContext } from './lib/logger';
 import {
   alertFor,
   expectationFor,
-  FENCE_KEY,
   fenceAlert,
   fenceProblem,
   findLateness,
   followUpKeys,
-  LATE_MARKER_SK,
   lostTriggerLowerBound,
   MARKER_TTL_DAYS,
   parsePipelines,
-  pipelinePk,
-  UPSTREAM_SK,
-  WATERMARK_SK,
   type ControlItem,
   type Expectation,
   type ItemKey,
+  type PipelineWatch,
   type WatchdogAction,
   type WatchSettings,
 } from './lib/watchdog';
@@ -51,7 +58,6 @@ import {
  * A second BatchGetItem runs only when there are aged candidates. No writes.
  */
 
-export const INDEX_NAME = 'byPipelineStatus';
 const DEFAULT_LOOKBACK_HOURS = 48;
 
 type DocLike = Pick<DynamoDBDocumentClient, 'send'>;
@@ -84,7 +90,7 @@ export function setAlertPublisher(p: AlertPublisher | undefined): void {
 
 async function alertPublisher(): Promise<AlertPublisher> {
   if (!publisher) {
-    const topicArn = requireEnv('ALERTS_TOPIC_ARN');
+    const topicArn = requireEnv(HANDLER_ENV.ALERTS_TOPIC_ARN);
     // Lazy: tests that inject a publisher never load @aws-sdk/client-sns.
     const { createSnsPublisher } = await import('./lib/sns-publisher');
     publisher = createSnsPublisher(topicArn);
@@ -92,7 +98,7 @@ async function alertPublisher(): Promise<AlertPublisher> {
   return publisher;
 }
 
-function positiveIntEnv(name: string): number {
+function positiveIntEnv(name: HandlerEnvName): number {
   const raw = requireEnv(name);
   const value = Number(raw);
   if (!Number.isInteger(value) || value <= 0) {
@@ -101,10 +107,9 @@ function positiveIntEnv(name: string): number {
   return value;
 }
 
-function optionalPositiveIntEnv(name: string, fallback: number): number {
-  return process.env[name] === undefined || process.env[name]!.trim() === ''
-    ? fallback
-    : positiveIntEnv(name);
+function optionalPositiveIntEnv(name: HandlerEnvName, fallback: number): number {
+  const raw = readEnv(name);
+  return raw === undefined || raw.trim() === '' ? fallback : positiveIntEnv(name);
 }
 
 export interface WatchdogSummary {
@@ -118,32 +123,44 @@ export interface WatchdogSummary {
   unchecked: Array<{ pipeline: string; reason: string }>;
 }
 
-/** Runs one tick. `now` is injectable for tests; the handler passes the current time. */
-export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
-  const tableName = requireEnv('CONTROL_TABLE_NAME');
+/** The watchdog's configuration, from its environment (names: contracts/env.ts). */
+function readConfig(): { tableName: string; pipelines: PipelineWatch[]; settings: WatchSettings } {
+  const tableName = requireEnv(HANDLER_ENV.CONTROL_TABLE_NAME);
   const pipelines = (() => {
     try {
-      return parsePipelines(requireEnv('PIPELINES_JSON'));
+      return parsePipelines(requireEnv(HANDLER_ENV.PIPELINES_JSON));
     } catch (error) {
       if (error instanceof MissingConfiguration) throw error;
       throw new MissingConfiguration((error as Error).message);
     }
   })();
   const settings: WatchSettings = {
-    lostTriggerMinutes: positiveIntEnv('LOST_TRIGGER_MINUTES'),
-    maxDownstreamMinutes: positiveIntEnv('MAX_DOWNSTREAM_MINUTES'),
-    eventSource: requireEnv('EVENT_SOURCE'),
-    lookbackHours: optionalPositiveIntEnv('LOOKBACK_HOURS', DEFAULT_LOOKBACK_HOURS),
+    lostTriggerMinutes: positiveIntEnv(HANDLER_ENV.LOST_TRIGGER_MINUTES),
+    maxDownstreamMinutes: positiveIntEnv(HANDLER_ENV.MAX_DOWNSTREAM_MINUTES),
+    eventSource: requireEnv(HANDLER_ENV.EVENT_SOURCE),
+    lookbackHours: optionalPositiveIntEnv(HANDLER_ENV.LOOKBACK_HOURS, DEFAULT_LOOKBACK_HOURS),
   };
-  requireEnv('ALERTS_TOPIC_ARN'); // fail fast on a deploy bug, even on a quiet tick
+  requireEnv(HANDLER_ENV.ALERTS_TOPIC_ARN); // fail fast on a deploy bug, even on a quiet tick
+  return { tableName, pipelines, settings };
+}
 
-  let dynamoRequests = 0;
-  const send: DocLike['send'] = ((command: Parameters<DocLike['send']>[0]) => {
-    dynamoRequests++;
+/** The control-table reads and writes of one tick, counting its DynamoDB requests. */
+class TickTable {
+  requests = 0;
+
+  constructor(
+    readonly tableName: string,
+    private readonly now: Date,
+  ) {}
+
+  readonly send: DocLike['send'] = ((command: Parameters<DocLike['send']>[0]) => {
+    this.requests++;
     return documentClient.send(command);
   }) as DocLike['send'];
 
-  const batchGet = async (keys: ItemKey[]): Promise<ControlItem[]> => {
+  /** BatchGetItem in pages of 100, retrying unprocessed keys with a capped backoff. */
+  async batchGet(keys: ItemKey[]): Promise<ControlItem[]> {
+    const table = this.tableName;
     const unique = [...new Map(keys.map((k) => [`${k.pk}\u0000${k.sk}`, k])).values()];
     const out: ControlItem[] = [];
     for (let i = 0; i < unique.length; i += 100) {
@@ -154,22 +171,23 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
         if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
         if (attempt > 8)
           throw new Error(`BatchGetItem left ${pending.length} keys unprocessed after retries`);
-        const res = await send(new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending } } }));
-        out.push(...((res.Responses?.[tableName] ?? []) as ControlItem[]));
-        pending = res.UnprocessedKeys?.[tableName]?.Keys as Record<string, unknown>[] | undefined;
+        const res = await this.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending } } }));
+        out.push(...((res.Responses?.[table] ?? []) as ControlItem[]));
+        pending = res.UnprocessedKeys?.[table]?.Keys as Record<string, unknown>[] | undefined;
       }
     }
     return out;
-  };
+  }
 
-  const queryAll = async (gsi1pk: string, after?: string): Promise<ControlItem[]> => {
+  /** Every item of one status partition of the GSI, with a batch id after `after` when given. */
+  async queryStatus(gsi1pk: string, after?: string): Promise<ControlItem[]> {
     const items: ControlItem[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
-      const page = await send(
+      const page = await this.send(
         new QueryCommand({
-          TableName: tableName,
-          IndexName: INDEX_NAME,
+          TableName: this.tableName,
+          IndexName: STATUS_INDEX.name,
           KeyConditionExpression: after ? 'gsi1pk = :pk AND gsi1sk > :after' : 'gsi1pk = :pk',
           ExpressionAttributeValues: { ':pk': gsi1pk, ...(after ? { ':after': after } : {}) },
           ExclusiveStartKey: startKey,
@@ -179,126 +197,29 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return items;
-  };
-
-  // 1. Expected ticks (pure), then one BatchGetItem: fence, watermarks, expected batches, late markers.
-  const expectations: Expectation[] = pipelines.map((p) => expectationFor(p, now));
-  const firstKeys: ItemKey[] = [FENCE_KEY];
-  for (const e of expectations) {
-    const pk = pipelinePk(e.pipeline.name);
-    firstKeys.push({ pk, sk: WATERMARK_SK });
-    if (e.expectedBatchId)
-      firstKeys.push(
-        { pk, sk: UPSTREAM_SK(e.expectedBatchId) },
-        { pk, sk: LATE_MARKER_SK(e.expectedBatchId) },
-      );
   }
-  const records = await batchGet(firstKeys);
-  const unchecked = expectations
-    .filter((e) => e.unknownReason)
-    .map((e) => ({ pipeline: e.pipeline.name, reason: e.unknownReason! }));
-  for (const u of unchecked) logger.warn('lateness not checked for a pipeline', u);
 
-  const fence = records.find((r) => r.pk === FENCE_KEY.pk && r.sk === FENCE_KEY.sk);
-  const region = process.env.AWS_REGION;
-  const invalid = fenceProblem(fence);
-  if (invalid) {
-    logger.error('the fence is missing or invalid; nothing is checked or started', { problem: invalid });
-    await (await alertPublisher()).publish(fenceAlert(invalid, tableName, region));
-    return {
-      outcome: 'FENCE_INVALID',
-      now: now.toISOString(),
-      pipelines: pipelines.length,
-      dynamoRequests,
-      actions: [],
-      unchecked,
-    };
-  }
-  if (region && fence && typeof fence.activeRegion === 'string' && fence.activeRegion !== region) {
-    logger.warn(
-      'the fence names another region; this region is passive and its watchdog schedule should be DISABLED',
-      {
-        activeRegion: fence.activeRegion,
-        region,
-      },
+  /** The pipeline's oldest batch record (one item), or none. */
+  async oldestBatchRecord(pipeline: string): Promise<ControlItem[]> {
+    const page = await this.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :batch)',
+        ExpressionAttributeValues: { ':pk': pipelinePk(pipeline), ':batch': BATCH_SK_PREFIX },
+        Limit: 1,
+      }),
     );
-    return {
-      outcome: 'SKIPPED_NOT_ACTIVE',
-      now: now.toISOString(),
-      pipelines: pipelines.length,
-      dynamoRequests,
-      actions: [],
-      unchecked,
-    };
+    return (page.Items ?? []) as ControlItem[];
   }
 
-  // 2. Per pipeline, three GSI queries in parallel.
-  const queried = await Promise.all(
-    expectations.map(async (e) => {
-      const p = e.pipeline.name;
-      const pk = pipelinePk(p);
-      const watermark = records.find((r) => r.pk === pk && r.sk === WATERMARK_SK);
-      const after = lostTriggerLowerBound(
-        p,
-        typeof watermark?.batchId === 'string' ? watermark.batchId : undefined,
-        now,
-        settings,
-      );
-      e.lostTriggerAfter = after;
-      const [succeeded, claimed, running] = await Promise.all([
-        queryAll(`${pk}#UPSTREAM#SUCCEEDED`, after),
-        queryAll(`${pk}#DOWNSTREAM#CLAIMED`),
-        queryAll(`${pk}#DOWNSTREAM#RUNNING`),
-      ]);
-      return [...succeeded, ...claimed, ...running];
-    }),
-  );
-  records.push(...queried.flat());
-
-  // A missing expected batch counts only if the pipeline ran before it: read its oldest batch
-  // record (one item) — only on ticks where a batch is missing.
-  const missing = expectations.filter((e) => {
-    const pk = pipelinePk(e.pipeline.name);
-    return (
-      e.expectedBatchId &&
-      !records.some(
-        (r) =>
-          r.pk === pk &&
-          (r.sk === UPSTREAM_SK(e.expectedBatchId!) || r.sk === LATE_MARKER_SK(e.expectedBatchId!)),
-      )
-    );
-  });
-  const oldest = await Promise.all(
-    missing.map(async (e) => {
-      const page = await send(
-        new QueryCommand({
-          TableName: tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :batch)',
-          ExpressionAttributeValues: { ':pk': pipelinePk(e.pipeline.name), ':batch': 'BATCH#' },
-          Limit: 1,
-        }),
-      );
-      return (page.Items ?? []) as ControlItem[];
-    }),
-  );
-  records.push(...oldest.flat());
-
-  // 3. Follow-up reads only for aged candidates (none on a quiet tick).
-  const more = followUpKeys(records, expectations, now, settings);
-  if (more.length > 0) records.push(...(await batchGet(more)));
-
-  // 4. Decide (pure) and act.
-  const actions = findLateness(records, expectations, now, settings);
-  const expiresAt = Math.floor(now.getTime() / 1000) + MARKER_TTL_DAYS * 86_400;
-  const results: WatchdogSummary['actions'] = [];
-  const failures: string[] = [];
-
-  const putMarker = async (key: ItemKey, attributes: Record<string, unknown>): Promise<boolean> => {
+  /** Writes a marker unless it exists; false when it did (another tick acted already). */
+  async putMarker(key: ItemKey, attributes: Record<string, unknown>): Promise<boolean> {
+    const expiresAt = Math.floor(this.now.getTime() / 1000) + MARKER_TTL_DAYS * 86_400;
     try {
-      await send(
+      await this.send(
         new PutCommand({
-          TableName: tableName,
-          Item: { ...key, ...attributes, createdAt: now.toISOString(), expiresAt },
+          TableName: this.tableName,
+          Item: { ...key, ...attributes, createdAt: this.now.toISOString(), expiresAt },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -307,65 +228,195 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
       if ((error as Error).name === 'ConditionalCheckFailedException') return false;
       throw error;
     }
-  };
+  }
 
-  for (const action of actions) {
+  async deleteMarker(key: ItemKey): Promise<void> {
+    await this.send(new DeleteCommand({ TableName: this.tableName, Key: key }));
+  }
+}
+
+/** The first BatchGetItem's keys: the fence, and per pipeline its watermark, expected batch and late marker. */
+function firstKeys(expectations: readonly Expectation[]): ItemKey[] {
+  const keys: ItemKey[] = [FENCE_KEY];
+  for (const e of expectations) {
+    const pk = pipelinePk(e.pipeline.name);
+    keys.push({ pk, sk: DOWNSTREAM_WATERMARK_SK });
+    if (e.expectedBatchId)
+      keys.push(
+        { pk, sk: batchSk(e.expectedBatchId, 'UPSTREAM') },
+        { pk, sk: lateMarkerSk(e.expectedBatchId) },
+      );
+  }
+  return keys;
+}
+
+/**
+ * Why this tick must not check anything, or undefined: the fence is missing or invalid (alerted),
+ * or it names another region (this one is passive).
+ */
+async function fenceStop(
+  records: readonly ControlItem[],
+  tableName: string,
+): Promise<'FENCE_INVALID' | 'SKIPPED_NOT_ACTIVE' | undefined> {
+  const fence = records.find((r) => r.pk === FENCE_KEY.pk && r.sk === FENCE_KEY.sk);
+  const region = process.env.AWS_REGION;
+  const invalid = fenceProblem(fence);
+  if (invalid) {
+    logger.error('the fence is missing or invalid; nothing is checked or started', { problem: invalid });
+    await (await alertPublisher()).publish(fenceAlert(invalid, tableName, region));
+    return 'FENCE_INVALID';
+  }
+  if (region && fence && typeof fence.activeRegion === 'string' && fence.activeRegion !== region) {
+    logger.warn(
+      'the fence names another region; this region is passive and its watchdog schedule should be DISABLED',
+      { activeRegion: fence.activeRegion, region },
+    );
+    return 'SKIPPED_NOT_ACTIVE';
+  }
+  return undefined;
+}
+
+/**
+ * Per pipeline, three GSI queries in parallel (upstream SUCCEEDED after the lower bound, downstream
+ * CLAIMED and RUNNING); then, only for pipelines whose expected batch is missing, the oldest batch
+ * record (a missing batch counts only if the pipeline ran before it).
+ */
+async function queryCandidates(
+  table: TickTable,
+  expectations: Expectation[],
+  records: readonly ControlItem[],
+  now: Date,
+  settings: WatchSettings,
+): Promise<ControlItem[]> {
+  const queried = await Promise.all(
+    expectations.map(async (e) => {
+      const p = e.pipeline.name;
+      const pk = pipelinePk(p);
+      const watermark = records.find((r) => r.pk === pk && r.sk === DOWNSTREAM_WATERMARK_SK);
+      const after = lostTriggerLowerBound(
+        p,
+        typeof watermark?.batchId === 'string' ? watermark.batchId : undefined,
+        now,
+        settings,
+      );
+      e.lostTriggerAfter = after;
+      const [succeeded, claimed, running] = await Promise.all([
+        table.queryStatus(statusGsiPk(p, 'UPSTREAM', 'SUCCEEDED'), after),
+        table.queryStatus(statusGsiPk(p, 'DOWNSTREAM', 'CLAIMED')),
+        table.queryStatus(statusGsiPk(p, 'DOWNSTREAM', 'RUNNING')),
+      ]);
+      return [...succeeded, ...claimed, ...running];
+    }),
+  );
+  const found = [...records, ...queried.flat()];
+  const missing = expectations.filter((e) => {
+    const pk = pipelinePk(e.pipeline.name);
+    const id = e.expectedBatchId;
+    return (
+      id && !found.some((r) => r.pk === pk && (r.sk === batchSk(id, 'UPSTREAM') || r.sk === lateMarkerSk(id)))
+    );
+  });
+  const oldest = await Promise.all(missing.map((e) => table.oldestBatchRecord(e.pipeline.name)));
+  return [...queried.flat(), ...oldest.flat()];
+}
+
+/** Starts a lost trigger's downstream run (idempotent: the execution name is the batch id). */
+async function startDownstream(
+  table: TickTable,
+  action: Extract<WatchdogAction, { kind: 'START_DOWNSTREAM' }>,
+  settings: WatchSettings,
+): Promise<string> {
+  let outcome: 'STARTED' | 'ALREADY_STARTED';
+  let executionArn: string | undefined;
+  try {
+    const out = await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: action.stateMachineArn,
+        name: action.batchId,
+        input: JSON.stringify(action.input),
+      }),
+    );
+    outcome = 'STARTED';
+    executionArn = out.executionArn;
+  } catch (error) {
+    if ((error as Error).name !== 'ExecutionAlreadyExists') throw error;
+    outcome = 'ALREADY_STARTED';
+  }
+  const recorded = await table.putMarker(action.marker, {
+    pipeline: action.pipeline,
+    batchId: action.batchId,
+    recoveredBy: 'watchdog',
+    outcome,
+    ...(executionArn ? { executionArn } : {}),
+  });
+  logger.warn('lost trigger: downstream started by the watchdog', {
+    batchId: action.batchId,
+    outcome,
+    executionArn,
+    recorded,
+  });
+  if (recorded) await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
+  return outcome;
+}
+
+/** Publishes an alert once per marker; un-claims the marker when publishing fails. */
+async function alertOnce(table: TickTable, action: WatchdogAction, settings: WatchSettings): Promise<string> {
+  const claimed = await table.putMarker(action.marker, {
+    pipeline: action.pipeline,
+    batchId: action.batchId,
+    alert: action.kind,
+  });
+  if (!claimed) return 'ALREADY_ALERTED';
+  try {
+    await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
+  } catch (error) {
+    // Un-claim so the next tick alerts again; the alert must not be lost.
+    await table.deleteMarker(action.marker).catch(() => undefined);
+    throw error;
+  }
+  logger.warn('alert published', { kind: action.kind, pipeline: action.pipeline, batchId: action.batchId });
+  return 'ALERTED';
+}
+
+/** Runs one tick. `now` is injectable for tests; the handler passes the current time. */
+export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
+  const { tableName, pipelines, settings } = readConfig();
+  const table = new TickTable(tableName, now);
+
+  // 1. Expected ticks (pure), then one BatchGetItem: fence, watermarks, expected batches, late markers.
+  const expectations: Expectation[] = pipelines.map((p) => expectationFor(p, now));
+  const records = await table.batchGet(firstKeys(expectations));
+  const unchecked = expectations
+    .filter((e) => e.unknownReason)
+    .map((e) => ({ pipeline: e.pipeline.name, reason: e.unknownReason! }));
+  for (const u of unchecked) logger.warn('lateness not checked for a pipeline', u);
+  const summary = (outcome: WatchdogSummary['outcome'], actions: WatchdogSummary['actions']) => ({
+    outcome,
+    now: now.toISOString(),
+    pipelines: pipelines.length,
+    dynamoRequests: table.requests,
+    actions,
+    unchecked,
+  });
+  const stop = await fenceStop(records, tableName);
+  if (stop) return summary(stop, []);
+
+  // 2. The GSI queries, and 3. follow-up reads only for aged candidates (none on a quiet tick).
+  records.push(...(await queryCandidates(table, expectations, records, now, settings)));
+  const more = followUpKeys(records, expectations, now, settings);
+  if (more.length > 0) records.push(...(await table.batchGet(more)));
+
+  // 4. Decide (pure) and act.
+  const results: WatchdogSummary['actions'] = [];
+  const failures: string[] = [];
+  for (const action of findLateness(records, expectations, now, settings)) {
     const base = { kind: action.kind, pipeline: action.pipeline, batchId: action.batchId };
     try {
-      if (action.kind === 'START_DOWNSTREAM') {
-        let outcome: 'STARTED' | 'ALREADY_STARTED';
-        let executionArn: string | undefined;
-        try {
-          const out = await sfn.send(
-            new StartExecutionCommand({
-              stateMachineArn: action.stateMachineArn,
-              name: action.batchId,
-              input: JSON.stringify(action.input),
-            }),
-          );
-          outcome = 'STARTED';
-          executionArn = out.executionArn;
-        } catch (error) {
-          if ((error as Error).name !== 'ExecutionAlreadyExists') throw error;
-          outcome = 'ALREADY_STARTED';
-        }
-        const recorded = await putMarker(action.marker, {
-          pipeline: action.pipeline,
-          batchId: action.batchId,
-          recoveredBy: 'watchdog',
-          outcome,
-          ...(executionArn ? { executionArn } : {}),
-        });
-        logger.warn('lost trigger: downstream started by the watchdog', {
-          batchId: action.batchId,
-          outcome,
-          executionArn,
-          recorded,
-        });
-        if (recorded) {
-          await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
-        }
-        results.push({ ...base, result: outcome });
-      } else {
-        const claimed = await putMarker(action.marker, {
-          pipeline: action.pipeline,
-          batchId: action.batchId,
-          alert: action.kind,
-        });
-        if (!claimed) {
-          results.push({ ...base, result: 'ALREADY_ALERTED' });
-          continue;
-        }
-        try {
-          await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
-        } catch (error) {
-          // Un-claim so the next tick alerts again; the alert must not be lost.
-          await send(new DeleteCommand({ TableName: tableName, Key: action.marker })).catch(() => undefined);
-          throw error;
-        }
-        logger.warn('alert published', { ...base });
-        results.push({ ...base, result: 'ALERTED' });
-      }
+      const result =
+        action.kind === 'START_DOWNSTREAM'
+          ? await startDownstream(table, action, settings)
+          : await alertOnce(table, action, settings);
+      results.push({ ...base, result });
     } catch (error) {
       logger.error('watchdog action failed', { ...base, error: error as Error });
       failures.push(
@@ -375,22 +426,15 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
     }
   }
 
-  const summary: WatchdogSummary = {
-    outcome: 'CHECKED',
-    now: now.toISOString(),
-    pipelines: pipelines.length,
-    dynamoRequests,
-    actions: results,
-    unchecked,
-  };
+  const done: WatchdogSummary = summary('CHECKED', results);
   if (failures.length > 0) {
     const error = new Error(`watchdog: ${failures.length} action(s) failed: ${failures.join('; ')}`);
     error.name = 'WatchdogActionFailed';
-    throw Object.assign(error, { summary });
+    throw Object.assign(error, { summary: done });
   }
-  if (results.length > 0) logger.info('watchdog tick acted', { ...summary });
-  else logger.debug('watchdog tick: nothing to do', { dynamoRequests });
-  return summary;
+  if (results.length > 0) logger.info('watchdog tick acted', { ...done });
+  else logger.debug('watchdog tick: nothing to do', { dynamoRequests: done.dynamoRequests });
+  return done;
 }
 
 /**

@@ -1,7 +1,9 @@
 import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { iamRoleName, type AccountContext } from '../components/naming';
+import { pipelinePk, TABLE_KEY } from '../contracts/control-table';
+import { DBT_APP_ENV } from '../contracts/env';
+import { iamRoleName, PROJECT, type AccountContext } from '../contracts/naming';
 import envContract from '../dbt-app/env-contract.json';
 
 /**
@@ -157,7 +159,7 @@ export interface DbtAppArgs {
 export function appLabels(): Record<string, string> {
   return {
     'app.kubernetes.io/name': APP_NAME,
-    'app.kubernetes.io/part-of': 'etl-platform',
+    'app.kubernetes.io/part-of': PROJECT,
     'app.kubernetes.io/managed-by': 'pulumi',
   };
 }
@@ -270,7 +272,13 @@ export const CALLBACK_ACTIONS = [
  * Reference (the token names the execution), so they take Resource "*", held to this region.
  */
 /** Attributes the app may write on the control table: a lock's lease, nothing else (dbt-app/lease.py). */
-export const LEASE_ATTRIBUTES = ['pk', 'sk', 'executionArn', 'leaseExpiresAt', 'leaseRenewedAt'] as const;
+export const LEASE_ATTRIBUTES = [
+  TABLE_KEY.hashKey,
+  TABLE_KEY.rangeKey,
+  'executionArn',
+  'leaseExpiresAt',
+  'leaseRenewedAt',
+] as const;
 
 export function dbtAppPolicy(p: {
   snowflakeSecretArn: string;
@@ -289,7 +297,7 @@ export function dbtAppPolicy(p: {
         Action: ['dynamodb:UpdateItem'],
         Resource: [p.controlTableArn],
         Condition: {
-          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PIPELINE#*'] },
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [pipelinePk('*')] },
           'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...LEASE_ATTRIBUTES] },
           StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
         },
@@ -358,22 +366,22 @@ export function appEnv(
 ): k8s.types.input.core.v1.EnvVar[] {
   return containerEnv(
     {
-      PORT: String(p.port),
-      AWS_REGION: p.region,
-      AWS_STS_REGIONAL_ENDPOINTS: 'regional',
-      DBT_RUNS_TABLE: p.runsTable,
-      CONTROL_TABLE: p.controlTable,
-      SNOWFLAKE_SECRET_ID: p.snowflakeSecretId,
-      DBT_TARGET: 'prod',
-      SHUTDOWN_GRACE_SECONDS: String(SHUTDOWN_GRACE_SECONDS),
+      [DBT_APP_ENV.PORT]: String(p.port),
+      [DBT_APP_ENV.AWS_REGION]: p.region,
+      [DBT_APP_ENV.AWS_STS_REGIONAL_ENDPOINTS]: 'regional',
+      [DBT_APP_ENV.DBT_RUNS_TABLE]: p.runsTable,
+      [DBT_APP_ENV.CONTROL_TABLE]: p.controlTable,
+      [DBT_APP_ENV.SNOWFLAKE_SECRET_ID]: p.snowflakeSecretId,
+      [DBT_APP_ENV.DBT_TARGET]: 'prod',
+      [DBT_APP_ENV.SHUTDOWN_GRACE_SECONDS]: String(SHUTDOWN_GRACE_SECONDS),
       // The root filesystem is read-only: everything dbt and Python write goes to /tmp.
-      HOME: '/tmp',
-      TMPDIR: '/tmp',
-      DBT_LOG_PATH: '/tmp/dbt/logs',
-      DBT_TARGET_PATH: '/tmp/dbt/target',
-      PYTHONDONTWRITEBYTECODE: '1',
+      [DBT_APP_ENV.HOME]: '/tmp',
+      [DBT_APP_ENV.TMPDIR]: '/tmp',
+      [DBT_APP_ENV.DBT_LOG_PATH]: '/tmp/dbt/logs',
+      [DBT_APP_ENV.DBT_TARGET_PATH]: '/tmp/dbt/target',
+      [DBT_APP_ENV.PYTHONDONTWRITEBYTECODE]: '1',
     },
-    { DBT_API_TOKEN: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } },
+    { [DBT_APP_ENV.DBT_API_TOKEN]: { name: TOKEN_SECRET_NAME, key: TOKEN_SECRET_KEY } },
   );
 }
 
@@ -581,9 +589,7 @@ export class DbtApp extends pulumi.ComponentResource {
 
   constructor(name: string, args: DbtAppArgs, opts?: pulumi.ComponentResourceOptions) {
     super('etl-platform:k8s:DbtApp', name, {}, opts);
-    const port = args.port ?? 8080;
     const tags = args.tags ?? {};
-    const ns = args.namespace;
 
     const cluster = aws.eks.getClusterOutput({ name: args.clusterName }, { parent: this });
     const kubeconfig = pulumi
@@ -597,29 +603,8 @@ export class DbtApp extends pulumi.ComponentResource {
         }),
       );
     this.provider = new k8s.Provider(`k8s-${args.region}`, { kubeconfig }, { parent: this });
-    const k8sOpts = { parent: this, provider: this.provider };
 
-    const issuer = cluster.identities.apply((ids) => {
-      const url = ids?.[0]?.oidcs?.[0]?.issuer;
-      if (!url) throw new Error(`EKS cluster ${args.clusterName} has no OIDC issuer; IRSA needs one`);
-      return url;
-    });
-    const providerArn = pulumi
-      .all([args.account.partition, args.account.accountId, issuer])
-      .apply(([partition, accountId, url]) => oidcProviderArn(partition, accountId, url));
-
-    this.role = new aws.iam.Role(
-      `${name}-irsa-role`,
-      {
-        name: iamRoleName('dbt-app', args.region),
-        description: `dbt app in ${args.clusterName} (${ns}/${SERVICE_ACCOUNT_NAME})`,
-        assumeRolePolicy: pulumi
-          .all([providerArn, issuer])
-          .apply(([arn, url]) => JSON.stringify(irsaTrustPolicy(arn, url, ns, SERVICE_ACCOUNT_NAME))),
-        tags,
-      },
-      { parent: this },
-    );
+    this.role = this.irsaRole(name, args, cluster, tags);
     this.runsTable = new aws.dynamodb.Table(`${name}-runs`, runsTableArgs(tags), { parent: this });
     new aws.iam.RolePolicy(
       `${name}-irsa-policy`,
@@ -636,12 +621,73 @@ export class DbtApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const { deployment, service } = this.workloads(name, args, tags);
+    this.deployment = deployment;
+    this.service = service;
+
+    const nlbHost = this.service.status.apply(loadBalancerHost);
+    if (args.tls) {
+      // The certificate names `hostname`, so the Lambdas must reach the NLB by that name.
+      new aws.route53.Record(
+        `${name}-api-dns`,
+        {
+          zoneId: args.tls.hostedZoneId,
+          name: args.tls.hostname,
+          type: 'CNAME',
+          ttl: 60,
+          records: [nlbHost],
+        },
+        { parent: this },
+      );
+    }
+    this.apiUrl = nlbHost.apply((host) => apiUrlFor(args.tls, host));
+    this.registerOutputs({ apiUrl: this.apiUrl });
+  }
+
+  /** The app's IAM role, assumable only by its service account through the cluster's OIDC provider (IRSA). */
+  private irsaRole(
+    name: string,
+    args: DbtAppArgs,
+    cluster: pulumi.Output<aws.eks.GetClusterResult>,
+    tags: Readonly<Record<string, string>>,
+  ): aws.iam.Role {
+    const ns = args.namespace;
+    const issuer = cluster.identities.apply((ids) => {
+      const url = ids?.[0]?.oidcs?.[0]?.issuer;
+      if (!url) throw new Error(`EKS cluster ${args.clusterName} has no OIDC issuer; IRSA needs one`);
+      return url;
+    });
+    const providerArn = pulumi
+      .all([args.account.partition, args.account.accountId, issuer])
+      .apply(([partition, accountId, url]) => oidcProviderArn(partition, accountId, url));
+    return new aws.iam.Role(
+      `${name}-irsa-role`,
+      {
+        name: iamRoleName('dbt-app', args.region),
+        description: `dbt app in ${args.clusterName} (${ns}/${SERVICE_ACCOUNT_NAME})`,
+        assumeRolePolicy: pulumi
+          .all([providerArn, issuer])
+          .apply(([arn, url]) => JSON.stringify(irsaTrustPolicy(arn, url, ns, SERVICE_ACCOUNT_NAME))),
+        tags,
+      },
+      { parent: this },
+    );
+  }
+
+  /** The Kubernetes objects: namespace, service account, token secret, Deployment, Service, PDB, NetworkPolicy. */
+  private workloads(
+    name: string,
+    args: DbtAppArgs,
+    tags: Readonly<Record<string, string>>,
+  ): { deployment: k8s.apps.v1.Deployment; service: k8s.core.v1.Service } {
+    const port = args.port ?? 8080;
+    const k8sOpts = { parent: this, provider: this.provider };
     const labels = appLabels();
     const namespace = new k8s.core.v1.Namespace(
       `${name}-namespace`,
       {
         metadata: {
-          name: ns,
+          name: args.namespace,
           labels: {
             ...labels,
             // Admission enforces the same profile the Deployment declares.
@@ -683,7 +729,7 @@ export class DbtApp extends pulumi.ComponentResource {
       k8sOpts,
     );
 
-    this.deployment = new k8s.apps.v1.Deployment(
+    const deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
       {
         metadata: inNamespace(APP_NAME),
@@ -701,7 +747,7 @@ export class DbtApp extends pulumi.ComponentResource {
     );
 
     const cidrs = pulumi.output(args.lambdaCidrs);
-    this.service = new k8s.core.v1.Service(
+    const service = new k8s.core.v1.Service(
       `${name}-service`,
       {
         metadata: {
@@ -724,23 +770,6 @@ export class DbtApp extends pulumi.ComponentResource {
       { metadata: inNamespace(`${APP_NAME}-ingress`), spec: cidrs.apply((c) => networkPolicySpec(port, c)) },
       k8sOpts,
     );
-
-    const nlbHost = this.service.status.apply(loadBalancerHost);
-    if (args.tls) {
-      // The certificate names `hostname`, so the Lambdas must reach the NLB by that name.
-      new aws.route53.Record(
-        `${name}-api-dns`,
-        {
-          zoneId: args.tls.hostedZoneId,
-          name: args.tls.hostname,
-          type: 'CNAME',
-          ttl: 60,
-          records: [nlbHost],
-        },
-        { parent: this },
-      );
-    }
-    this.apiUrl = nlbHost.apply((host) => apiUrlFor(args.tls, host));
-    this.registerOutputs({ apiUrl: this.apiUrl });
+    return { deployment, service };
   }
 }

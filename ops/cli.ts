@@ -54,26 +54,29 @@ const regionOf = (queue: string): string | undefined =>
     ? queue.split(':')[3]
     : /^https:\/\/sqs\.([a-z0-9-]+)\.amazonaws\.com\//.exec(queue)?.[1];
 
-export function buildProgram(deps: CliDeps): Command {
-  const { io } = deps;
-  const now = deps.now ?? (() => new Date());
-  const workDir = deps.workDir ?? process.cwd();
-  const stacks = DEFAULT_STACKS;
-  const regions = knownRegions(stacks);
-  const home = regions[0];
-  const operator = deps.operator ?? process.env.USER ?? process.env.USERNAME ?? 'unknown';
+/** What every command's action reads: the injected dependencies and the platform's regions. */
+interface CliContext {
+  readonly deps: CliDeps;
+  readonly io: Io;
+  readonly now: () => Date;
+  readonly workDir: string;
+  /** region → stack (contracts/regions.ts). */
+  readonly stacks: Readonly<Record<string, string>>;
+  readonly regions: readonly string[];
+  /** The first region: the global table's home, and where failback goes. */
+  readonly home: string;
+  readonly operator: string;
+}
 
-  const program = new Command('etl-ops')
-    .description('Operate the etl-platform: batch status, reruns, redrives, DLQs, archive replay, failover.')
-    .showHelpAfterError()
-    .exitOverride();
-  program.configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+/** Adds `--yes` and `--dry-run` to a command that changes something. */
+const mutating = (cmd: Command) =>
+  cmd
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--dry-run', 'print what would be done, change nothing');
 
-  const mutating = (cmd: Command) =>
-    cmd
-      .option('-y, --yes', 'do not ask for confirmation')
-      .option('--dry-run', 'print what would be done, change nothing');
-
+/** `status`: batch records, the fence, rule/schedule states and DLQ depths per region. */
+function addStatus(program: Command, ctx: CliContext): void {
+  const { deps, io, now, workDir, stacks, regions, home } = ctx;
   program
     .command('status')
     .description(
@@ -102,7 +105,11 @@ export function buildProgram(deps: CliDeps): Command {
       });
       if (problems > 0) throw new OpsError(`status: ${problems} section(s) could not be read (see above).`);
     });
+}
 
+/** `rerun`: a new attempt of a batch's downstream run. */
+function addRerun(program: Command, ctx: CliContext): void {
+  const { deps, io, now, stacks, home, operator } = ctx;
   mutating(
     program
       .command('rerun')
@@ -145,7 +152,11 @@ export function buildProgram(deps: CliDeps): Command {
       );
     },
   );
+}
 
+/** `redrive`: a stopped Standard execution. */
+function addRedrive(program: Command, ctx: CliContext): void {
+  const { deps, io, now } = ctx;
   mutating(
     program
       .command('redrive')
@@ -162,7 +173,11 @@ export function buildProgram(deps: CliDeps): Command {
       now,
     );
   });
+}
 
+/** `dlq list|show|redrive`. */
+function addDlq(program: Command, ctx: CliContext): void {
+  const { deps, io, stacks, home } = ctx;
   const dlq = program.command('dlq').description('dead-letter queues: list, show, redrive');
   dlq
     .command('list')
@@ -217,7 +232,11 @@ export function buildProgram(deps: CliDeps): Command {
       },
     );
   });
+}
 
+/** `replay`: a window of the archive onto the bus. */
+function addReplay(program: Command, ctx: CliContext): void {
+  const { deps, io, now, stacks } = ctx;
   mutating(
     program
       .command('replay')
@@ -241,7 +260,11 @@ export function buildProgram(deps: CliDeps): Command {
       );
     },
   );
+}
 
+/** `failover` and `failback`. */
+function addFailover(program: Command, ctx: CliContext): void {
+  const { deps, io, now, workDir, stacks, home } = ctx;
   const failoverDeps = () => {
     const clients = deps.clients();
     return {
@@ -307,7 +330,29 @@ export function buildProgram(deps: CliDeps): Command {
       failoverDeps(),
     );
   });
+}
 
+export function buildProgram(deps: CliDeps): Command {
+  const { io } = deps;
+  const stacks = DEFAULT_STACKS;
+  const regions = knownRegions(stacks);
+  const ctx: CliContext = {
+    deps,
+    io,
+    now: deps.now ?? (() => new Date()),
+    workDir: deps.workDir ?? process.cwd(),
+    stacks,
+    regions,
+    home: regions[0],
+    operator: deps.operator ?? process.env.USER ?? process.env.USERNAME ?? 'unknown',
+  };
+
+  const program = new Command('etl-ops')
+    .description('Operate the etl-platform: batch status, reruns, redrives, DLQs, archive replay, failover.')
+    .showHelpAfterError()
+    .exitOverride();
+  program.configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+  for (const add of [addStatus, addRerun, addRedrive, addDlq, addReplay, addFailover]) add(program, ctx);
   return program;
 }
 

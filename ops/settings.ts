@@ -1,27 +1,37 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
+import { formatBatchId } from '../contracts/batch-id';
+import { STATUS_INDEX } from '../contracts/control-table';
+import {
+  archiveName,
+  DEFAULT_NAMES,
+  downstreamRuleName,
+  downstreamWorkflowName,
+  forwardRuleName,
+  PROJECT,
+  upstreamScheduleName,
+  upstreamWorkflowName,
+} from '../contracts/naming';
+import { REGION_STACK } from '../contracts/regions';
 import { OpsError } from './io';
 
-/** Names fixed by the program (Pulumi.yaml defaults, components/*). */
+/** Names fixed by the program with the default config (contracts/naming.ts). */
 export const PLATFORM = {
-  controlTable: 'etl-platform-control',
-  statusIndex: 'byPipelineStatus',
-  busName: 'etl-platform',
-  archiveName: 'etl-platform-archive',
-  scheduleGroup: 'etl-platform',
-  downstreamStateMachine: (pipeline: string) => `etl-${pipeline}-downstream`,
-  upstreamStateMachine: (pipeline: string) => `etl-${pipeline}-upstream`,
-  downstreamRule: (pipeline: string) => `${pipeline}-downstream-trigger`,
-  forwardRule: (peer: string) => `forward-to-${peer}`,
-  upstreamSchedule: (pipeline: string) => `${pipeline}-upstream`,
+  controlTable: DEFAULT_NAMES.controlTableName,
+  statusIndex: STATUS_INDEX.name,
+  busName: DEFAULT_NAMES.eventBusName,
+  archiveName: archiveName(DEFAULT_NAMES.eventBusName),
+  scheduleGroup: DEFAULT_NAMES.scheduleGroup,
+  downstreamStateMachine: downstreamWorkflowName,
+  upstreamStateMachine: upstreamWorkflowName,
+  downstreamRule: downstreamRuleName,
+  forwardRule: forwardRuleName,
+  upstreamSchedule: upstreamScheduleName,
 } as const;
 
-/** The two stacks of the active-passive pair, region -> stack. The first is home. */
-export const DEFAULT_STACKS: Readonly<Record<string, string>> = {
-  'us-east-1': 'prod-east',
-  'us-west-1': 'prod-west',
-};
+/** The two stacks of the active-passive pair, region -> stack (contracts/regions.ts). The first is home. */
+export const DEFAULT_STACKS: Readonly<Record<string, string>> = REGION_STACK;
 
 export function knownRegions(stacks: Readonly<Record<string, string>> = DEFAULT_STACKS): string[] {
   return Object.keys(stacks);
@@ -44,7 +54,7 @@ export function pipelinesFromStackFile(workDir: string, stack: string): string[]
   const file = path.join(workDir, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(file)) return [];
   const doc = parse(fs.readFileSync(file, 'utf8')) as { config?: Record<string, unknown> };
-  const pipelines = doc?.config?.['etl-platform:pipelines'];
+  const pipelines = doc?.config?.[`${PROJECT}:pipelines`];
   return Array.isArray(pipelines)
     ? pipelines.map((p) => String((p as { name?: unknown }).name)).filter(Boolean)
     : [];
@@ -55,7 +65,7 @@ export function configFromStackFile(workDir: string, stack: string, key: string)
   const file = path.join(workDir, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(file)) return undefined;
   const doc = parse(fs.readFileSync(file, 'utf8')) as { config?: Record<string, unknown> };
-  const value = doc?.config?.[`etl-platform:${key}`];
+  const value = doc?.config?.[`${PROJECT}:${key}`];
   return value === undefined || value === null ? undefined : String(value);
 }
 
@@ -82,8 +92,7 @@ export function parseTime(value: string, now: Date, option = 'time'): Date {
 
 /** `policycenter-20261127T020000Z` for a pipeline and a time: the lower bound of a batch-id range. */
 export function batchIdAt(pipeline: string, at: Date): string {
-  const iso = at.toISOString(); // 2026-11-27T02:00:00.000Z
-  return `${pipeline}-${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  return formatBatchId(pipeline, at);
 }
 
 export function formatDuration(ms: number | undefined): string {

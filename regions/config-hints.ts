@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { parseSchedule, skippedFireTimes } from '../handlers/lib/cron';
+import { parseSchedule, skippedFireTimes } from '../contracts/cron';
 import { scheduleExpressionProblem, timeZoneProblem } from './schedule-expression';
 
 /**

@@ -1,42 +1,9 @@
 /**
- * AWS limits and platform constants the config is validated against. Each names the AWS rule it
- * encodes, so an error message can quote it.
+ * Transition only: the limits, the trigger modes and the name patterns now live in contracts/.
+ * Kept for importers outside regions/ (components/downstream-trigger.ts, scripts/compare-triggers.ts,
+ * scripts/program-snapshot.ts, tests/trigger-modes.test.ts); delete once they import contracts/.
  */
-
-/** CloudWatch Logs `retentionInDays` accepts only these values. */
-export const LOG_RETENTION_DAYS = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-] as const;
-
-/** EventBridge rule targets and Scheduler schedules share these retry-policy bounds. */
-export const RETRY_ATTEMPTS = { min: 0, max: 185 } as const;
-export const EVENT_AGE_SECONDS = { min: 60, max: 86_400 } as const;
-
-/** Lambda asynchronous invocation config bounds. */
-export const LAMBDA_ASYNC_RETRIES = { min: 0, max: 2 } as const;
-export const LAMBDA_ASYNC_EVENT_AGE_SECONDS = { min: 60, max: 21_600 } as const;
-
-/** Scheduler `FlexibleTimeWindow.MaximumWindowInMinutes`. */
-export const FLEXIBLE_WINDOW_MINUTES = { min: 1, max: 1_440 } as const;
-
-/** Glue job worker types that Glue 4.0+ Spark jobs accept. */
-export const GLUE_WORKER_TYPES = ['G.1X', 'G.2X', 'G.4X', 'G.8X', 'G.025X', 'Z.2X'] as const;
-
-/** Every way the downstream workflow can be triggered; see docs/trigger-approaches.md. */
-export const TRIGGER_MODES = [
-  'rule-direct',
-  'rule-intermediate-sfn',
-  'schedule-poll',
-  'upstream-direct',
-  'rule-lambda',
-] as const;
-export type TriggerMode = (typeof TRIGGER_MODES)[number];
-
-/**
- * Pipeline names end up in resource names, IAM role names (64 chars, region included) and
- * Step Functions execution names (80 chars, batch id included), so they are short and plain.
- */
-export const PIPELINE_NAME_PATTERN = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
-
-/** AWS commercial region names, such as us-east-1 or eu-central-2. */
-export const REGION_PATTERN = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
+export * from '../contracts/limits';
+export { TRIGGER_MODES, type TriggerMode } from '../contracts/trigger-modes';
+export { PIPELINE_NAME_PATTERN } from '../contracts/pipeline-name';
+export { REGION_PATTERN } from '../contracts/regions';

@@ -6,11 +6,16 @@ import {
   LAMBDA_ASYNC_EVENT_AGE_SECONDS,
   LAMBDA_ASYNC_RETRIES,
   LOG_RETENTION_DAYS,
-  PIPELINE_NAME_PATTERN,
-  REGION_PATTERN,
   RETRY_ATTEMPTS,
-  TRIGGER_MODES,
-} from './limits';
+} from '../contracts/limits';
+import { DEFAULT_NAMES } from '../contracts/naming';
+import {
+  CDA_TABLE_NAME_PATTERN,
+  PIPELINE_NAME_PATTERN,
+  PIPELINE_NAME_RULE,
+} from '../contracts/pipeline-name';
+import { REGION_PATTERN } from '../contracts/regions';
+import { TRIGGER_MODES } from '../contracts/trigger-modes';
 import { scheduleExpressionProblem, timeZoneProblem } from './schedule-expression';
 
 /**
@@ -88,15 +93,14 @@ const schedule = z
   })
   .strict();
 
-const tableName = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, {
+const tableName = z.string().regex(CDA_TABLE_NAME_PATTERN, {
   error: 'is not a Guidewire CDA table name. Fix: use the lowercase CDA folder name, e.g. pc_policyperiod',
 });
 
 const pipeline = z
   .object({
     name: z.string().regex(PIPELINE_NAME_PATTERN, {
-      error:
-        'is unusable in AWS resource names. Fix: use 2-24 lowercase letters, digits or hyphens, starting with a letter, e.g. "policycenter"',
+      error: `is unusable in AWS resource names. Fix: use ${PIPELINE_NAME_RULE}, e.g. "policycenter"`,
     }),
     tables: z
       .array(tableName)
@@ -149,13 +153,13 @@ export const configSchema = z
         // The archive is named `<bus>-archive`, and archive names stop at 48 characters.
         error: 'is not a usable bus name. Fix: 1-40 letters, digits, . _ - (the archive adds "-archive")',
       })
-      .default('etl-platform'),
+      .default(DEFAULT_NAMES.eventBusName),
     controlTableName: z
       .string()
       .regex(/^[A-Za-z0-9._-]{3,255}$/, {
         error: 'is not a valid DynamoDB table name. Fix: 3-255 of letters, digits, . _ -',
       })
-      .default('etl-platform-control'),
+      .default(DEFAULT_NAMES.controlTableName),
     archiveRetentionDays: int('archiveRetentionDays', 0, 3_650, ' days (0 keeps events forever)').default(30),
     logRetentionDays: z
       .number()

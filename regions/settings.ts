@@ -11,17 +11,19 @@ import {
   SNOWFLAKE_CREDENTIAL_FIELDS,
   STRING_KEYS,
 } from './schema';
-import type { TriggerMode } from './limits';
+import { PROJECT } from '../contracts/naming';
+import { DEFAULT_REGIONS } from '../contracts/regions';
+import type { TriggerMode } from '../contracts/trigger-modes';
+import { leaseProblem } from '../contracts/workflow-limits';
 import { deriveRole, type RegionRole } from './role';
 import { closest, configSetCommand, dstGapFindings, knownFieldsAt } from './config-hints';
-import { leaseProblem } from '../state-machines/downstream';
 
 /**
  * The one place that reads `pulumi.Config`. Everything downstream receives `PlatformSettings`
  * as plain, frozen values; components never read config themselves.
  */
 
-export const PROJECT = 'etl-platform';
+export { PROJECT };
 
 export interface PipelineSettings extends Omit<PipelineConfig, 'triggerMode'> {
   /** The pipeline's own mode, or the project default. */
@@ -192,7 +194,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
  */
 function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const regions = isStringArray(raw.regions) ? raw.regions : ['us-east-1', 'us-west-1'];
+  const regions = isStringArray(raw.regions) ? raw.regions : [...DEFAULT_REGIONS];
   if (new Set(regions).size !== regions.length) {
     problems.push({
       key: fullKey('regions'),
@@ -251,11 +253,6 @@ function crossKeyProblems(raw: Record<string, unknown>): ConfigProblem[] {
   // The lock lease must cover the bounded replication wait before the app's first renewal.
   const num = (k: string, d: number) => (typeof dbt[k] === 'number' ? (dbt[k] as number) : d);
   const lease = leaseProblem({
-    maxRunMinutes: num('maxRunMinutes', 240),
-    maxQueueMinutes: num('maxQueueMinutes', 60),
-    heartbeatSeconds: num('heartbeatSeconds', 300),
-    maxLostRetries: num('maxLostRetries', 1),
-    lockWaitMinutes: num('lockWaitMinutes', 60),
     lockLeaseMinutes: num('lockLeaseMinutes', 15),
     replicationWaitMinutes: num('replicationWaitMinutes', 5),
   });

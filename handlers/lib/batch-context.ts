@@ -3,7 +3,9 @@
  * date arithmetic, and lock leases need "now" and "now + lease" as epoch seconds.
  */
 
-import { isBatchIdOf } from '../../contracts/batch-id';
+import { formatBatchId, isBatchIdOf } from '../../contracts/batch-id';
+import { ERROR_NAMES } from '../../contracts/errors';
+import { PIPELINE_NAME_PATTERN } from '../../contracts/pipeline-name';
 
 export interface BatchContextInput {
   readonly pipeline: string;
@@ -29,7 +31,7 @@ export interface BatchContext {
 }
 
 export class InvalidBatchContext extends Error {
-  override readonly name = 'InvalidInput';
+  override readonly name = ERROR_NAMES.InvalidInput;
 }
 
 const RECORD_RETENTION_SECONDS = 400 * 24 * 3600;
@@ -43,15 +45,11 @@ export function batchIdFor(pipeline: string, scheduledTime: string): string {
   ) {
     throw new InvalidBatchContext(`scheduledTime "${scheduledTime}" is not an ISO-8601 timestamp`);
   }
-  const stamp = at
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
-  return `${pipeline}-${stamp}`;
+  return formatBatchId(pipeline, at);
 }
 
 export function batchContext(input: BatchContextInput, now: Date): BatchContext {
-  if (typeof input?.pipeline !== 'string' || !/^[a-z][a-z0-9-]{0,22}[a-z0-9]$/.test(input.pipeline)) {
+  if (typeof input?.pipeline !== 'string' || !PIPELINE_NAME_PATTERN.test(input.pipeline)) {
     throw new InvalidBatchContext(`pipeline ${JSON.stringify(input?.pipeline)} is not a pipeline name`);
   }
   if (!Number.isInteger(input.leaseSeconds) || input.leaseSeconds <= 0) {

@@ -1,3 +1,6 @@
+import { batchSk, DOWNSTREAM_WATERMARK_SK, tableSk } from '../../contracts/control-table';
+import { PLATFORM_METRIC_NAMESPACE, TRIGGER_LAG_METRIC } from '../../contracts/metrics';
+
 /**
  * The pure rules behind check-consistency: is the upstream batch complete and new enough for the
  * downstream dbt build? No I/O here; the handler feeds it control-table items.
@@ -37,10 +40,6 @@ export interface ConsistencyResult {
 /** Statuses of a record that is still on its way to SUCCEEDED (the upstream is writing it). */
 const UNFINISHED = new Set(['RUNNING', 'STARTED', 'CLAIMED']);
 
-export const UPSTREAM_SK = (batchId: string) => `BATCH#${batchId}#UPSTREAM`;
-export const TABLE_SK = (batchId: string, table: string) => `BATCH#${batchId}#TABLE#${table}`;
-export const WATERMARK_SK = 'WATERMARK#DOWNSTREAM';
-
 /**
  * Absent or unfinished (RUNNING) records are NOT_YET_REPLICATED, unless another reason is final.
  * All must hold:
@@ -64,9 +63,9 @@ export function evaluateConsistency(
   const pending: string[] = [];
   const bySk = new Map(records.map((r) => [r.sk, r]));
 
-  const upstream = bySk.get(UPSTREAM_SK(batchId));
+  const upstream = bySk.get(batchSk(batchId, 'UPSTREAM'));
   if (!upstream) {
-    pending.push(`upstream batch record ${UPSTREAM_SK(batchId)} is missing`);
+    pending.push(`upstream batch record ${batchSk(batchId, 'UPSTREAM')} is missing`);
   } else if (upstream.status !== 'SUCCEEDED') {
     (UNFINISHED.has(String(upstream.status)) ? pending : reasons).push(
       `upstream batch ${batchId} is ${upstream.status ?? 'without status'}, not SUCCEEDED`,
@@ -75,7 +74,7 @@ export function evaluateConsistency(
 
   if (expectedTables.length === 0) reasons.push('no expected tables were given');
   for (const table of new Set(expectedTables)) {
-    const load = bySk.get(TABLE_SK(batchId, table));
+    const load = bySk.get(tableSk(batchId, table));
     if (!load) {
       pending.push(`table ${table}: no load record for batch ${batchId}`);
       continue;
@@ -91,7 +90,7 @@ export function evaluateConsistency(
     }
   }
 
-  const watermark = bySk.get(WATERMARK_SK)?.batchId;
+  const watermark = bySk.get(DOWNSTREAM_WATERMARK_SK)?.batchId;
   if (typeof watermark === 'string' && watermark !== '') {
     if (batchId < watermark) {
       reasons.push(`out of order: batch ${batchId} is older than the last built batch ${watermark}`);
@@ -117,7 +116,7 @@ export function triggerLagMetric(
   batchId: string,
   now: Date,
 ): Record<string, unknown> | undefined {
-  const upstream = records.find((r) => r.sk === UPSTREAM_SK(batchId));
+  const upstream = records.find((r) => r.sk === batchSk(batchId, 'UPSTREAM'));
   const completedAt = typeof upstream?.completedAt === 'string' ? Date.parse(upstream.completedAt) : NaN;
   if (Number.isNaN(completedAt)) return undefined;
   return {
@@ -125,13 +124,13 @@ export function triggerLagMetric(
       Timestamp: now.getTime(),
       CloudWatchMetrics: [
         {
-          Namespace: 'ETLPlatform',
-          Dimensions: [['Pipeline']],
-          Metrics: [{ Name: 'TriggerLagSeconds', Unit: 'Seconds' }],
+          Namespace: PLATFORM_METRIC_NAMESPACE,
+          Dimensions: [[TRIGGER_LAG_METRIC.dimension]],
+          Metrics: [{ Name: TRIGGER_LAG_METRIC.name, Unit: TRIGGER_LAG_METRIC.unit }],
         },
       ],
     },
-    Pipeline: pipeline,
-    TriggerLagSeconds: Math.max(0, Math.round((now.getTime() - completedAt) / 1000)),
+    [TRIGGER_LAG_METRIC.dimension]: pipeline,
+    [TRIGGER_LAG_METRIC.name]: Math.max(0, Math.round((now.getTime() - completedAt) / 1000)),
   };
 }

@@ -1,7 +1,8 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod';
-import { intEnv, requireEnv } from './env';
-import { DbtApiRejected, DbtApiUnavailable, MissingConfiguration } from './errors';
+import { HANDLER_ENV } from '../../contracts/env';
+import { intEnv, readEnv, requireEnv } from './env';
+import { DbtApiRejected, DbtApiUnavailable, MissingConfiguration } from '../../contracts/errors';
 import { formatIssues } from './validate';
 
 /**
@@ -98,9 +99,9 @@ export const tokenSource = {
 };
 
 async function bearerToken(): Promise<{ token: string; fromSecret: boolean }> {
-  const local = process.env.DBT_API_TOKEN;
+  const local = readEnv(HANDLER_ENV.DBT_API_TOKEN);
   if (local) return { token: local, fromSecret: false };
-  const arn = requireEnv('DBT_API_TOKEN_SECRET_ARN');
+  const arn = requireEnv(HANDLER_ENV.DBT_API_TOKEN_SECRET_ARN);
   if (cachedToken?.arn === arn) return { token: cachedToken.token, fromSecret: true };
   const raw = await tokenSource.getSecretString(arn);
   if (!raw)
@@ -121,7 +122,7 @@ async function bearerToken(): Promise<{ token: string; fromSecret: boolean }> {
 const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
 function baseUrl(): string {
-  const raw = requireEnv('DBT_API_URL');
+  const raw = requireEnv(HANDLER_ENV.DBT_API_URL);
   let url: URL;
   try {
     url = new URL(raw);
@@ -133,7 +134,7 @@ function baseUrl(): string {
   if (
     url.protocol === 'http:' &&
     !LOOPBACK_HOSTS.test(url.hostname) &&
-    process.env.DBT_API_ALLOW_PLAIN_HTTP !== 'true'
+    readEnv(HANDLER_ENV.DBT_API_ALLOW_PLAIN_HTTP) !== 'true'
   ) {
     throw new MissingConfiguration(
       `DBT_API_URL="${raw}" is plain HTTP. Fix: configure dbt.tls (https), or set dbt.allowPlainHttp true, which sets DBT_API_ALLOW_PLAIN_HTTP=true`,
@@ -151,7 +152,7 @@ interface HttpResult {
 
 async function send(method: 'GET' | 'POST', path: string, payload?: unknown): Promise<HttpResult> {
   const url = `${baseUrl()}${path}`;
-  const timeoutMs = intEnv('DBT_API_TIMEOUT_MS', 10_000);
+  const timeoutMs = intEnv(HANDLER_ENV.DBT_API_TIMEOUT_MS, 10_000);
   for (let attempt = 1; ; attempt++) {
     const { token, fromSecret } = await bearerToken();
     const controller = new AbortController();

@@ -5,10 +5,11 @@ import {
   UpdateItemCommand,
   type UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
+import { FENCE_ATTRIBUTE_KEY } from '../../contracts/control-table';
 import type { WarehouseFence, WarehouseFenceRow } from './warehouse-fence';
 
-/** The failover fence: one item naming the active region. See docs/fence-and-locks.md. */
-export const FENCE_KEY = { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } } as const;
+/** The failover fence's key (AttributeValue form): one item naming the active region. See docs/fence-and-locks.md. */
+export const FENCE_KEY = FENCE_ATTRIBUTE_KEY;
 
 export interface FenceState {
   readonly activeRegion: string;

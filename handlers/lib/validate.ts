@@ -1,5 +1,5 @@
 import type * as z from 'zod';
-import { InvalidInput } from './errors';
+import { InvalidInput } from '../../contracts/errors';
 
 /** Renders zod issues as `path: message; path: message`. */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {

@@ -1,12 +1,25 @@
 import * as z from 'zod';
+import { formatBatchId } from '../../contracts/batch-id';
 import {
-  formatBatchId,
+  BATCH_SK_PREFIX,
+  batchSk,
+  type ItemKey,
+  lateMarkerSk,
+  overrunMarkerSk,
+  pipelinePk,
+  recoveredSk,
+  statusGsiPk,
+  statusGsiPkPrefix,
+  unrecoverableMarkerSk,
+} from '../../contracts/control-table';
+import { lastFireTime, parseSchedule } from '../../contracts/cron';
+import {
+  EVENT_SCHEMA_VERSION,
   pipelineNameSchema,
   upstreamBatchSucceededEventSchema,
   UPSTREAM_BATCH_SUCCEEDED,
   type UpstreamBatchSucceededEvent,
-} from '../event-schema';
-import { lastFireTime, parseSchedule } from './cron';
+} from '../../contracts/events';
 import { formatIssues } from './validate';
 
 /**
@@ -27,15 +40,6 @@ import { formatIssues } from './validate';
  */
 
 export const MARKER_TTL_DAYS = 35;
-export const RECOVERED_SK = (batchId: string) => `BATCH#${batchId}#RECOVERED`;
-export const UPSTREAM_SK = (batchId: string) => `BATCH#${batchId}#UPSTREAM`;
-export const DOWNSTREAM_SK = (batchId: string) => `BATCH#${batchId}#DOWNSTREAM`;
-export const LATE_MARKER_SK = (batchId: string) => `ALERT#LATE#${batchId}`;
-export const OVERRUN_MARKER_SK = (batchId: string, attempt: number) => `ALERT#OVERRUN#${batchId}#${attempt}`;
-export const UNRECOVERABLE_MARKER_SK = (batchId: string) => `ALERT#UNRECOVERABLE#${batchId}`;
-export const WATERMARK_SK = 'WATERMARK#DOWNSTREAM';
-export const FENCE_KEY = { pk: 'FENCE', sk: 'ACTIVE' } as const;
-export const pipelinePk = (pipeline: string) => `PIPELINE#${pipeline}`;
 
 const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
 
@@ -166,10 +170,7 @@ export interface ControlItem {
   [attribute: string]: unknown;
 }
 
-export interface ItemKey {
-  pk: string;
-  sk: string;
-}
+export type { ItemKey };
 
 export type WatchdogAction =
   | {
@@ -220,7 +221,10 @@ class ItemIndex {
   /** Whether the pipeline has any batch record older than `batchId` (it ran before that tick). */
   hasEarlierBatch(pk: string, batchId: string): boolean {
     return this.all().some(
-      (r) => r.pk === pk && r.sk.startsWith('BATCH#') && r.sk.slice('BATCH#'.length).split('#')[0] < batchId,
+      (r) =>
+        r.pk === pk &&
+        r.sk.startsWith(BATCH_SK_PREFIX) &&
+        r.sk.slice(BATCH_SK_PREFIX.length).split('#')[0] < batchId,
     );
   }
 }
@@ -231,7 +235,7 @@ function upstreamSucceededCandidates(
   now: Date,
   settings: WatchSettings,
 ): ControlItem[] {
-  const gsi = `${pipelinePk(e.pipeline.name)}#UPSTREAM#SUCCEEDED`;
+  const gsi = statusGsiPk(e.pipeline.name, 'UPSTREAM', 'SUCCEEDED');
   return index
     .all()
     .filter((r) => r.gsi1pk === gsi && r.status === 'SUCCEEDED' && typeof r.gsi1sk === 'string')
@@ -253,7 +257,7 @@ function overrunCandidates(
   now: Date,
   settings: WatchSettings,
 ): ControlItem[] {
-  const prefix = `${pipelinePk(e.pipeline.name)}#DOWNSTREAM#`;
+  const prefix = statusGsiPkPrefix(e.pipeline.name, 'DOWNSTREAM');
   return index.all().filter((r) => {
     if (typeof r.gsi1pk !== 'string' || !r.gsi1pk.startsWith(prefix)) return false;
     if (r.status !== 'RUNNING' && r.status !== 'CLAIMED') return false;
@@ -283,13 +287,13 @@ export function followUpKeys(
     for (const r of upstreamSucceededCandidates(index, e, now, settings)) {
       const id = r.gsi1sk as string;
       keys.push(
-        { pk, sk: DOWNSTREAM_SK(id) },
-        { pk, sk: RECOVERED_SK(id) },
-        { pk, sk: UNRECOVERABLE_MARKER_SK(id) },
+        { pk, sk: batchSk(id, 'DOWNSTREAM') },
+        { pk, sk: recoveredSk(id) },
+        { pk, sk: unrecoverableMarkerSk(id) },
       );
     }
     for (const r of overrunCandidates(index, e, now, settings)) {
-      keys.push({ pk, sk: OVERRUN_MARKER_SK(r.gsi1sk as string, attemptOf(r)) });
+      keys.push({ pk, sk: overrunMarkerSk(r.gsi1sk as string, attemptOf(r)) });
     }
   }
   return keys;
@@ -324,7 +328,7 @@ export function rebuildEvent(
     ...(str(record.region) ? { region: record.region } : {}),
     resources: [],
     detail: {
-      schemaVersion: '1.0',
+      schemaVersion: EVENT_SCHEMA_VERSION,
       pipeline,
       batchId,
       region: record.region,
@@ -364,8 +368,8 @@ export function findLateness(
       const id = e.expectedBatchId;
       // A pipeline with no earlier batch has no cadence to miss yet (a new pipeline, a fresh deployment).
       if (
-        !index.has(pk, UPSTREAM_SK(id)) &&
-        !index.has(pk, LATE_MARKER_SK(id)) &&
+        !index.has(pk, batchSk(id, 'UPSTREAM')) &&
+        !index.has(pk, lateMarkerSk(id)) &&
         index.hasEarlierBatch(pk, id)
       ) {
         actions.push({
@@ -374,7 +378,7 @@ export function findLateness(
           batchId: id,
           scheduledTime: e.expectedScheduledTime,
           graceMinutes: e.pipeline.graceMinutes,
-          marker: { pk, sk: LATE_MARKER_SK(id) },
+          marker: { pk, sk: lateMarkerSk(id) },
         });
       }
     }
@@ -384,7 +388,7 @@ export function findLateness(
     );
     for (const r of candidates) {
       const id = r.gsi1sk as string;
-      if (index.has(pk, DOWNSTREAM_SK(id)) || index.has(pk, RECOVERED_SK(id))) continue;
+      if (index.has(pk, batchSk(id, 'DOWNSTREAM')) || index.has(pk, recoveredSk(id))) continue;
       const rebuilt = rebuildEvent(r, pipeline, settings.eventSource);
       if ('event' in rebuilt) {
         actions.push({
@@ -393,15 +397,15 @@ export function findLateness(
           batchId: id,
           stateMachineArn: e.pipeline.downstreamArn,
           input: rebuilt.event,
-          marker: { pk, sk: RECOVERED_SK(id) },
+          marker: { pk, sk: recoveredSk(id) },
         });
-      } else if (!index.has(pk, UNRECOVERABLE_MARKER_SK(id))) {
+      } else if (!index.has(pk, unrecoverableMarkerSk(id))) {
         actions.push({
           kind: 'ALERT_UNRECOVERABLE',
           pipeline,
           batchId: id,
           problem: rebuilt.problem,
-          marker: { pk, sk: UNRECOVERABLE_MARKER_SK(id) },
+          marker: { pk, sk: unrecoverableMarkerSk(id) },
         });
       }
     }
@@ -409,7 +413,7 @@ export function findLateness(
     for (const r of overrunCandidates(index, e, now, settings)) {
       const id = r.gsi1sk as string;
       const attempt = attemptOf(r);
-      if (index.has(pk, OVERRUN_MARKER_SK(id, attempt))) continue;
+      if (index.has(pk, overrunMarkerSk(id, attempt))) continue;
       actions.push({
         kind: 'ALERT_OVERRUN',
         pipeline,
@@ -418,7 +422,7 @@ export function findLateness(
         attempt,
         startedAt: String(r.startedAt),
         runningMinutes: Math.floor(minutesSince(String(r.startedAt), now)),
-        marker: { pk, sk: OVERRUN_MARKER_SK(id, attempt) },
+        marker: { pk, sk: overrunMarkerSk(id, attempt) },
       });
     }
   }

@@ -161,6 +161,139 @@ export function readState(file: string): FailoverState {
   return state;
 }
 
+/** The state of an interrupted run, read back from its file (`--resume`). */
+function resumedState(io: Io, args: FailoverArgs, stateFile: string): FailoverState {
+  const state = readState(stateFile);
+  if (state.to !== args.to)
+    throw new OpsError(
+      `${stateFile} is a ${state.command} to ${state.to}, not to ${args.to}. Nothing changed.`,
+    );
+  io.out(`Resuming ${state.command} to ${state.to} from ${stateFile}:`);
+  return state;
+}
+
+/** Each stack's current `activeRegion` (from the committed stack files for a dry run without the CLI). */
+async function currentConfig(
+  io: Io,
+  args: FailoverArgs,
+  deps: FailoverDeps,
+  regions: readonly string[],
+): Promise<{ current: Array<readonly [string, string | undefined]>; fromFiles: boolean }> {
+  try {
+    const current = await Promise.all(
+      regions.map(
+        async (r) => [r, await deps.stacks.getConfig(deps.stackFor[r], ACTIVE_REGION_KEY)] as const,
+      ),
+    );
+    return { current, fromFiles: false };
+  } catch (error) {
+    // A dry run only prints the plan: the committed stack files are enough for that.
+    if (!(args.dryRun && deps.configFromFile && isPulumiMissing(error))) throw error;
+    io.out(
+      'The Pulumi CLI is not installed: reading the current config from the committed Pulumi.<stack>.yaml files (the backend may differ). A real run needs the CLI.',
+    );
+    return {
+      current: regions.map((r) => [r, deps.configFromFile?.(deps.stackFor[r], ACTIVE_REGION_KEY)] as const),
+      fromFiles: true,
+    };
+  }
+}
+
+/** A new run's plan, after refusing one that has nothing to do. */
+async function newState(
+  io: Io,
+  args: FailoverArgs,
+  deps: FailoverDeps,
+  regions: readonly string[],
+  created: Date,
+): Promise<{ state: FailoverState; stateFile: string }> {
+  const from = regions.find((r) => r !== args.to) as string;
+  const { current, fromFiles } = await currentConfig(io, args, deps, regions);
+  io.out(
+    `Current ${ACTIVE_REGION_KEY}: ${current.map(([r, v]) => `${deps.stackFor[r]}=${v ?? '(unset)'}`).join(', ')}`,
+  );
+  if (fromFiles && current.every(([, v]) => v === args.to)) {
+    io.out(
+      `The stack files already name ${args.to}; whether it is deployed can only be checked with the CLI.`,
+    );
+  } else if (current.every(([, v]) => v === args.to)) {
+    const out = (await deps.stacks.outputs(deps.stackFor[args.to]).catch(() => ({}))) as Record<
+      string,
+      unknown
+    >;
+    if (verifyFailoverOutput(out.failover as FailoverOutputView, args.to).length === 0) {
+      throw new OpsError(
+        `${args.to} is already the active region (config on every stack and ${deps.stackFor[args.to]}'s failover output agree). Nothing changed.`,
+      );
+    }
+    io.out(
+      `Config already names ${args.to} but ${deps.stackFor[args.to]} has not been deployed with it: continuing an unfinished failover.`,
+    );
+  }
+  const state: FailoverState = {
+    version: 1,
+    command: args.command,
+    to: args.to,
+    from,
+    stacks: { ...deps.stackFor },
+    replaySince: args.replaySince?.toISOString(),
+    createdAt: created.toISOString(),
+    updatedAt: created.toISOString(),
+    steps: planSteps(args.to, from, deps.stackFor, args.replaySince),
+  };
+  const stateFile = path.join(
+    deps.stateDir,
+    `${args.command}-${created.toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  return { state, stateFile };
+}
+
+type StepOutcome = { status: 'done' | 'skipped'; message?: string };
+
+/** Runs one step of the plan; throws when it fails. */
+async function runStep(
+  io: Io,
+  step: StepRecord,
+  state: FailoverState,
+  deps: FailoverDeps,
+): Promise<StepOutcome> {
+  const newStack = state.stacks[state.to];
+  const oldStack = state.stacks[state.from];
+  const [kind] = step.id.split(':');
+  if (kind === 'config') {
+    await deps.stacks.setConfig(step.id.slice('config:'.length), ACTIVE_REGION_KEY, state.to);
+  } else if (kind === 'up' && step.id === `up:${newStack}`) {
+    await deps.stacks.up(newStack, (line) => io.out(`    ${line.trimEnd()}`));
+  } else if (kind === 'verify') {
+    const out = await deps.stacks.outputs(newStack);
+    const problems = verifyFailoverOutput(out.failover as FailoverOutputView, state.to);
+    if (problems.length > 0)
+      throw new Error(`${newStack}'s failover output is wrong: ${problems.join('; ')}`);
+    const fo = out.failover as FailoverOutputView;
+    return {
+      status: 'done',
+      message: `fence ${fo.fence?.activeRegion} epoch ${fo.fence?.epoch}; ${fo.toggles?.length} toggles ENABLED`,
+    };
+  } else if (kind === 'up') {
+    if (!(await deps.probe(state.from)))
+      return {
+        status: 'skipped',
+        message: `${state.from} is unreachable: skipped. Its rules may still be enabled; the fence stops it from claiming. When it is back, run: pulumi up -s ${oldStack}`,
+      };
+    await deps.stacks.up(oldStack, (line) => io.out(`    ${line.trimEnd()}`));
+  } else if (kind === 'replay') {
+    if (!state.replaySince)
+      return {
+        status: 'skipped',
+        message: 'no --replay-since given; replay later with etl-ops replay if batches were missed',
+      };
+    await deps.replay(state.to, new Date(state.replaySince));
+  } else {
+    throw new Error(`unknown step ${step.id}`);
+  }
+  return { status: 'done' };
+}
+
 /**
  * Fails over (or back) to `args.to`, step by step, recording each step in a state file so an
  * interrupted run continues with --resume. Stops at the first failing step.
@@ -176,93 +309,19 @@ export async function failover(
     throw new OpsError(
       `Unknown region "${args.to}". This platform runs in: ${regions.join(', ')}. Nothing changed.`,
     );
-
-  let state: FailoverState;
-  let stateFile: string | undefined;
-  if (args.resume) {
-    stateFile = args.resume;
-    state = readState(stateFile);
-    if (state.to !== args.to)
-      throw new OpsError(
-        `${stateFile} is a ${state.command} to ${state.to}, not to ${args.to}. Nothing changed.`,
-      );
-    io.out(`Resuming ${state.command} to ${state.to} from ${stateFile}:`);
-  } else {
-    const from = regions.find((r) => r !== args.to) as string;
-    let current: Array<readonly [string, string | undefined]>;
-    let fromFiles = false;
-    try {
-      current = await Promise.all(
-        regions.map(
-          async (r) => [r, await deps.stacks.getConfig(deps.stackFor[r], ACTIVE_REGION_KEY)] as const,
-        ),
-      );
-    } catch (error) {
-      // A dry run only prints the plan: the committed stack files are enough for that.
-      if (!(args.dryRun && deps.configFromFile && isPulumiMissing(error))) throw error;
-      fromFiles = true;
-      io.out(
-        'The Pulumi CLI is not installed: reading the current config from the committed Pulumi.<stack>.yaml files (the backend may differ). A real run needs the CLI.',
-      );
-      current = regions.map((r) => [r, deps.configFromFile?.(deps.stackFor[r], ACTIVE_REGION_KEY)] as const);
-    }
-    io.out(
-      `Current ${ACTIVE_REGION_KEY}: ${current.map(([r, v]) => `${deps.stackFor[r]}=${v ?? '(unset)'}`).join(', ')}`,
-    );
-    if (fromFiles && current.every(([, v]) => v === args.to)) {
-      io.out(
-        `The stack files already name ${args.to}; whether it is deployed can only be checked with the CLI.`,
-      );
-    } else if (current.every(([, v]) => v === args.to)) {
-      const out = (await deps.stacks.outputs(deps.stackFor[args.to]).catch(() => ({}))) as Record<
-        string,
-        unknown
-      >;
-      if (verifyFailoverOutput(out.failover as FailoverOutputView, args.to).length === 0) {
-        throw new OpsError(
-          `${args.to} is already the active region (config on every stack and ${deps.stackFor[args.to]}'s failover output agree). Nothing changed.`,
-        );
-      }
-      io.out(
-        `Config already names ${args.to} but ${deps.stackFor[args.to]} has not been deployed with it: continuing an unfinished failover.`,
-      );
-    }
-    const created = now();
-    state = {
-      version: 1,
-      command: args.command,
-      to: args.to,
-      from,
-      stacks: { ...deps.stackFor },
-      replaySince: args.replaySince?.toISOString(),
-      createdAt: created.toISOString(),
-      updatedAt: created.toISOString(),
-      steps: planSteps(args.to, from, deps.stackFor, args.replaySince),
-    };
-    stateFile = path.join(
-      deps.stateDir,
-      `${args.command}-${created.toISOString().replace(/[:.]/g, '-')}.json`,
-    );
-  }
+  const { state, stateFile } = args.resume
+    ? { state: resumedState(io, args, args.resume), stateFile: args.resume }
+    : await newState(io, args, deps, regions, now());
 
   const plan = state.steps.map(
     (s) =>
       `${s.status === 'done' || s.status === 'skipped' ? `[${s.status}, skipping] ` : ''}${s.description}`,
   );
-  if (
-    !(await planAndConfirm(
-      io,
-      plan,
-      args,
-      `${state.command === 'failback' ? 'Fail back' : 'Fail over'} to ${state.to}?`,
-    ))
-  )
-    return { state };
+  const question = `${state.command === 'failback' ? 'Fail back' : 'Fail over'} to ${state.to}?`;
+  if (!(await planAndConfirm(io, plan, args, question))) return { state };
   writeState(stateFile, state, now());
   io.out(`State file: ${stateFile}`);
 
-  const newStack = state.stacks[state.to];
-  const oldStack = state.stacks[state.from];
   const total = state.steps.length;
   for (const [index, step] of state.steps.entries()) {
     const tag = `[${index + 1}/${total}] ${step.id}`;
@@ -276,39 +335,7 @@ export async function failover(
     writeState(stateFile, state, now());
     io.out(`${tag}: ${step.description}`);
     try {
-      const [kind] = step.id.split(':');
-      let outcome: { status: 'done' | 'skipped'; message?: string } = { status: 'done' };
-      if (kind === 'config') {
-        const stack = step.id.slice('config:'.length);
-        await deps.stacks.setConfig(stack, ACTIVE_REGION_KEY, state.to);
-      } else if (kind === 'up' && step.id === `up:${newStack}`) {
-        await deps.stacks.up(newStack, (line) => io.out(`    ${line.trimEnd()}`));
-      } else if (kind === 'verify') {
-        const out = await deps.stacks.outputs(newStack);
-        const problems = verifyFailoverOutput(out.failover as FailoverOutputView, state.to);
-        if (problems.length > 0)
-          throw new Error(`${newStack}'s failover output is wrong: ${problems.join('; ')}`);
-        const fo = out.failover as FailoverOutputView;
-        outcome.message = `fence ${fo.fence?.activeRegion} epoch ${fo.fence?.epoch}; ${fo.toggles?.length} toggles ENABLED`;
-      } else if (kind === 'up') {
-        if (await deps.probe(state.from)) {
-          await deps.stacks.up(oldStack, (line) => io.out(`    ${line.trimEnd()}`));
-        } else {
-          outcome = {
-            status: 'skipped',
-            message: `${state.from} is unreachable: skipped. Its rules may still be enabled; the fence stops it from claiming. When it is back, run: pulumi up -s ${oldStack}`,
-          };
-        }
-      } else if (kind === 'replay') {
-        if (!state.replaySince)
-          outcome = {
-            status: 'skipped',
-            message: 'no --replay-since given; replay later with etl-ops replay if batches were missed',
-          };
-        else await deps.replay(state.to, new Date(state.replaySince));
-      } else {
-        throw new Error(`unknown step ${step.id}`);
-      }
+      const outcome = await runStep(io, step, state, deps);
       step.status = outcome.status;
       step.message = outcome.message;
       step.endedAt = now().toISOString();

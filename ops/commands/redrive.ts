@@ -1,4 +1,4 @@
-import { parseBatchId } from '../../handlers/event-schema';
+import { parseBatchId } from '../../contracts/batch-id';
 import type { ExecutionDescription, SfnOps } from '../clients';
 import { callOf, describeError, tagCall } from '../errors';
 import { errorMessage, errorName, type Io, OpsError, planAndConfirm, type RunOptions } from '../io';

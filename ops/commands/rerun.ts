@@ -1,5 +1,5 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { parseBatchId } from '../../handlers/event-schema';
+import { parseBatchId } from '../../contracts/batch-id';
 import type { ControlTable, SfnOps } from '../clients';
 import { errorName, type Io, OpsError, planAndConfirm, type RunOptions } from '../io';
 import { PLATFORM } from '../settings';

@@ -1,11 +1,16 @@
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  batchSk,
+  FENCE_KEY,
+  pipelinePk,
+  RECORD_STATUSES,
+  type Side,
+  statusGsiPk,
+} from '../../contracts/control-table';
 import type { ControlTable, EventsOps, SchedulerOps, SqsOps } from '../clients';
 import { explainError } from '../errors';
 import { type Io, table } from '../io';
 import { batchIdAt, formatDuration, PLATFORM } from '../settings';
-
-export const UPSTREAM_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'SKIPPED'] as const;
-export const DOWNSTREAM_STATUSES = ['CLAIMED', 'RUNNING', 'SUCCEEDED', 'FAILED'] as const;
 
 /** One control record as stored (docs/control-table.md). */
 export interface BatchRecord {
@@ -40,21 +45,20 @@ export interface Fence {
   changedBy?: string;
 }
 
-export const batchKey = (pipeline: string, batchId: string, part: 'UPSTREAM' | 'DOWNSTREAM') => ({
-  pk: `PIPELINE#${pipeline}`,
-  sk: `BATCH#${batchId}#${part}`,
+export const batchKey = (pipeline: string, batchId: string, part: Side) => ({
+  pk: pipelinePk(pipeline),
+  sk: batchSk(batchId, part),
 });
 
-export const statusGsiKey = (pipeline: string, part: 'UPSTREAM' | 'DOWNSTREAM', status: string) =>
-  `PIPELINE#${pipeline}#${part}#${status}`;
+export const statusGsiKey = statusGsiPk;
 
 /** Every batch record of a pipeline with a batch id at or after `since`, via the GSI byPipelineStatus. */
 export async function loadBatches(control: ControlTable, pipeline: string, since: Date): Promise<BatchRow[]> {
   const from = batchIdAt(pipeline, since);
   const rows = new Map<string, BatchRow>();
-  const parts: Array<['UPSTREAM' | 'DOWNSTREAM', readonly string[]]> = [
-    ['UPSTREAM', UPSTREAM_STATUSES],
-    ['DOWNSTREAM', DOWNSTREAM_STATUSES],
+  const parts: Array<[Side, readonly string[]]> = [
+    ['UPSTREAM', RECORD_STATUSES.UPSTREAM],
+    ['DOWNSTREAM', RECORD_STATUSES.DOWNSTREAM],
   ];
   for (const [part, statuses] of parts) {
     for (const status of statuses) {
@@ -103,7 +107,7 @@ export async function readFence(control: ControlTable): Promise<Fence | undefine
   const result = await control.doc.send(
     new GetCommand({
       TableName: control.tableName,
-      Key: { pk: 'FENCE', sk: 'ACTIVE' },
+      Key: FENCE_KEY,
       ConsistentRead: true,
     }),
   );

@@ -1,7 +1,9 @@
 /**
- * Named errors. Each class's `name` is the exact error string a Step Functions `Retry`/`Catch`
- * matches on (Lambda reports `errorType` = `error.name`), so never rename one without changing the
- * ASL that refers to it.
+ * Error names shared by the handlers, the workflows' ASL and the dbt app.
+ *
+ * Handler errors: each class's `name` is the exact error string a Step Functions `Retry`/`Catch`
+ * matches on (Lambda reports `errorType` = `error.name`); the ASL builders take the names from here,
+ * so a rename changes both sides.
  *
  * | name               | retry? | meaning                                                          |
  * |--------------------|--------|------------------------------------------------------------------|
@@ -11,7 +13,7 @@
  * | DbtRunNotFound     | no     | no run for (batch, attempt) or run id: the start never reached the app |
  * | InvalidInput       | no     | the handler's input failed validation                             |
  * | MissingConfiguration | no   | a required environment variable is not set (deploy bug)           |
- * | InvalidScheduleExpression | no | a cron()/rate() expression the evaluator (lib/cron.ts) cannot read |
+ * | InvalidScheduleExpression | no | a cron()/rate() expression the evaluator (contracts/cron.ts) cannot read |
  */
 
 export const ERROR_NAMES = {
@@ -24,8 +26,45 @@ export const ERROR_NAMES = {
   InvalidScheduleExpression: 'InvalidScheduleExpression',
 } as const;
 
-/** Errors a workflow may retry. Everything else should go straight to a Catch. */
-export const RETRYABLE_ERRORS: readonly string[] = [ERROR_NAMES.DbtApiUnavailable];
+// The lists below spell names rather than read ERROR_NAMES: a property read is not side-effect
+// free to esbuild, so every handler bundle would carry them (tests/contracts.test.ts checks them).
+
+/** Handler errors a workflow retries (with backoff); every other one goes straight to a Catch. */
+export const RETRIED_HANDLER_ERRORS = ['DbtApiUnavailable'] as const;
+/** Handler errors a workflow never retries: retrying cannot change the answer. */
+export const NEVER_RETRIED_HANDLER_ERRORS = [
+  'DbtRunFailed',
+  'DbtRunNotFound',
+  'DbtApiRejected',
+  'InvalidInput',
+  'MissingConfiguration',
+] as const;
+
+/** Error names the downstream workflow itself raises (Pass → failure path, or Fail states). */
+export const WORKFLOW_ERRORS = {
+  InvalidTriggerEvent: 'InvalidTriggerEvent',
+  FenceMissing: 'FenceMissing',
+  FenceMoved: 'FenceMoved',
+  DataInconsistencyError: 'DataInconsistencyError',
+  DataNotReplicated: 'DataNotReplicated',
+  PipelineLockTimeout: 'PipelineLockTimeout',
+  DbtRunFailed: 'DbtRunFailed',
+  DbtRunLost: 'DbtRunLost',
+  DbtRunTimeout: 'DbtRunTimeout',
+  DbtRunUnresponsive: 'DbtRunUnresponsive',
+  DbtRunNotStarted: 'DbtRunNotStarted',
+  DbtRunFateUnknown: 'DbtRunFateUnknown',
+  UnexpectedDbtStatus: 'UnexpectedDbtStatus',
+  EventPublishFailed: 'EventPublishFailed',
+} as const;
+
+/** Errors the dbt app reports through SendTaskFailure (docs/dbt-api.md, callbacks). */
+export const CALLBACK_ERRORS = {
+  failed: 'DbtRunFailed',
+  lost: 'DbtRunLost',
+  interrupted: 'DbtRunInterrupted',
+  fenced: 'DbtRunFenced',
+} as const;
 
 export class DbtApiUnavailable extends Error {
   override readonly name = ERROR_NAMES.DbtApiUnavailable;

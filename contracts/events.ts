@@ -1,0 +1,107 @@
+import * as z from 'zod';
+import { parseBatchId } from './batch-id';
+import { CDA_TABLE_NAME_PATTERN, PIPELINE_NAME_PATTERN, PIPELINE_NAME_RULE } from './pipeline-name';
+import { REGION_PATTERN } from './regions';
+
+/**
+ * The platform's own events (docs/events.md). The upstream workflow's last state publishes
+ * `UpstreamBatchSucceeded` with a versioned schema (1.0; see docs/control-table.md for the batch id);
+ * every trigger mode and the local twin validate against this one schema. The downstream workflow
+ * publishes `DownstreamRunSucceeded` / `DownstreamRunFailed`.
+ */
+
+export const UPSTREAM_BATCH_SUCCEEDED = 'UpstreamBatchSucceeded' as const;
+export const DOWNSTREAM_RUN_SUCCEEDED = 'DownstreamRunSucceeded' as const;
+export const DOWNSTREAM_RUN_FAILED = 'DownstreamRunFailed' as const;
+/** The schema version producers write; consumers accept SUPPORTED_SCHEMA_VERSIONS. */
+export const EVENT_SCHEMA_VERSION = '1.0' as const;
+export const SUPPORTED_SCHEMA_VERSIONS = [EVENT_SCHEMA_VERSION] as const;
+
+export const pipelineNameSchema = z.string({ error: 'must be a string' }).regex(PIPELINE_NAME_PATTERN, {
+  error: `is not a pipeline name (${PIPELINE_NAME_RULE})`,
+});
+
+export const batchIdSchema = z
+  .string({ error: 'must be a string' })
+  .refine((value) => parseBatchId(value) !== undefined, {
+    error:
+      'is not a batch id of the form <pipeline>-<yyyyMMdd>T<HHmmss>Z naming a real UTC time, e.g. policycenter-20261127T020000Z',
+  });
+
+const isoTimestamp = z.iso.datetime({
+  offset: true,
+  error: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T02:00:00Z',
+});
+
+export const tableResultSchema = z.object({
+  name: z
+    .string({ error: 'must be a string' })
+    .regex(CDA_TABLE_NAME_PATTERN, { error: 'is not a CDA table name' }),
+  rows: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(0, { error: 'must be >= 0' }),
+  lakePath: z
+    .string({ error: 'must be a string' })
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, {
+      error: 'must be an s3:// URI',
+    }),
+});
+
+/**
+ * The event's `detail`. Unknown fields are ignored (not rejected) so a producer can add optional
+ * fields within a version; an incompatible change must bump `schemaVersion`, which is rejected.
+ */
+export const upstreamBatchSucceededDetailSchema = z
+  .object({
+    schemaVersion: z.enum(SUPPORTED_SCHEMA_VERSIONS, {
+      error: (issue) =>
+        `schema version ${JSON.stringify(issue.input)} is not supported; this consumer reads ${SUPPORTED_SCHEMA_VERSIONS.join(', ')}`,
+    }),
+    pipeline: pipelineNameSchema,
+    batchId: batchIdSchema,
+    region: z
+      .string({ error: 'must be a string' })
+      .regex(REGION_PATTERN, { error: 'is not an AWS region name' }),
+    tables: z
+      .array(tableResultSchema, { error: 'must be an array' })
+      .min(1, { error: 'must list at least one table' }),
+    startedAt: isoTimestamp,
+    completedAt: isoTimestamp,
+    upstreamExecutionArn: z
+      .string({ error: 'must be a string' })
+      .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]{1,80}:[^:\s]{1,80}$/, {
+        error: 'is not a Step Functions execution ARN',
+      }),
+  })
+  .superRefine((detail, ctx) => {
+    const parsed = parseBatchId(detail.batchId);
+    if (parsed && parsed.pipeline !== detail.pipeline) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchId'],
+        message: `belongs to pipeline "${parsed.pipeline}", not to the event's pipeline "${detail.pipeline}"`,
+      });
+    }
+    if (Date.parse(detail.completedAt) < Date.parse(detail.startedAt)) {
+      ctx.addIssue({ code: 'custom', path: ['completedAt'], message: 'is before startedAt' });
+    }
+  });
+
+/** The EventBridge envelope around the detail, as a target (Lambda, SFN input) receives it. */
+export const upstreamBatchSucceededEventSchema = z.object({
+  version: z.string().optional(),
+  id: z.string({ error: 'must be the EventBridge event id' }).min(1),
+  'detail-type': z.literal(UPSTREAM_BATCH_SUCCEEDED, {
+    error: (issue) => `is ${JSON.stringify(issue.input)}; expected "${UPSTREAM_BATCH_SUCCEEDED}"`,
+  }),
+  source: z.string({ error: 'must be a string' }).min(1),
+  account: z.string().optional(),
+  time: z.string().optional(),
+  region: z.string().optional(),
+  resources: z.array(z.string()).optional(),
+  detail: upstreamBatchSucceededDetailSchema,
+});
+
+export type UpstreamBatchSucceededDetail = z.output<typeof upstreamBatchSucceededDetailSchema>;
+export type UpstreamBatchSucceededEvent = z.output<typeof upstreamBatchSucceededEventSchema>;
