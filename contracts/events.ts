@@ -11,6 +11,8 @@ import { REGION_PATTERN } from './regions';
  */
 
 export const UPSTREAM_BATCH_SUCCEEDED = 'UpstreamBatchSucceeded' as const;
+/** What the upstream workflow publishes when a batch fails (docs/events.md). */
+export const UPSTREAM_BATCH_FAILED = 'UpstreamBatchFailed' as const;
 export const DOWNSTREAM_RUN_SUCCEEDED = 'DownstreamRunSucceeded' as const;
 export const DOWNSTREAM_RUN_FAILED = 'DownstreamRunFailed' as const;
 /** The schema version producers write; consumers accept SUPPORTED_SCHEMA_VERSIONS. */
@@ -105,3 +107,16 @@ export const upstreamBatchSucceededEventSchema = z.object({
 
 export type UpstreamBatchSucceededDetail = z.output<typeof upstreamBatchSucceededDetailSchema>;
 export type UpstreamBatchSucceededEvent = z.output<typeof upstreamBatchSucceededEventSchema>;
+
+/** `detail` of `UpstreamBatchFailed`, schema 1.0 (the upstream workflow's failure path writes it). */
+export interface UpstreamBatchFailedDetail {
+  readonly schemaVersion: typeof EVENT_SCHEMA_VERSION;
+  readonly pipeline: string;
+  readonly batchId: string;
+  readonly region: string;
+  readonly error: string;
+  readonly cause: string;
+  readonly startedAt: string;
+  readonly failedAt: string;
+  readonly upstreamExecutionArn: string;
+}

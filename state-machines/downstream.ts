@@ -1,5 +1,30 @@
 import type * as pulumi from '@pulumi/pulumi';
 import { batchIdGlob } from '../contracts/batch-id';
+import {
+  batchSk,
+  DOWNSTREAM_WATERMARK_SK,
+  downstreamSkipSk,
+  FENCE_KEY,
+  lockSk,
+  pipelinePk,
+  statusGsiPk,
+} from '../contracts/control-table';
+import { CALLBACK_ERRORS, ERROR_NAMES, RETRIED_HANDLER_ERRORS, WORKFLOW_ERRORS } from '../contracts/errors';
+import {
+  DOWNSTREAM_RUN_FAILED,
+  DOWNSTREAM_RUN_SUCCEEDED,
+  EVENT_SCHEMA_VERSION,
+  UPSTREAM_BATCH_SUCCEEDED,
+} from '../contracts/events';
+import type { IamStatement } from '../contracts/iam';
+import { PIPELINE_NAME_PATTERN } from '../contracts/pipeline-name';
+import {
+  DBT_TASK_MARGIN_SECONDS,
+  DEFAULT_REPLICATION_WAIT_MAX_SECONDS,
+  HISTORY_EVENTS_PER_ROUND,
+  leaseProblem,
+  MAX_HISTORY_EVENTS,
+} from '../contracts/workflow-limits';
 import type {
   BooleanExpression,
   Catcher,
@@ -11,7 +36,6 @@ import type {
 import { fenceUnchanged, fenceValid, readFenceItem } from './fence';
 import { composeFragments, fragment, type Fragment } from './fragment';
 import { assertGraph } from './graph';
-import type { IamStatement } from '../contracts/iam';
 import {
   CONDITIONAL_CHECK_FAILED,
   backoff,
@@ -47,47 +71,6 @@ import {
  * ONE workflow per pipeline (docs/downstream.md). JSONPath only (the local engine ignores JSONata)
  * and no `$$.State.*` (not provided locally).
  */
-
-export const UPSTREAM_DETAIL_TYPE = 'UpstreamBatchSucceeded';
-export const SUPPORTED_SCHEMA_VERSION = '1.0';
-export const DOWNSTREAM_SUCCEEDED = 'DownstreamRunSucceeded';
-export const DOWNSTREAM_FAILED = 'DownstreamRunFailed';
-
-/** Error names the workflow itself raises (Pass → failure path, or Fail states). */
-export const WORKFLOW_ERRORS = {
-  InvalidTriggerEvent: 'InvalidTriggerEvent',
-  FenceMissing: 'FenceMissing',
-  FenceMoved: 'FenceMoved',
-  DataInconsistencyError: 'DataInconsistencyError',
-  DataNotReplicated: 'DataNotReplicated',
-  PipelineLockTimeout: 'PipelineLockTimeout',
-  DbtRunFailed: 'DbtRunFailed',
-  DbtRunLost: 'DbtRunLost',
-  DbtRunTimeout: 'DbtRunTimeout',
-  DbtRunUnresponsive: 'DbtRunUnresponsive',
-  DbtRunNotStarted: 'DbtRunNotStarted',
-  DbtRunFateUnknown: 'DbtRunFateUnknown',
-  UnexpectedDbtStatus: 'UnexpectedDbtStatus',
-  EventPublishFailed: 'EventPublishFailed',
-} as const;
-
-/** Errors the dbt app reports through SendTaskFailure (docs/dbt-api.md, callbacks). */
-export const CALLBACK_ERRORS = {
-  failed: 'DbtRunFailed',
-  lost: 'DbtRunLost',
-  interrupted: 'DbtRunInterrupted',
-  fenced: 'DbtRunFenced',
-} as const;
-
-/** Lambda error names (handlers/lib/errors.ts) that are retried; the others never are. */
-export const RETRIED_HANDLER_ERRORS = ['DbtApiUnavailable'] as const;
-export const NEVER_RETRIED_HANDLER_ERRORS = [
-  'DbtRunFailed',
-  'DbtRunNotFound',
-  'DbtApiRejected',
-  'InvalidInput',
-  'MissingConfiguration',
-] as const;
 
 /** Failures after which an automatic replay (same event again) may claim the batch anew. */
 export const RETRYABLE_FAILURES = [
@@ -252,22 +235,11 @@ export interface DownstreamWorkflow {
   statements: IamStatement[];
 }
 
-const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
-/** Slack on StartDbtRun's TimeoutSeconds beyond queue + run bounds (the app's callback, retries). */
-export const DBT_TASK_MARGIN_SECONDS = 600;
-/** Time between acquiring the lock and the app's first lease renewal, beyond the replication wait. */
-export const LEASE_MARGIN_SECONDS = 300;
-
-/** A Standard execution fails, uncatchably, past 25,000 history events. */
-export const MAX_HISTORY_EVENTS = 25_000;
-/** One lock-wait or replication-wait round: Wait, Pass, Choices and a Task's five events. */
-export const HISTORY_EVENTS_PER_ROUND = 20;
-
 const defaults = (dbt: DownstreamDbtSettings) => ({
   lockWaitInitial: dbt.lockWaitInitialSeconds ?? 30,
   lockWaitMax: dbt.lockWaitMaxSeconds ?? 300,
   replicationWaitInitial: dbt.replicationWaitInitialSeconds ?? 10,
-  replicationWaitMax: dbt.replicationWaitMaxSeconds ?? 120,
+  replicationWaitMax: dbt.replicationWaitMaxSeconds ?? DEFAULT_REPLICATION_WAIT_MAX_SECONDS,
   maxRewaits: dbt.maxRewaits ?? 3,
 });
 
@@ -305,24 +277,10 @@ export function worstCaseWaitRounds(dbt: DownstreamDbtSettings): number {
   );
 }
 
-/**
- * The lock's lease must outlast the steps between acquiring it and the app's first renewal: the
- * bounded replication wait (plus one capped wait past the bound) and LEASE_MARGIN_SECONDS for the
- * Lambda calls and fence reads. Returned as a problem message, or undefined when it fits.
- */
-export function leaseProblem(dbt: DownstreamDbtSettings): string | undefined {
-  const need = dbt.replicationWaitMinutes * 60 + defaults(dbt).replicationWaitMax + LEASE_MARGIN_SECONDS;
-  if (dbt.lockLeaseMinutes * 60 >= need) return undefined;
-  return (
-    `lockLeaseMinutes = ${dbt.lockLeaseMinutes} (${dbt.lockLeaseMinutes * 60} s) does not cover the replication wait before dbt starts ` +
-    `(replicationWaitMinutes × 60 + ${defaults(dbt).replicationWaitMax} + ${LEASE_MARGIN_SECONDS} = ${need} s). Fix: raise lockLeaseMinutes or lower replicationWaitMinutes`
-  );
-}
-
 function validateRefs(refs: DownstreamWorkflowRefs): number {
   const problems: string[] = [];
   const { dbt } = refs;
-  if (!PIPELINE_NAME.test(refs.pipeline.name))
+  if (!PIPELINE_NAME_PATTERN.test(refs.pipeline.name))
     problems.push(`pipeline.name "${refs.pipeline.name}" is not a pipeline name`);
   if (refs.pipeline.expectedTables.length === 0) problems.push('pipeline.expectedTables is empty');
   const whole = (name: string, v: number | undefined, min = 1) => {
@@ -508,7 +466,7 @@ function triggerIntake(c: Ctx): Fragment {
       [
         {
           And: [
-            { Variable: '$.detail-type', StringEquals: UPSTREAM_DETAIL_TYPE },
+            { Variable: '$.detail-type', StringEquals: UPSTREAM_BATCH_SUCCEEDED },
             { Variable: '$.source', IsPresent: true },
           ],
           Next: S.checkSource,
@@ -537,7 +495,7 @@ function triggerIntake(c: Ctx): Fragment {
       [
         {
           And: [
-            { Variable: '$.detail.schemaVersion', StringEquals: SUPPORTED_SCHEMA_VERSION },
+            { Variable: '$.detail.schemaVersion', StringEquals: EVENT_SCHEMA_VERSION },
             { Variable: '$.detail.pipeline', StringEquals: p },
             ...batchIdOk(c, '$.detail.batchId'),
           ],
@@ -607,13 +565,13 @@ function batchIdGate(c: Ctx): Fragment {
     [S.invalidTrigger]: fail({
       error: WORKFLOW_ERRORS.InvalidTriggerEvent,
       cause:
-        `Expected an EventBridge "${UPSTREAM_DETAIL_TYPE}" event from ${refs.eventSource} (or its detail from a parent execution) ` +
-        `with detail.schemaVersion "${SUPPORTED_SCHEMA_VERSION}", detail.pipeline "${p}" and detail.batchId "${p}-<yyyyMMdd>T<HHmmss>Z" naming a real UTC time, ` +
+        `Expected an EventBridge "${UPSTREAM_BATCH_SUCCEEDED}" event from ${refs.eventSource} (or its detail from a parent execution) ` +
+        `with detail.schemaVersion "${EVENT_SCHEMA_VERSION}", detail.pipeline "${p}" and detail.batchId "${p}-<yyyyMMdd>T<HHmmss>Z" naming a real UTC time, ` +
         `or {"rerun": {"pipeline": "${p}", "batchId", "reason"}}. Nothing was written.`,
     }),
     // The authoritative batch-id check (contracts/batch-id.ts), before any write: InvalidInput → nothing written.
     [S.batchContext]: batchContext(c, S.readFence, [
-      { ErrorEquals: ['InvalidInput'], Next: S.invalidTrigger, ResultPath: '$.error' },
+      { ErrorEquals: [ERROR_NAMES.InvalidInput], Next: S.invalidTrigger, ResultPath: '$.error' },
       { ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.error' },
     ]),
   };
@@ -657,7 +615,7 @@ function fenceAtEntry(c: Ctx): Fragment {
       next: S.alertFailure,
       parameters: {
         Error: WORKFLOW_ERRORS.FenceMissing,
-        'Cause.$': `States.Format('The fence item FENCE/ACTIVE is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. Nothing was claimed. Fix: pulumi up of the active region writes it (docs/fence-and-locks.md)', States.JsonToString($.fenceItem))`,
+        'Cause.$': `States.Format('The fence item ${FENCE_KEY.pk}/${FENCE_KEY.sk} is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. Nothing was claimed. Fix: pulumi up of the active region writes it (docs/fence-and-locks.md)', States.JsonToString($.fenceItem))`,
       },
       resultPath: '$.error',
     }),
@@ -667,7 +625,7 @@ function fenceAtEntry(c: Ctx): Fragment {
       {
         Item: {
           pk: c.pk,
-          sk: { 'S.$': `States.Format('BATCH#{}#SKIP#${refs.region}', $.batchId)` },
+          sk: { 'S.$': `States.Format('${downstreamSkipSk('{}', refs.region)}', $.batchId)` },
           pipeline: { S: p },
           batchId: s('$.batchId'),
           status: { S: 'SKIPPED_NOT_ACTIVE' },
@@ -834,7 +792,7 @@ function lock(c: Ctx): Fragment {
       { ErrorEquals: ['States.ALL'], Next: S.failureDefaults, ResultPath: '$.error' },
     ]),
     [S.lockTimeout]: raise(WORKFLOW_ERRORS.PipelineLockTimeout, {
-      Cause: `LOCK#DOWNSTREAM of pipeline ${c.p} was held by another execution for more than ${dbt.lockWaitMinutes} minutes`,
+      Cause: `${lockSk('DOWNSTREAM')} of pipeline ${c.p} was held by another execution for more than ${dbt.lockWaitMinutes} minutes`,
     }),
   };
   return fragment({
@@ -1011,7 +969,12 @@ function dbtRun(c: Ctx): Fragment {
         fence: { 'region.$': '$.fenceItem.Item.activeRegion.S', 'epoch.$': '$.fenceItem.Item.epoch.N' },
         'taskToken.$': '$$.Task.Token',
         // The app renews this lease on each heartbeat, conditioned on the holder (this execution).
-        lease: { pk: c.pk.S, sk: 'LOCK#DOWNSTREAM', 'holder.$': '$$.Execution.Id', seconds: c.leaseSeconds },
+        lease: {
+          pk: c.pk.S,
+          sk: lockSk('DOWNSTREAM'),
+          'holder.$': '$$.Execution.Id',
+          seconds: c.leaseSeconds,
+        },
         deadlines: { maxQueueMinutes: dbt.maxQueueMinutes, maxRunMinutes: dbt.maxRunMinutes },
       },
       heartbeatSeconds: dbt.heartbeatSeconds,
@@ -1022,7 +985,7 @@ function dbtRun(c: Ctx): Fragment {
       catch: [
         // The run is over: release the lock.
         {
-          ErrorEquals: [CALLBACK_ERRORS.failed, 'InvalidInput', 'MissingConfiguration'],
+          ErrorEquals: [CALLBACK_ERRORS.failed, ERROR_NAMES.InvalidInput, ERROR_NAMES.MissingConfiguration],
           Next: S.failureDefaults,
           ResultPath: '$.error',
         },
@@ -1033,7 +996,7 @@ function dbtRun(c: Ctx): Fragment {
           ResultPath: '$.error',
         },
         // 409/422: another attempt may be live, keep the lock to its lease.
-        { ErrorEquals: ['DbtApiRejected'], Next: S.keepLockOnRejected, ResultPath: '$.error' },
+        { ErrorEquals: [ERROR_NAMES.DbtApiRejected], Next: S.keepLockOnRejected, ResultPath: '$.error' },
         // Heartbeat timeout, task timeout, an ambiguous start (DbtApiUnavailable after retries): ask the app.
         { ErrorEquals: ['States.ALL'], Next: S.reconcile, ResultPath: '$.waitError' },
       ],
@@ -1117,7 +1080,7 @@ function reconcile(c: Ctx): Fragment {
       resultPath: '$.reconciled',
       retry: [LAMBDA_SERVICE_RETRY, DBT_UNAVAILABLE_RETRY],
       catch: [
-        { ErrorEquals: ['DbtRunNotFound'], Next: S.notStarted, ResultPath: '$.reconcileError' },
+        { ErrorEquals: [ERROR_NAMES.DbtRunNotFound], Next: S.notStarted, ResultPath: '$.reconcileError' },
         { ErrorEquals: ['States.ALL'], Next: S.fateUnknown, ResultPath: '$.reconcileError' },
       ],
     }),
@@ -1283,7 +1246,7 @@ function successRecord(c: Ctx): Fragment {
     [S.advanceWatermark]: dynamoUpdateItem(
       c.table,
       {
-        Key: { pk: c.pk, sk: { S: 'WATERMARK#DOWNSTREAM' } },
+        Key: { pk: c.pk, sk: { S: DOWNSTREAM_WATERMARK_SK } },
         UpdateExpression: 'SET batchId = :b, updatedAt = :now, executionArn = :exec',
         // Only forward: a rerun of an older batch, or a late region, never moves it back.
         ConditionExpression: 'attribute_not_exists(batchId) OR batchId < :b',
@@ -1334,9 +1297,9 @@ function successAnnouncement(c: Ctx): Fragment {
       [
         {
           Source: refs.eventSource,
-          DetailType: DOWNSTREAM_SUCCEEDED,
+          DetailType: DOWNSTREAM_RUN_SUCCEEDED,
           Detail: {
-            schemaVersion: SUPPORTED_SCHEMA_VERSION,
+            schemaVersion: EVENT_SCHEMA_VERSION,
             pipeline: p,
             'batchId.$': '$.batchId',
             region: refs.region,
@@ -1368,8 +1331,8 @@ function successAnnouncement(c: Ctx): Fragment {
     [S.alertNotPublished]: snsPublish(
       refs.alerts,
       {
-        Subject: `etl-platform: ${DOWNSTREAM_SUCCEEDED} not published (${p})`,
-        'Message.$': `States.Format('Batch {} of pipeline ${p} was built (dbt run {}) but the ${DOWNSTREAM_SUCCEEDED} event could not be published: {}: {}. Execution {}', $.batchId, $.dbtRun.runId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
+        Subject: `etl-platform: ${DOWNSTREAM_RUN_SUCCEEDED} not published (${p})`,
+        'Message.$': `States.Format('Batch {} of pipeline ${p} was built (dbt run {}) but the ${DOWNSTREAM_RUN_SUCCEEDED} event could not be published: {}: {}. Execution {}', $.batchId, $.dbtRun.runId, $.error.Error, $.error.Cause, $$.Execution.Id)`,
       },
       {
         next: S.eventNotPublished,
@@ -1470,9 +1433,9 @@ function failureAlerts(c: Ctx): Fragment {
       [
         {
           Source: refs.eventSource,
-          DetailType: DOWNSTREAM_FAILED,
+          DetailType: DOWNSTREAM_RUN_FAILED,
           Detail: {
-            schemaVersion: SUPPORTED_SCHEMA_VERSION,
+            schemaVersion: EVENT_SCHEMA_VERSION,
             pipeline: p,
             'batchId.$': '$.batchId',
             region: refs.region,
@@ -1497,15 +1460,15 @@ function failureAlerts(c: Ctx): Fragment {
 
 function context(refs: DownstreamWorkflowRefs): Ctx {
   const p = refs.pipeline.name;
-  const pk = { S: `PIPELINE#${p}` };
+  const pk = { S: pipelinePk(p) };
   return {
     refs,
     p,
     table: refs.controlTable,
     pk,
-    downstreamKey: { pk, sk: { 'S.$': "States.Format('BATCH#{}#DOWNSTREAM', $.batchId)" } },
-    lockKey: { pk, sk: { S: 'LOCK#DOWNSTREAM' } },
-    gsi1pk: (status: string) => ({ S: `PIPELINE#${p}#DOWNSTREAM#${status}` }),
+    downstreamKey: { pk, sk: { 'S.$': `States.Format('${batchSk('{}', 'DOWNSTREAM')}', $.batchId)` } },
+    lockKey: { pk, sk: { S: lockSk('DOWNSTREAM') } },
+    gsi1pk: (status: string) => ({ S: statusGsiPk(p, 'DOWNSTREAM', status) }),
     leaseSeconds: refs.dbt.lockLeaseMinutes * 60,
     d: defaults(refs.dbt),
   };

@@ -1,3 +1,4 @@
+import { FENCE_ATTRIBUTE_KEY } from '../contracts/control-table';
 import type { BooleanExpression, Path } from './asl';
 import { dynamoGetItem, type DynamoTable, type TaskOptions, type TaskResult } from './tasks';
 
@@ -5,12 +6,9 @@ import { dynamoGetItem, type DynamoTable, type TaskOptions, type TaskResult } fr
 // write or Glue job and before each Snowflake load, the downstream at entry, before dbt starts and
 // before recording success.
 
-/** The key of the fence item FENCE/ACTIVE in the control table. */
-export const FENCE_ITEM_KEY = { pk: { S: 'FENCE' }, sk: { S: 'ACTIVE' } };
-
-/** A strongly consistent GetItem of the fence item. */
+/** A strongly consistent GetItem of the fence item (its key: contracts/control-table.ts). */
 export function readFenceItem(table: DynamoTable, opts: TaskOptions): TaskResult {
-  return dynamoGetItem(table, { Key: FENCE_ITEM_KEY, ConsistentRead: true }, opts);
+  return dynamoGetItem(table, { Key: FENCE_ATTRIBUTE_KEY, ConsistentRead: true }, opts);
 }
 
 /** The fence item read at `path` (a GetItem result) names a region and an epoch N >= 1. */

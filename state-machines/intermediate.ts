@@ -1,6 +1,8 @@
 import * as pulumi from '@pulumi/pulumi';
-import type { ChoiceRule, Path, StateMachineDefinition } from './asl';
+import { WORKFLOW_ERRORS } from '../contracts/errors';
+import { EVENT_SCHEMA_VERSION, UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
 import type { IamStatement } from '../contracts/iam';
+import type { ChoiceRule, Path, StateMachineDefinition } from './asl';
 import { choice, fail, pass, sfnStartExecutionSync, snsPublish, succeed, wait, workflow } from './tasks';
 
 /**
@@ -29,7 +31,7 @@ import { choice, fail, pass, sfnStartExecutionSync, snsPublish, succeed, wait, w
 
 /** Error name Step Functions reports when the optimized `states:startExecution` integration (any mode) is refused because the name is taken. */
 export const EXECUTION_ALREADY_EXISTS = 'StepFunctions.ExecutionAlreadyExistsException';
-export const INVALID_TRIGGER_EVENT = 'InvalidTriggerEvent';
+export const INVALID_TRIGGER_EVENT = WORKFLOW_ERRORS.InvalidTriggerEvent;
 export const DOWNSTREAM_RETRIES_EXHAUSTED = 'DownstreamRetriesExhausted';
 export const INTERMEDIATE_RERUN_REASON = 'intermediate-retry';
 
@@ -42,7 +44,10 @@ export interface IntermediateRefs {
   maxAttempts: number;
   /** Wait between a failed run and the next attempt (>= 0). */
   retryWaitSeconds: number;
-  /** Expected detail-type; default 'UpstreamBatchSucceeded'. */
+  /**
+   * Expected detail-type.
+   * @default UPSTREAM_BATCH_SUCCEEDED
+   */
   detailType?: string;
 }
 
@@ -93,7 +98,7 @@ function eventRules(detailType: string): ChoiceRule[] {
   const wellFormed: ChoiceRule = {
     And: [
       { Variable: "$['detail-type']", StringEquals: detailType },
-      { Variable: '$.detail.schemaVersion', StringEquals: '1.0' },
+      { Variable: '$.detail.schemaVersion', StringEquals: EVENT_SCHEMA_VERSION },
       { Variable: '$.detail.pipeline', IsString: true },
       { Variable: '$.detail.batchId', IsString: true },
       // <pipeline>-<yyyyMMdd>T<HHmmss>Z; StringMatches has only the `*` wildcard.
@@ -109,7 +114,7 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
   statements: IamStatement[];
 } {
   validateRefs(refs);
-  const detailType = refs.detailType ?? 'UpstreamBatchSucceeded';
+  const detailType = refs.detailType ?? UPSTREAM_BATCH_SUCCEEDED;
   const link = { 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id' };
   const childResult = {
     resultSelector: { 'executionArn.$': '$.ExecutionArn', 'output.$': '$.Output' },
@@ -117,14 +122,13 @@ export function intermediateWorkflow(refs: IntermediateRefs): {
   };
 
   return workflow({
-    comment:
-      'rule-intermediate-sfn trigger: runs the downstream workflow for one UpstreamBatchSucceeded event, rerunning it on failure',
+    comment: `rule-intermediate-sfn trigger: runs the downstream workflow for one ${UPSTREAM_BATCH_SUCCEEDED} event, rerunning it on failure`,
     startAt: 'ValidateEvent',
     states: {
       ValidateEvent: choice(eventRules(detailType), 'InvalidTriggerEvent'),
       InvalidTriggerEvent: fail({
         error: INVALID_TRIGGER_EVENT,
-        cause: `input is not an EventBridge ${detailType} event with schemaVersion 1.0`,
+        cause: `input is not an EventBridge ${detailType} event with schemaVersion ${EVENT_SCHEMA_VERSION}`,
       }),
 
       StartDownstream: sfnStartExecutionSync(

@@ -1,6 +1,14 @@
 import * as pulumi from '@pulumi/pulumi';
-import type { PayloadTemplate, StateMachineDefinition } from './asl';
+import {
+  batchSk,
+  DOWNSTREAM_WATERMARK_SK,
+  pipelinePk,
+  STATUS_INDEX,
+  statusGsiPk,
+} from '../contracts/control-table';
+import { EVENT_SCHEMA_VERSION, UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
 import type { IamStatement } from '../contracts/iam';
+import type { PayloadTemplate, StateMachineDefinition } from './asl';
 import {
   choice,
   dynamoGetItem,
@@ -53,15 +61,16 @@ export { EXECUTION_ALREADY_EXISTS };
  * Output: {considered, started}; `started` excludes skipped and already-started batches.
  */
 
-export const POLLER_INDEX_NAME = 'byPipelineStatus';
-export const WATERMARK_SK = 'WATERMARK#DOWNSTREAM';
 /** What a Map iteration returns when it starts nothing (started ones return their batch id). */
 export const NOT_STARTED = '-';
 
 export interface PollerRefs {
   /** The control table (name for Parameters, ARN for IAM). */
   table: DynamoTable;
-  /** GSI on (gsi1pk, gsi1sk); default 'byPipelineStatus'. */
+  /**
+   * GSI on (gsi1pk, gsi1sk).
+   * @default STATUS_INDEX.name
+   */
   indexName?: string;
   pipeline: string;
   /** The downstream workflow in the same region. */
@@ -79,8 +88,8 @@ export function pollerWorkflow(refs: PollerRefs): {
   if (!Number.isInteger(refs.batchLimit) || refs.batchLimit < 1 || refs.batchLimit > 100) {
     throw new Error(`pollerWorkflow: batchLimit must be an integer 1..100, got ${refs.batchLimit}`);
   }
-  const indexName = refs.indexName ?? POLLER_INDEX_NAME;
-  const pk = `PIPELINE#${refs.pipeline}`;
+  const indexName = refs.indexName ?? STATUS_INDEX.name;
+  const pk = pipelinePk(refs.pipeline);
   const query = (bounded: boolean) =>
     dynamoQuery(
       refs.table,
@@ -88,7 +97,7 @@ export function pollerWorkflow(refs: PollerRefs): {
         IndexName: indexName,
         KeyConditionExpression: bounded ? 'gsi1pk = :pk AND gsi1sk > :after' : 'gsi1pk = :pk',
         ExpressionAttributeValues: {
-          ':pk': { S: `${pk}#UPSTREAM#SUCCEEDED` },
+          ':pk': { S: statusGsiPk(refs.pipeline, 'UPSTREAM', 'SUCCEEDED') },
           ...(bounded ? { ':after': { 'S.$': '$.Item.batchId.S' } } : {}),
         },
         ScanIndexForward: true,
@@ -105,13 +114,13 @@ export function pollerWorkflow(refs: PollerRefs): {
   const event: PayloadTemplate = {
     version: '0',
     'id.$': "States.Format('poller-{}', $.gsi1sk.S)",
-    'detail-type': 'UpstreamBatchSucceeded',
+    'detail-type': UPSTREAM_BATCH_SUCCEEDED,
     source: refs.eventSource,
     'time.$': '$.completedAt.S',
     'region.$': '$.region.S',
     resources: [],
     detail: {
-      schemaVersion: '1.0',
+      schemaVersion: EVENT_SCHEMA_VERSION,
       pipeline: refs.pipeline,
       'batchId.$': '$.gsi1sk.S',
       'region.$': '$.region.S',
@@ -130,7 +139,7 @@ export function pollerWorkflow(refs: PollerRefs): {
     states: {
       GetWatermark: dynamoGetItem(
         refs.table,
-        { Key: { pk: { S: pk }, sk: { S: WATERMARK_SK } }, ProjectionExpression: 'batchId' },
+        { Key: { pk: { S: pk }, sk: { S: DOWNSTREAM_WATERMARK_SK } }, ProjectionExpression: 'batchId' },
         { next: 'HasWatermark', catchTo: 'PollFailed' },
       ),
       HasWatermark: choice(
@@ -154,7 +163,7 @@ export function pollerWorkflow(refs: PollerRefs): {
               {
                 Key: {
                   pk: { 'S.$': '$.pk.S' },
-                  sk: { 'S.$': "States.Format('BATCH#{}#DOWNSTREAM', $.gsi1sk.S)" },
+                  sk: { 'S.$': `States.Format('${batchSk('{}', 'DOWNSTREAM')}', $.gsi1sk.S)` },
                 },
                 ConsistentRead: true,
                 ProjectionExpression: 'sk',

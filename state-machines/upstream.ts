@@ -1,7 +1,20 @@
 import * as pulumi from '@pulumi/pulumi';
+import {
+  batchSk,
+  FENCE_KEY,
+  lockSk,
+  pipelinePk,
+  statusGsiPk,
+  tableSk,
+  tableWatermarkSk,
+  upstreamSkipSk,
+} from '../contracts/control-table';
+import { ERROR_NAMES } from '../contracts/errors';
+import { EVENT_SCHEMA_VERSION, UPSTREAM_BATCH_FAILED, UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
+import type { IamStatement } from '../contracts/iam';
+import { CDA_TABLE_NAME_PATTERN, PIPELINE_NAME_PATTERN } from '../contracts/pipeline-name';
 import type { Catcher, PayloadTemplate, Retrier, StateMachineDefinition } from './asl';
 import { assertGraph } from './graph';
-import type { IamStatement } from '../contracts/iam';
 import { fenceUnchanged, fenceValid, readFenceItem } from './fence';
 import { composeFragments, fragment, type Fragment } from './fragment';
 import {
@@ -39,50 +52,10 @@ import { EXECUTION_ALREADY_EXISTS } from './intermediate';
  * runs checkGraph on the whole.
  */
 
-/** The event contract (docs/events.md). Trigger rules and the twin import this. */
-export const UPSTREAM_EVENT = {
-  detailTypes: {
-    succeeded: 'UpstreamBatchSucceeded',
-    failed: 'UpstreamBatchFailed',
-  },
-  schemaVersion: '1.0',
-} as const;
-
-export interface UpstreamTableSummary {
-  name: string;
-  rows: number;
-  lakePath: string;
-}
-
-/** `detail` of `UpstreamBatchSucceeded`, schema 1.0. */
-export interface UpstreamBatchSucceededDetail {
-  schemaVersion: '1.0';
-  pipeline: string;
-  batchId: string;
-  region: string;
-  tables: UpstreamTableSummary[];
-  startedAt: string;
-  completedAt: string;
-  upstreamExecutionArn: string;
-}
-
-/** `detail` of `UpstreamBatchFailed`, schema 1.0. */
-export interface UpstreamBatchFailedDetail {
-  schemaVersion: '1.0';
-  pipeline: string;
-  batchId: string;
-  region: string;
-  error: string;
-  cause: string;
-  startedAt: string;
-  failedAt: string;
-  upstreamExecutionArn: string;
-}
-
 type In = pulumi.Input<string>;
 
 export interface UpstreamWorkflowRefs {
-  /** Pipeline name (`^[a-z][a-z0-9-]{0,22}[a-z0-9]$`); the payload's `pipeline` must equal it. */
+  /** Pipeline name (contracts/pipeline-name.ts); the payload's `pipeline` must equal it. */
   pipeline: string;
   /** CDA table folders loaded by every batch. */
   tables: string[];
@@ -113,9 +86,6 @@ export interface UpstreamWorkflowRefs {
    */
   downstream?: { arn: In };
 }
-
-const PIPELINE_NAME = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
-const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
 // State names used across transitions.
 const S = {
@@ -188,9 +158,11 @@ const nPath = (path: string): PayloadTemplate => ({ 'N.$': path });
 const sVal = (value: unknown): PayloadTemplate => ({ S: value });
 
 function validateRefs(refs: UpstreamWorkflowRefs): void {
-  if (!PIPELINE_NAME.test(refs.pipeline)) throw new Error(`upstream: bad pipeline name "${refs.pipeline}"`);
+  if (!PIPELINE_NAME_PATTERN.test(refs.pipeline))
+    throw new Error(`upstream: bad pipeline name "${refs.pipeline}"`);
   if (refs.tables.length === 0) throw new Error('upstream: no tables');
-  for (const t of refs.tables) if (!TABLE_NAME.test(t)) throw new Error(`upstream: bad table name "${t}"`);
+  for (const t of refs.tables)
+    if (!CDA_TABLE_NAME_PATTERN.test(t)) throw new Error(`upstream: bad table name "${t}"`);
   if (new Set(refs.tables).size !== refs.tables.length) throw new Error('upstream: duplicate table names');
   if (!Number.isInteger(refs.timeoutSeconds) || refs.timeoutSeconds <= 0)
     throw new Error('upstream: timeoutSeconds must be a positive integer');
@@ -215,15 +187,15 @@ interface Ctx {
 
 function context(refs: UpstreamWorkflowRefs): Ctx {
   const p = refs.pipeline;
-  const pk = sVal(`PIPELINE#${p}`);
+  const pk = sVal(pipelinePk(p));
   return {
     refs,
     p,
     table: refs.controlTable,
     pk,
-    batchKey: { pk, sk: sPath("States.Format('BATCH#{}#UPSTREAM', $.ctx.batchId)") },
-    lockKey: { pk, sk: sVal('LOCK#UPSTREAM') },
-    statusGsi: (status: string) => sVal(`PIPELINE#${p}#UPSTREAM#${status}`),
+    batchKey: { pk, sk: sPath(`States.Format('${batchSk('{}', 'UPSTREAM')}', $.ctx.batchId)`) },
+    lockKey: { pk, sk: sVal(lockSk('UPSTREAM')) },
+    statusGsi: (status: string) => sVal(statusGsiPk(p, 'UPSTREAM', status)),
     toFailure: S.describeFailure,
     failurePathCatch: [
       { ErrorEquals: ['States.ALL'], Next: S.failureHandlingFailed, ResultPath: '$.failureError' },
@@ -268,7 +240,7 @@ function scheduleIntake(c: Ctx): Fragment {
       'The Scheduler payload must be {"pipeline": "<this pipeline>", "scheduledTime": "<ISO-8601>"}.',
     ),
     [S.rejectPayload]: fail({
-      error: 'InvalidInput',
+      error: ERROR_NAMES.InvalidInput,
       cause: `Expected the Scheduler payload {"pipeline": "${p}", "scheduledTime": "<aws.scheduler.scheduled-time>"}.`,
     }),
     [S.batchContext]: lambdaInvoke(refs.batchContextFunction, {
@@ -286,7 +258,7 @@ function scheduleIntake(c: Ctx): Fragment {
       next: S.readFence,
       // Default Retry covers Lambda service errors only, so InvalidInput is never retried.
       catch: [
-        { ErrorEquals: ['InvalidInput'], Next: S.rejectBatchContext, ResultPath: '$.error' },
+        { ErrorEquals: [ERROR_NAMES.InvalidInput], Next: S.rejectBatchContext, ResultPath: '$.error' },
         { ErrorEquals: ['States.ALL'], Next: S.alertNoBatch, ResultPath: '$.error' },
       ],
     }),
@@ -348,8 +320,7 @@ function fenceAtEntry(c: Ctx): Fragment {
     [S.fenceMissing]: pass({
       parameters: {
         Error: 'FenceMissing',
-        'Cause.$':
-          "States.Format('The fence item FENCE/ACTIVE is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. No Glue job ran', States.JsonToString($.fenceItem))",
+        'Cause.$': `States.Format('The fence item ${FENCE_KEY.pk}/${FENCE_KEY.sk} is missing or malformed (needs activeRegion S and epoch N >= 1); found {}. No Glue job ran', States.JsonToString($.fenceItem))`,
       },
       resultPath: '$.error',
       next: S.alertNoBatch,
@@ -360,7 +331,7 @@ function fenceAtEntry(c: Ctx): Fragment {
       {
         Item: {
           pk,
-          sk: sPath(`States.Format('BATCH#{}#UPSTREAM#SKIP#${refs.region}', $.ctx.batchId)`),
+          sk: sPath(`States.Format('${upstreamSkipSk('{}', refs.region)}', $.ctx.batchId)`),
           pipeline: sVal(p),
           batchId: sPath('$.ctx.batchId'),
           status: sVal('SKIPPED_NOT_ACTIVE'),
@@ -472,14 +443,15 @@ function lock(c: Ctx): Fragment {
     ),
     [S.describeHolder]: pass({
       parameters: {
-        'reason.$':
-          "States.Format('LOCK#UPSTREAM is held by batch {} (lease until epoch {})', $.lock.Item.holder.S, $.lock.Item.leaseExpiresAt.N)",
+        'reason.$': `States.Format('${lockSk('UPSTREAM')} is held by batch {} (lease until epoch {})', $.lock.Item.holder.S, $.lock.Item.leaseExpiresAt.N)`,
       },
       resultPath: '$.skip',
       next: S.markSkipped,
     }),
     [S.describeNoHolder]: pass({
-      result: { reason: 'LOCK#UPSTREAM was held by another batch (released before it could be read)' },
+      result: {
+        reason: `${lockSk('UPSTREAM')} was held by another batch (released before it could be read)`,
+      },
       resultPath: '$.skip',
       next: S.markSkipped,
     }),
@@ -589,9 +561,9 @@ function publish(c: Ctx): Fragment {
       [
         {
           Source: refs.eventSource,
-          DetailType: UPSTREAM_EVENT.detailTypes.succeeded,
+          DetailType: UPSTREAM_BATCH_SUCCEEDED,
           Detail: {
-            schemaVersion: UPSTREAM_EVENT.schemaVersion,
+            schemaVersion: EVENT_SCHEMA_VERSION,
             pipeline: p,
             'batchId.$': '$.ctx.batchId',
             region: refs.region,
@@ -621,7 +593,7 @@ function failureRecord(c: Ctx): Fragment {
   const states: StatesInput = {
     [S.describeFailure]: pass({
       parameters: {
-        schemaVersion: UPSTREAM_EVENT.schemaVersion,
+        schemaVersion: EVENT_SCHEMA_VERSION,
         pipeline: p,
         'batchId.$': '$.ctx.batchId',
         region: refs.region,
@@ -697,9 +669,9 @@ function failureAlerts(c: Ctx): Fragment {
       [
         {
           Source: refs.eventSource,
-          DetailType: UPSTREAM_EVENT.detailTypes.failed,
+          DetailType: UPSTREAM_BATCH_FAILED,
           Detail: {
-            schemaVersion: UPSTREAM_EVENT.schemaVersion,
+            schemaVersion: EVENT_SCHEMA_VERSION,
             pipeline: p,
             'batchId.$': '$.failure.batchId',
             region: refs.region,
@@ -742,11 +714,11 @@ function startDownstreamStates(c: Ctx, downstream: { arn: In }): StatesInput {
         Input: {
           version: '0',
           source: refs.eventSource,
-          'detail-type': UPSTREAM_EVENT.detailTypes.succeeded,
+          'detail-type': UPSTREAM_BATCH_SUCCEEDED,
           region: refs.region,
           'resources.$': 'States.Array($$.Execution.Id)',
           detail: {
-            schemaVersion: UPSTREAM_EVENT.schemaVersion,
+            schemaVersion: EVENT_SCHEMA_VERSION,
             pipeline: p,
             'batchId.$': '$.ctx.batchId',
             region: refs.region,
@@ -800,8 +772,8 @@ function tableContext(c: Ctx): TableCtx {
     refs,
     p,
     table: c.table,
-    tableKey: { pk, sk: sPath("States.Format('BATCH#{}#TABLE#{}', $.batchId, $.table)") },
-    watermarkKey: { pk, sk: sPath("States.Format('WATERMARK#TABLE#{}', $.table)") },
+    tableKey: { pk, sk: sPath(`States.Format('${tableSk('{}', '{}')}', $.batchId, $.table)`) },
+    watermarkKey: { pk, sk: sPath(`States.Format('${tableWatermarkSk('{}')}', $.table)`) },
     runsKey: (suffix: string) => `States.Format('_runs/${p}/{}/${suffix}', $.batchId, $.table)`,
     lakeObjects: {
       name: refs.lake.bucket,

@@ -18,12 +18,12 @@ import * as errors from '../contracts/errors';
 import { PIPELINE_NAME_BODY, PIPELINE_NAME_PATTERN } from '../contracts/pipeline-name';
 import { DEFAULT_REGIONS, REGION_STACK, STACK_REGION, STACKS } from '../contracts/regions';
 import * as workflowLimits from '../contracts/workflow-limits';
-import * as downstream from '../state-machines/downstream';
+import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
 
 /**
  * The contracts agree with what lives outside TypeScript (the dbt app's env contract, the stack
- * files, the Python and OpenAPI copies of the name rules) and with the state-machines copies that
- * remain until the builders import contracts/.
+ * files, the Python and OpenAPI copies of the name rules), and the ASL builder enforces the
+ * workflow limits the config check reads.
  */
 const ROOT = path.resolve(__dirname, '..');
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), 'utf8');
@@ -60,13 +60,6 @@ describe('contracts', () => {
       assert.equal(errors.WORKFLOW_ERRORS.DbtRunFailed, new errors.DbtRunFailed('x', 'run-1').name);
       assert.equal(errors.CALLBACK_ERRORS.failed, errors.ERROR_NAMES.DbtRunFailed);
       assert.equal(new errors.DbtApiUnavailable('x').name, errors.RETRIED_HANDLER_ERRORS[0]);
-    });
-
-    it('the transition copies in state-machines/downstream.ts agree', () => {
-      assert.deepEqual(errors.WORKFLOW_ERRORS, downstream.WORKFLOW_ERRORS);
-      assert.deepEqual(errors.CALLBACK_ERRORS, downstream.CALLBACK_ERRORS);
-      assert.deepEqual(errors.RETRIED_HANDLER_ERRORS, downstream.RETRIED_HANDLER_ERRORS);
-      assert.deepEqual(errors.NEVER_RETRIED_HANDLER_ERRORS, downstream.NEVER_RETRIED_HANDLER_ERRORS);
     });
   });
 
@@ -141,32 +134,72 @@ describe('contracts', () => {
     });
   });
 
-  describe('workflow limits (transition: state-machines/downstream.ts still has its own copy)', () => {
-    it('the constants match the builder', () => {
-      assert.equal(workflowLimits.MAX_HISTORY_EVENTS, downstream.MAX_HISTORY_EVENTS);
-      assert.equal(workflowLimits.HISTORY_EVENTS_PER_ROUND, downstream.HISTORY_EVENTS_PER_ROUND);
-      assert.equal(workflowLimits.LEASE_MARGIN_SECONDS, downstream.LEASE_MARGIN_SECONDS);
-      assert.equal(workflowLimits.DBT_TASK_MARGIN_SECONDS, downstream.DBT_TASK_MARGIN_SECONDS);
+  describe('workflow limits', () => {
+    const base = {
+      maxRunMinutes: 240,
+      maxQueueMinutes: 60,
+      heartbeatSeconds: 300,
+      maxLostRetries: 1,
+      lockWaitMinutes: 60,
+    };
+    const refs = (dbt: DownstreamWorkflowRefs['dbt']): DownstreamWorkflowRefs => ({
+      region: 'us-east-1',
+      eventSource: 'com.insurer.etl-platform',
+      pipeline: { name: 'policycenter', expectedTables: ['pc_policy'] },
+      controlTable: { name: 'control', arn: 'arn:aws:dynamodb:us-east-1:123456789012:table/control' },
+      functions: {
+        batchContext: { arn: 'arn:aws:lambda:us-east-1:123456789012:function:a' },
+        checkConsistency: { arn: 'arn:aws:lambda:us-east-1:123456789012:function:b' },
+        startDbtRun: { arn: 'arn:aws:lambda:us-east-1:123456789012:function:c' },
+        getDbtRun: { arn: 'arn:aws:lambda:us-east-1:123456789012:function:d' },
+      },
+      bus: { arn: 'arn:aws:events:us-east-1:123456789012:event-bus/etl-platform' },
+      alerts: { arn: 'arn:aws:sns:us-east-1:123456789012:alerts' },
+      dbt,
     });
 
-    it("the config check's lease rule gives the builder's answer for every setting", () => {
-      const base = {
-        maxRunMinutes: 240,
-        maxQueueMinutes: 60,
-        heartbeatSeconds: 300,
-        maxLostRetries: 1,
-        lockWaitMinutes: 60,
-      };
+    it('the lease must cover the replication wait, one capped wait past it and the margin', () => {
+      // 5 min wait + 300 s cap + LEASE_MARGIN_SECONDS (300) = 900 s: a 15-minute lease, no less.
+      const dbt = { replicationWaitMinutes: 5, replicationWaitMaxSeconds: 300 };
+      assert.equal(workflowLimits.leaseProblem({ ...dbt, lockLeaseMinutes: 15 }), undefined);
+      assert.match(
+        workflowLimits.leaseProblem({ ...dbt, lockLeaseMinutes: 14 })!,
+        /^lockLeaseMinutes = 14 \(840 s\) does not cover .* = 900 s\)\. Fix: raise lockLeaseMinutes/,
+      );
+      // Unset, the cap is DEFAULT_REPLICATION_WAIT_MAX_SECONDS (120): 720 s.
+      assert.equal(
+        workflowLimits.leaseProblem({ replicationWaitMinutes: 5, lockLeaseMinutes: 12 }),
+        undefined,
+      );
+      assert.match(
+        workflowLimits.leaseProblem({ replicationWaitMinutes: 5, lockLeaseMinutes: 11 })!,
+        /= 720 s\)/,
+      );
+    });
+
+    it("the builder refuses every setting the config check's lease rule refuses, with its message", () => {
       let problems = 0;
       for (const lockLeaseMinutes of [1, 5, 7, 8, 9, 10, 15, 60])
         for (const replicationWaitMinutes of [0, 1, 5, 10])
           for (const replicationWaitMaxSeconds of [undefined, 30, 120, 600]) {
             const dbt = { ...base, lockLeaseMinutes, replicationWaitMinutes, replicationWaitMaxSeconds };
-            const expected = downstream.leaseProblem(dbt);
-            assert.equal(workflowLimits.leaseProblem(dbt), expected, JSON.stringify(dbt));
-            if (expected) problems++;
+            const problem = workflowLimits.leaseProblem(dbt);
+            const build = () => downstreamWorkflow(refs(dbt));
+            if (problem) {
+              problems++;
+              assert.throws(build, (e: Error) => e.message.includes(`dbt.${problem}`), JSON.stringify(dbt));
+            } else {
+              assert.doesNotThrow(build, JSON.stringify(dbt));
+            }
           }
       assert.ok(problems > 10 && problems < 128, `the grid covers both answers (${problems} problems)`);
+    });
+
+    it('the builder refuses waits that would pass the history limit', () => {
+      const dbt = { ...base, lockLeaseMinutes: 15, replicationWaitMinutes: 5, lockWaitMinutes: 10_000 };
+      const rounds = Math.ceil((10_000 * 60) / 300);
+      assert.ok(rounds * workflowLimits.HISTORY_EVENTS_PER_ROUND > workflowLimits.MAX_HISTORY_EVENTS);
+      assert.throws(() => downstreamWorkflow(refs(dbt)), /history events, over Step Functions' 25,000/);
     });
   });
 });

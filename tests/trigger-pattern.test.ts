@@ -2,7 +2,12 @@ import { strict as assert } from 'assert';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { matchesPattern } from '../events/pattern';
 import { EXECUTION_ALREADY_EXISTS } from '../state-machines/intermediate';
-import { UPSTREAM_EVENT, UPSTREAM_STATES } from '../state-machines/upstream';
+import {
+  DOWNSTREAM_RUN_SUCCEEDED,
+  UPSTREAM_BATCH_FAILED,
+  UPSTREAM_BATCH_SUCCEEDED,
+} from '../contracts/events';
+import { UPSTREAM_STATES } from '../state-machines/upstream';
 import { envelope, type BusEvent, type PutEventsEntry } from '../local/platform/bus';
 import { Twin, type Region } from '../local/platform/twin';
 import { runWorkflow, StatesError, type RunResult } from '../local/sfn-local';
@@ -50,7 +55,7 @@ describe('trigger pattern vs the event the upstream really emits', function () {
   after(async () => twin?.close());
 
   it('the upstream published UpstreamBatchSucceeded for the batch, with Step Functions resources in the envelope', () => {
-    assert.equal(event['detail-type'], UPSTREAM_EVENT.detailTypes.succeeded);
+    assert.equal(event['detail-type'], UPSTREAM_BATCH_SUCCEEDED);
     assert.equal(event.source, 'com.example-insurer.etl-platform');
     assert.equal((event.detail as { batchId: string }).batchId, BATCH);
     assert.equal((event.detail as { region: string }).region, 'us-east-1');
@@ -78,7 +83,7 @@ describe('trigger pattern vs the event the upstream really emits', function () {
       detail: { ...(event.detail as object), ...d },
     });
     assert.ok(!matchesPattern(rule.pattern, withDetail({ pipeline: 'claimcenter' })));
-    for (const dt of [UPSTREAM_EVENT.detailTypes.failed, 'DownstreamRunSucceeded']) {
+    for (const dt of [UPSTREAM_BATCH_FAILED, DOWNSTREAM_RUN_SUCCEEDED]) {
       assert.ok(!matchesPattern(rule.pattern, { ...event, 'detail-type': dt }), dt);
     }
     assert.ok(!matchesPattern(rule.pattern, { ...event, source: 'someone.else' }));
@@ -192,9 +197,6 @@ describe("upstream-direct: the upstream's StartDownstream state, executed", func
     );
     assert.equal(await batchStatus(), 'SUCCEEDED');
     // The success event was published before the start was attempted.
-    assert.equal(
-      res.router.putEvents.filter((e) => e.DetailType === UPSTREAM_EVENT.detailTypes.succeeded).length,
-      1,
-    );
+    assert.equal(res.router.putEvents.filter((e) => e.DetailType === UPSTREAM_BATCH_SUCCEEDED).length, 1);
   });
 });

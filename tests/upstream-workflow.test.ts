@@ -6,12 +6,11 @@ import { checkGraph } from '../state-machines/graph';
 import { policyDocument, type PolicyDocument } from '../state-machines/policy';
 import { renderDefinition } from '../state-machines/tasks';
 import {
-  UPSTREAM_EVENT,
-  UPSTREAM_STATES,
-  upstreamWorkflow,
+  UPSTREAM_BATCH_FAILED,
+  UPSTREAM_BATCH_SUCCEEDED,
   type UpstreamBatchSucceededDetail,
-  type UpstreamWorkflowRefs,
-} from '../state-machines/upstream';
+} from '../contracts/events';
+import { UPSTREAM_STATES, upstreamWorkflow, type UpstreamWorkflowRefs } from '../state-machines/upstream';
 import { validateAsl } from './harness/asl-validate';
 import { startDynalite, type LocalDynamo } from '../local/dynalite';
 import { runWorkflow, StatesError, type GlueJobRunOutcome, type RunResult } from '../local/sfn-local';
@@ -335,7 +334,7 @@ describe('upstream workflow', () => {
       assert.equal(events.length, 1);
       const ev = events[0];
       assert.equal(ev.Source, 'com.insurer.etl-platform');
-      assert.equal(ev.DetailType, UPSTREAM_EVENT.detailTypes.succeeded);
+      assert.equal(ev.DetailType, UPSTREAM_BATCH_SUCCEEDED);
       assert.equal(ev.EventBusName, BUS_ARN);
       const detail = ev.Detail as UpstreamBatchSucceededDetail;
       assert.deepEqual(Object.keys(detail).sort(), [
@@ -420,8 +419,8 @@ describe('upstream workflow', () => {
 
       assert.equal(res.router.putEvents.length, 1);
       const ev = res.router.putEvents[0];
-      assert.equal(ev.DetailType, UPSTREAM_EVENT.detailTypes.failed);
-      assert.ok(!res.router.putEvents.some((e) => e.DetailType === UPSTREAM_EVENT.detailTypes.succeeded));
+      assert.equal(ev.DetailType, UPSTREAM_BATCH_FAILED);
+      assert.ok(!res.router.putEvents.some((e) => e.DetailType === UPSTREAM_BATCH_SUCCEEDED));
       const detail = ev.Detail as Record<string, string>;
       assert.deepEqual(Object.keys(detail).sort(), [
         'batchId',

@@ -7,9 +7,9 @@ import {
   DOWNSTREAM_STATES as DS,
   downstreamFragments,
   downstreamWorkflow,
-  WORKFLOW_ERRORS,
   type DownstreamWorkflowRefs,
 } from '../state-machines/downstream';
+import { WORKFLOW_ERRORS } from '../contracts/errors';
 import { checkFragment, composeFragments, fragment, type Fragment } from '../state-machines/fragment';
 import type { IamStatement } from '../contracts/iam';
 import { choice, dynamoPutItem, fail, pass, succeed } from '../state-machines/tasks';
