@@ -1,7 +1,7 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import { keyPolicy } from './kms';
-import type { AccountContext } from './naming';
+import type { AccountContext } from '../contracts/naming';
 
 export interface AlertsArgs {
   /** Where alarms and workflow failures are sent (the on-call list). */

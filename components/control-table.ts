@@ -1,11 +1,10 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { FENCE_KEY, STATUS_INDEX, TABLE_KEY, TTL_ATTRIBUTE } from '../contracts/control-table';
+import { HANDLER_ENV } from '../contracts/env';
+import type { AccountContext } from '../contracts/naming';
 import { HandlerFunction } from './handler-function';
-import { type AccountContext, arn } from './naming';
-
-export const CONTROL_TABLE_KEYS = { hashKey: 'pk', rangeKey: 'sk' } as const;
-export const STATUS_INDEX = { name: 'byPipelineStatus', hashKey: 'gsi1pk', rangeKey: 'gsi1sk' } as const;
-export const TTL_ATTRIBUTE = 'expiresAt';
+import { arn } from './naming';
 
 export interface ControlTableArgs {
   /** Deterministic, so the peer stack finds the same global table. */
@@ -68,11 +67,11 @@ export function globalTableArgs(tableName: string, peerRegion: string): aws.dyna
   return {
     name: tableName,
     billingMode: 'PAY_PER_REQUEST',
-    hashKey: CONTROL_TABLE_KEYS.hashKey,
-    rangeKey: CONTROL_TABLE_KEYS.rangeKey,
+    hashKey: TABLE_KEY.hashKey,
+    rangeKey: TABLE_KEY.rangeKey,
     attributes: [
-      { name: CONTROL_TABLE_KEYS.hashKey, type: 'S' },
-      { name: CONTROL_TABLE_KEYS.rangeKey, type: 'S' },
+      { name: TABLE_KEY.hashKey, type: 'S' },
+      { name: TABLE_KEY.rangeKey, type: 'S' },
       { name: STATUS_INDEX.hashKey, type: 'S' },
       { name: STATUS_INDEX.rangeKey, type: 'S' },
     ],
@@ -140,14 +139,17 @@ export class ControlTable extends pulumi.ComponentResource {
         timeoutSeconds: 60,
         region: args.region,
         logRetentionDays: args.logRetentionDays,
-        environment: { CONTROL_TABLE_NAME: args.tableName, SNOWFLAKE_SECRET_ID: args.snowflakeSecret.name },
+        environment: {
+          [HANDLER_ENV.CONTROL_TABLE_NAME]: args.tableName,
+          [HANDLER_ENV.SNOWFLAKE_SECRET_ID]: args.snowflakeSecret.name,
+        },
         statements: [
           {
             Sid: 'FenceItemOnly',
             Effect: 'Allow',
             Action: ['dynamodb:UpdateItem', 'dynamodb:GetItem'],
             Resource: [this.tableArn],
-            Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['FENCE'] } },
+            Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [FENCE_KEY.pk] } },
           },
           // The warehouse fence's credentials (this region's copy of the Snowflake secret).
           {

@@ -3,7 +3,7 @@ import * as pulumi from '@pulumi/pulumi';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { keyPolicy } from './kms';
-import { type AccountContext, iamRoleName } from './naming';
+import { type AccountContext, iamRoleName } from '../contracts/naming';
 import { SecureBucket } from './secure-bucket';
 import { identityPolicyJson, serviceRole } from './service-role';
 

@@ -1,5 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { HANDLER_ENV } from '../contracts/env';
 import { HandlerFunction } from './handler-function';
 
 export const DBT_TOKEN_SECRET_NAME = 'etl-platform/dbt-api-token';
@@ -63,10 +64,10 @@ export class DbtFunctions extends pulumi.ComponentResource {
     this.tokenSecretArn = secret.arn;
 
     const dbtEnv = {
-      DBT_API_URL: args.apiUrl,
-      DBT_API_TOKEN_SECRET_ARN: secret.arn,
-      DBT_API_TIMEOUT_MS: '10000',
-      ...(args.allowPlainHttp ? { DBT_API_ALLOW_PLAIN_HTTP: 'true' } : {}),
+      [HANDLER_ENV.DBT_API_URL]: args.apiUrl,
+      [HANDLER_ENV.DBT_API_TOKEN_SECRET_ARN]: secret.arn,
+      [HANDLER_ENV.DBT_API_TIMEOUT_MS]: '10000',
+      ...(args.allowPlainHttp ? { [HANDLER_ENV.DBT_API_ALLOW_PLAIN_HTTP]: 'true' } : {}),
     };
     const readToken = {
       Sid: 'ReadApiToken',
@@ -82,7 +83,7 @@ export class DbtFunctions extends pulumi.ComponentResource {
         ...common,
         handler: 'check-consistency',
         purpose: 'check-consistency',
-        environment: { CONTROL_TABLE_NAME: args.controlTable.name },
+        environment: { [HANDLER_ENV.CONTROL_TABLE_NAME]: args.controlTable.name },
         statements: [
           {
             Sid: 'ReadControlRecords',

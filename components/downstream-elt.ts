@@ -5,7 +5,8 @@ import {
   downstreamWorkflow,
   type DownstreamDbtSettings,
 } from '../state-machines/downstream';
-import { type AccountContext, pipelineTags } from './naming';
+import { type AccountContext, downstreamWorkflowName } from '../contracts/naming';
+import { pipelineTags } from './naming';
 import { Workflow } from './workflow';
 
 /** What every pipeline's downstream shares in the region. */
@@ -48,7 +49,7 @@ export function downstreamArn(
   region: string,
   pipeline: string,
 ): pulumi.Output<string> {
-  return pulumi.interpolate`arn:${account.partition}:states:${region}:${account.accountId}:stateMachine:etl-${pipeline}-downstream`;
+  return pulumi.interpolate`arn:${account.partition}:states:${region}:${account.accountId}:stateMachine:${downstreamWorkflowName(pipeline)}`;
 }
 
 export interface DownstreamEltArgs {

@@ -1,7 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { ToggleState } from '../regions/role';
 import type { HandlerFunction } from './handler-function';
-import { type AccountContext, iamRoleName } from './naming';
+import { type AccountContext, forwardRuleName, iamRoleName } from '../contracts/naming';
 import { TRIGGER_BUILDERS } from './triggers/registry';
 import { eventsRole, forwardPattern, RuleWithTarget } from './triggers/rule-with-target';
 import type { DownstreamTriggerArgs, RoleToggle } from './triggers/types';
@@ -67,7 +67,7 @@ export class CrossRegionForwarding extends pulumi.ComponentResource {
     super('etl-platform:triggers:CrossRegionForwarding', name, {}, opts);
     const { partition, accountId } = args.account;
     const peerBusArn = pulumi.interpolate`arn:${partition}:events:${args.peerRegion}:${accountId}:event-bus/${args.busName}`;
-    this.ruleName = `forward-to-${args.peerRegion}`;
+    this.ruleName = forwardRuleName(args.peerRegion);
     const role = eventsRole(
       `${name}-events`,
       {

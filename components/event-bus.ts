@@ -1,6 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
-import type { AccountContext } from './naming';
+import { type AccountContext, archiveName } from '../contracts/naming';
 
 export interface PlatformEventBusArgs {
   /** Same name in both regions: EventBridge global endpoints and bus-to-bus forwarding rely on it. */
@@ -71,7 +71,7 @@ export class PlatformEventBus extends pulumi.ComponentResource {
       `${name}-archive`,
       {
         // Deterministic, so replay tooling finds it in either region.
-        name: `${args.busName}-archive`,
+        name: archiveName(args.busName),
         description: 'Every platform event, kept for replay after a failover',
         eventSourceArn: this.bus.arn,
         eventPattern: JSON.stringify({ source: [args.eventSource] }),

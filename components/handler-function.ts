@@ -1,8 +1,9 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { HANDLER_ENV } from '../contracts/env';
 import type { IamStatement } from '../contracts/iam';
+import { iamRoleName, platformName } from '../contracts/naming';
 import { bundleHandler, type HandlerName } from '../handlers/bundle';
-import { iamRoleName } from './naming';
 import { identityPolicyJson, serviceRole } from './service-role';
 
 /** Tag on every function naming its handler module (`handlers/<value>.ts`). */
@@ -90,7 +91,7 @@ export class HandlerFunction extends pulumi.ComponentResource {
     const tags = args.tags ?? {};
 
     // Created up front (not by Lambda on first log) so retention applies and the role can be scoped to it.
-    const functionName = `etl-${args.purpose}`;
+    const functionName = platformName(args.purpose);
     const logGroup = new aws.cloudwatch.LogGroup(
       `${name}-logs`,
       { name: `/aws/lambda/${functionName}`, retentionInDays: args.logRetentionDays, tags },
@@ -147,7 +148,7 @@ export class HandlerFunction extends pulumi.ComponentResource {
         tracingConfig: { mode: 'Active' },
         loggingConfig: { logFormat: 'JSON', logGroup: logGroup.name },
         environment: {
-          variables: { POWERTOOLS_SERVICE_NAME: `etl-${args.purpose}`, ...(args.environment ?? {}) },
+          variables: { [HANDLER_ENV.POWERTOOLS_SERVICE_NAME]: functionName, ...(args.environment ?? {}) },
         },
         vpcConfig: args.vpc
           ? { subnetIds: [...args.vpc.subnetIds], securityGroupIds: [...args.vpc.securityGroupIds] }

@@ -1,12 +1,13 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { HANDLER_ENV } from '../contracts/env';
 import type { IamStatement } from '../contracts/iam';
+import { type AccountContext, iamRoleName } from '../contracts/naming';
 import type { ToggleState } from '../regions/role';
 import type { PipelineSettings, PlatformSettings } from '../regions/settings';
 import { insertedParentOptions } from './aliases';
 import { DeadLetterQueue } from './dead-letter-queue';
 import { HandlerFunction } from './handler-function';
-import { type AccountContext, iamRoleName } from './naming';
 import type { RoleToggle } from './triggers/types';
 import { WorkflowSchedule } from './workflow-schedule';
 
@@ -55,8 +56,8 @@ export interface LatenessWatchdogArgs {
 /** The function's environment (handlers/watchdog.ts reads it). */
 export function watchdogEnvironment(args: LatenessWatchdogArgs): Record<string, pulumi.Input<string>> {
   return {
-    CONTROL_TABLE_NAME: args.controlTable.name,
-    PIPELINES_JSON: pulumi.jsonStringify(
+    [HANDLER_ENV.CONTROL_TABLE_NAME]: args.controlTable.name,
+    [HANDLER_ENV.PIPELINES_JSON]: pulumi.jsonStringify(
       args.pipelines.map(({ settings, downstreamArn }) => ({
         name: settings.name,
         expression: settings.schedule.expression,
@@ -65,10 +66,10 @@ export function watchdogEnvironment(args: LatenessWatchdogArgs): Record<string, 
         downstreamArn,
       })),
     ),
-    LOST_TRIGGER_MINUTES: String(args.watchdog.lostTriggerMinutes),
-    MAX_DOWNSTREAM_MINUTES: String(Math.ceil(args.maxDownstreamSeconds / 60)),
-    ALERTS_TOPIC_ARN: args.alerts.topicArn,
-    EVENT_SOURCE: args.eventSource,
+    [HANDLER_ENV.LOST_TRIGGER_MINUTES]: String(args.watchdog.lostTriggerMinutes),
+    [HANDLER_ENV.MAX_DOWNSTREAM_MINUTES]: String(Math.ceil(args.maxDownstreamSeconds / 60)),
+    [HANDLER_ENV.ALERTS_TOPIC_ARN]: args.alerts.topicArn,
+    [HANDLER_ENV.EVENT_SOURCE]: args.eventSource,
   };
 }
 

@@ -2,11 +2,8 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { AccountContext } from '../contracts/naming';
 
-/**
- * The naming rules live in contracts/naming.ts (k8s/ and ops/ use them too); re-exported here for
- * the components. What stays here resolves the account through provider invokes.
- */
-export { iamRoleName, type AccountContext } from '../contracts/naming';
+// The naming rules live in contracts/naming.ts (k8s/ and ops/ use them too). What stays here is the
+// components' own: a pipeline's tags, the account resolved through provider invokes, ARNs built from it.
 
 /** The platform's tags plus the pipeline's name: the tags of everything one pipeline owns. */
 export function pipelineTags(

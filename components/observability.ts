@@ -1,5 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { PLATFORM_METRIC_NAMESPACE, TRIGGER_LAG_METRIC } from '../contracts/metrics';
 import { knownMetric, type MetricName } from './metric-names';
 
 /** Step Functions metrics that mean something did not finish as it should. */
@@ -166,7 +167,12 @@ export function dashboardBody(
       view: 'timeSeries',
       stat: 'Maximum',
       period: 3_600,
-      metrics: pipelines.map((p) => ['ETLPlatform', 'TriggerLagSeconds', 'Pipeline', p.name]),
+      metrics: pipelines.map((p) => [
+        PLATFORM_METRIC_NAMESPACE,
+        TRIGGER_LAG_METRIC.name,
+        TRIGGER_LAG_METRIC.dimension,
+        p.name,
+      ]),
     },
   });
   return { widgets };

@@ -1,5 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { REGION_STACK, STACKS } from '../contracts/regions';
 import type { PlatformSettings } from '../regions/settings';
 import type { ToggleState } from '../regions/role';
 import { DbtApp } from '../k8s/dbt-app';
@@ -30,7 +31,7 @@ export interface FailoverOutput {
   readonly runbook: string;
 }
 
-/** Stack names follow the region convention: prod-east is us-east-1, prod-west is us-west-1. */
+/** The failover and failback commands, with each region's stack from `stackFor`. */
 export function runbook(settings: PlatformSettings, stackFor: (region: string) => string): string {
   const { activeRegion, regions } = settings;
   const standby = regions.find((r) => r !== activeRegion) ?? activeRegion;
@@ -50,10 +51,16 @@ export function runbook(settings: PlatformSettings, stackFor: (region: string) =
   ].join('\n');
 }
 
+/**
+ * The stack deploying a region: a committed stack names its peers by the map in contracts/regions.ts;
+ * a region outside the map, or a stack outside it, follows the convention `<prefix>-<east|west>`.
+ */
 export function defaultStackFor(settings: PlatformSettings): (region: string) => string {
-  // The stack naming used by this project: prod-east / prod-west; anything else keeps this stack's prefix.
+  const known: Readonly<Record<string, string>> = (STACKS as readonly string[]).includes(settings.stack)
+    ? REGION_STACK
+    : {};
   const prefix = settings.stack.replace(/-(east|west)$/, '');
-  return (region: string) => `${prefix}-${region.split('-')[1]}`;
+  return (region: string) => known[region] ?? `${prefix}-${region.split('-')[1]}`;
 }
 
 /** The dashboard and alarms: every workflow, function, rule and pipeline the region declared. */

@@ -9,7 +9,8 @@ import { DataLake } from './data-lake';
 import { DbtFunctions } from './dbt-functions';
 import { PlatformEventBus } from './event-bus';
 import { HandlerFunction } from './handler-function';
-import { accountContext, type AccountContext } from './naming';
+import { type AccountContext, DEFAULT_NAMES } from '../contracts/naming';
+import { accountContext } from './naming';
 import type { PipelineStackArgs } from './pipeline-stack';
 import { Snowflake } from './snowflake';
 
@@ -94,7 +95,7 @@ function declareFoundation(
   );
   const scheduleGroup = new aws.scheduler.ScheduleGroup(
     `${name}-schedules`,
-    { name: 'etl-platform' },
+    { name: DEFAULT_NAMES.scheduleGroup },
     parent,
   );
   return {

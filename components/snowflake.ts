@@ -1,6 +1,6 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
-import type { AccountContext } from './naming';
+import type { AccountContext } from '../contracts/naming';
 
 export const SNOWFLAKE_SECRET_NAME = 'etl-platform/snowflake';
 

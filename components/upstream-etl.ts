@@ -5,7 +5,8 @@ import type { PipelineSettings } from '../regions/settings';
 import type { ToggleState } from '../regions/role';
 import { upstreamWorkflow } from '../state-machines/upstream';
 import type { DeadLetterQueue } from './dead-letter-queue';
-import { type AccountContext, iamRoleName, pipelineTags } from './naming';
+import { type AccountContext, iamRoleName, platformName, upstreamScheduleName } from '../contracts/naming';
+import { pipelineTags } from './naming';
 import { Workflow } from './workflow';
 import { WorkflowSchedule } from './workflow-schedule';
 import { identityPolicyJson, serviceRole } from './service-role';
@@ -226,11 +227,15 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       '--pipeline': pipeline.name,
       '--lake_bucket': shared.lake.bucket,
     };
+    const jobName = {
+      cdaToLake: platformName(`${pipeline.name}-cda-to-lake`),
+      lakeToSnowflake: platformName(`${pipeline.name}-lake-to-snowflake`),
+    };
     const cdaToLake = new aws.glue.Job(
       `${name}-cda-to-lake`,
       {
         ...common,
-        name: `etl-${pipeline.name}-cda-to-lake`,
+        name: jobName.cdaToLake,
         description: `Guidewire CDA → lake raw zone (${pipeline.name})`,
         command: { name: 'glueetl', pythonVersion: '3', scriptLocation: shared.scripts.cdaToLake },
         defaultArguments: {
@@ -245,7 +250,7 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       `${name}-lake-to-snowflake`,
       {
         ...common,
-        name: `etl-${pipeline.name}-lake-to-snowflake`,
+        name: jobName.lakeToSnowflake,
         description: `Lake → Snowflake base layer (${pipeline.name})`,
         command: { name: 'glueetl', pythonVersion: '3', scriptLocation: shared.scripts.lakeToSnowflake },
         connections: [shared.snowflake.connectionName],
@@ -266,11 +271,8 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       controlTable: shared.controlTable,
       batchContextFunction: { arn: shared.batchContextFunctionArn },
       glueJobs: {
-        cdaToLake: { name: cdaToLake.name, arn: jobArn(`etl-${pipeline.name}-cda-to-lake`) },
-        lakeToSnowflake: {
-          name: lakeToSnowflake.name,
-          arn: jobArn(`etl-${pipeline.name}-lake-to-snowflake`),
-        },
+        cdaToLake: { name: cdaToLake.name, arn: jobArn(jobName.cdaToLake) },
+        lakeToSnowflake: { name: lakeToSnowflake.name, arn: jobArn(jobName.lakeToSnowflake) },
       },
       lake: { bucket: shared.lake.bucket, arn: shared.lake.arn, kmsKeyArn: shared.lake.kmsKeyArn },
       source: { bucket: shared.guidewire.bucketName, prefix: shared.guidewire.prefix },
@@ -293,7 +295,7 @@ export class UpstreamEtl extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.scheduleName = `${pipeline.name}-upstream`;
+    this.scheduleName = upstreamScheduleName(pipeline.name);
     const schedule = new WorkflowSchedule(
       `${name}-schedule`,
       {

@@ -1,10 +1,10 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
-import type { StateMachineDefinition } from '../state-machines/asl';
 import type { IamStatement } from '../contracts/iam';
+import { iamRoleName, platformName } from '../contracts/naming';
+import type { StateMachineDefinition } from '../state-machines/asl';
 import { observabilityStatements, policyFromStatements } from '../state-machines/policy';
 import { renderDefinition } from '../state-machines/tasks';
-import { iamRoleName } from './naming';
 import { serviceRole } from './service-role';
 
 export interface WorkflowArgs {
@@ -43,9 +43,10 @@ export class Workflow extends pulumi.ComponentResource {
     this.purpose = args.purpose;
     const tags = args.tags ?? {};
 
+    const stateMachineName = platformName(args.purpose);
     const logGroup = new aws.cloudwatch.LogGroup(
       `${name}-logs`,
-      { name: `/aws/vendedlogs/states/etl-${args.purpose}`, retentionInDays: args.logRetentionDays, tags },
+      { name: `/aws/vendedlogs/states/${stateMachineName}`, retentionInDays: args.logRetentionDays, tags },
       { parent: this },
     );
 
@@ -64,7 +65,7 @@ export class Workflow extends pulumi.ComponentResource {
     this.stateMachine = new aws.sfn.StateMachine(
       `${name}-sm`,
       {
-        name: `etl-${args.purpose}`,
+        name: stateMachineName,
         type: 'STANDARD',
         roleArn: this.role.arn,
         definition: renderDefinition(args.definition),

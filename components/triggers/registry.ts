@@ -1,4 +1,4 @@
-import type { TriggerMode } from '../../regions/limits';
+import type { TriggerMode } from '../../contracts/trigger-modes';
 import { ruleDirect } from './rule-direct';
 import { ruleIntermediateSfn } from './rule-intermediate-sfn';
 import { ruleLambda } from './rule-lambda';

@@ -1,4 +1,5 @@
-import { iamRoleName } from '../naming';
+import { UPSTREAM_BATCH_SUCCEEDED } from '../../contracts/events';
+import { iamRoleName } from '../../contracts/naming';
 import { AWS_DOCS, eventsRole, RuleWithTarget, ruleToggle, triggerRule } from './rule-with-target';
 import { NO_TRIGGER_PARTS, type TriggerBuilder } from './types';
 
@@ -23,7 +24,7 @@ export const ruleDirect: TriggerBuilder = {
       `${name}-direct`,
       {
         ...triggerRule(args),
-        description: `Starts the ${args.pipeline} downstream workflow on UpstreamBatchSucceeded`,
+        description: `Starts the ${args.pipeline} downstream workflow on ${UPSTREAM_BATCH_SUCCEEDED}`,
         targetArn: args.downstreamArn,
         roleArn: role.arn,
       },

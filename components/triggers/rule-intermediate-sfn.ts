@@ -1,5 +1,6 @@
+import { UPSTREAM_BATCH_SUCCEEDED } from '../../contracts/events';
+import { iamRoleName } from '../../contracts/naming';
 import { intermediateWorkflow } from '../../state-machines/intermediate';
-import { iamRoleName } from '../naming';
 import { Workflow } from '../workflow';
 import { AWS_DOCS, eventsRole, RuleWithTarget, ruleToggle, triggerRule } from './rule-with-target';
 import { NO_TRIGGER_PARTS, type TriggerBuilder } from './types';
@@ -46,7 +47,7 @@ export const ruleIntermediateSfn: TriggerBuilder = {
       `${name}-sfn`,
       {
         ...triggerRule(args),
-        description: `Starts the ${args.pipeline} intermediate trigger workflow on UpstreamBatchSucceeded`,
+        description: `Starts the ${args.pipeline} intermediate trigger workflow on ${UPSTREAM_BATCH_SUCCEEDED}`,
         targetArn: intermediate.arn,
         roleArn: role.arn,
       },

@@ -1,4 +1,6 @@
 import * as aws from '@pulumi/aws';
+import { HANDLER_ENV } from '../../contracts/env';
+import { UPSTREAM_BATCH_SUCCEEDED } from '../../contracts/events';
 import { DeadLetterQueue } from '../dead-letter-queue';
 import { HandlerFunction } from '../handler-function';
 import { AWS_DOCS, RuleWithTarget, ruleToggle, triggerRule } from './rule-with-target';
@@ -31,9 +33,9 @@ export const ruleLambda: TriggerBuilder = {
         region: args.region,
         logRetentionDays: args.logRetentionDays,
         environment: {
-          DOWNSTREAM_STATE_MACHINE_ARN: args.downstreamArn,
-          PIPELINES: args.pipeline,
-          EVENT_SOURCE: args.eventSource,
+          [HANDLER_ENV.DOWNSTREAM_STATE_MACHINE_ARN]: args.downstreamArn,
+          [HANDLER_ENV.PIPELINES]: args.pipeline,
+          [HANDLER_ENV.EVENT_SOURCE]: args.eventSource,
         },
         statements: [
           {
@@ -73,7 +75,7 @@ export const ruleLambda: TriggerBuilder = {
       `${name}-lambda`,
       {
         ...rule,
-        description: `Invokes the ${args.pipeline} downstream starter on UpstreamBatchSucceeded`,
+        description: `Invokes the ${args.pipeline} downstream starter on ${UPSTREAM_BATCH_SUCCEEDED}`,
         targetArn: starter.arn,
       },
       { parent },

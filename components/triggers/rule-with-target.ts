@@ -1,11 +1,11 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
+import { UPSTREAM_BATCH_SUCCEEDED } from '../../contracts/events';
+import { downstreamRuleName } from '../../contracts/naming';
 import type { ToggleState } from '../../regions/role';
 import { DeadLetterQueue } from '../dead-letter-queue';
 import { identityPolicyJson, serviceRole } from '../service-role';
 import type { DownstreamTriggerArgs, TargetRetry, RoleToggle } from './types';
-
-export const UPSTREAM_SUCCEEDED = 'UpstreamBatchSucceeded';
 
 /** AWS's documentation of each mode's delivery behaviour, cited by `TriggerBuilder.latency`. */
 export const AWS_DOCS = {
@@ -17,7 +17,11 @@ export const AWS_DOCS = {
 
 /** The rule pattern every event-driven mode uses: this pipeline's successful upstream batches. */
 export function triggerPattern(eventSource: string, pipeline: string) {
-  return { source: [eventSource], 'detail-type': [UPSTREAM_SUCCEEDED], detail: { pipeline: [pipeline] } };
+  return {
+    source: [eventSource],
+    'detail-type': [UPSTREAM_BATCH_SUCCEEDED],
+    detail: { pipeline: [pipeline] },
+  };
 }
 
 /**
@@ -137,15 +141,10 @@ export function eventsRole(
   ).role;
 }
 
-/** The name of a pipeline's trigger rule, whichever rule-based mode declares it. */
-export function triggerRuleName(pipeline: string): string {
-  return `${pipeline}-downstream-trigger`;
-}
-
 /** The pipeline's trigger rule, as every rule-based mode declares it (without description and target). */
 export function triggerRule(args: DownstreamTriggerArgs) {
   const { partition, accountId } = args.account;
-  const ruleName = triggerRuleName(args.pipeline);
+  const ruleName = downstreamRuleName(args.pipeline);
   return {
     busName: args.bus.name,
     ruleName,
@@ -160,5 +159,5 @@ export function triggerRule(args: DownstreamTriggerArgs) {
 
 /** The trigger rule's entry in the `failover` output. */
 export function ruleToggle(args: DownstreamTriggerArgs): RoleToggle {
-  return { kind: 'rule', name: triggerRuleName(args.pipeline), state: args.ruleState };
+  return { kind: 'rule', name: downstreamRuleName(args.pipeline), state: args.ruleState };
 }

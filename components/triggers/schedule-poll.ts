@@ -1,5 +1,5 @@
+import { iamRoleName } from '../../contracts/naming';
 import { pollerWorkflow } from '../../state-machines/poller';
-import { iamRoleName } from '../naming';
 import { Workflow } from '../workflow';
 import { WorkflowSchedule } from '../workflow-schedule';
 import { AWS_DOCS } from './rule-with-target';

@@ -1,8 +1,8 @@
 import type * as pulumi from '@pulumi/pulumi';
-import type { TriggerMode } from '../../regions/limits';
+import type { AccountContext } from '../../contracts/naming';
+import type { TriggerMode } from '../../contracts/trigger-modes';
 import type { ToggleState } from '../../regions/role';
 import type { HandlerFunction } from '../handler-function';
-import type { AccountContext } from '../naming';
 import type { Workflow } from '../workflow';
 
 /** A retry policy of an EventBridge target or a Scheduler schedule. */
