@@ -12,6 +12,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { parse as parseYaml } from 'yaml';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { batchSk, FENCE_KEY, pipelinePk, tableSk } from '../contracts/control-table';
+import { HANDLER_ENV } from '../contracts/env';
+import { DEFAULT_NAMES } from '../contracts/naming';
 import { downstreamWorkflow, type DownstreamWorkflowRefs } from '../state-machines/downstream';
 import { dbtCallbackDriver } from '../local/dbt-callback';
 import { handler as batchContextHandler } from '../handlers/batch-context';
@@ -28,7 +31,7 @@ import { exitWith } from './lib';
 /** Run lengths in heartbeat minutes: 30 minutes and 4 hours. */
 const RUN_MINUTES = [30, 240];
 const TARGET = 30;
-const TABLE = 'etl-platform-control';
+const TABLE = DEFAULT_NAMES.controlTableName;
 const fnArn = (name: string) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:etl-platform-${name}`;
 
 const stackDbt = (
@@ -68,10 +71,10 @@ async function main(): Promise<void> {
   const db = await startDynalite({ tableName: TABLE });
   const api = await startFakeDbtApi();
   Object.assign(process.env, {
-    CONTROL_TABLE_NAME: TABLE,
-    DBT_API_URL: api.url,
-    DBT_API_TOKEN: api.token,
-    DBT_API_TIMEOUT_MS: '2000',
+    [HANDLER_ENV.CONTROL_TABLE_NAME]: TABLE,
+    [HANDLER_ENV.DBT_API_URL]: api.url,
+    [HANDLER_ENV.DBT_API_TOKEN]: api.token,
+    [HANDLER_ENV.DBT_API_TIMEOUT_MS]: '2000',
     AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
     AWS_REGION: REGION,
     AWS_ACCESS_KEY_ID: 'x',
@@ -88,8 +91,7 @@ async function main(): Promise<void> {
       }),
     );
   await put({
-    pk: 'FENCE',
-    sk: 'ACTIVE',
+    ...FENCE_KEY,
     activeRegion: REGION,
     epoch: 1,
     changedAt: '2026-11-01T00:00:00Z',
@@ -105,10 +107,10 @@ async function main(): Promise<void> {
   const results: Array<{ minutes: number; transitions: number; entered: number; renewals: number }> = [];
   for (const [i, minutes] of RUN_MINUTES.entries()) {
     const batchId = `${PIPELINE}-2026112${i}T020000Z`;
-    const pk = `PIPELINE#${PIPELINE}`;
+    const pk = pipelinePk(PIPELINE);
     await put({
       pk,
-      sk: `BATCH#${batchId}#UPSTREAM`,
+      sk: batchSk(batchId, 'UPSTREAM'),
       pipeline: PIPELINE,
       batchId,
       status: 'SUCCEEDED',
@@ -117,7 +119,7 @@ async function main(): Promise<void> {
     for (const table of TABLES)
       await put({
         pk,
-        sk: `BATCH#${batchId}#TABLE#${table}`,
+        sk: tableSk(batchId, table),
         pipeline: PIPELINE,
         batchId,
         table,

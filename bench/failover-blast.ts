@@ -8,7 +8,8 @@
  */
 import { diffRuns } from '../local/program-diff';
 import { runProgram } from '../local/program';
-import { exitWith, STACKS } from './lib';
+import { STACKS } from '../contracts/regions';
+import { exitWith } from './lib';
 
 /**
  * Properties whose change forces replacement, per resource type (from the providers' schemas:

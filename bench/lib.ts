@@ -1,9 +1,8 @@
 /** Shared bits of the benchmarks in bench/ (not part of npm test). */
-import { stackConfig, type StackName } from '../local/program';
+import type { StackName } from '../contracts/regions';
+import { stackConfig } from '../local/program';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-
-export const STACKS: readonly StackName[] = ['prod-east', 'prod-west'];
 
 /** `n` pipelines shaped like the stack's first one, with distinct names, tables and schedules. */
 export function generatePipelines(stack: StackName, n: number): unknown[] {

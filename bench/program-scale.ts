@@ -15,8 +15,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { runProgram, type StackName } from '../local/program';
-import { exitWith, generatePipelines, ms, STACKS } from './lib';
+import { STACKS, type StackName } from '../contracts/regions';
+import { runProgram } from '../local/program';
+import { exitWith, generatePipelines, ms } from './lib';
 
 const SIZES = [1, 10, 50];
 const REPS = Number(process.env.BENCH_REPS ?? 3);

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { parseBatchId } from '../contracts/batch-id';
-import { lockSk, PIPELINE_PK_PATTERN } from '../contracts/control-table';
+import { lockSk, PIPELINE_PK_PATTERN, PIPELINE_PK_PREFIX } from '../contracts/control-table';
 import { batchIdSchema, pipelineNameSchema } from '../contracts/events';
 import { REGION_PATTERN } from '../contracts/regions';
 import { createRun, DBT_COMMANDS } from './lib/dbt-client';
@@ -47,7 +47,7 @@ export const startDbtRunInputSchema = z
         {
           pk: z
             .string({ error: 'must be a string' })
-            .regex(PIPELINE_PK_PATTERN, { error: 'is not PIPELINE#<pipeline>' }),
+            .regex(PIPELINE_PK_PATTERN, { error: `is not ${PIPELINE_PK_PREFIX}<pipeline>` }),
           sk: z.literal(lockSk('DOWNSTREAM'), { error: `must be ${lockSk('DOWNSTREAM')}` }),
           holder: z
             .string({ error: 'must be a string' })

@@ -1,4 +1,5 @@
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { CALLBACK_ERRORS } from '../contracts/errors';
 import type { FakeDbtApi, FakeRun } from './fake-dbt-api';
 import { type LambdaHandler, StatesError } from './sfn-local';
 
@@ -35,9 +36,9 @@ export interface CallbackDriver {
 
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'LOST', 'INTERRUPTED']);
 const FAILURE_ERROR: Record<string, string> = {
-  FAILED: 'DbtRunFailed',
-  LOST: 'DbtRunLost',
-  INTERRUPTED: 'DbtRunInterrupted',
+  FAILED: CALLBACK_ERRORS.failed,
+  LOST: CALLBACK_ERRORS.lost,
+  INTERRUPTED: CALLBACK_ERRORS.interrupted,
 };
 
 /** The SendTaskSuccess output the app sends (docs/dbt-api.md). */

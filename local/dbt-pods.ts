@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { DBT_APP_ENV } from '../contracts/env';
 
 /**
  * Real dbt app pods for one region: N `gunicorn -c gunicorn.conf.py app:app` processes (dbt-app/),
@@ -128,7 +129,7 @@ export class DbtPods {
 
   /** The bearer token from the Deployment's env (the Kubernetes Secret). */
   get token(): string {
-    return this.options.deploymentEnv.DBT_API_TOKEN;
+    return this.options.deploymentEnv[DBT_APP_ENV.DBT_API_TOKEN];
   }
 
   static async start(options: DbtPodsOptions): Promise<DbtPods> {
@@ -161,7 +162,8 @@ export class DbtPods {
       DBT_LOG_PATH: path.join(tmp, 'logs'),
       DBT_TARGET_PATH: path.join(tmp, 'target'),
       PATH: `${venvBin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-      DBT_BIN: this.options.dbtBin ?? path.join(root, 'dbt-app', 'local_warehouse', 'dbt_standin.py'),
+      [DBT_APP_ENV.DBT_BIN]:
+        this.options.dbtBin ?? path.join(root, 'dbt-app', 'local_warehouse', 'dbt_standin.py'),
       DBT_PROJECT_DIR: this.projectDir,
       DBT_PROFILES_DIR: path.join(root, 'dbt-app', 'profiles'),
       AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,

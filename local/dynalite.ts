@@ -1,11 +1,11 @@
+import { DEFAULT_NAMES } from '../contracts/naming';
 import { controlTableInput } from './table-schemas';
 import type { AddressInfo } from 'net';
 import dynalite from 'dynalite';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
-export const CONTROL_TABLE = 'etl-platform-control';
-export const GSI_BY_PIPELINE_STATUS = 'byPipelineStatus';
+export const CONTROL_TABLE = DEFAULT_NAMES.controlTableName;
 
 export interface LocalDynamo {
   client: DynamoDBClient;

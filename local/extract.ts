@@ -1,8 +1,10 @@
 import { HANDLER_TAG } from '../components/handler-function';
+import { HANDLER_ENV } from '../contracts/env';
 import type { EventPattern } from '../events/pattern';
 import type { StateMachineDefinition } from '../state-machines/asl';
 import type { RecordedResource } from './pulumi-mocks';
-import { renderedEnv, runProgram, STACK_REGION, type ProgramRun, type StackName } from './program';
+import { STACK_REGION, STACKS, type StackName } from '../contracts/regions';
+import { renderedEnv, runProgram, type ProgramRun } from './program';
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 
 /**
@@ -154,7 +156,7 @@ export function stackModel(run: ProgramRun, options: ExtractOptions): StackModel
       url: q.state.url,
     })),
     topics: of('aws:sns/topic:Topic').map((t) => ({ name: t.state.name, arn: t.state.arn })),
-    controlTableName: fenceWriter.env.CONTROL_TABLE_NAME,
+    controlTableName: fenceWriter.env[HANDLER_ENV.CONTROL_TABLE_NAME],
     fenceInvocation: {
       functionName: invocation.inputs.functionName,
       input: parseJson<Record<string, unknown>>(invocation.inputs.input),
@@ -262,7 +264,8 @@ export async function extractPlatform(
   activeRegion: string,
   config?: Record<string, unknown>,
 ): Promise<Record<StackName, StackModel>> {
-  const east = await extractStack({ stack: 'prod-east', activeRegion, ...(config ? { config } : {}) });
-  const west = await extractStack({ stack: 'prod-west', activeRegion, ...(config ? { config } : {}) });
-  return { 'prod-east': east, 'prod-west': west };
+  const models: Partial<Record<StackName, StackModel>> = {};
+  for (const stack of STACKS)
+    models[stack] = await extractStack({ stack, activeRegion, ...(config ? { config } : {}) });
+  return models as Record<StackName, StackModel>;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { BATCH_ID_PATTERN } from '../contracts/batch-id';
 
 /**
  * A loopback implementation of the dbt REST contract (docs/dbt-api.md) for tests and the local
@@ -117,7 +118,6 @@ export interface FakeDbtApi {
 type Pending = Fault & { remaining: number };
 type Answer = { status: number; body: unknown };
 
-const BATCH_ID = /^([a-z][a-z0-9-]{0,22}[a-z0-9])-\d{8}T\d{6}Z$/;
 const COMMANDS = new Set(['build', 'run', 'test', 'seed', 'snapshot']);
 const now = () => new Date().toISOString();
 
@@ -130,10 +130,10 @@ function runRequestProblems(body: Record<string, unknown>): string[] {
   const { batchId, pipeline } = body;
   const command = body.command ?? 'build';
   const attempt = body.attempt ?? 1;
-  if (typeof batchId !== 'string' || !BATCH_ID.test(batchId))
+  if (typeof batchId !== 'string' || !BATCH_ID_PATTERN.test(batchId))
     problems.push('batchId: not <pipeline>-<yyyyMMdd>T<HHmmss>Z');
   if (typeof pipeline !== 'string') problems.push('pipeline: required string');
-  else if (typeof batchId === 'string' && BATCH_ID.exec(batchId)?.[1] !== pipeline)
+  else if (typeof batchId === 'string' && BATCH_ID_PATTERN.exec(batchId)?.[1] !== pipeline)
     problems.push('batchId: belongs to another pipeline');
   if (typeof command !== 'string' || !COMMANDS.has(command))
     problems.push('command: not an allowed dbt command');

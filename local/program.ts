@@ -2,6 +2,8 @@ import * as pulumi from '@pulumi/pulumi';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { PROJECT } from '../contracts/naming';
+import { STACK_REGION, type StackName } from '../contracts/regions';
 import { type RecordedResource, RecordingMocks } from './pulumi-mocks';
 
 /**
@@ -10,9 +12,6 @@ import { type RecordedResource, RecordingMocks } from './pulumi-mocks';
  */
 
 export const ROOT = path.resolve(__dirname, '..');
-export const PROJECT = 'etl-platform';
-export type StackName = 'prod-east' | 'prod-west';
-export const STACK_REGION: Record<StackName, string> = { 'prod-east': 'us-east-1', 'prod-west': 'us-west-1' };
 
 /** Test-only secret values, so tests can prove they never appear in plain text. */
 export const TEST_SECRETS: Record<string, string> = {

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { HANDLER_ENV } from '../contracts/env';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 
@@ -38,10 +39,10 @@ async function main(): Promise<void> {
   }
 
   Object.assign(process.env, {
-    DOWNSTREAM_STATE_MACHINE_ARN:
+    [HANDLER_ENV.DOWNSTREAM_STATE_MACHINE_ARN]:
       'arn:aws:states:us-east-1:123456789012:stateMachine:etl-platform-downstream-policycenter',
-    PIPELINES: 'policycenter,billingcenter',
-    EVENT_SOURCE: 'com.insurer.etl-platform',
+    [HANDLER_ENV.PIPELINES]: 'policycenter,billingcenter',
+    [HANDLER_ENV.EVENT_SOURCE]: 'com.insurer.etl-platform',
   });
   setSfnClient({ send: async () => ({ executionArn: 'arn:x' }) });
   const eventRows: string[] = [];

@@ -13,8 +13,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TriggerMode } from '../regions/limits';
 import { TRIGGER_BUILDERS, TRIGGER_MODE_NAMES } from '../components/triggers/registry';
+import { UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
+import { downstreamWorkflowName, upstreamWorkflowName } from '../contracts/naming';
+import type { TriggerMode } from '../contracts/trigger-modes';
 import { UPSTREAM_STATES } from '../state-machines/upstream';
 import { firings } from '../local/platform/clock';
 import type { ExtractedSchedule } from '../local/extract';
@@ -25,8 +27,8 @@ const PIPELINE = 'policycenter';
 const REGION = 'us-east-1';
 const SCHEDULED = '2026-11-27T07:00:00Z';
 const BATCH = `${PIPELINE}-20261127T070000Z`;
-const DOWNSTREAM = `etl-${PIPELINE}-downstream`;
-const UPSTREAM = `etl-${PIPELINE}-upstream`;
+const DOWNSTREAM = downstreamWorkflowName(PIPELINE);
+const UPSTREAM = upstreamWorkflowName(PIPELINE);
 const OUT = path.join(ROOT, 'docs', 'trigger-comparison.generated.md');
 
 const UPSTREAM_TRIGGER_STATES: readonly string[] = [
@@ -131,8 +133,8 @@ async function oneBatch(twin: Twin, region: Region, mode: TriggerMode, poll?: Ex
 /** 2. The same trigger again, as each mode would see a duplicate. */
 async function duplicateTrigger(twin: Twin, region: Region, mode: TriggerMode, poll?: ExtractedSchedule) {
   const from = mark(twin, region);
-  const upstreamEvent = region.bus.accepted.find((e) => e['detail-type'] === 'UpstreamBatchSucceeded');
-  if (!upstreamEvent) throw new Error(`${mode}: the upstream published no UpstreamBatchSucceeded`);
+  const upstreamEvent = region.bus.accepted.find((e) => e['detail-type'] === UPSTREAM_BATCH_SUCCEEDED);
+  if (!upstreamEvent) throw new Error(`${mode}: the upstream published no ${UPSTREAM_BATCH_SUCCEEDED}`);
   let what: string;
   if (poll) {
     what = 'the poll schedule ticks again';
@@ -141,7 +143,7 @@ async function duplicateTrigger(twin: Twin, region: Region, mode: TriggerMode, p
     what = 'the upstream schedule delivers the same scheduled time again';
     runUpstream(region);
   } else {
-    what = 'EventBridge delivers the same UpstreamBatchSucceeded event again';
+    what = `EventBridge delivers the same ${UPSTREAM_BATCH_SUCCEEDED} event again`;
     region.bus.redeliver(upstreamEvent);
   }
   await twin.idle();

@@ -25,7 +25,8 @@ import {
   workflow,
 } from '../state-machines/tasks';
 import { validateAsl } from './harness/asl-validate';
-import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from '../local/dynalite';
+import { STATUS_INDEX } from '../contracts/control-table';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
 import { runWorkflow, StatesError } from '../local/sfn-local';
 
 const ACCOUNT = '123456789012';
@@ -81,7 +82,7 @@ function sampleWorkflow() {
       CountRunning: dynamoQuery(
         table,
         {
-          IndexName: GSI_BY_PIPELINE_STATUS,
+          IndexName: STATUS_INDEX.name,
           KeyConditionExpression: 'gsi1pk = :pk',
           ExpressionAttributeValues: {
             ':pk': { 'S.$': "States.Format('PIPELINE#{}#UPSTREAM#RUNNING', $.pipeline)" },
@@ -206,7 +207,7 @@ describe('ASL toolkit', () => {
       }
       assert.deepEqual(perResource, {
         [TABLE_ARN]: ['dynamodb:PutItem'],
-        [`${TABLE_ARN}/index/${GSI_BY_PIPELINE_STATUS}`]: ['dynamodb:Query'],
+        [`${TABLE_ARN}/index/${STATUS_INDEX.name}`]: ['dynamodb:Query'],
         [FN_ARN]: ['lambda:InvokeFunction'],
         [`${FN_ARN}:*`]: ['lambda:InvokeFunction'],
         [BUS_ARN]: ['events:PutEvents'],

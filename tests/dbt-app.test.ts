@@ -19,7 +19,8 @@ import {
 } from '../k8s/dbt-app';
 import { DBT_REPOSITORY_NAME, lifecycleRules } from '../k8s/dbt-image';
 import { diffRuns } from '../local/program-diff';
-import { type ProgramRun, runProgram, type StackName, stackConfig, TEST_SECRETS } from '../local/program';
+import type { StackName } from '../contracts/regions';
+import { type ProgramRun, runProgram, stackConfig, TEST_SECRETS } from '../local/program';
 import { ACCOUNT_ID } from '../local/pulumi-mocks';
 
 const STACKS: StackName[] = ['prod-east', 'prod-west'];

@@ -5,7 +5,8 @@ import { isPublishedMetric, METRIC_NAMES } from '../components/metric-names';
 import { RULE_ALARM_METRICS } from '../components/observability';
 import { FENCE_KEY, writeFence } from '../handlers/lib/fence';
 import { createControlTable, type LocalDynamo, startDynalite } from '../local/dynalite';
-import { type ProgramRun, runProgram, stackConfig, type StackName } from '../local/program';
+import type { StackName } from '../contracts/regions';
+import { type ProgramRun, runProgram, stackConfig } from '../local/program';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 

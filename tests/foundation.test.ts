@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { diffRuns } from '../local/program-diff';
 import { ACCOUNT_ID } from '../local/pulumi-mocks';
-import { type ProgramRun, runProgram, type StackName } from '../local/program';
+import type { StackName } from '../contracts/regions';
+import { type ProgramRun, runProgram } from '../local/program';
 
 const STACKS: StackName[] = ['prod-east', 'prod-west'];
 const REGIONS = ['us-east-1', 'us-west-1'];

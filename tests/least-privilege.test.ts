@@ -2,14 +2,8 @@ import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import {
-  ROOT,
-  runProgram,
-  STACK_REGION,
-  TEST_SECRETS,
-  type ProgramRun,
-  type StackName,
-} from '../local/program';
+import { STACK_REGION, type StackName } from '../contracts/regions';
+import { ROOT, runProgram, TEST_SECRETS, type ProgramRun } from '../local/program';
 import { ACCOUNT_ID, type RecordedResource } from '../local/pulumi-mocks';
 
 /**

@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { TRIGGER_MODES, type TriggerMode } from '../regions/limits';
-import { runProgram, STACK_REGION, type ProgramRun, type StackName } from '../local/program';
+import { STACK_REGION, type StackName } from '../contracts/regions';
+import { runProgram, type ProgramRun } from '../local/program';
 import { ACCOUNT_ID } from '../local/pulumi-mocks';
 
 const PIPELINES = ['policycenter', 'claimcenter', 'billingcenter'];

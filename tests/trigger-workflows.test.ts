@@ -13,7 +13,8 @@ import {
 import { NOT_STARTED, pollerWorkflow } from '../state-machines/poller';
 import { upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
 import { validateAsl } from './harness/asl-validate';
-import { GSI_BY_PIPELINE_STATUS, startDynalite, type LocalDynamo } from '../local/dynalite';
+import { STATUS_INDEX } from '../contracts/control-table';
+import { startDynalite, type LocalDynamo } from '../local/dynalite';
 import { runWorkflow, StatesError, type RunResult } from '../local/sfn-local';
 
 const ACCOUNT = '123456789012';
@@ -143,7 +144,7 @@ describe('trigger workflows', () => {
 
     it('poller: IAM is Query on the index only, GetItem on the table, StartExecution on the downstream', async () => {
       assert.deepEqual(await actionsByResource(poller.statements), {
-        [`${TABLE_ARN}/index/${GSI_BY_PIPELINE_STATUS}`]: ['dynamodb:Query'],
+        [`${TABLE_ARN}/index/${STATUS_INDEX.name}`]: ['dynamodb:Query'],
         [TABLE_ARN]: ['dynamodb:GetItem'],
         [DOWNSTREAM_ARN]: ['states:StartExecution'],
       });

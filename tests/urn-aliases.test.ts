@@ -17,7 +17,8 @@ import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as prettier from 'prettier';
-import { PROJECT, runProgram, TEST_SECRETS, type ProgramOptions } from '../local/program';
+import { PROJECT } from '../contracts/naming';
+import { runProgram, TEST_SECRETS, type ProgramOptions } from '../local/program';
 
 /** One RegisterResource call as the engine receives it. */
 export interface Registration {

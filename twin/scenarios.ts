@@ -1,4 +1,7 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { batchSk, pipelinePk, tableSk } from '../contracts/control-table';
+import { platformName } from '../contracts/naming';
+import { EVENT_SCHEMA_VERSION, UPSTREAM_BATCH_FAILED, UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
 import { TRIGGER_MODE_NAMES } from '../components/triggers/registry';
 import type { BusEvent } from '../local/platform/bus';
 import { Twin, type Metrics, type TimelineEntry, type TwinOptions } from '../local/platform/twin';
@@ -92,7 +95,7 @@ export async function controlRecord(
   const out = await twin.dynamo.doc.send(
     new GetCommand({
       TableName: twin.dynamo.tableName,
-      Key: { pk: `PIPELINE#${pipeline}`, sk: `BATCH#${batchId}#${kind}` },
+      Key: { pk: pipelinePk(pipeline), sk: batchSk(batchId, kind) },
       ConsistentRead: true,
     }),
   );
@@ -119,8 +122,8 @@ async function firstBatch(twin: Twin): Promise<BusEvent> {
   await twin.advance(65 * MIN); // 06:00Z → 07:05Z: the policycenter schedule fires at 07:00Z
   const ev = twin
     .region('us-east-1')
-    .bus.accepted.find((e) => e['detail-type'] === 'UpstreamBatchSucceeded' && e.detail.batchId === BATCH);
-  if (!ev) throw new Error('no UpstreamBatchSucceeded for the first batch');
+    .bus.accepted.find((e) => e['detail-type'] === UPSTREAM_BATCH_SUCCEEDED && e.detail.batchId === BATCH);
+  if (!ev) throw new Error(`no ${UPSTREAM_BATCH_SUCCEEDED} for the first batch`);
   return ev;
 }
 
@@ -272,10 +275,10 @@ export const consistencyFailure = (o: ScenarioOptions = {}) =>
       await twin.dynamo.doc.send(
         new DeleteCommand({
           TableName: twin.dynamo.tableName,
-          Key: { pk: `PIPELINE#${PIPELINE}`, sk: `BATCH#${BATCH}#TABLE#pc_job` },
+          Key: { pk: pipelinePk(PIPELINE), sk: tableSk(BATCH, 'pc_job') },
         }),
       );
-      twin.log('us-east-1', 'scenario', `control record BATCH#${BATCH}#TABLE#pc_job lost`, 'DynamoDB');
+      twin.log('us-east-1', 'scenario', `control record ${tableSk(BATCH, 'pc_job')} lost`, 'DynamoDB');
       rule.state = 'ENABLED';
       east.bus.replay('consistency-drill', start, twin.clock.now(), [rule.name]);
       await twin.idle();
@@ -314,7 +317,7 @@ export const glueFailure = (o: ScenarioOptions = {}) =>
       expect.equal('dbt API: runs', twin.dbtRuns().length, 0);
       expect.equal('alerts', twin.alerts.length, 1);
       const published = twin.region('us-east-1').bus.accepted.map((e) => e['detail-type']);
-      expect.equal('events published', published, ['UpstreamBatchFailed']);
+      expect.equal('events published', published, [UPSTREAM_BATCH_FAILED]);
       expect.equal('DLQ messages', twin.dlqMessages().length, 0);
     },
   );
@@ -497,7 +500,7 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
       const east = twin.region('us-east-1');
       const src = east.model.eventSource;
       const good = {
-        schemaVersion: '1.0',
+        schemaVersion: EVENT_SCHEMA_VERSION,
         pipeline: PIPELINE,
         batchId: BATCH,
         region: 'us-east-1',
@@ -527,7 +530,7 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
         262_144 -
         40 -
         src.length -
-        'UpstreamBatchSucceeded'.length -
+        UPSTREAM_BATCH_SUCCEEDED.length -
         JSON.stringify({ ...good, padding: '' }).length;
       events.push([
         'oversized event (execution input > 256 KB)',
@@ -537,7 +540,7 @@ export const malformedEvents = (o: ScenarioOptions = {}) =>
       for (const [label, detail] of events) {
         twin.log('us-east-1', 'scenario', `bad event: ${label}`, 'bus us-east-1');
         const res = east.bus.putEvents([
-          { Source: src, DetailType: 'UpstreamBatchSucceeded', Detail: JSON.stringify(detail) },
+          { Source: src, DetailType: UPSTREAM_BATCH_SUCCEEDED, Detail: JSON.stringify(detail) },
         ]);
         expect.equal(`accepted by the bus: ${label}`, res.FailedEntryCount, 0);
       }
@@ -683,7 +686,7 @@ export async function allModes(
             .executions()
             .filter(
               (e) =>
-                e.stateMachine === `etl-${PIPELINE}-poller` &&
+                e.stateMachine === platformName(`${PIPELINE}-poller`) &&
                 e.status === 'FAILED' &&
                 String(e.cause).includes(defect.cause),
             );

@@ -1,15 +1,48 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { HANDLER_ENV } from '../../contracts/env';
 import type { StateMachineDefinition } from '../../state-machines/asl';
 import type { ExtractedFunction, ExtractedSchedule, ExtractedStateMachine, StackModel } from '../extract';
 import type { FakeDbtApi } from '../fake-dbt-api';
 import { ACCOUNT_ID } from '../pulumi-mocks';
 import { runWorkflow, StatesError, type ExecutionEvent, type RunResult } from '../sfn-local';
-import { EventBus, Queue } from './bus';
+import type { Mutex } from '../mutex';
+import { EventBus, Queue, type BusEvent } from './bus';
+import type { TwinDynamo } from './dynamo';
 import { emfSummary, handlerModule, withEmfCapture, withEnv, type HandlerModule } from './lambda';
-import { executionServices } from './services';
-import type { Twin } from './twin';
-import { TwinError, type ExecutionRecord, type Invocation, type TriggerPath } from './types';
+import { executionServices, type ServiceHost } from './services';
+import {
+  TwinError,
+  type ExecutionRecord,
+  type Faults,
+  type Invocation,
+  type LambdaCall,
+  type TriggerPath,
+} from './types';
+
+/**
+ * What a region uses of the platform (twin.ts's Twin, which owns the regions): an interface here,
+ * so twin.ts imports this file and not the other way round.
+ */
+export interface RegionHost extends ServiceHost {
+  readonly dynamo: Pick<TwinDynamo, 'endpoint'>;
+  readonly lambdaInvocations: LambdaCall[];
+  readonly faults: Faults;
+  readonly lambdaMutex: Mutex;
+  readonly metricsEmitted: Array<{ region: string; fn: string; line: Record<string, unknown> }>;
+  readonly warehouseFence: unknown;
+  deliverToTarget(
+    from: Region,
+    arn: string,
+    event: BusEvent,
+    ruleName: string,
+    input?: string,
+  ): Promise<void>;
+  queue(arn: string): Queue | undefined;
+  track(p: Promise<unknown>): void;
+  documentView(region: string): DynamoDBDocumentClient;
+}
 
 /** Definitions are parsed once per process (by JSON text), so the engine's per-object cache hits. */
 const DEFINITIONS = new Map<string, StateMachineDefinition>();
@@ -108,7 +141,7 @@ export class Region {
   abort = unlimitedAbort();
 
   constructor(
-    readonly twin: Twin,
+    readonly twin: RegionHost,
     public model: StackModel,
     readonly dbt: FakeDbtApi,
   ) {
@@ -276,8 +309,8 @@ export class Region {
       AWS_DEFAULT_REGION: this.region,
       AWS_LAMBDA_FUNCTION_NAME: fn.name,
       AWS_ENDPOINT_URL_DYNAMODB: this.twin.dynamo.endpoint(this.region),
-      ...(fn.env.DBT_API_URL !== undefined
-        ? { DBT_API_URL: this.dbt.url, DBT_API_TOKEN: this.dbt.token }
+      ...(fn.env[HANDLER_ENV.DBT_API_URL] !== undefined
+        ? { [HANDLER_ENV.DBT_API_URL]: this.dbt.url, [HANDLER_ENV.DBT_API_TOKEN]: this.dbt.token }
         : {}),
     };
   }

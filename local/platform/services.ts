@@ -1,9 +1,42 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { callbackFor, completeRun } from '../dbt-callback';
 import type { ExtractedStateMachine } from '../extract';
+import type { FakeDbtApi } from '../fake-dbt-api';
 import { StatesError, type ServiceHandlers } from '../sfn-local';
-import type { Region } from './region';
-import type { ExecutionRecord, Invocation } from './types';
+import type { EventBus } from './bus';
+import type { VirtualClock } from './clock';
+import type { GlueWorld } from './glue';
+import type { Alert, ExecutionRecord, Invocation, Metrics, TriggerPath } from './types';
+
+/** What the services use of the platform (the twin) around their region. */
+export interface ServiceHost {
+  readonly clock: VirtualClock;
+  readonly alerts: Alert[];
+  readonly metrics: Metrics;
+  readonly glue: GlueWorld;
+  log(region: string, component: string, text: string, to?: string): void;
+  dynamoView(region: string): { send(cmd: any): Promise<any> };
+}
+
+/**
+ * What the services use of their region (region.ts's Region): an interface here, so region.ts
+ * imports this file and not the other way round.
+ */
+export interface ServiceRegion {
+  readonly twin: ServiceHost;
+  readonly region: string;
+  readonly up: boolean;
+  readonly bus: Pick<EventBus, 'name' | 'arn' | 'putEvents'>;
+  readonly dbt: FakeDbtApi;
+  invokeLambda(fnName: string, payload: unknown, from: Invocation): Promise<unknown>;
+  startExecution(args: {
+    stateMachineArn: string;
+    name?: string;
+    input?: string;
+    parent?: string;
+    path?: TriggerPath;
+  }): ExecutionRecord;
+}
 
 /**
  * The services one execution's Task states reach in its region: the region's DynamoDB replica,
@@ -11,7 +44,7 @@ import type { ExecutionRecord, Invocation } from './types';
  * costs a little virtual time; a dark region answers nothing.
  */
 export function executionServices(
-  region: Region,
+  region: ServiceRegion,
   sm: ExtractedStateMachine,
   record: ExecutionRecord,
 ): ServiceHandlers {
@@ -75,7 +108,7 @@ export function executionServices(
  * to each entry's Resources (AWS docs, "Add EventBridge events with Step Functions").
  */
 function putEvents(
-  region: Region,
+  region: ServiceRegion,
   sm: ExtractedStateMachine,
   record: ExecutionRecord,
   entries: Array<Record<string, unknown>>,
@@ -101,7 +134,7 @@ function putEvents(
 
 /** states:startExecution (.sync waits for the child; a failed child is States.TaskFailed). */
 async function startChild(
-  region: Region,
+  region: ServiceRegion,
   sm: ExtractedStateMachine,
   record: ExecutionRecord,
   resource: string,

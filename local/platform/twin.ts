@@ -4,7 +4,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { extractPlatform, extractStack, type ExtractedSchedule } from '../extract';
 import { startFakeDbtApi, type FakeRun } from '../fake-dbt-api';
 import { Mutex } from '../mutex';
-import { STACK_REGION, type StackName } from '../program';
+import { STACKS } from '../../contracts/regions';
 import { DeliveryError, type BusEvent } from './bus';
 import { VirtualClock, firings } from './clock';
 import { ReplicaViews, startTwinDynamo, type TwinDynamo } from './dynamo';
@@ -31,11 +31,6 @@ export * from './types';
  * (extracted definitions, patterns, schedules, handlers with their env) on local engines. The demo's
  * scenarios, scripts/compare-triggers.ts and the tests all drive this one emulator.
  */
-
-/** Region → stack, the inverse of the stacks' own map. */
-export const STACKS: Record<string, StackName> = Object.fromEntries(
-  Object.entries(STACK_REGION).map(([stack, region]) => [region, stack as StackName]),
-);
 
 /** The warehouse fence (CONTROL.FENCE) both regions share; only moves forward, like the SQL the writer sends. */
 function sharedWarehouseFence() {
@@ -101,7 +96,7 @@ export class Twin {
     process.env.AWS_SECRET_ACCESS_KEY ??= 'twin';
     const activeRegion = options.activeRegion ?? 'us-east-1';
     const stacks = await extractPlatform(activeRegion, options.config);
-    const models = [stacks['prod-east'], stacks['prod-west']];
+    const models = STACKS.map((stack) => stacks[stack]);
     const dynamo = await startTwinDynamo(
       models.map((m) => m.region),
       models[0].controlTableName,
@@ -390,7 +385,7 @@ export class Twin {
     const region = this.region(regionName);
     if (!region.up) throw new Error(`pulumi up -s ${region.model.stack}: ${regionName} is unreachable`);
     const model = await extractStack({
-      stack: STACKS[regionName],
+      stack: region.model.stack,
       activeRegion,
       ...(this.options.config ? { config: this.options.config } : {}),
     });
