@@ -2,10 +2,23 @@ import { strict as assert } from 'assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { FENCE_KEY } from '../contracts/control-table';
+import {
+  batchSk,
+  DOWNSTREAM_WATERMARK_SK,
+  FENCE_KEY,
+  lateMarkerSk,
+  lockSk,
+  pipelinePk,
+  STATUS_INDEX,
+} from '../contracts/control-table';
 import { platformEnvNames } from '../contracts/env';
 import { ERROR_NAMES } from '../contracts/errors';
-import { UPSTREAM_BATCH_SUCCEEDED } from '../contracts/events';
+import {
+  DOWNSTREAM_RUN_FAILED,
+  DOWNSTREAM_RUN_SUCCEEDED,
+  UPSTREAM_BATCH_FAILED,
+  UPSTREAM_BATCH_SUCCEEDED,
+} from '../contracts/events';
 import { PIPELINE_NAME_BODY } from '../contracts/pipeline-name';
 
 /**
@@ -15,8 +28,8 @@ import { PIPELINE_NAME_BODY } from '../contracts/pipeline-name';
  *   (b) no import cycle between files;
  *   (c) nothing outside tests/ imports tests/;
  *   (d) the facts contracts/ owns are spelt nowhere else (tests/ and docs may spell them).
- * KNOWN_VIOLATIONS lists what is still wrong, and must match exactly: a listed violation that
- * disappears fails too, so the list can only shrink.
+ * There is no list of accepted violations: each check finds none, and prints what it finds as
+ * `what (file:lines): rule`, with the fix.
  */
 
 const ROOT = path.resolve(__dirname, '..');
@@ -49,103 +62,12 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   tests: ['*'],
 };
 
-/** Still wrong; helpers working on components/, state-machines/, twin/, bench/, scripts/ remove these. */
-const KNOWN_VIOLATIONS: readonly string[] = [
-  'test-import bench/downstream-transitions.ts -> tests/harness/dbt-callback.ts',
-  'test-import bench/downstream-transitions.ts -> tests/harness/dynalite.ts',
-  'test-import bench/downstream-transitions.ts -> tests/harness/fake-dbt-api.ts',
-  'test-import bench/downstream-transitions.ts -> tests/harness/malformed-events.ts',
-  'test-import bench/downstream-transitions.ts -> tests/harness/sfn-local.ts',
-  'test-import bench/failover-blast.ts -> tests/harness/diff.ts',
-  'test-import bench/failover-blast.ts -> tests/harness/program.ts',
-  'test-import bench/lib.ts -> tests/harness/program.ts',
-  'test-import bench/program-scale.ts -> tests/harness/program.ts',
-  'test-import scripts/bad-input-doc.ts -> tests/config.test.ts',
-  'test-import scripts/bad-input-doc.ts -> tests/harness/malformed-events.ts',
-  'test-import scripts/bad-input-doc.ts -> tests/harness/program.ts',
-  'test-import scripts/compare-triggers.ts -> tests/harness/program.ts',
-  'test-import scripts/compare-triggers.ts -> tests/harness/trigger-fabric.ts',
-  'test-import scripts/program-snapshot.ts -> tests/harness/program.ts',
-  'test-import twin/exactly-once-scenarios.ts -> tests/harness/sfn-local.ts',
-  'test-import twin/exactly-once.ts -> tests/harness/malformed-events.ts',
-  'test-import twin/exactly-once.ts -> tests/harness/program.ts',
-  'test-import twin/exactly-once.ts -> tests/harness/promise-polyfill.ts',
-  'test-import twin/exactly-once.ts -> tests/harness/sfn-local.ts',
-  'test-import twin/extract.ts -> tests/harness/program.ts',
-  'test-import twin/extract.ts -> tests/harness/pulumi-mocks.ts',
-  'test-import twin/glue.ts -> tests/harness/sfn-local.ts',
-  'test-import twin/twin.ts -> tests/harness/dbt-callback.ts',
-  'test-import twin/twin.ts -> tests/harness/fake-dbt-api.ts',
-  'test-import twin/twin.ts -> tests/harness/program.ts',
-  'test-import twin/twin.ts -> tests/harness/promise-polyfill.ts',
-  'test-import twin/twin.ts -> tests/harness/pulumi-mocks.ts',
-  'test-import twin/twin.ts -> tests/harness/sfn-local.ts',
-  'fact bench/downstream-transitions.ts spells the env var CONTROL_TABLE_NAME',
-  'fact bench/downstream-transitions.ts spells the env var DBT_API_TIMEOUT_MS',
-  'fact bench/downstream-transitions.ts spells the env var DBT_API_TOKEN',
-  'fact bench/downstream-transitions.ts spells the env var DBT_API_URL',
-  'fact components/control-table.ts spells the FENCE key',
-  'fact components/control-table.ts spells the env var CONTROL_TABLE_NAME',
-  'fact components/control-table.ts spells the env var SNOWFLAKE_SECRET_ID',
-  'fact components/dbt-functions.ts spells the env var CONTROL_TABLE_NAME',
-  'fact components/dbt-functions.ts spells the env var DBT_API_ALLOW_PLAIN_HTTP',
-  'fact components/dbt-functions.ts spells the env var DBT_API_TIMEOUT_MS',
-  'fact components/dbt-functions.ts spells the env var DBT_API_TOKEN_SECRET_ARN',
-  'fact components/dbt-functions.ts spells the env var DBT_API_URL',
-  'fact components/downstream-trigger.ts spells the UpstreamBatchSucceeded event name',
-  'fact components/downstream-trigger.ts spells the env var DOWNSTREAM_STATE_MACHINE_ARN',
-  'fact components/downstream-trigger.ts spells the env var EVENT_SOURCE',
-  'fact components/downstream-trigger.ts spells the env var PIPELINES',
-  'fact components/handler-function.ts spells the env var POWERTOOLS_SERVICE_NAME',
-  'fact components/regional-platform.ts spells the env var ALERTS_TOPIC_ARN',
-  'fact components/regional-platform.ts spells the env var CONTROL_TABLE_NAME',
-  'fact components/regional-platform.ts spells the env var EVENT_SOURCE',
-  'fact components/regional-platform.ts spells the env var LOST_TRIGGER_MINUTES',
-  'fact components/regional-platform.ts spells the env var MAX_DOWNSTREAM_MINUTES',
-  'fact components/regional-platform.ts spells the env var PIPELINES_JSON',
-  'fact local/dbt-pods.ts spells the env var DBT_API_TOKEN',
-  'fact local/dbt-pods.ts spells the env var DBT_BIN',
-  'fact scripts/bad-input-doc.ts spells the env var DOWNSTREAM_STATE_MACHINE_ARN',
-  'fact scripts/bad-input-doc.ts spells the env var EVENT_SOURCE',
-  'fact scripts/bad-input-doc.ts spells the env var PIPELINES',
-  'fact scripts/compare-triggers.ts spells the UpstreamBatchSucceeded event name',
-  'fact state-machines/downstream.ts spells the FENCE key',
-  'fact state-machines/downstream.ts spells the UpstreamBatchSucceeded event name',
-  'fact state-machines/downstream.ts spells the handler error name DbtApiRejected',
-  'fact state-machines/downstream.ts spells the handler error name DbtApiUnavailable',
-  'fact state-machines/downstream.ts spells the handler error name DbtRunFailed',
-  'fact state-machines/downstream.ts spells the handler error name DbtRunNotFound',
-  'fact state-machines/downstream.ts spells the handler error name InvalidInput',
-  'fact state-machines/downstream.ts spells the handler error name MissingConfiguration',
-  'fact state-machines/downstream.ts spells the pipeline-name regex',
-  'fact state-machines/intermediate.ts spells the UpstreamBatchSucceeded event name',
-  'fact state-machines/poller.ts spells the UpstreamBatchSucceeded event name',
-  'fact state-machines/upstream.ts spells the FENCE key',
-  'fact state-machines/upstream.ts spells the UpstreamBatchSucceeded event name',
-  'fact state-machines/upstream.ts spells the handler error name InvalidInput',
-  'fact state-machines/upstream.ts spells the pipeline-name regex',
-  'fact twin/exactly-once-scenarios.ts spells the FENCE key',
-  'fact twin/exactly-once-scenarios.ts spells the handler error name DbtRunFailed',
-  'fact twin/exactly-once.ts spells the FENCE key',
-  'fact twin/exactly-once.ts spells the env var DBT_API_TIMEOUT_MS',
-  'fact twin/exactly-once.ts spells the env var DBT_API_TOKEN',
-  'fact twin/exactly-once.ts spells the env var DBT_API_URL',
-  'fact twin/exactly-once.ts spells the env var DBT_RUNS_TABLE',
-  'fact twin/exactly-once.ts spells the env var DBT_RUN_TIMEOUT_SECONDS',
-  'fact twin/exactly-once.ts spells the env var POWERTOOLS_METRICS_DISABLED',
-  'fact twin/exactly-once.ts spells the env var QUEUE_POLL_SECONDS',
-  'fact twin/exactly-once.ts spells the env var RUN_HEARTBEAT_SECONDS',
-  'fact twin/exactly-once.ts spells the env var RUN_LOST_AFTER_SECONDS',
-  'fact twin/exactly-once.ts spells the env var SHUTDOWN_GRACE_SECONDS',
-  'fact twin/exactly-once.ts spells the env var SNOWFLAKE_SECRET_ID',
-  'fact twin/exactly-once.ts spells the env var TASK_HEARTBEAT_SECONDS',
-  'fact twin/exactly-once.ts spells the handler error name DbtApiUnavailable',
-  'fact twin/extract.ts spells the env var CONTROL_TABLE_NAME',
-  'fact twin/scenarios.ts spells the UpstreamBatchSucceeded event name',
-  'fact twin/twin.ts spells the env var DBT_API_TOKEN',
-  'fact twin/twin.ts spells the env var DBT_API_URL',
-  'fact bench/downstream-transitions.ts spells the FENCE key',
-];
+/**
+ * twin/exactly-once.ts and twin/exactly-once-scenarios.ts are being rewritten by the soak work
+ * (issue J) and still spell control-table keys, env names and error names. Checked for facts once
+ * that lands: then delete this set (a check below fails as soon as they are clean).
+ */
+const FACTS_CHECKED_AFTER_SOAK = new Set(['twin/exactly-once.ts', 'twin/exactly-once-scenarios.ts']);
 
 // ---------------------------------------------------------------- the graph
 
@@ -269,10 +191,30 @@ interface Fact {
 }
 
 const exactly = (value: string) => (text: string) => text === value;
+/** `PIPELINE#`, `BATCH#`, `LOCK#`, `WATERMARK#`, `ALERT#`: each kind of control-table key, by its first part. */
+const KEY_PREFIXES = [
+  pipelinePk('p'),
+  batchSk('b', 'UPSTREAM'),
+  lockSk('UPSTREAM'),
+  DOWNSTREAM_WATERMARK_SK,
+  lateMarkerSk('b'),
+].map((key) => key.slice(0, key.indexOf('#') + 1));
+const EVENT_NAMES = [
+  UPSTREAM_BATCH_SUCCEEDED,
+  UPSTREAM_BATCH_FAILED,
+  DOWNSTREAM_RUN_SUCCEEDED,
+  DOWNSTREAM_RUN_FAILED,
+];
+
 export const FACTS: readonly Fact[] = [
   { name: 'the pipeline-name regex', inLiteral: (text) => text.includes(PIPELINE_NAME_BODY) },
-  { name: `the ${UPSTREAM_BATCH_SUCCEEDED} event name`, inLiteral: exactly(UPSTREAM_BATCH_SUCCEEDED) },
+  ...EVENT_NAMES.map((event) => ({ name: `the ${event} event name`, inLiteral: exactly(event) })),
   { name: 'the FENCE key', inLiteral: exactly(FENCE_KEY.pk) },
+  ...KEY_PREFIXES.map((prefix) => ({
+    name: `a control-table key (${prefix}…)`,
+    inLiteral: (text: string) => text.includes(prefix),
+  })),
+  { name: 'the status index name', inLiteral: exactly(STATUS_INDEX.name) },
   ...Object.values(ERROR_NAMES).map((error) => ({
     name: `the handler error name ${error}`,
     inLiteral: exactly(error),
@@ -338,7 +280,7 @@ export function factSpellings(
 // ---------------------------------------------------------------- the checks
 
 interface Finding {
-  /** Stable across edits (no line numbers): what KNOWN_VIOLATIONS lists. */
+  /** What is wrong, without line numbers: one finding per id, with every line in `where`. */
   readonly id: string;
   /** Where, e.g. `twin/twin.ts:12,40`. */
   readonly where: string;
@@ -405,7 +347,7 @@ function cycleFindings(edges: readonly Edge[]): Finding[] {
 
 function factFindings(texts: ReadonlyMap<string, string>): Finding[] {
   const items = [...texts].flatMap(([file, text]) =>
-    FACT_OWNERS(file)
+    FACT_OWNERS(file) || FACTS_CHECKED_AFTER_SOAK.has(file)
       ? []
       : factSpellings(file, text).map(([fact, line]) => ({
           id: `fact ${file} spells ${fact}`,
@@ -417,19 +359,9 @@ function factFindings(texts: ReadonlyMap<string, string>): Finding[] {
   return merged(items);
 }
 
-/**
- * Fails on a finding not in KNOWN_VIOLATIONS, and on a listed one (of this kind) that is gone. A new
- * one prints as a line to paste into KNOWN_VIOLATIONS, with where it is and the rule it breaks.
- */
-function assertOnlyKnown(kind: string, findings: readonly Finding[]): void {
-  const known = KNOWN_VIOLATIONS.filter((id) => id.startsWith(`${kind} `));
-  const ids = new Set(findings.map((f) => f.id));
-  const fresh = findings.filter((f) => !known.includes(f.id));
-  const gone = known.filter((id) => !ids.has(id));
-  const report = [
-    ...fresh.map((f) => `  NEW    '${f.id}', // ${f.where}: ${f.rule}`),
-    ...gone.map((id) => `  FIXED  '${id}': remove it from KNOWN_VIOLATIONS`),
-  ];
+/** Fails on any finding, one line each: what, where, and the rule it breaks. */
+function assertNone(findings: readonly Finding[]): void {
+  const report = findings.map((f) => `  ${f.id} (${f.where}): ${f.rule}`);
   assert.ok(report.length === 0, `\n${report.join('\n')}\n`);
 }
 
@@ -444,19 +376,30 @@ describe('architecture (docs/architecture.md)', () => {
   });
 
   it('(a) every import runs down the layers', () => {
-    assertOnlyKnown('layer', layerFindings(edges));
+    assertNone(layerFindings(edges));
   });
 
   it('(b) there is no import cycle', () => {
-    assertOnlyKnown('cycle', cycleFindings(edges));
+    assertNone(cycleFindings(edges));
   });
 
   it('(c) nothing outside tests/ imports tests/', () => {
-    assertOnlyKnown('test-import', testImportFindings(edges));
+    assertNone(testImportFindings(edges));
   });
 
   it('(d) the facts contracts/ owns are spelt only there', () => {
-    assertOnlyKnown('fact', factFindings(texts));
+    assertNone(factFindings(texts));
+  });
+
+  it('the files left for the soak (FACTS_CHECKED_AFTER_SOAK) still need it: delete the set once they are clean', () => {
+    for (const file of FACTS_CHECKED_AFTER_SOAK) {
+      const text = texts.get(file);
+      assert.ok(text !== undefined, `${file} is gone: remove it from FACTS_CHECKED_AFTER_SOAK`);
+      assert.ok(
+        factSpellings(file, text).length > 0,
+        `${file} spells no fact any more: remove it from FACTS_CHECKED_AFTER_SOAK`,
+      );
+    }
   });
 
   describe('the checks themselves', () => {
@@ -470,6 +413,8 @@ describe('architecture (docs/architecture.md)', () => {
         `throw Object.assign(new Error(), { name: '${ERROR_NAMES.DbtApiRejected}' });`,
         `const CONTROL_TABLE_NAME = 1; use(CONTROL_TABLE_NAME, HANDLER_ENV.CONTROL_TABLE_NAME);`,
         `const g = deploymentEnv.DBT_RUNS_TABLE;`,
+        `const h = { pk: \`PIPELINE#\${p}\`, sk: 'LOCK#DOWNSTREAM' }, i = 'byPipelineStatus';`,
+        `publish('${DOWNSTREAM_RUN_FAILED}', 'a DownstreamRunFailed event');`,
       ].join('\n');
       assert.deepEqual(factSpellings('x.ts', planted), [
         ['the pipeline-name regex', 3],
@@ -479,6 +424,10 @@ describe('architecture (docs/architecture.md)', () => {
         ['the env var CONTROL_TABLE_NAME', 5],
         [`the handler error name ${ERROR_NAMES.DbtApiRejected}`, 6],
         ['the env var DBT_RUNS_TABLE', 8],
+        ['a control-table key (PIPELINE#…)', 9],
+        ['a control-table key (LOCK#…)', 9],
+        ['the status index name', 9],
+        [`the ${DOWNSTREAM_RUN_FAILED} event name`, 10],
       ]);
     });
 
