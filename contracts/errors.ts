@@ -107,7 +107,7 @@ export class MissingConfiguration extends Error {
   override readonly name = ERROR_NAMES.MissingConfiguration;
 }
 
-/** A schedule expression that is malformed, or uses a form handlers/lib/cron.ts does not support. */
+/** A schedule expression that is malformed, or uses a form contracts/cron.ts does not support. */
 export class InvalidScheduleExpression extends Error {
   override readonly name = ERROR_NAMES.InvalidScheduleExpression;
 }

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runProgram, type ProgramOptions } from '../local/program';
-import { TRIGGER_MODES } from '../regions/limits';
+import { TRIGGER_MODES } from '../contracts/trigger-modes';
 
 // The mock monitor computes each URN (parent chain included) but does not hand it to the mocks.
 // eslint-disable-next-line @typescript-eslint/no-require-imports

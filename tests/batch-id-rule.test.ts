@@ -7,7 +7,7 @@ import {
   checkConsistencyInputSchema,
   handler as checkConsistencyHandler,
 } from '../handlers/check-consistency';
-import { upstreamBatchSucceededDetailSchema } from '../handlers/event-schema';
+import { upstreamBatchSucceededDetailSchema } from '../contracts/events';
 import { getDbtRunInputSchema } from '../handlers/get-dbt-run';
 import { batchContext } from '../handlers/lib/batch-context';
 import { startDbtRunInputSchema } from '../handlers/start-dbt-run';

@@ -1,10 +1,10 @@
 import * as assert from 'node:assert/strict';
-import { lastFireTime, localToInstants, parseSchedule, previousFireTimes } from '../handlers/lib/cron';
+import { lastFireTime, localToInstants, parseSchedule, previousFireTimes } from '../contracts/cron';
 
 const iso = (dates: Date[]) => dates.map((d) => d.toISOString().replace('.000Z', 'Z'));
 const NY = 'America/New_York';
 
-describe('cron evaluator (handlers/lib/cron.ts)', () => {
+describe('cron evaluator (contracts/cron.ts)', () => {
   describe('daily cron(0 2 * * ? *) in America/New_York across DST', () => {
     // 2026: DST starts Sunday 8 March (02:00 → 03:00), ends Sunday 1 November (02:00 → 01:00).
     it('spring forward: 07:00Z before, 06:00Z after, and no fire on the day 02:00 does not exist', () => {

@@ -4,12 +4,8 @@ import {
   StartExecutionCommand,
   type StartExecutionCommandInput,
 } from '@aws-sdk/client-sfn';
-import {
-  BATCH_ID_PATTERN,
-  formatBatchId,
-  parseBatchId,
-  upstreamBatchSucceededEventSchema,
-} from '../handlers/event-schema';
+import { BATCH_ID_PATTERN, formatBatchId, parseBatchId } from '../contracts/batch-id';
+import { upstreamBatchSucceededEventSchema } from '../contracts/events';
 import { logger } from '../handlers/lib/logger';
 import { handler, setSfnClient, type SfnLike } from '../handlers/start-downstream';
 
@@ -228,7 +224,7 @@ describe('start-downstream (rule-lambda trigger)', () => {
   });
 });
 
-describe('event-schema', () => {
+describe('the event schema (contracts/events.ts)', () => {
   it('batch id round-trips and is a valid, short execution name', () => {
     const id = formatBatchId('policycenter', '2026-11-27T02:00:00Z');
     assert.equal(id, 'policycenter-20261127T020000Z');

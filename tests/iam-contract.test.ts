@@ -6,7 +6,7 @@
 import { strict as assert } from 'assert';
 import { type IamStatement, trustPolicy } from '../contracts/iam';
 import { irsaTrustPolicy } from '../k8s/dbt-app';
-import { TRIGGER_MODES } from '../regions/limits';
+import { TRIGGER_MODES } from '../contracts/trigger-modes';
 import { policyDocument } from '../state-machines/policy';
 import { runProgram } from '../local/program';
 

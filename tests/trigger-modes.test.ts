@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
-import { TRIGGER_MODES, type TriggerMode } from '../regions/limits';
+import { TRIGGER_MODES, type TriggerMode } from '../contracts/trigger-modes';
 import { STACK_REGION, type StackName } from '../contracts/regions';
 import { runProgram, type ProgramRun } from '../local/program';
 import { ACCOUNT_ID } from '../local/pulumi-mocks';

@@ -7,7 +7,7 @@
  */
 import { strict as assert } from 'assert';
 import { TRIGGER_BUILDERS, TRIGGER_MODE_NAMES } from '../components/triggers/registry';
-import { TRIGGER_MODES } from '../regions/limits';
+import { TRIGGER_MODES } from '../contracts/trigger-modes';
 import { TRIGGER_MODES_UNDER_TEST } from '../twin/scenarios';
 import { runProgram, type ProgramRun } from '../local/program';
 

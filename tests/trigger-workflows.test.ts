@@ -11,7 +11,7 @@ import {
   intermediateWorkflow,
 } from '../state-machines/intermediate';
 import { NOT_STARTED, pollerWorkflow } from '../state-machines/poller';
-import { upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
+import { upstreamBatchSucceededEventSchema } from '../contracts/events';
 import { validateAsl } from './harness/asl-validate';
 import { STATUS_INDEX } from '../contracts/control-table';
 import { startDynalite, type LocalDynamo } from '../local/dynalite';

@@ -12,7 +12,7 @@ import {
   GetCommand,
   PutCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { upstreamBatchSucceededEventSchema } from '../handlers/event-schema';
+import { upstreamBatchSucceededEventSchema } from '../contracts/events';
 import type { Alert } from '../handlers/lib/alert-publisher';
 import { logger } from '../handlers/lib/logger';
 import { findLateness, type ControlItem } from '../handlers/lib/watchdog';

@@ -1,4 +1,4 @@
-import { lastFireTime, parseSchedule, previousFireTimes } from '../../handlers/lib/cron';
+import { lastFireTime, parseSchedule, previousFireTimes } from '../../contracts/cron';
 
 /**
  * Virtual time for the twin. Nothing sleeps: the clock moves when a scenario advances it (the
@@ -28,7 +28,7 @@ export class VirtualClock {
 // ------------------------------------------------------------------ Scheduler firings
 
 /**
- * The twin fires schedules with the product's own evaluator (handlers/lib/cron.ts, the one the
+ * The twin fires schedules with the product's own evaluator (contracts/cron.ts, the one the
  * lateness watchdog uses): Scheduler syntax, the schedule's time zone, DST gaps skipped and
  * ambiguous local times fired once. `rate()` ticks count from `createdAtMs`.
  */
