@@ -3,6 +3,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { pipelinePk, TABLE_KEY } from '../contracts/control-table';
 import { DBT_APP_ENV } from '../contracts/env';
+import { trustPolicy } from '../contracts/iam';
 import { iamRoleName, PROJECT, type AccountContext } from '../contracts/naming';
 import envContract from '../dbt-app/env-contract.json';
 
@@ -234,22 +235,18 @@ export function irsaTrustPolicy(
   serviceAccount: string,
 ) {
   const host = issuerHost(issuer);
-  return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Effect: 'Allow',
-        Principal: { Federated: providerArn },
-        Action: 'sts:AssumeRoleWithWebIdentity',
-        Condition: {
-          StringEquals: {
-            [`${host}:sub`]: `system:serviceaccount:${namespace}:${serviceAccount}`,
-            [`${host}:aud`]: 'sts.amazonaws.com',
-          },
+  return trustPolicy(
+    { Federated: providerArn },
+    {
+      action: 'sts:AssumeRoleWithWebIdentity',
+      condition: {
+        StringEquals: {
+          [`${host}:sub`]: `system:serviceaccount:${namespace}:${serviceAccount}`,
+          [`${host}:aud`]: 'sts.amazonaws.com',
         },
       },
-    ],
-  };
+    },
+  );
 }
 
 /** DynamoDB actions the run registry uses (dbt-app/registry.py): create, claim, heartbeat, finish, find. */

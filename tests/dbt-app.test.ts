@@ -527,7 +527,7 @@ describe('dbt app: pure builders', () => {
     const issuer = 'https://oidc.eks.us-east-1.amazonaws.com/id/ABC';
     const arn = oidcProviderArn('aws', ACCOUNT_ID, issuer);
     assert.equal(arn, `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC`);
-    const condition = irsaTrustPolicy(arn, issuer, 'dbt', 'dbt-app').Statement[0].Condition.StringEquals;
+    const condition = irsaTrustPolicy(arn, issuer, 'dbt', 'dbt-app').Statement[0].Condition!.StringEquals;
     assert.deepEqual(Object.keys(condition), [
       'oidc.eks.us-east-1.amazonaws.com/id/ABC:sub',
       'oidc.eks.us-east-1.amazonaws.com/id/ABC:aud',
