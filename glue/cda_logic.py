@@ -73,7 +73,8 @@ class S3UriError(CdaError):
 
 
 # --------------------------------------------------------------------------------------------
-# Names and patterns (kept in step with regions/limits.ts and regions/schema.ts)
+# Names and patterns (kept in step with contracts/pipeline-name.ts and regions/schema.ts;
+# tests/contracts.test.ts checks the pipeline-name rule)
 # --------------------------------------------------------------------------------------------
 
 PIPELINE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
