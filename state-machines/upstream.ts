@@ -1118,7 +1118,7 @@ export function upstreamWorkflow(refs: UpstreamWorkflowRefs): {
 } {
   validateRefs(refs);
   const built = workflow({
-    comment: `Upstream batch of pipeline ${refs.pipeline}: CDA → lake → Snowflake per table, then UpstreamBatchSucceeded.`,
+    comment: `Upstream batch of pipeline ${refs.pipeline}: CDA → lake → Snowflake per table, then ${UPSTREAM_BATCH_SUCCEEDED}.`,
     timeoutSeconds: refs.timeoutSeconds,
     ...composeFragments(fragmentsOf(context(refs))),
   });

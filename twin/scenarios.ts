@@ -175,7 +175,7 @@ export const happy = (o: ScenarioOptions = {}) =>
 export const duplicates = (o: ScenarioOptions = {}) =>
   withTwin(
     'duplicates',
-    'the same UpstreamBatchSucceeded delivered 100× and replayed from the archive → 1 dbt run',
+    `the same ${UPSTREAM_BATCH_SUCCEEDED} delivered 100× and replayed from the archive → 1 dbt run`,
     o,
     async (twin, expect) => {
       const start = twin.clock.now();
@@ -473,7 +473,7 @@ export const splitBrain = (o: ScenarioOptions = {}) =>
       twin.log(
         'us-east-1',
         'scenario',
-        'late delivery of claimcenter UpstreamBatchSucceeded in us-east-1',
+        `late delivery of claimcenter ${UPSTREAM_BATCH_SUCCEEDED} in us-east-1`,
         'bus us-east-1',
       );
       east.bus.redeliver(late);
@@ -756,10 +756,10 @@ export const SCENARIOS: Record<string, (o?: ScenarioOptions) => Promise<Scenario
 /** What each scenario shows (`npm run demo -- list`; the same table is in docs/local-twin.md). */
 export const SCENARIO_DESCRIPTIONS: Readonly<Record<string, string>> = {
   happy: 'one scheduled upstream batch → one dbt run, SUCCEEDED everywhere',
-  duplicates: 'the same UpstreamBatchSucceeded delivered 100× + archive replay → 1 dbt run, 101 DUPLICATE',
+  duplicates: `the same ${UPSTREAM_BATCH_SUCCEEDED} delivered 100× + archive replay → 1 dbt run, 101 DUPLICATE`,
   'dbt-failure-rerun': 'dbt run FAILED, alert; the operator rerun succeeds with attempt 2',
   'consistency-failure': 'a table load record lost → DataInconsistencyError, alert, no dbt run',
-  'glue-failure': 'a Glue job fails → upstream FAILED, UpstreamBatchFailed, alert, no downstream',
+  'glue-failure': `a Glue job fails → upstream FAILED, ${UPSTREAM_BATCH_FAILED}, alert, no downstream`,
   'transient-faults': 'dbt 503×2, Glue ConcurrentRunsExceeded×1, Lambda throttle×1 → built once, no alert',
   'region-loss':
     'us-east-1 dark mid-flight; failover to us-west-1; replay from its archive → every batch built once',
