@@ -64,6 +64,8 @@ export interface Alert {
   region: string;
   subject: string;
   message: string;
+  /** Wall ms when it was published. */
+  at?: number;
 }
 
 export interface WorldOptions {
@@ -71,8 +73,12 @@ export interface WorldOptions {
   readonly pods?: number;
   /** Step Functions seconds → wall ms. @default 10 */
   readonly msPerSecond?: number;
-  /** Wait states, in wall ms. @default 100 */
+  /** Wait states, in wall ms. @default 300 */
   readonly waitMs?: number;
+  /** Per Wait state, its wall ms (overrides `waitMs`). @default { WaitForLock: 1000, WaitForReplication: 500 } */
+  readonly waitMsByState?: Readonly<Record<string, number>>;
+  /** The app's timing env (merged over APP_TIMING), e.g. heartbeats scaled to `msPerSecond`. @default APP_TIMING */
+  readonly appTiming?: Readonly<Record<string, string>>;
 }
 
 interface RegionWorld {
@@ -83,9 +89,15 @@ interface RegionWorld {
   pods: DbtPods;
 }
 
-/** A one-shot fault the next matching handler call suffers. */
+/** A one-shot fault the next matching handler call suffers (`batchId`: only that batch's calls). */
 export type Fault =
-  | { kind: 'lose-start-reply'; region: RegionName; times: number }
+  | { kind: 'lose-start-reply'; region: RegionName; times: number; batchId?: string }
+  /** StartDbtRun's POST answers 5xx before it reaches the app (the proxy's 503): DbtApiUnavailable. */
+  | { kind: 'start-5xx'; region: RegionName; times: number; batchId?: string }
+  /** A Lambda invoke is throttled by the Lambda service (Lambda.TooManyRequestsException). */
+  | { kind: 'lambda-throttle'; region: RegionName; times: number }
+  /** The app's SendTaskSuccess/SendTaskFailure for this batch is answered but never reaches the workflow. */
+  | { kind: 'lose-callback'; region: RegionName; batchId: string; times: number }
   /** Runs `action` before the named execution's lock release (DeleteItem of LOCK#DOWNSTREAM) reaches the replica. */
   | { kind: 'before-lock-release'; region: RegionName; execution: string; action: () => Promise<void> };
 
@@ -94,6 +106,8 @@ export class ExactlyOnceWorld {
   readonly tokens: string[] = [];
   readonly faults: Fault[] = [];
   readonly regions = new Map<RegionName, RegionWorld>();
+  /** The batch each minted task token belongs to (for faults aimed at one batch's callback). */
+  private readonly tokenBatch = new Map<string, string>();
   private readonly mutex = new Mutex();
   private readonly clients: DynamoDBClient[] = [];
   private epoch = 0;
@@ -113,6 +127,8 @@ export class ExactlyOnceWorld {
       pods: options.pods ?? 2,
       msPerSecond: options.msPerSecond ?? 10,
       waitMs: options.waitMs ?? 300,
+      waitMsByState: options.waitMsByState ?? { WaitForLock: 1000, WaitForReplication: 500 },
+      appTiming: { ...APP_TIMING, ...options.appTiming },
     };
     const [models, warehouse] = await Promise.all([
       Promise.all(
@@ -151,6 +167,7 @@ export class ExactlyOnceWorld {
           const client = new DynamoDBClient(db.clientConfig(name));
           world.clients.push(client);
           const callbacks = await TaskTokenEndpoint.start();
+          callbacks.intercept = (op, token) => world.loseCallback(name, op, token);
           const pods = await DbtPods.start({
             root: ROOT,
             region: name,
@@ -161,7 +178,7 @@ export class ExactlyOnceWorld {
               secretsManager: secrets.endpoint,
               sfn: callbacks.endpoint,
             },
-            overrides: APP_TIMING,
+            overrides: opts.appTiming,
             workDir,
           });
           world.regions.set(name, {
@@ -323,8 +340,8 @@ export class ExactlyOnceWorld {
       handlers: this.handlers(r, sm.definition),
       waitMs: this.options.waitMs,
       // The lock wait adds up virtual seconds (30 s doubling to 300 s, up to lockWaitMinutes): ~15 rounds.
-      // 1 s each leaves a waiting batch ~15 s of wall time, ample for the builds here even on a busy machine.
-      waitMsByState: { WaitForLock: 1000, WaitForReplication: 500 },
+      // 1 s each (the default) leaves a waiting batch ~15 s of wall time, ample for the builds here.
+      waitMsByState: this.options.waitMsByState,
       context: {
         Execution: { Id: `arn:aws:states:${region}:123456789012:execution:${sm.name}:${name}`, Name: name },
         Task: { Token: `${region}:${name}` },
@@ -343,19 +360,25 @@ export class ExactlyOnceWorld {
     const startFn = String((start.Parameters as { FunctionName: string }).FunctionName);
     return {
       dynamodb: this.faultyDynamo(r) as unknown as DynamoDBClient,
-      lambda: (payload, fnName) => invoke(fnName, payload),
+      lambda: (payload, fnName) => {
+        if (this.takeFault('lambda-throttle', r.name))
+          throw new StatesError('Lambda.TooManyRequestsException', 'Rate Exceeded. (injected)');
+        return invoke(fnName, payload);
+      },
       taskToken: waitForTaskToken({
         endpoint: r.callbacks,
         heartbeatMs: (start.HeartbeatSeconds ?? 300) * this.options.msPerSecond,
         timeoutMs: (start.TimeoutSeconds ?? 86_400) * this.options.msPerSecond,
-        onToken: (token) => this.tokens.push(token),
+        onToken: (token, payload) => {
+          this.tokens.push(token);
+          this.tokenBatch.set(token, String(payload.batchId));
+        },
         start: async (payload) => {
+          const batchId = String(payload.batchId);
+          if (this.takeFault('start-5xx', r.name, batchId))
+            throw new StatesError('DbtApiUnavailable', 'POST /api/v1/runs answered 503 (injected): not started');
           const out = await invoke(startFn, payload);
-          const fault = this.faults.find(
-            (f) => f.kind === 'lose-start-reply' && f.region === r.name && f.times > 0,
-          ) as { times: number } | undefined;
-          if (fault) {
-            fault.times--;
+          if (this.takeFault('lose-start-reply', r.name, batchId)) {
             throw new StatesError(
               'DbtApiUnavailable',
               'the reply to POST /api/v1/runs was lost (injected): the run may exist',
@@ -369,10 +392,37 @@ export class ExactlyOnceWorld {
           region: r.name,
           subject: String(params.Subject ?? ''),
           message: String(params.Message ?? ''),
+          at: Date.now(),
         });
       },
       events: (entries) => ({ Entries: entries.map(() => ({ EventId: randomUUID() })), FailedEntryCount: 0 }),
     };
+  }
+
+  /** Consumes one use of the first matching counted fault; true when the call must suffer it. */
+  private takeFault(kind: 'start-5xx' | 'lose-start-reply' | 'lambda-throttle', region: RegionName, batchId?: string): boolean {
+    const fault = this.faults.find(
+      (f) =>
+        f.kind === kind &&
+        f.region === region &&
+        f.times > 0 &&
+        (!('batchId' in f) || f.batchId === undefined || f.batchId === batchId),
+    ) as { times: number } | undefined;
+    if (!fault) return false;
+    fault.times--;
+    return true;
+  }
+
+  /** The callback endpoint's interceptor: true drops this SendTaskSuccess/Failure (a lost callback). */
+  private loseCallback(region: RegionName, op: string, token: string): boolean {
+    if (op !== 'SendTaskSuccess' && op !== 'SendTaskFailure') return false;
+    const batchId = this.tokenBatch.get(token);
+    const fault = this.faults.find(
+      (f) => f.kind === 'lose-callback' && f.region === region && f.batchId === batchId && f.times > 0,
+    ) as { times: number } | undefined;
+    if (!fault) return false;
+    fault.times--;
+    return true;
   }
 
   /** The region's replica, with the injected delays of lock releases. */
