@@ -119,6 +119,12 @@ class RunService:
         for the other QUEUED runs, once per interval across replicas, SendTaskHeartbeat and the lease."""
         for run in self.store.by_status(RUNNING):
             self.settle(run)
+        self.beat_queued()
+
+    def beat_queued(self) -> None:
+        """QUEUED runs: the queue deadline, and (once per interval across replicas) SendTaskHeartbeat and
+        the lease. Busy workers call it too: when every worker runs dbt, a run queued behind them would
+        otherwise hear nothing, and its workflow would time out on heartbeats and give up on a live run."""
         for run in self.store.by_status(QUEUED):
             if self.queue_expired(run):
                 continue

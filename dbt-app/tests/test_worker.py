@@ -161,3 +161,20 @@ def _alive(pid):
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_soak_q1_a_run_queued_behind_a_busy_worker_still_gets_task_heartbeats(app):
+    """Soak seed 1 (issue J): with every worker building, a QUEUED run heard nothing (only idle workers
+    beat queued runs), so its workflow timed out on heartbeats and ended DbtRunUnresponsive. The busy
+    worker now beats the runs queued behind it, once per TASK_HEARTBEAT_SECONDS across replicas."""
+    first = start(app, taskToken="tok-running", vars={"fake_sleep": 2.5})
+    wait_for(lambda: status_of(app, first)["status"] == RUNNING, 5, what="the first run to start")
+    queued = start(app, batchId="policycenter-20261128T020000Z", taskToken="tok-queued")
+    wait_for(
+        lambda: len([c for c in app.sfn.named("send_task_heartbeat") if c["taskToken"] == "tok-queued"]) >= 2,
+        2,
+        what="heartbeats of the queued run while the only worker builds",
+    )
+    assert status_of(app, queued)["status"] == QUEUED, "still queued: the heartbeats came from the busy worker"
+    assert ended(app, first)["status"] == SUCCEEDED
+    assert ended(app, queued)["status"] == SUCCEEDED
