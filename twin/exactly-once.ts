@@ -1,6 +1,7 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
 import { Mutex } from '../local/mutex';
 import '../tests/harness/promise-polyfill';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -79,6 +80,11 @@ export interface WorldOptions {
   readonly waitMsByState?: Readonly<Record<string, number>>;
   /** The app's timing env (merged over APP_TIMING), e.g. heartbeats scaled to `msPerSecond`. @default APP_TIMING */
   readonly appTiming?: Readonly<Record<string, string>>;
+  /**
+   * Builds through the stand-in's fork server (dbt-app/local_warehouse/standin_zygote.py): the same
+   * stand-in, without importing the Snowflake connector per build. @default false
+   */
+  readonly forkedStandin?: boolean;
 }
 
 interface RegionWorld {
@@ -129,6 +135,7 @@ export class ExactlyOnceWorld {
       waitMs: options.waitMs ?? 300,
       waitMsByState: options.waitMsByState ?? { WaitForLock: 1000, WaitForReplication: 500 },
       appTiming: { ...APP_TIMING, ...options.appTiming },
+      forkedStandin: options.forkedStandin ?? false,
     };
     const [models, warehouse] = await Promise.all([
       Promise.all(
@@ -166,6 +173,7 @@ export class ExactlyOnceWorld {
         REGIONS.map(async (name, i) => {
           const client = new DynamoDBClient(db.clientConfig(name));
           world.clients.push(client);
+          const dbtBin = opts.forkedStandin ? await world.startStandinServer(name) : undefined;
           const callbacks = await TaskTokenEndpoint.start();
           callbacks.intercept = (op, token) => world.loseCallback(name, op, token);
           const pods = await DbtPods.start({
@@ -180,6 +188,7 @@ export class ExactlyOnceWorld {
             },
             overrides: opts.appTiming,
             workDir,
+            ...(dbtBin ? { dbtBin } : {}),
           });
           world.regions.set(name, {
             name,
@@ -195,6 +204,25 @@ export class ExactlyOnceWorld {
       throw e;
     }
     return world;
+  }
+
+  private readonly standinServers: ChildProcess[] = [];
+
+  /** The region's stand-in fork server, listening in its project dir; returns the DBT_BIN that uses it. */
+  private async startStandinServer(region: RegionName): Promise<string> {
+    const projectDir = path.join(this.workDir, `${region}-project`); // DbtPods' project dir
+    fs.mkdirSync(projectDir, { recursive: true });
+    const proc = spawn(
+      path.join(ROOT, '.venv', 'bin', 'python'),
+      ['-m', 'local_warehouse.standin_zygote', path.join(projectDir, 'standin.sock')],
+      { cwd: path.join(ROOT, 'dbt-app'), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.standinServers.push(proc);
+    await new Promise<void>((resolve, reject) => {
+      proc.once('exit', (code) => reject(new Error(`the stand-in fork server exited (${code}) at start`)));
+      proc.stdout!.once('data', () => resolve());
+    });
+    return path.join(ROOT, 'dbt-app', 'local_warehouse', 'standin_client.py');
   }
 
   region(name: RegionName): RegionWorld {
@@ -507,6 +535,7 @@ export class ExactlyOnceWorld {
       await r.callbacks.stop().catch(() => undefined);
     }
     for (const c of this.clients) c.destroy();
+    for (const p of this.standinServers) p.kill('SIGKILL');
     await this.secrets.stop().catch(() => undefined);
     await this.db.stop().catch(() => undefined);
     await this.warehouse.stop().catch(() => undefined);

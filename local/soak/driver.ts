@@ -30,8 +30,12 @@ import { type ArchivedEvent, localSfn, type OperatorWorld, runFailover, runRepla
  * (docs/reliability.md).
  */
 
-/** One virtual second, in wall ms: 5 h of dbt = 36 s; the task heartbeat window (300 s) = 0.6 s. */
-export const SOAK_MS_PER_SECOND = 2;
+/**
+ * One virtual second, in wall ms: 5 h of dbt = 72 s; the task heartbeat window (300 s) = 1.2 s. At
+ * 2 ms the 0.6 s window was shorter than the test process's event-loop stalls on a loaded 2-core
+ * machine: heartbeats that had arrived were read after their timeout fired (docs/reliability.md).
+ */
+export const SOAK_MS_PER_SECOND = 4;
 
 /** The world as the soak needs it: every timing the app reads, scaled to SOAK_MS_PER_SECOND. */
 export function soakWorldOptions(msPerSecond = SOAK_MS_PER_SECOND): WorldOptions {
@@ -39,9 +43,10 @@ export function soakWorldOptions(msPerSecond = SOAK_MS_PER_SECOND): WorldOptions
   return {
     pods: 2,
     msPerSecond,
+    forkedStandin: true,
     waitMs: 50,
-    // ~15 lock-wait rounds add up to lockWaitMinutes (60 min = 7.2 s at 2 ms/s); replication waits 10-120 s.
-    waitMsByState: { WaitForLock: 400, WaitForReplication: 40 },
+    // ~15 lock-wait rounds add up to lockWaitMinutes (60 min = 14.4 s at 4 ms/s); replication waits 10-120 s.
+    waitMsByState: { WaitForLock: msPerSecond * 240, WaitForReplication: msPerSecond * 20 },
     appTiming: {
       RUN_HEARTBEAT_SECONDS: s(60),
       RUN_LOST_AFTER_SECONDS: s(600),
@@ -62,6 +67,12 @@ export interface SoakOptions {
   /** Progress lines (stderr in the CLI). @default none */
   log?: (line: string) => void;
 }
+
+/**
+ * Failures after which the run may have built anyway (the fence moved after dbt started; the workflow
+ * stopped waiting on a run that was still alive): downstream-failure.md says check CONTROL.BUILDS first.
+ */
+const MAY_HAVE_BUILT = new Set(['FenceMovedBeforeSuccess', 'DbtRunUnresponsive', 'DbtRunTimeout', 'DbtRunFateUnknown']);
 
 const OTHER: Record<RegionName, RegionName> = { 'us-east-1': 'us-west-1', 'us-west-1': 'us-east-1' };
 const STACK: Record<RegionName, string> = { 'us-east-1': 'prod-east', 'us-west-1': 'prod-west' };
@@ -128,6 +139,7 @@ class SoakRun implements OperatorWorld {
   async run(): Promise<History> {
     await this.setUp();
     const sampler = this.sample();
+    const leases = this.leaseClock();
     await Promise.all(this.plan.pipelines.map((p) => this.playPipeline(p)));
     await this.settle(this.background);
     await this.settle(this.running);
@@ -139,7 +151,7 @@ class SoakRun implements OperatorWorld {
     await this.settle(this.running);
     await this.world.db.quiesce();
     this.sampling = false;
-    await sampler;
+    await Promise.all([sampler, leases]);
     return this.record(healed, { builtBatches: builtBefore, alerts: alertsBefore }, operator);
   }
 
@@ -470,9 +482,9 @@ class SoakRun implements OperatorWorld {
     const why = `${status} ${down.error ?? ''} ${String(down.cause ?? '').slice(0, 120)}`.trim();
     if (status === 'FAILED' && /out of order/.test(String(down.cause ?? '')))
       return act('none', `${why}: superseded by a newer build (consistency-failure.md)`);
-    if (status === 'FAILED' && down.error === 'FenceMovedBeforeSuccess') {
+    if (status === 'FAILED' && MAY_HAVE_BUILT.has(String(down.error))) {
       const built = (await this.builds()).some((r) => r.batch_id === b.batchId && r.status === 'SUCCEEDED');
-      if (built) return act('none', `${why}: CONTROL.BUILDS has its build; not rerun (local-twin.md)`);
+      if (built) return act('none', `${why}: CONTROL.BUILDS has its build; not rerun (downstream-failure.md)`);
     }
     if (status === 'RUNNING' || status === 'CLAIMED') await this.markRegionLost(control, b);
     const io = memoryIo();
@@ -539,6 +551,64 @@ class SoakRun implements OperatorWorld {
         }
       await sleep(this.wall(100));
     }
+  }
+
+  /**
+   * Lock leases on the virtual clock. The lease (lockLeaseMinutes) is stamped by the handlers and the
+   * app in wall seconds, so unscaled it would outlive a whole soak. A lease the app stopped renewing
+   * is expired once `lockLeaseMinutes` of virtual time (plus 1 s for the stamps' whole seconds) has
+   * passed without a change, by a write conditioned on the unchanged lease and holder.
+   */
+  private async leaseClock(): Promise<void> {
+    const leaseSeconds = this.leaseSeconds();
+    const seen = new Map<string, { value: string; since: number }>();
+    while (this.sampling) {
+      for (const region of ['us-east-1', 'us-west-1'] as RegionName[])
+        for (const pipeline of this.plan.pipelines) {
+          const key = { pk: `PIPELINE#${pipeline}`, sk: 'LOCK#DOWNSTREAM' };
+          const out = await this.world.db
+            .directDoc(region)
+            .send(new GetCommand({ TableName: this.world.controlTable, Key: key, ConsistentRead: true }))
+            .catch(() => undefined);
+          const lock = out?.Item;
+          const id = `${region}/${pipeline}`;
+          if (!lock || Number(lock.leaseExpiresAt) * 1000 < Date.now()) {
+            seen.delete(id);
+            continue;
+          }
+          const value = `${lock.executionArn} ${lock.leaseExpiresAt}`;
+          const last = seen.get(id);
+          if (last?.value !== value) seen.set(id, { value, since: Date.now() });
+          else if (Date.now() - last.since > this.wall(leaseSeconds) + 1000) await this.expireLease(region, key, lock);
+        }
+      await sleep(this.wall(60));
+    }
+  }
+
+  private async expireLease(region: RegionName, key: Record<string, string>, lock: Record<string, unknown>) {
+    await this.world
+      .region(region)
+      .doc.send(
+        new UpdateCommand({
+          TableName: this.world.controlTable,
+          Key: key,
+          UpdateExpression: 'SET leaseExpiresAt = :past',
+          ConditionExpression: 'leaseExpiresAt = :seen AND executionArn = :holder',
+          ExpressionAttributeValues: {
+            ':past': Math.floor(Date.now() / 1000) - 1,
+            ':seen': lock.leaseExpiresAt,
+            ':holder': lock.executionArn,
+          },
+        }),
+      )
+      .catch(() => undefined);
+  }
+
+  /** The StartDbtRun payload's lease length (lockLeaseMinutes × 60), from the deployed definition. */
+  private leaseSeconds(): number {
+    const definition = JSON.stringify(this.world.region('us-east-1').model.stateMachines[0].definition);
+    const m = /"seconds":\s*(\d+)/.exec(definition.slice(definition.indexOf('"lease"')));
+    return m ? Number(m[1]) : 900;
   }
 
   private async builds(): Promise<BuildRecord[]> {
