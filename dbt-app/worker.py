@@ -173,8 +173,16 @@ class Worker:
     def _execute(self, run: dict[str, Any]) -> None:
         log.info("worker %s claimed run %s", self.worker_id, run["runId"])
         for other in self.store.attempts(run["batchId"]):
-            if other["runId"] != run["runId"] and self.service.settle(other)["status"] == RUNNING:
+            if other["runId"] == run["runId"]:
+                continue
+            other = self.service.settle(other)
+            if other["status"] == RUNNING:
                 self.service.finish(run, self.worker_id, FAILED, f"refused: attempt {plain(other['attempt'])} of batch {run['batchId']} is RUNNING")
+                return
+            if other["status"] == SUCCEEDED and other.get("builtAfterLost"):
+                # Declared LOST, yet it built: the batch is built once; this attempt adopts that build.
+                log.warning("run %s adopts the build of %s (declared LOST, then succeeded)", run["runId"], other["runId"])
+                self.service.finish(run, self.worker_id, SUCCEEDED, None, {"adoptedRun": other["runId"]})
                 return
         try:
             proc = DbtProcess(self.argv_for(run), self._env, self.cwd)
