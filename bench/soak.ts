@@ -44,22 +44,38 @@ async function main(): Promise<number> {
       const plan = drawSchedule({ seed, batches: opts.batches, pipelines: history.pipelines });
       for (const [k, n] of Object.entries(faultCounts(plan))) kinds[k] = (kinds[k] ?? 0) + n;
       const [head, ...rest] = formatVerdict(verdict);
-      console.log(`${head}  (${((Date.now() - t) / 1000).toFixed(1)} s, ${history.faults.length} faults, ${history.alerts.length} alerts, ${history.operator.filter((a) => a.action !== 'none').length} operator actions)`);
+      console.log(
+        `${head}  (${((Date.now() - t) / 1000).toFixed(1)} s, ${history.faults.length} faults, ${history.alerts.length} alerts, ${history.operator.filter((a) => a.action !== 'none').length} operator actions)`,
+      );
       for (const line of rest) console.log(line);
     }
   } finally {
     await world.stop();
   }
   const soakMin = (Date.now() - tSoak) / 60_000;
-  console.log(`\nworld start ${(startMs / 1000).toFixed(1)} s; soak ${soakMin.toFixed(2)} min for ${batches} batches = ${(batches / soakMin).toFixed(1)} batches/min`);
+  console.log(
+    `\nworld start ${(startMs / 1000).toFixed(1)} s; soak ${soakMin.toFixed(2)} min for ${batches} batches = ${(batches / soakMin).toFixed(1)} batches/min`,
+  );
   console.log(`verdicts: ${opts.seeds - failed} of ${opts.seeds} seeds clean`);
-  console.log(`faults injected by kind: ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  console.log(
+    `faults injected by kind: ${Object.entries(kinds)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}`,
+  );
   const rto = distribution(figures.filter((f) => f.rtoSeconds !== undefined).map((f) => f.rtoSeconds! / 60));
   const rpo = distribution(figures.map((f) => f.rpoBatches));
-  console.log(`failovers+failbacks: ${figures.length} (${figures.filter((f) => f.rtoSeconds === undefined).length} without a build in the survivor before the next switch)`);
-  console.log(`RTO (virtual minutes): n ${rto.n}, min ${rto.min.toFixed(1)}, p50 ${rto.p50.toFixed(1)}, p90 ${rto.p90.toFixed(1)}, max ${rto.max.toFixed(1)}`);
-  console.log(`RPO (batches not built without an operator): n ${rpo.n}, min ${rpo.min}, p50 ${rpo.p50}, p90 ${rpo.p90}, max ${rpo.max}; in flight at the command: ${figures.reduce((s, f) => s + f.inFlight, 0)}`);
-  console.log(`target 1,000 batches in < 10 min: ${batches >= 1000 && soakMin < 10 ? 'met' : `not met (${soakMin.toFixed(1)} min for ${batches})`}`);
+  console.log(
+    `failovers+failbacks: ${figures.length} (${figures.filter((f) => f.rtoSeconds === undefined).length} without a build in the survivor before the next switch)`,
+  );
+  console.log(
+    `RTO (virtual minutes): n ${rto.n}, min ${rto.min.toFixed(1)}, p50 ${rto.p50.toFixed(1)}, p90 ${rto.p90.toFixed(1)}, max ${rto.max.toFixed(1)}`,
+  );
+  console.log(
+    `RPO (batches not built without an operator): n ${rpo.n}, min ${rpo.min}, p50 ${rpo.p50}, p90 ${rpo.p90}, max ${rpo.max}; in flight at the command: ${figures.reduce((s, f) => s + f.inFlight, 0)}`,
+  );
+  console.log(
+    `target 1,000 batches in < 10 min: ${batches >= 1000 && soakMin < 10 ? 'met' : `not met (${soakMin.toFixed(1)} min for ${batches})`}`,
+  );
   return failed === 0 ? 0 : 1;
 }
 

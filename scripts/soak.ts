@@ -13,7 +13,9 @@ import { check, formatVerdict } from '../local/soak/checker';
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command('soak')
-    .requiredOption('--seed <seeds>', 'seed, or comma-separated seeds', (v) => v.split(',').map((s) => Number(s)))
+    .requiredOption('--seed <seeds>', 'seed, or comma-separated seeds', (v) =>
+      v.split(',').map((s) => Number(s)),
+    )
     .requiredOption('--batches <n>', 'batches per seed', (v) => Number(v))
     .option('--pipelines <n>', "how many of the program's pipelines (default: all)", (v) => Number(v))
     .option('--json <file>', 'write every history and verdict to this file')
@@ -38,13 +40,19 @@ async function main(argv: string[]): Promise<number> {
       const verdict = check(history);
       if (!verdict.ok) failed++;
       for (const line of formatVerdict(verdict)) console.log(line);
-      console.log(`  ${history.batches} batches, ${history.faults.length} faults, ${history.alerts.length} alerts, ${((Date.now() - t) / 1000).toFixed(1)} s wall`);
+      console.log(
+        `  ${history.batches} batches, ${history.faults.length} faults, ${history.alerts.length} alerts, ${((Date.now() - t) / 1000).toFixed(1)} s wall`,
+      );
       out.push({ history, verdict });
     }
   } finally {
     await world.stop();
   }
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(out, (_k, v) => (v === Infinity ? 'Infinity' : v), 1));
+  if (opts.json)
+    fs.writeFileSync(
+      opts.json,
+      JSON.stringify(out, (_k, v) => (v === Infinity ? 'Infinity' : v), 1),
+    );
   return failed === 0 ? 0 : 1;
 }
 

@@ -404,7 +404,10 @@ export class ExactlyOnceWorld {
         start: async (payload) => {
           const batchId = String(payload.batchId);
           if (this.takeFault('start-5xx', r.name, batchId))
-            throw new StatesError('DbtApiUnavailable', 'POST /api/v1/runs answered 503 (injected): not started');
+            throw new StatesError(
+              'DbtApiUnavailable',
+              'POST /api/v1/runs answered 503 (injected): not started',
+            );
           const out = await invoke(startFn, payload);
           if (this.takeFault('lose-start-reply', r.name, batchId)) {
             throw new StatesError(
@@ -428,7 +431,11 @@ export class ExactlyOnceWorld {
   }
 
   /** Consumes one use of the first matching counted fault; true when the call must suffer it. */
-  private takeFault(kind: 'start-5xx' | 'lose-start-reply' | 'lambda-throttle', region: RegionName, batchId?: string): boolean {
+  private takeFault(
+    kind: 'start-5xx' | 'lose-start-reply' | 'lambda-throttle',
+    region: RegionName,
+    batchId?: string,
+  ): boolean {
     const fault = this.faults.find(
       (f) =>
         f.kind === kind &&

@@ -126,7 +126,8 @@ function watermarkRegressions(h: History): Array<Omit<Violation, 'window'>> {
   return out;
 }
 
-const named = (h: History, batchId: string) => h.alerts.filter((a) => `${a.subject} ${a.message}`.includes(batchId));
+const named = (h: History, batchId: string) =>
+  h.alerts.filter((a) => `${a.subject} ${a.message}`.includes(batchId));
 
 function records(h: History, when: 'healed' | 'final', batchId: string): Record<string, unknown>[] {
   return Object.values(h.control[when]).flatMap((items) =>
@@ -160,8 +161,9 @@ function unresolved(h: History): Array<Omit<Violation, 'window'>> {
   for (const d of h.due) {
     if (built.has(d.batchId)) continue;
     const superseded =
-      records(h, 'final', d.batchId).some((r) => r.status === 'FAILED' && /out of order/.test(String(r.cause))) &&
-      h.due.some((o) => o.pipeline === d.pipeline && o.batchId > d.batchId && built.has(o.batchId));
+      records(h, 'final', d.batchId).some(
+        (r) => r.status === 'FAILED' && /out of order/.test(String(r.cause)),
+      ) && h.due.some((o) => o.pipeline === d.pipeline && o.batchId > d.batchId && built.has(o.batchId));
     if (superseded) continue;
     const actions = h.operator.filter((a) => a.batchId === d.batchId);
     out.push({
@@ -224,35 +226,44 @@ function alertStorms(h: History, opts: Required<CheckOptions>): Array<Omit<Viola
 
 // ---------------------------------------------------------------- the window
 
-/** Every event of the violation's batch (or pipeline) within ±`seconds` of it, in time order. */
+/**
+ * The violation's story: every event of its batch, whenever it happened, and the events of its
+ * pipeline and of the whole world (failovers, partitions) within ±`seconds` of it, in time order.
+ */
 export function eventWindow(h: History, v: Omit<Violation, 'window'>, seconds: number): string[] {
-  const from = v.atVt - seconds;
-  const to = v.atVt + seconds;
-  const mine = (batchId?: string, pipeline?: string) =>
-    v.batchId === undefined ||
-    batchId === v.batchId ||
-    (batchId === undefined && pipeline === undefined) ||
-    (pipeline ?? (batchId ? pipelineOf(batchId) : undefined)) === v.pipeline;
+  const near = (x: number) => x >= v.atVt - seconds && x <= v.atVt + seconds;
+  const relevant = (x: number, batchId?: string, pipeline?: string) =>
+    (v.batchId !== undefined && batchId === v.batchId) ||
+    (near(x) &&
+      (v.batchId === undefined ||
+        (batchId === undefined && pipeline === undefined) ||
+        (pipeline ?? (batchId ? pipelineOf(batchId) : undefined)) === v.pipeline));
   const lines: Array<[number, string]> = [];
   const t = (x: number) => `${x.toFixed(1).padStart(8)} s`;
   for (const f of h.faults)
-    if (f.atVt >= from && f.atVt <= to && mine(f.batchId, f.pipeline))
+    if (relevant(f.atVt, f.batchId, f.pipeline))
       lines.push([f.atVt, `${t(f.atVt)} fault ${f.kind}${f.batchId ? ` ${f.batchId}` : ''}: ${f.detail}`]);
   for (const e of h.executions) {
-    if (!mine(e.batchId, e.pipeline)) continue;
-    if (e.startVt >= from && e.startVt <= to)
+    if (relevant(e.startVt, e.batchId, e.pipeline))
       lines.push([e.startVt, `${t(e.startVt)} start ${e.region} ${e.name} (${e.cause})`]);
-    if (e.endVt !== undefined && e.endVt >= from && e.endVt <= to)
-      lines.push([e.endVt, `${t(e.endVt)} end   ${e.region} ${e.name}: ${e.status}${e.error ? ` ${e.error}` : ''}${e.outcome ? ` ${e.outcome}` : ''}`]);
+    if (e.endVt !== undefined && relevant(e.endVt, e.batchId, e.pipeline))
+      lines.push([
+        e.endVt,
+        `${t(e.endVt)} end   ${e.region} ${e.name}: ${e.status}${e.error ? ` ${e.error}` : ''}${e.outcome ? ` ${e.outcome}` : ''}`,
+      ]);
   }
   for (const b of h.builds)
-    if (b.startVt >= from && b.startVt <= to && mine(b.batch_id, b.pipeline))
-      lines.push([b.startVt, `${t(b.startVt)} build ${b.batch_id} ${b.region} attempt ${b.attempt} epoch ${b.epoch}: ${b.status} until ${Number.isFinite(b.endVt) ? b.endVt.toFixed(1) : '-'}${b.endedBy ? ` (${b.endedBy})` : ''}`]);
+    if (relevant(b.startVt, b.batch_id, b.pipeline))
+      lines.push([
+        b.startVt,
+        `${t(b.startVt)} build ${b.batch_id} ${b.region} attempt ${b.attempt} epoch ${b.epoch}: ${b.status} until ${Number.isFinite(b.endVt) ? b.endVt.toFixed(1) : '-'}${b.endedBy ? ` (${b.endedBy})` : ''}`,
+      ]);
   for (const a of h.alerts)
-    if (a.atVt >= from && a.atVt <= to && (v.batchId === undefined || `${a.subject} ${a.message}`.includes(v.batchId)))
-      lines.push([a.atVt, `${t(a.atVt)} alert ${a.region}: ${a.subject}`]);
-  for (const f of h.failovers)
-    if (f.atVt >= from && f.atVt <= to) lines.push([f.atVt, `${t(f.atVt)} ${f.command} to ${f.to}`]);
+    if (v.batchId === undefined ? near(a.atVt) : `${a.subject} ${a.message}`.includes(v.batchId))
+      lines.push([a.atVt, `${t(a.atVt)} alert ${a.region}: ${a.message.slice(0, 160)}`]);
+  for (const f of h.failovers) if (near(f.atVt)) lines.push([f.atVt, `${t(f.atVt)} ${f.command} to ${f.to}`]);
+  for (const a of h.operator.filter((o) => o.batchId === v.batchId))
+    lines.push([Infinity, `  operator ${a.action}: ${a.detail.slice(0, 200)}`]);
   return lines.sort((a, b) => a[0] - b[0]).map(([, l]) => l);
 }
 
@@ -261,7 +272,9 @@ export function formatVerdict(v: Verdict): string[] {
   if (v.ok) return [`seed ${v.seed}: OK (all ${Object.keys(INVARIANTS).length} invariants hold)`];
   const out = [`seed ${v.seed}: ${v.violations.length} violation(s)`];
   for (const x of v.violations) {
-    out.push(`  invariant ${x.invariant} (${INVARIANTS[x.invariant]}): ${x.batchId ?? ''} ${x.message}`.trimEnd());
+    out.push(
+      `  invariant ${x.invariant} (${INVARIANTS[x.invariant]}): ${x.batchId ?? ''} ${x.message}`.trimEnd(),
+    );
     for (const line of x.window.slice(0, 30)) out.push(`      ${line}`);
     if (x.window.length > 30) out.push(`      … ${x.window.length - 30} more`);
   }

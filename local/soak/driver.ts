@@ -69,10 +69,11 @@ export interface SoakOptions {
 }
 
 /**
- * Failures after which the run may have built anyway (the fence moved after dbt started; the workflow
- * stopped waiting on a run that was still alive): downstream-failure.md says check CONTROL.BUILDS first.
+ * Failures after which the run may have built anyway (the fence moved while dbt ran: error FenceMoved
+ * from ReadFenceBeforeSuccess; the workflow stopped waiting on a run that was still alive):
+ * downstream-failure.md step 2 says check CONTROL.BUILDS first.
  */
-const MAY_HAVE_BUILT = new Set(['FenceMovedBeforeSuccess', 'DbtRunUnresponsive', 'DbtRunTimeout', 'DbtRunFateUnknown']);
+const MAY_HAVE_BUILT = new Set(['FenceMoved', 'DbtRunUnresponsive', 'DbtRunTimeout', 'DbtRunFateUnknown']);
 
 const OTHER: Record<RegionName, RegionName> = { 'us-east-1': 'us-west-1', 'us-west-1': 'us-east-1' };
 const STACK: Record<RegionName, string> = { 'us-east-1': 'prod-east', 'us-west-1': 'prod-west' };
@@ -89,7 +90,12 @@ export function programPipelines(world: ExactlyOnceWorld): string[] {
 export async function runSoak(world: ExactlyOnceWorld, options: SoakOptions): Promise<History> {
   const all = programPipelines(world);
   const pipelines = all.slice(0, Math.max(1, Math.min(options.pipelines ?? all.length, all.length)));
-  const plan = drawSchedule({ seed: options.seed, batches: options.batches, pipelines, pods: world.options.pods });
+  const plan = drawSchedule({
+    seed: options.seed,
+    batches: options.batches,
+    pipelines,
+    pods: world.options.pods,
+  });
   return new SoakRun(world, plan, options.log ?? (() => undefined)).run();
 }
 
@@ -302,7 +308,13 @@ class SoakRun implements OperatorWorld {
   private busPut(region: RegionName, pipeline: string, batchId: string, cause: 'delivery' | 'replay'): void {
     if (cause === 'delivery') this.archive.push({ region, at: Date.now(), pipeline, batchId });
     if (!this.rules[region]) return;
-    this.start(region, pipeline, this.world.event(region, pipeline, batchId), `${batchId}-${++this.execSeq}`, cause);
+    this.start(
+      region,
+      pipeline,
+      this.world.event(region, pipeline, batchId),
+      `${batchId}-${++this.execSeq}`,
+      cause,
+    );
   }
 
   /** Waits for every execution of the batch started so far. */
@@ -316,7 +328,13 @@ class SoakRun implements OperatorWorld {
 
   private readonly inflight = new Map<Promise<unknown>, ExecutionRecord>();
 
-  start(region: string, pipeline: string, input: unknown, name: string, cause: ExecutionRecord['cause']): void {
+  start(
+    region: string,
+    pipeline: string,
+    input: unknown,
+    name: string,
+    cause: ExecutionRecord['cause'],
+  ): void {
     const r = region as RegionName;
     const batchId =
       (input as { rerun?: { batchId?: string } }).rerun?.batchId ??
@@ -371,7 +389,11 @@ class SoakRun implements OperatorWorld {
       if (w.db.isPartitioned) await this.endPartition();
     } else if (g.kind === 'archive-replay') {
       const since = new Date(Date.now() - this.wall(g.windowSeconds));
-      this.fault('archive-replay', undefined, `replay of ${this.active}'s last ${g.windowSeconds.toFixed(0)} s`);
+      this.fault(
+        'archive-replay',
+        undefined,
+        `replay of ${this.active}'s last ${g.windowSeconds.toFixed(0)} s`,
+      );
       await runReplay(this, this.active, since);
     } else {
       await this.failover(g.kind, g.to);
@@ -383,14 +405,20 @@ class SoakRun implements OperatorWorld {
     if (this.active === to) return;
     const rec: FailoverRecord = { command, to, atVt: this.vt(), inFlight: [] };
     this.failovers.push(rec);
-    this.fault(command, undefined, `${command} to ${to}${this.world.db.isPartitioned ? ' during a partition' : ''}`);
+    this.fault(
+      command,
+      undefined,
+      `${command} to ${to}${this.world.db.isPartitioned ? ' during a partition' : ''}`,
+    );
     const lines = await runFailover(this, command, to, this.config, async () => {
       const open = await this.notBuilt(to);
       rec.inFlight = open;
       const times = this.archive.filter((e) => open.includes(e.batchId)).map((e) => e.at);
       return times.length > 0 ? new Date(Math.min(...times) - 1) : undefined;
     });
-    this.log(`seed ${this.plan.seed}: ${command} to ${to} at ${rec.atVt.toFixed(0)} s: ${lines.slice(-1)[0] ?? ''}`);
+    this.log(
+      `seed ${this.plan.seed}: ${command} to ${to} at ${rec.atVt.toFixed(0)} s: ${lines.slice(-1)[0] ?? ''}`,
+    );
   }
 
   /** Batches with upstream SUCCEEDED and no SUCCEEDED downstream, as `region`'s replica says (status). */
@@ -399,7 +427,8 @@ class SoakRun implements OperatorWorld {
     const open: string[] = [];
     for (const b of this.plan.batches.slice(0, this.started)) {
       const row = await getBatch(control, b.pipeline, b.batchId);
-      if (row.upstream?.status === 'SUCCEEDED' && row.downstream?.status !== 'SUCCEEDED') open.push(b.batchId);
+      if (row.upstream?.status === 'SUCCEEDED' && row.downstream?.status !== 'SUCCEEDED')
+        open.push(b.batchId);
     }
     return open;
   }
@@ -484,20 +513,30 @@ class SoakRun implements OperatorWorld {
       return act('none', `${why}: superseded by a newer build (consistency-failure.md)`);
     if (status === 'FAILED' && MAY_HAVE_BUILT.has(String(down.error))) {
       const built = (await this.builds()).some((r) => r.batch_id === b.batchId && r.status === 'SUCCEEDED');
-      if (built) return act('none', `${why}: CONTROL.BUILDS has its build; not rerun (downstream-failure.md)`);
+      if (built)
+        return act('none', `${why}: CONTROL.BUILDS has its build; not rerun (downstream-failure.md)`);
     }
     if (status === 'RUNNING' || status === 'CLAIMED') await this.markRegionLost(control, b);
     const io = memoryIo();
     try {
       await rerun(
         io,
-        { pipeline: b.pipeline, batchId: b.batchId, operator: 'soak', reason: `soak operator: ${why}`, yes: true },
+        {
+          pipeline: b.pipeline,
+          batchId: b.batchId,
+          operator: 'soak',
+          reason: `soak operator: ${why}`,
+          yes: true,
+        },
         { control, sfn: localSfn(this, region) },
       );
     } catch (e) {
       return act('rerun refused', `${why}: ${(e as Error).message}`);
     }
-    return act(status === 'FAILED' ? 'rerun' : 'mark-failed+rerun', `${why}: ${io.lines.slice(-2).join(' ')}`);
+    return act(
+      status === 'FAILED' ? 'rerun' : 'mark-failed+rerun',
+      `${why}: ${io.lines.slice(-2).join(' ')}`,
+    );
   }
 
   /** region-loss-during-run.md: a stale RUNNING/CLAIMED record set FAILED (RegionLost) by update-item. */
@@ -519,7 +558,12 @@ class SoakRun implements OperatorWorld {
 
   // ---------------------------------------------------------------- recording
 
-  private fault(kind: FaultRecord['kind'], b: BatchPlan | undefined, detail: string, region?: string): FaultRecord {
+  private fault(
+    kind: FaultRecord['kind'],
+    b: BatchPlan | undefined,
+    detail: string,
+    region?: string,
+  ): FaultRecord {
     const rec: FaultRecord = {
       kind,
       atVt: this.vt(),
@@ -547,7 +591,8 @@ class SoakRun implements OperatorWorld {
             )
             .catch(() => undefined);
           const batchId = out?.Item?.batchId;
-          if (typeof batchId === 'string') this.watermarks.push({ atVt: this.vt(), region, pipeline, batchId });
+          if (typeof batchId === 'string')
+            this.watermarks.push({ atVt: this.vt(), region, pipeline, batchId });
         }
       await sleep(this.wall(100));
     }
@@ -579,7 +624,8 @@ class SoakRun implements OperatorWorld {
           const value = `${lock.executionArn} ${lock.leaseExpiresAt}`;
           const last = seen.get(id);
           if (last?.value !== value) seen.set(id, { value, since: Date.now() });
-          else if (Date.now() - last.since > this.wall(leaseSeconds) + 1000) await this.expireLease(region, key, lock);
+          else if (Date.now() - last.since > this.wall(leaseSeconds) + 1000)
+            await this.expireLease(region, key, lock);
         }
       await sleep(this.wall(60));
     }
@@ -621,7 +667,9 @@ class SoakRun implements OperatorWorld {
       if (r.finished_at !== null) rec.endVt = this.vt(warehouseMs(r.finished_at));
       else {
         // dbt was killed with its pod (its row stays RUNNING): it ended at the first kill after it started.
-        const kill = this.faults.find((f) => f.kind === 'pod-kill' && f.region === r.region && f.atVt >= rec.startVt);
+        const kill = this.faults.find(
+          (f) => f.kind === 'pod-kill' && f.region === r.region && f.atVt >= rec.startVt,
+        );
         if (kill) {
           rec.endVt = kill.atVt;
           rec.endedBy = `pod-kill at ${kill.atVt.toFixed(0)} s`;

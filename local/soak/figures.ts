@@ -36,7 +36,13 @@ export function failoverFigures(h: History): FailoverFigures[] {
 }
 
 /** min / median / p90 / max of numbers, for the bench's distributions. */
-export function distribution(values: number[]): { n: number; min: number; p50: number; p90: number; max: number } {
+export function distribution(values: number[]): {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  max: number;
+} {
   const v = [...values].sort((a, b) => a - b);
   const at = (q: number) => v[Math.min(v.length - 1, Math.floor(q * v.length))];
   return v.length === 0

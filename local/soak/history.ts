@@ -92,7 +92,10 @@ export interface History {
   /** The app's run records per region, for the soak's batches. */
   appRuns: Record<string, Record<string, unknown>[]>;
   /** Control-table items of every replica: after healing (before the operator) and at the end. */
-  control: { healed: Record<string, Record<string, unknown>[]>; final: Record<string, Record<string, unknown>[]> };
+  control: {
+    healed: Record<string, Record<string, unknown>[]>;
+    final: Record<string, Record<string, unknown>[]>;
+  };
   /** Alerts and builds counted before the operator step (invariant 4 judges that moment). */
   beforeOperator: { builtBatches: string[]; alerts: number };
   operator: OperatorAction[];

@@ -78,7 +78,9 @@ export function localEvents(w: OperatorWorld, region: string): EventsOps {
     },
     describeReplay: async (name) => {
       const r = replays.get(name);
-      return r ? { state: r.state, eventLastReplayedTime: r.last } : { state: 'FAILED', stateReason: 'unknown replay' };
+      return r
+        ? { state: r.state, eventLastReplayedTime: r.last }
+        : { state: 'FAILED', stateReason: 'unknown replay' };
     },
     listRules: unused('ListRules'),
     listTargets: unused('ListTargets'),
@@ -96,7 +98,9 @@ export function localStacks(w: OperatorWorld, config: Record<string, string>): S
     up: async (stack, onOutput) => {
       const region = REGION_OF[stack];
       await w.deployStack(region, config[stack]);
-      onOutput(`${stack}: activeRegion ${config[stack]}, rules ${w.rulesEnabled(region) ? 'ENABLED' : 'DISABLED'}`);
+      onOutput(
+        `${stack}: activeRegion ${config[stack]}, rules ${w.rulesEnabled(region) ? 'ENABLED' : 'DISABLED'}`,
+      );
     },
     outputs: async (stack) => {
       const region = REGION_OF[stack];

@@ -104,7 +104,11 @@ function drawBatch(rng: Prng, pipeline: string, index: number, seed: number, pod
   };
   if (rng.chance(0.06)) plan.dynamoThrottle = { op: rng.pick(DYNAMO_OPS), n: rng.int(1, 5) };
   if (rng.chance(0.04))
-    plan.podKill = { pod: rng.int(0, pods - 1), afterSeconds: rng.float(0, 300), downSeconds: rng.float(30, 300) };
+    plan.podKill = {
+      pod: rng.int(0, pods - 1),
+      afterSeconds: rng.float(0, 300),
+      downSeconds: rng.float(30, 300),
+    };
   return plan;
 }
 
@@ -112,12 +116,25 @@ function drawGlobal(rng: Prng, total: number): GlobalFault[] {
   const at = () => rng.int(1, Math.max(1, total - 1));
   const out: GlobalFault[] = [];
   for (let i = 0; i < Math.max(1, Math.round(total / 20)); i++)
-    out.push({ kind: 'replication-lag', atBatch: at(), delaySeconds: rng.float(0, 300), lagSeconds: rng.float(0, 60) });
+    out.push({
+      kind: 'replication-lag',
+      atBatch: at(),
+      delaySeconds: rng.float(0, 300),
+      lagSeconds: rng.float(0, 60),
+    });
   if (rng.chance(0.6))
-    out.push({ kind: 'partition', atBatch: at(), delaySeconds: rng.float(0, 300), healAfterSeconds: rng.float(60, 1800) });
+    out.push({
+      kind: 'partition',
+      atBatch: at(),
+      delaySeconds: rng.float(0, 300),
+      healAfterSeconds: rng.float(60, 1800),
+    });
   // Failover, then (more often than not) failback, at random points, often while runs are in flight.
   const switches = rng.chance(0.7) ? 2 : 1;
-  const points = Array.from({ length: switches }, at).sort((a, b) => a - b);
+  // Distinct points, so the failback always fires after the failover it undoes.
+  const points = Array.from({ length: switches }, at)
+    .sort((a, b) => a - b)
+    .map((p, i, all) => (i > 0 && p <= all[i - 1] ? all[i - 1] + 1 : p));
   points.forEach((atBatch, i) =>
     out.push({
       kind: i % 2 === 0 ? 'failover' : 'failback',
@@ -126,14 +143,20 @@ function drawGlobal(rng: Prng, total: number): GlobalFault[] {
       to: i % 2 === 0 ? 'us-west-1' : 'us-east-1',
     }),
   );
-  out.push({ kind: 'archive-replay', atBatch: at(), delaySeconds: rng.float(0, 300), windowSeconds: rng.float(600, 7200) });
+  out.push({
+    kind: 'archive-replay',
+    atBatch: at(),
+    delaySeconds: rng.float(0, 300),
+    windowSeconds: rng.float(600, 7200),
+  });
   return out.sort((a, b) => a.atBatch - b.atBatch || a.delaySeconds - b.delaySeconds);
 }
 
 /** The fault schedule: a pure function of the options (same seed, same schedule). */
 export function drawSchedule(options: DrawOptions): SoakPlan {
   const { seed, batches, pipelines } = options;
-  if (!Number.isInteger(batches) || batches < 1) throw new Error(`drawSchedule: batches must be >= 1, got ${batches}`);
+  if (!Number.isInteger(batches) || batches < 1)
+    throw new Error(`drawSchedule: batches must be >= 1, got ${batches}`);
   if (pipelines.length === 0) throw new Error('drawSchedule: no pipelines');
   const rng = new Prng(seed);
   const plans: BatchPlan[] = [];
