@@ -60,7 +60,9 @@ export function soakWorldOptions(msPerSecond = SOAK_MS_PER_SECOND): WorldOptions
 }
 
 export interface SoakOptions {
+  /** The seed the fault schedule is drawn from (and the batch ids' date range). */
   seed: number;
+  /** Batches in all, spread round-robin over the pipelines. */
   batches: number;
   /** How many of the program's pipelines to play. @default every pipeline the program declares */
   pipelines?: number;

@@ -63,9 +63,11 @@ export interface SoakPlan {
 }
 
 export interface DrawOptions {
+  /** The PRNG's seed: the same seed gives the same schedule. */
   seed: number;
   /** Total batches, spread round-robin over the pipelines. */
   batches: number;
+  /** The pipelines, in the order batches are dealt to them. */
   pipelines: readonly string[];
   /** Pods per region (a pod kill picks one). @default 2 */
   pods?: number;
