@@ -40,7 +40,12 @@ async function main(): Promise<number> {
       const verdict = check(history);
       batches += history.batches;
       if (!verdict.ok) failed++;
-      figures.push(...failoverFigures(history));
+      const mine = failoverFigures(history);
+      figures.push(...mine);
+      for (const f of mine)
+        console.log(
+          `  ${f.command} to ${f.to}: RTO ${f.rtoSeconds === undefined ? '-' : `${(f.rtoSeconds / 60).toFixed(1)} min`}, RPO ${f.rpoBatches} of ${f.inFlight} in flight`,
+        );
       const plan = drawSchedule({ seed, batches: opts.batches, pipelines: history.pipelines });
       for (const [k, n] of Object.entries(faultCounts(plan))) kinds[k] = (kinds[k] ?? 0) + n;
       const [head, ...rest] = formatVerdict(verdict);

@@ -5,7 +5,7 @@ import type { ControlTable } from '../../ops/clients';
 import { getBatch, readFence, statusGsiKey, batchKey } from '../../ops/commands/status';
 import { rerun } from '../../ops/commands/rerun';
 import { memoryIo } from '../../ops/io';
-import { drawSchedule, type BatchPlan, type GlobalFault, type SoakPlan } from './schedule';
+import { drawSchedule, DYNAMO_OPS, type BatchPlan, type GlobalFault, type SoakPlan } from './schedule';
 import {
   type AlertRecord,
   type BuildRecord,
@@ -171,6 +171,7 @@ class SoakRun implements OperatorWorld {
 
   private async setUp(): Promise<void> {
     const w = this.world;
+    this.endThrottles();
     await w.reset();
     for (const r of w.regions.values())
       for (const pod of r.pods.pods) if (!pod.alive) await r.pods.restart(pod.index);
@@ -183,14 +184,21 @@ class SoakRun implements OperatorWorld {
     await w.db.quiesce();
   }
 
-  /** The end of the fault phase: links restored, lag 0, the old stack deployed, every pod up. */
+  /** The end of the fault phase: links restored, lag 0, throttles off, the old stack deployed, every pod up. */
   private async heal(): Promise<void> {
     const w = this.world;
     if (w.db.isPartitioned) await this.endPartition();
     w.db.setLag(0);
+    this.endThrottles();
     for (const r of w.regions.values())
       for (const pod of r.pods.pods) if (!pod.alive) await r.pods.restart(pod.index);
     await w.db.quiesce();
+  }
+
+  /** Throttles a batch armed that no request consumed end with the fault phase. */
+  private endThrottles(): void {
+    for (const region of ['us-east-1', 'us-west-1'] as RegionName[])
+      for (const op of DYNAMO_OPS) this.world.db.throttleNext(region, op, 0);
   }
 
   private async endPartition(): Promise<void> {
