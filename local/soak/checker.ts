@@ -240,8 +240,10 @@ export function eventWindow(h: History, v: Omit<Violation, 'window'>, seconds: n
         (pipeline ?? (batchId ? pipelineOf(batchId) : undefined)) === v.pipeline));
   const lines: Array<[number, string]> = [];
   const t = (x: number) => `${x.toFixed(1).padStart(8)} s`;
+  // Pod kills and throttles hit whichever run comes next, of any pipeline: shown like world events.
+  const regionWide = new Set(['pod-kill', 'lambda-throttle', 'dynamodb-throttle']);
   for (const f of h.faults)
-    if (relevant(f.atVt, f.batchId, f.pipeline))
+    if (regionWide.has(f.kind) ? near(f.atVt) : relevant(f.atVt, f.batchId, f.pipeline))
       lines.push([f.atVt, `${t(f.atVt)} fault ${f.kind}${f.batchId ? ` ${f.batchId}` : ''}: ${f.detail}`]);
   for (const e of h.executions) {
     if (relevant(e.startVt, e.batchId, e.pipeline))
