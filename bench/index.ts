@@ -1,6 +1,6 @@
 /**
  * Runs every benchmark, each in its own process (Pulumi's runtime state is global), in order:
- * 1 program-scale, 2 failover-blast, 3 handler-cold, 4 downstream-transitions, 5 twin-suite.
+ * 1 program-scale, 2 failover-blast, 3 handler-cold, 4 downstream-transitions, 5 twin-suite, 6 soak.
  * Exits non-zero if any benchmark misses its target or fails. Extra args go to twin-suite.
  *   npx ts-node --transpile-only bench/index.ts
  */
@@ -13,6 +13,7 @@ const BENCHMARKS = [
   'handler-cold',
   'downstream-transitions',
   'twin-suite',
+  'soak',
 ];
 const tsNode = require.resolve('ts-node/dist/bin.js');
 const results: Array<[string, number | null]> = [];

@@ -207,10 +207,16 @@ class RunStore:
     def renew(self, run: dict[str, Any], worker_id: str) -> dict[str, Any] | None:
         return self.update(run, {"heartbeatAt": iso(self.clock())}, "#status = :running AND #w = :me", {":running": RUNNING, ":me": worker_id})
 
-    def finish_owned(self, run: dict[str, Any], worker_id: str, status: str, error: str | None) -> dict[str, Any] | None:
+    def finish_owned(self, run: dict[str, Any], worker_id: str, status: str, error: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """A worker's own run ends; fails if someone else (a LOST sweep) already ended it."""
-        fields = {"status": status, "finishedAt": iso(self.clock()), "error": error}
+        fields = {"status": status, "finishedAt": iso(self.clock()), "error": error, **(extra or {})}
         return self.update(run, fields, "#status = :running AND #w = :me", {":running": RUNNING, ":me": worker_id})
+
+    def correct_lost(self, run: dict[str, Any], worker_id: str) -> dict[str, Any] | None:
+        """A run declared LOST (stale heartbeat) whose own worker then saw dbt succeed: the build exists,
+        so the record says SUCCEEDED, marked builtAfterLost (a later attempt adopts it, never rebuilds)."""
+        fields = {"status": SUCCEEDED, "finishedAt": iso(self.clock()), "error": None, "builtAfterLost": True}
+        return self.update(run, fields, "#status = :lost AND #w = :me", {":lost": LOST, ":me": worker_id})
 
     def fail_queued(self, run: dict[str, Any], error: str) -> dict[str, Any] | None:
         return self.update(run, {"status": FAILED, "finishedAt": iso(self.clock()), "error": error}, "#status = :queued", {":queued": QUEUED})

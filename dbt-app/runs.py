@@ -15,7 +15,7 @@ from typing import Any
 
 from callbacks import QUEUE_TIMEOUT_MARKER, Callbacks
 from lease import LeaseRenewer
-from registry import ACTIVE, QUEUED, RUNNING, SAME_REQUEST_FIELDS, TERMINAL, RunStore, epoch_of, is_stale, plain, run_id, view
+from registry import ACTIVE, QUEUED, RUNNING, SAME_REQUEST_FIELDS, SUCCEEDED, TERMINAL, RunStore, epoch_of, is_stale, plain, run_id, view
 from validation import Response, error, validate_create
 
 log = logging.getLogger("dbt-app.runs")
@@ -99,9 +99,13 @@ class RunService:
             self.deliver(lost)
         return lost
 
-    def finish(self, run: dict[str, Any], worker_id: str, status: str, message: str | None) -> dict[str, Any] | None:
-        done = self.store.finish_owned(run, worker_id, status, message)
+    def finish(self, run: dict[str, Any], worker_id: str, status: str, message: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        done = self.store.finish_owned(run, worker_id, status, message, extra)
         if done is None:
+            if status == SUCCEEDED and (corrected := self.store.correct_lost(run, worker_id)) is not None:
+                # Its workflow already heard DbtRunLost and starts the next attempt, which adopts this build.
+                log.warning("run %s was marked LOST but its dbt succeeded: recorded SUCCEEDED (builtAfterLost)", run["runId"])
+                return corrected
             log.warning("run %s was ended by someone else before %s could mark it %s", run["runId"], worker_id, status)
             return None
         log.info("run %s %s", done["runId"], status)
@@ -119,6 +123,12 @@ class RunService:
         for the other QUEUED runs, once per interval across replicas, SendTaskHeartbeat and the lease."""
         for run in self.store.by_status(RUNNING):
             self.settle(run)
+        self.beat_queued()
+
+    def beat_queued(self) -> None:
+        """QUEUED runs: the queue deadline, and (once per interval across replicas) SendTaskHeartbeat and
+        the lease. Busy workers call it too: when every worker runs dbt, a run queued behind them would
+        otherwise hear nothing, and its workflow would time out on heartbeats and give up on a live run."""
         for run in self.store.by_status(QUEUED):
             if self.queue_expired(run):
                 continue

@@ -173,8 +173,16 @@ class Worker:
     def _execute(self, run: dict[str, Any]) -> None:
         log.info("worker %s claimed run %s", self.worker_id, run["runId"])
         for other in self.store.attempts(run["batchId"]):
-            if other["runId"] != run["runId"] and self.service.settle(other)["status"] == RUNNING:
+            if other["runId"] == run["runId"]:
+                continue
+            other = self.service.settle(other)
+            if other["status"] == RUNNING:
                 self.service.finish(run, self.worker_id, FAILED, f"refused: attempt {plain(other['attempt'])} of batch {run['batchId']} is RUNNING")
+                return
+            if other["status"] == SUCCEEDED and other.get("builtAfterLost"):
+                # Declared LOST, yet it built: the batch is built once; this attempt adopts that build.
+                log.warning("run %s adopts the build of %s (declared LOST, then succeeded)", run["runId"], other["runId"])
+                self.service.finish(run, self.worker_id, SUCCEEDED, None, {"adoptedRun": other["runId"]})
                 return
         try:
             proc = DbtProcess(self.argv_for(run), self._env, self.cwd)
@@ -188,10 +196,12 @@ class Worker:
         keeps_alive = bool(run.get("taskToken") or run.get("lease"))
         while True:
             now = self.monotonic()
-            if keeps_alive and now >= next_task_beat:
-                self.service.keep_alive(run)
+            if now >= next_task_beat:
+                if keeps_alive:
+                    self.service.keep_alive(run)
+                self._beat_queued()
                 next_task_beat = now + self.task_heartbeat
-            wait_until = min(next_renew, next_task_beat if keeps_alive else next_renew, started + run_timeout)
+            wait_until = min(next_renew, next_task_beat, started + run_timeout)
             code = self._wait(proc, wait_until - now)
             if code is not None:
                 break
@@ -221,6 +231,13 @@ class Worker:
             self.service.finish(run, self.worker_id, FAILED, f"{FENCE_MARKER}: the warehouse fence refused this build (fence {plain(run['fence'])})\n{output}")
         else:
             self.service.finish(run, self.worker_id, FAILED, "dbt exited %d: %s" % (code, output or "(no output)"))
+
+    def _beat_queued(self) -> None:
+        """Heartbeats for the runs queued behind this one; a failure is logged, the run carries on."""
+        try:
+            self.service.beat_queued()
+        except Exception:  # noqa: BLE001 - housekeeping must not end a running build
+            log.exception("worker %s: heartbeats of queued runs failed", self.worker_id)
 
     def run_timeout_of(self, run: dict[str, Any]) -> float:
         """DBT_RUN_TIMEOUT_SECONDS, or the run's own `deadlines.maxRunMinutes` when shorter (counted from RUNNING)."""

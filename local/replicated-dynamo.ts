@@ -816,6 +816,11 @@ export class ReplicatedDynamo {
     return out;
   }
 
+  /** A document client straight to `region`'s dynalite: an observer's reads, never throttled or counted. */
+  directDoc(region: string): DynamoDBDocumentClient {
+    return this.replica(region).doc;
+  }
+
   /** The canonical id the engine uses for an item (as in `deliveries()`), from its SDK-shaped key. */
   keyId(table: string, key: SdkKey): string {
     return keyIdFromSdk(table, key, this.schema(table));

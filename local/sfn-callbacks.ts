@@ -38,6 +38,11 @@ interface Wait {
 
 export class TaskTokenEndpoint {
   readonly calls: CallbackCall[] = [];
+  /**
+   * Fault injection: when it returns true for a SendTaskSuccess/Failure, the call is answered 200 but
+   * never reaches the waiting task (a callback lost on the way; the task then times out on heartbeats).
+   */
+  intercept?: (op: string, token: string) => boolean;
   private readonly waits = new Map<string, Wait>();
   private readonly ended = new Set<string>();
 
@@ -159,6 +164,7 @@ export class TaskTokenEndpoint {
         this.arm(token, w);
         return answer(200, {});
       }
+      if (this.intercept?.(op, token)) return answer(200, {}, 'lost');
       if (op === 'SendTaskSuccess') {
         let output: unknown;
         try {

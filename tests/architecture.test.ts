@@ -56,9 +56,10 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   'index.ts': PRODUCT,
   ops: ['contracts'],
   local: PRODUCT,
-  twin: [...PRODUCT, 'local', 'dbt-app'],
-  bench: [...PRODUCT, 'local', 'twin'],
-  scripts: [...PRODUCT, 'local', 'twin', 'index.ts'],
+  // The soak's operator runs the runbooks' own etl-ops commands against the local engines.
+  twin: [...PRODUCT, 'local', 'dbt-app', 'ops'],
+  bench: [...PRODUCT, 'local', 'twin', 'ops'],
+  scripts: [...PRODUCT, 'local', 'twin', 'index.ts', 'ops'],
   tests: ['*'],
 };
 

@@ -1,6 +1,7 @@
 // The polyfill must load before aws-local-stepfunctions (imported by sfn-local).
 import { Mutex } from '../local/mutex';
 import '../local/promise-polyfill';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,6 +65,8 @@ export interface Alert {
   region: string;
   subject: string;
   message: string;
+  /** Wall ms when it was published. */
+  at?: number;
 }
 
 export interface WorldOptions {
@@ -71,8 +74,17 @@ export interface WorldOptions {
   readonly pods?: number;
   /** Step Functions seconds → wall ms. @default 10 */
   readonly msPerSecond?: number;
-  /** Wait states, in wall ms. @default 100 */
+  /** Wait states, in wall ms. @default 300 */
   readonly waitMs?: number;
+  /** Per Wait state, its wall ms (overrides `waitMs`). @default { WaitForLock: 1000, WaitForReplication: 500 } */
+  readonly waitMsByState?: Readonly<Record<string, number>>;
+  /** The app's timing env (merged over APP_TIMING), e.g. heartbeats scaled to `msPerSecond`. @default APP_TIMING */
+  readonly appTiming?: Readonly<Record<string, string>>;
+  /**
+   * Builds through the stand-in's fork server (dbt-app/local_warehouse/standin_zygote.py): the same
+   * stand-in, without importing the Snowflake connector per build. @default false
+   */
+  readonly forkedStandin?: boolean;
 }
 
 interface RegionWorld {
@@ -83,9 +95,15 @@ interface RegionWorld {
   pods: DbtPods;
 }
 
-/** A one-shot fault the next matching handler call suffers. */
+/** A one-shot fault the next matching handler call suffers (`batchId`: only that batch's calls). */
 export type Fault =
-  | { kind: 'lose-start-reply'; region: RegionName; times: number }
+  | { kind: 'lose-start-reply'; region: RegionName; times: number; batchId?: string }
+  /** StartDbtRun's POST answers 5xx before it reaches the app (the proxy's 503): DbtApiUnavailable. */
+  | { kind: 'start-5xx'; region: RegionName; times: number; batchId?: string }
+  /** A Lambda invoke is throttled by the Lambda service (Lambda.TooManyRequestsException). */
+  | { kind: 'lambda-throttle'; region: RegionName; times: number }
+  /** The app's SendTaskSuccess/SendTaskFailure for this batch is answered but never reaches the workflow. */
+  | { kind: 'lose-callback'; region: RegionName; batchId: string; times: number }
   /** Runs `action` before the named execution's lock release (DeleteItem of LOCK#DOWNSTREAM) reaches the replica. */
   | { kind: 'before-lock-release'; region: RegionName; execution: string; action: () => Promise<void> };
 
@@ -94,6 +112,8 @@ export class ExactlyOnceWorld {
   readonly tokens: string[] = [];
   readonly faults: Fault[] = [];
   readonly regions = new Map<RegionName, RegionWorld>();
+  /** The batch each minted task token belongs to (for faults aimed at one batch's callback). */
+  private readonly tokenBatch = new Map<string, string>();
   private readonly mutex = new Mutex();
   private readonly clients: DynamoDBClient[] = [];
   private epoch = 0;
@@ -113,6 +133,9 @@ export class ExactlyOnceWorld {
       pods: options.pods ?? 2,
       msPerSecond: options.msPerSecond ?? 10,
       waitMs: options.waitMs ?? 300,
+      waitMsByState: options.waitMsByState ?? { WaitForLock: 1000, WaitForReplication: 500 },
+      appTiming: { ...APP_TIMING, ...options.appTiming },
+      forkedStandin: options.forkedStandin ?? false,
     };
     const [models, warehouse] = await Promise.all([
       Promise.all(
@@ -150,7 +173,9 @@ export class ExactlyOnceWorld {
         REGIONS.map(async (name, i) => {
           const client = new DynamoDBClient(db.clientConfig(name));
           world.clients.push(client);
+          const dbtBin = opts.forkedStandin ? await world.startStandinServer(name) : undefined;
           const callbacks = await TaskTokenEndpoint.start();
+          callbacks.intercept = (op, token) => world.loseCallback(name, op, token);
           const pods = await DbtPods.start({
             root: ROOT,
             region: name,
@@ -161,8 +186,9 @@ export class ExactlyOnceWorld {
               secretsManager: secrets.endpoint,
               sfn: callbacks.endpoint,
             },
-            overrides: APP_TIMING,
+            overrides: opts.appTiming,
             workDir,
+            ...(dbtBin ? { dbtBin } : {}),
           });
           world.regions.set(name, {
             name,
@@ -178,6 +204,25 @@ export class ExactlyOnceWorld {
       throw e;
     }
     return world;
+  }
+
+  private readonly standinServers: ChildProcess[] = [];
+
+  /** The region's stand-in fork server, listening in its project dir; returns the DBT_BIN that uses it. */
+  private async startStandinServer(region: RegionName): Promise<string> {
+    const projectDir = path.join(this.workDir, `${region}-project`); // DbtPods' project dir
+    fs.mkdirSync(projectDir, { recursive: true });
+    const proc = spawn(
+      path.join(ROOT, '.venv', 'bin', 'python'),
+      ['-m', 'local_warehouse.standin_zygote', path.join(projectDir, 'standin.sock')],
+      { cwd: path.join(ROOT, 'dbt-app'), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.standinServers.push(proc);
+    await new Promise<void>((resolve, reject) => {
+      proc.once('exit', (code) => reject(new Error(`the stand-in fork server exited (${code}) at start`)));
+      proc.stdout!.once('data', () => resolve());
+    });
+    return path.join(ROOT, 'dbt-app', 'local_warehouse', 'standin_client.py');
   }
 
   region(name: RegionName): RegionWorld {
@@ -323,8 +368,8 @@ export class ExactlyOnceWorld {
       handlers: this.handlers(r, sm.definition),
       waitMs: this.options.waitMs,
       // The lock wait adds up virtual seconds (30 s doubling to 300 s, up to lockWaitMinutes): ~15 rounds.
-      // 1 s each leaves a waiting batch ~15 s of wall time, ample for the builds here even on a busy machine.
-      waitMsByState: { WaitForLock: 1000, WaitForReplication: 500 },
+      // 1 s each (the default) leaves a waiting batch ~15 s of wall time, ample for the builds here.
+      waitMsByState: this.options.waitMsByState,
       context: {
         Execution: { Id: `arn:aws:states:${region}:123456789012:execution:${sm.name}:${name}`, Name: name },
         Task: { Token: `${region}:${name}` },
@@ -343,19 +388,28 @@ export class ExactlyOnceWorld {
     const startFn = String((start.Parameters as { FunctionName: string }).FunctionName);
     return {
       dynamodb: this.faultyDynamo(r) as unknown as DynamoDBClient,
-      lambda: (payload, fnName) => invoke(fnName, payload),
+      lambda: (payload, fnName) => {
+        if (this.takeFault('lambda-throttle', r.name))
+          throw new StatesError('Lambda.TooManyRequestsException', 'Rate Exceeded. (injected)');
+        return invoke(fnName, payload);
+      },
       taskToken: waitForTaskToken({
         endpoint: r.callbacks,
         heartbeatMs: (start.HeartbeatSeconds ?? 300) * this.options.msPerSecond,
         timeoutMs: (start.TimeoutSeconds ?? 86_400) * this.options.msPerSecond,
-        onToken: (token) => this.tokens.push(token),
+        onToken: (token, payload) => {
+          this.tokens.push(token);
+          this.tokenBatch.set(token, String(payload.batchId));
+        },
         start: async (payload) => {
+          const batchId = String(payload.batchId);
+          if (this.takeFault('start-5xx', r.name, batchId))
+            throw new StatesError(
+              'DbtApiUnavailable',
+              'POST /api/v1/runs answered 503 (injected): not started',
+            );
           const out = await invoke(startFn, payload);
-          const fault = this.faults.find(
-            (f) => f.kind === 'lose-start-reply' && f.region === r.name && f.times > 0,
-          ) as { times: number } | undefined;
-          if (fault) {
-            fault.times--;
+          if (this.takeFault('lose-start-reply', r.name, batchId)) {
             throw new StatesError(
               'DbtApiUnavailable',
               'the reply to POST /api/v1/runs was lost (injected): the run may exist',
@@ -369,10 +423,41 @@ export class ExactlyOnceWorld {
           region: r.name,
           subject: String(params.Subject ?? ''),
           message: String(params.Message ?? ''),
+          at: Date.now(),
         });
       },
       events: (entries) => ({ Entries: entries.map(() => ({ EventId: randomUUID() })), FailedEntryCount: 0 }),
     };
+  }
+
+  /** Consumes one use of the first matching counted fault; true when the call must suffer it. */
+  private takeFault(
+    kind: 'start-5xx' | 'lose-start-reply' | 'lambda-throttle',
+    region: RegionName,
+    batchId?: string,
+  ): boolean {
+    const fault = this.faults.find(
+      (f) =>
+        f.kind === kind &&
+        f.region === region &&
+        f.times > 0 &&
+        (!('batchId' in f) || f.batchId === undefined || f.batchId === batchId),
+    ) as { times: number } | undefined;
+    if (!fault) return false;
+    fault.times--;
+    return true;
+  }
+
+  /** The callback endpoint's interceptor: true drops this SendTaskSuccess/Failure (a lost callback). */
+  private loseCallback(region: RegionName, op: string, token: string): boolean {
+    if (op !== 'SendTaskSuccess' && op !== 'SendTaskFailure') return false;
+    const batchId = this.tokenBatch.get(token);
+    const fault = this.faults.find(
+      (f) => f.kind === 'lose-callback' && f.region === region && f.batchId === batchId && f.times > 0,
+    ) as { times: number } | undefined;
+    if (!fault) return false;
+    fault.times--;
+    return true;
   }
 
   /** The region's replica, with the injected delays of lock releases. */
@@ -457,6 +542,7 @@ export class ExactlyOnceWorld {
       await r.callbacks.stop().catch(() => undefined);
     }
     for (const c of this.clients) c.destroy();
+    for (const p of this.standinServers) p.kill('SIGKILL');
     await this.secrets.stop().catch(() => undefined);
     await this.db.stop().catch(() => undefined);
     await this.warehouse.stop().catch(() => undefined);

@@ -23,10 +23,12 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], alive: Callable[[], bool] = lambda: True) -> int:
+    """Runs one build; `alive` (the fork server's view of its client) stops it early, unfinished."""
     parser = argparse.ArgumentParser(prog="dbt_standin")
     parser.add_argument("command")
     parser.add_argument("--project-dir", required=True)
@@ -75,7 +77,11 @@ def main(argv: list[str]) -> int:
         (invocation, args.command, v["pipeline"], v["batch_id"], int(v["attempt"]), v["run_id"], v["fence_region"], int(v["fence_epoch"])),
     )
     print(f"fence ok: region={rows[0][0]} epoch={int(rows[0][1])}; building {v['batch_id']} for {seconds} s", flush=True)
-    time.sleep(seconds)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not alive():
+            return 137  # killed mid-build: the row stays RUNNING, as a killed dbt leaves it
+        time.sleep(min(0.05, max(end - time.monotonic(), 0)))
     cur.execute(
         "UPDATE CONTROL.BUILDS SET FINISHED_AT = CURRENT_TIMESTAMP(), STATUS = %s WHERE INVOCATION_ID = %s",
         ("FAILED" if fail else "SUCCEEDED", invocation),

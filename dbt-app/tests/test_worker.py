@@ -9,7 +9,7 @@ import os
 import pytest
 import settings
 from registry import FAILED, INTERRUPTED, LOST, QUEUED, RUNNING, SUCCEEDED, iso
-from support import BATCH, FENCE, REGION, SECRET, RecordingSfn, body, clear_table, env_for, invocations, wait_for, write_fake_dbt
+from support import BATCH, FENCE, REGION, SECRET, TABLE, RecordingSfn, body, clear_table, env_for, invocations, wait_for, write_fake_dbt
 from tests_shared import AUTH
 from web import Runtime, create_app
 from worker import build_dbt_argv
@@ -161,3 +161,50 @@ def _alive(pid):
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_soak_q1_a_run_queued_behind_a_busy_worker_still_gets_task_heartbeats(app):
+    """Soak seed 1 (issue J): with every worker building, a QUEUED run heard nothing (only idle workers
+    beat queued runs), so its workflow timed out on heartbeats and ended DbtRunUnresponsive. The busy
+    worker now beats the runs queued behind it, once per TASK_HEARTBEAT_SECONDS across replicas."""
+    first = start(app, taskToken="tok-running", vars={"fake_sleep": 2.5})
+    wait_for(lambda: status_of(app, first)["status"] == RUNNING, 5, what="the first run to start")
+    queued = start(app, batchId="policycenter-20261128T020000Z", taskToken="tok-queued")
+    wait_for(
+        lambda: len([c for c in app.sfn.named("send_task_heartbeat") if c["taskToken"] == "tok-queued"]) >= 2,
+        2,
+        what="heartbeats of the queued run while the only worker builds",
+    )
+    assert status_of(app, queued)["status"] == QUEUED, "still queued: the heartbeats came from the busy worker"
+    assert ended(app, first)["status"] == SUCCEEDED
+    assert ended(app, queued)["status"] == SUCCEEDED
+
+
+@pytest.fixture
+def slow_renewing_app(aws, tmp_path):
+    """One worker that renews its heartbeat rarely: a sweep can declare its run LOST while dbt still runs."""
+    clear_table(aws)
+    env = env_for(tmp_path, write_fake_dbt(tmp_path), RUN_HEARTBEAT_SECONDS="5", RUN_LOST_AFTER_SECONDS="11", SHUTDOWN_GRACE_SECONDS="1")
+    runtime = Runtime(settings.load(env), session=aws, sfn=RecordingSfn()).start()
+    env_ = type("App", (), {"session": aws, "runtime": runtime, "client": create_app(runtime).test_client(), "dir": tmp_path})
+    yield env_
+    runtime.drain()
+
+
+def test_soak_l1_a_run_declared_lost_that_still_built_is_adopted_by_the_next_attempt(slow_renewing_app):
+    """Soak seed 24 (issue J): a starved worker's run was declared LOST while its dbt finished the build;
+    the workflow's next attempt built the batch a second time. Now the worker records the build
+    (SUCCEEDED, builtAfterLost) and the next attempt adopts it instead of running dbt again."""
+    app = slow_renewing_app
+    first = start(app, taskToken="tok-1", vars={"fake_sleep": 1.0})
+    wait_for(lambda: status_of(app, first)["status"] == RUNNING, 5, what="attempt 1 to run")
+    # A sweep on another replica declares it LOST (what a stale heartbeat leads to), dbt still running.
+    table = app.session.resource("dynamodb", region_name=REGION).Table(TABLE)
+    item = app.runtime.store.get(BATCH, 1)
+    assert app.runtime.store.mark_lost(item, "injected: stale heartbeat") is not None
+    done = wait_for(lambda: (r := status_of(app, first))["status"] == SUCCEEDED and r, 10, what="attempt 1's build recorded")
+    assert table.get_item(Key={"pk": item["pk"], "sk": item["sk"]})["Item"]["builtAfterLost"] is True
+    second = start(app, attempt=2, taskToken="tok-2")
+    assert ended(app, second)["status"] == SUCCEEDED
+    assert len(invocations(app.dir)) == 1, "dbt ran once: attempt 2 adopted attempt 1's build"
+    assert done["runId"] == first
