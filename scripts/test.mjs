@@ -7,9 +7,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
-// Suites that mostly wait (real app pods, scaled Step Functions time) run in their own mocha
-// process beside the CPU-bound rest, so their waiting overlaps the rest's work.
-const WAITING_SUITES = ['tests/exactly-once-scenarios.test.ts', 'tests/twin-scenarios.test.ts'];
+// Suites that mostly wait (real app pods, scaled Step Functions time) run in mocha processes of
+// their own beside the CPU-bound rest, so their waiting overlaps the rest's work.
+const WAITING_GROUPS = {
+  'mocha-world': ['tests/exactly-once-scenarios.test.ts', 'tests/twin-scenarios.test.ts'],
+  'mocha-soak': ['tests/soak.test.ts'],
+};
+const WAITING_SUITES = Object.values(WAITING_GROUPS).flat();
 const missing = WAITING_SUITES.filter((file) => !existsSync(file));
 if (missing.length) {
   console.error(`scripts/test.mjs names suites that do not exist: ${missing.join(', ')}`);
@@ -33,7 +37,12 @@ const PARTS = {
   typecheck: ['npx', ['tsc', '--noEmit', '-p', '.']],
   lint: ['npm', ['run', '--silent', 'lint']],
   mocha: ['npx', ['mocha', ...WAITING_SUITES.flatMap((file) => ['--ignore', file])]],
-  'mocha-waiting': ['npx', ['mocha', ...mochaOptions, ...WAITING_SUITES]],
+  ...Object.fromEntries(
+    Object.entries(WAITING_GROUPS).map(([name, files]) => [
+      name,
+      ['npx', ['mocha', ...mochaOptions, ...files]],
+    ]),
+  ),
   py: ['.venv/bin/pytest', ['-q', 'glue', 'dbt-app']],
 };
 
