@@ -5,7 +5,7 @@ import { runWorkflow } from '../local/sfn-local';
 import type { BuildRow } from '../local/warehouse';
 import { type ExactlyOnceWorld, type RegionName } from './exactly-once';
 import { batchSk, FENCE_KEY, lockSk, pipelinePk, upstreamSkipSk } from '../contracts/control-table';
-import { WORKFLOW_ERRORS } from '../contracts/errors';
+import { CALLBACK_ERRORS, WORKFLOW_ERRORS } from '../contracts/errors';
 
 /**
  * One scenario per defect D1–D9 of issue I, plus the partition case, against the exactly-once world.
@@ -390,7 +390,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       const res = await w.runDownstream(EAST, P, w.event(EAST, P, b));
       rep.check(
         'FAILED FenceMissing, not a silent skip',
-        res.status === 'FAILED' && res.error === 'FenceMissing',
+        res.status === 'FAILED' && res.error === WORKFLOW_ERRORS.FenceMissing,
         outcome(res),
       );
       rep.check(
@@ -454,7 +454,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       const res = await w.runDownstream(EAST, P, w.event(EAST, P, b));
       rep.check(
         'FAILED InvalidTriggerEvent',
-        res.status === 'FAILED' && res.error === 'InvalidTriggerEvent',
+        res.status === 'FAILED' && res.error === WORKFLOW_ERRORS.InvalidTriggerEvent,
         outcome(res),
       );
       const lock = await w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM'));
@@ -549,7 +549,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       rep.check('west SUCCEEDED', outcome(rw) === 'SUCCEEDED', outcome(rw));
       rep.check(
         'east claimed too, and ended FAILED DbtRunFenced',
-        re.status === 'FAILED' && re.error === 'DbtRunFenced',
+        re.status === 'FAILED' && re.error === CALLBACK_ERRORS.fenced,
         `${outcome(re)}: ${re.cause?.slice(0, 200)}`,
       );
       rep.check(
