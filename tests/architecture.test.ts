@@ -63,13 +63,6 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   tests: ['*'],
 };
 
-/**
- * twin/exactly-once.ts and twin/exactly-once-scenarios.ts are being rewritten by the soak work
- * (issue J) and still spell control-table keys, env names and error names. Checked for facts once
- * that lands: then delete this set (a check below fails as soon as they are clean).
- */
-const FACTS_CHECKED_AFTER_SOAK = new Set(['twin/exactly-once.ts', 'twin/exactly-once-scenarios.ts']);
-
 // ---------------------------------------------------------------- the graph
 
 interface Edge {
@@ -348,7 +341,7 @@ function cycleFindings(edges: readonly Edge[]): Finding[] {
 
 function factFindings(texts: ReadonlyMap<string, string>): Finding[] {
   const items = [...texts].flatMap(([file, text]) =>
-    FACT_OWNERS(file) || FACTS_CHECKED_AFTER_SOAK.has(file)
+    FACT_OWNERS(file)
       ? []
       : factSpellings(file, text).map(([fact, line]) => ({
           id: `fact ${file} spells ${fact}`,
@@ -390,17 +383,6 @@ describe('architecture (docs/architecture.md)', () => {
 
   it('(d) the facts contracts/ owns are spelt only there', () => {
     assertNone(factFindings(texts));
-  });
-
-  it('the files left for the soak (FACTS_CHECKED_AFTER_SOAK) still need it: delete the set once they are clean', () => {
-    for (const file of FACTS_CHECKED_AFTER_SOAK) {
-      const text = texts.get(file);
-      assert.ok(text !== undefined, `${file} is gone: remove it from FACTS_CHECKED_AFTER_SOAK`);
-      assert.ok(
-        factSpellings(file, text).length > 0,
-        `${file} spells no fact any more: remove it from FACTS_CHECKED_AFTER_SOAK`,
-      );
-    }
   });
 
   describe('the checks themselves', () => {

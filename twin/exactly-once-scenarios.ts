@@ -4,6 +4,8 @@ import type { RunResult } from '../local/sfn-local';
 import { runWorkflow } from '../local/sfn-local';
 import type { BuildRow } from '../local/warehouse';
 import { type ExactlyOnceWorld, type RegionName } from './exactly-once';
+import { batchSk, FENCE_KEY, lockSk, pipelinePk, upstreamSkipSk } from '../contracts/control-table';
+import { CALLBACK_ERRORS, WORKFLOW_ERRORS } from '../contracts/errors';
 
 /**
  * One scenario per defect D1–D9 of issue I, plus the partition case, against the exactly-once world.
@@ -147,7 +149,7 @@ async function setUp(w: ExactlyOnceWorld, seconds = 0.5): Promise<void> {
     await w.region(EAST).doc.send(
       new UpdateCommand({
         TableName: w.controlTable,
-        Key: { pk: 'FENCE', sk: 'ACTIVE' },
+        Key: FENCE_KEY,
         UpdateExpression: 'SET activeRegion = :r, epoch = :e',
         ExpressionAttributeValues: { ':r': EAST, ':e': fence[1] },
       }),
@@ -203,15 +205,15 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       const lock1 = await until(
         'the first lock',
         async () =>
-          (await w.item(EAST, `PIPELINE#${P}`, 'LOCK#DOWNSTREAM'))?.batchId === b1 &&
-          w.item(EAST, `PIPELINE#${P}`, 'LOCK#DOWNSTREAM'),
+          (await w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM')))?.batchId === b1 &&
+          w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM')),
       );
       const second = w.runDownstream(EAST, P, w.event(EAST, P, b2));
       await until('the first build to run', async () =>
         (await w.appRuns(EAST, b1)).some((r) => r.status === 'RUNNING'),
       );
       await sleep(1000);
-      const lock1Later = await w.item(EAST, `PIPELINE#${P}`, 'LOCK#DOWNSTREAM');
+      const lock1Later = await w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM'));
       rep.check(
         'the live run renewed the lease (the app wrote leaseRenewedAt; leaseExpiresAt did not go back)',
         lock1Later?.batchId === b1 &&
@@ -261,7 +263,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
           await w.region(EAST).doc.send(
             new UpdateCommand({
               TableName: w.controlTable,
-              Key: { pk: `PIPELINE#${P}`, sk: 'LOCK#DOWNSTREAM' },
+              Key: { pk: pipelinePk(P), sk: lockSk('DOWNSTREAM') },
               UpdateExpression: 'SET leaseExpiresAt = :past',
               ExpressionAttributeValues: { ':past': 1 },
             }),
@@ -270,7 +272,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
           await until(
             'the rerun to hold the lock',
             async () =>
-              !String((await w.item(EAST, `PIPELINE#${P}`, 'LOCK#DOWNSTREAM'))?.executionArn ?? '').endsWith(
+              !String((await w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM')))?.executionArn ?? '').endsWith(
                 originalName,
               ),
           );
@@ -281,10 +283,10 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       const original = await w.runDownstream(EAST, P, w.event(EAST, P, b1), originalName);
       rep.check(
         'the original FAILED (DbtRunFailed)',
-        original.status === 'FAILED' && original.error === 'DbtRunFailed',
+        original.status === 'FAILED' && original.error === WORKFLOW_ERRORS.DbtRunFailed,
         outcome(original),
       );
-      const lock = await w.item(EAST, `PIPELINE#${P}`, 'LOCK#DOWNSTREAM');
+      const lock = await w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM'));
       rep.check(
         "the rerun's lock survived the original's late release",
         lock !== undefined && !String(lock.executionArn).endsWith(originalName),
@@ -383,14 +385,12 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       await setUp(w);
       const [b] = batchIds(1);
       await w.seedUpstream(EAST, P, b);
-      await w
-        .region(EAST)
-        .doc.send(new DeleteCommand({ TableName: w.controlTable, Key: { pk: 'FENCE', sk: 'ACTIVE' } }));
+      await w.region(EAST).doc.send(new DeleteCommand({ TableName: w.controlTable, Key: FENCE_KEY }));
       await w.db.quiesce();
       const res = await w.runDownstream(EAST, P, w.event(EAST, P, b));
       rep.check(
         'FAILED FenceMissing, not a silent skip',
-        res.status === 'FAILED' && res.error === 'FenceMissing',
+        res.status === 'FAILED' && res.error === WORKFLOW_ERRORS.FenceMissing,
         outcome(res),
       );
       rep.check(
@@ -454,10 +454,10 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       const res = await w.runDownstream(EAST, P, w.event(EAST, P, b));
       rep.check(
         'FAILED InvalidTriggerEvent',
-        res.status === 'FAILED' && res.error === 'InvalidTriggerEvent',
+        res.status === 'FAILED' && res.error === WORKFLOW_ERRORS.InvalidTriggerEvent,
         outcome(res),
       );
-      const lock = await w.item(EAST, `PIPELINE#${P}`, 'LOCK#DOWNSTREAM');
+      const lock = await w.item(EAST, pipelinePk(P), lockSk('DOWNSTREAM'));
       rep.check(
         'nothing written: no record, no lock, no app run, no build',
         !(await w.downstreamRecord(EAST, P, b)) &&
@@ -514,7 +514,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
         res.status === 'SUCCEEDED' && skippedAt === 'SkippedNotActive',
         `${res.status} at ${skippedAt}`,
       );
-      const audit = await w.item(WEST, `PIPELINE#${P}`, `BATCH#${batchId}#UPSTREAM#SKIP#${WEST}`);
+      const audit = await w.item(WEST, pipelinePk(P), upstreamSkipSk(batchId, WEST));
       rep.check(
         'the skip is recorded with its reason (the fence it saw)',
         audit?.status === 'SKIPPED_NOT_ACTIVE' && /us-east-1/.test(String(audit.fenceSeen)),
@@ -522,7 +522,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       );
       rep.check(
         'the batch record is untouched',
-        !(await w.item(WEST, `PIPELINE#${P}`, `BATCH#${batchId}#UPSTREAM`)),
+        !(await w.item(WEST, pipelinePk(P), batchSk(batchId, 'UPSTREAM'))),
         '',
       );
       rep.check('no Glue job run', glue.length === 0, `${glue.length} Glue runs`);
@@ -549,7 +549,7 @@ export const EXACTLY_ONCE_SCENARIOS: Record<string, ExactlyOnceScenario> = {
       rep.check('west SUCCEEDED', outcome(rw) === 'SUCCEEDED', outcome(rw));
       rep.check(
         'east claimed too, and ended FAILED DbtRunFenced',
-        re.status === 'FAILED' && re.error === 'DbtRunFenced',
+        re.status === 'FAILED' && re.error === CALLBACK_ERRORS.fenced,
         `${outcome(re)}: ${re.cause?.slice(0, 200)}`,
       );
       rep.check(

@@ -25,6 +25,16 @@ import { TaskTokenEndpoint, waitForTaskToken } from '../local/sfn-callbacks';
 import { DbtPods, LocalSecrets } from '../local/dbt-pods';
 import { extractStack, type StackModel } from '../local/extract';
 import { controlTableInput } from '../local/table-schemas';
+import {
+  batchSk,
+  DOWNSTREAM_WATERMARK_SK,
+  FENCE_KEY,
+  lockSk,
+  pipelinePk,
+  tableSk,
+} from '../contracts/control-table';
+import { DBT_APP_ENV, HANDLER_ENV } from '../contracts/env';
+import { ERROR_NAMES } from '../contracts/errors';
 
 /**
  * The exactly-once world (issue I, "Twin and tests"): production's shape, locally.
@@ -48,17 +58,17 @@ export type RegionName = (typeof REGIONS)[number];
  */
 export const APP_TIMING: Readonly<Record<string, string>> = {
   // the worker renews the run's heartbeatAt (and the pipeline lock's lease) this often
-  RUN_HEARTBEAT_SECONDS: '0.3',
+  [DBT_APP_ENV.RUN_HEARTBEAT_SECONDS]: '0.3',
   // a RUNNING record without a heartbeat for this long is LOST (a killed pod)
-  RUN_LOST_AFTER_SECONDS: '2',
+  [DBT_APP_ENV.RUN_LOST_AFTER_SECONDS]: '2',
   // SendTaskHeartbeat interval; far below the scaled HeartbeatSeconds (300 s × 10 ms = 3 s)
-  TASK_HEARTBEAT_SECONDS: '0.5',
+  [DBT_APP_ENV.TASK_HEARTBEAT_SECONDS]: '0.5',
   // an idle worker looks for QUEUED runs of other pods this often
-  QUEUE_POLL_SECONDS: '0.3',
+  [DBT_APP_ENV.QUEUE_POLL_SECONDS]: '0.3',
   // after SIGTERM, how long an in-flight run may finish
-  SHUTDOWN_GRACE_SECONDS: '3',
+  [DBT_APP_ENV.SHUTDOWN_GRACE_SECONDS]: '3',
   // a dbt process is killed after this long
-  DBT_RUN_TIMEOUT_SECONDS: '120',
+  [DBT_APP_ENV.DBT_RUN_TIMEOUT_SECONDS]: '120',
 };
 
 export interface Alert {
@@ -128,7 +138,7 @@ export class ExactlyOnceWorld {
 
   static async start(options: WorldOptions = {}): Promise<ExactlyOnceWorld> {
     process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
-    process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+    process.env[HANDLER_ENV.POWERTOOLS_METRICS_DISABLED] ??= 'true';
     const opts = {
       pods: options.pods ?? 2,
       msPerSecond: options.msPerSecond ?? 10,
@@ -164,7 +174,7 @@ export class ExactlyOnceWorld {
       database: 'ETL',
     };
     const secrets = await LocalSecrets.start({
-      [east.dbtApp.env.SNOWFLAKE_SECRET_ID]: JSON.stringify(secret),
+      [east.dbtApp.env[DBT_APP_ENV.SNOWFLAKE_SECRET_ID]]: JSON.stringify(secret),
     });
     const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'exactly-once-'));
     const world = new ExactlyOnceWorld(db, warehouse, secrets, opts, workDir);
@@ -234,7 +244,7 @@ export class ExactlyOnceWorld {
   }
 
   get runsTable(): string {
-    return this.region('us-east-1').model.dbtApp.env.DBT_RUNS_TABLE;
+    return this.region('us-east-1').model.dbtApp.env[DBT_APP_ENV.DBT_RUNS_TABLE];
   }
 
   /** Build durations and failures of the dbt stand-in (its standin.json in each region's project dir). */
@@ -259,8 +269,7 @@ export class ExactlyOnceWorld {
       new PutCommand({
         TableName: this.controlTable,
         Item: {
-          pk: 'FENCE',
-          sk: 'ACTIVE',
+          ...FENCE_KEY,
           activeRegion,
           epoch,
           changedAt: new Date().toISOString(),
@@ -276,11 +285,11 @@ export class ExactlyOnceWorld {
     const model = this.region(region).model;
     const tables = expectedTables(model, pipeline);
     const doc = this.region(region).doc;
-    const pk = `PIPELINE#${pipeline}`;
+    const pk = pipelinePk(pipeline);
     await doc.send(
       new PutCommand({
         TableName: this.controlTable,
-        Item: { pk, sk: `BATCH#${batchId}#UPSTREAM`, pipeline, batchId, status: 'SUCCEEDED', region },
+        Item: { pk, sk: batchSk(batchId, 'UPSTREAM'), pipeline, batchId, status: 'SUCCEEDED', region },
       }),
     );
     for (const table of tables) {
@@ -289,7 +298,7 @@ export class ExactlyOnceWorld {
           TableName: this.controlTable,
           Item: {
             pk,
-            sk: `BATCH#${batchId}#TABLE#${table}`,
+            sk: tableSk(batchId, table),
             pipeline,
             batchId,
             table,
@@ -310,11 +319,11 @@ export class ExactlyOnceWorld {
   }
 
   downstreamRecord(region: RegionName, pipeline: string, batchId: string) {
-    return this.item(region, `PIPELINE#${pipeline}`, `BATCH#${batchId}#DOWNSTREAM`);
+    return this.item(region, pipelinePk(pipeline), batchSk(batchId, 'DOWNSTREAM'));
   }
 
   watermark(region: RegionName, pipeline: string) {
-    return this.item(region, `PIPELINE#${pipeline}`, 'WATERMARK#DOWNSTREAM');
+    return this.item(region, pipelinePk(pipeline), DOWNSTREAM_WATERMARK_SK);
   }
 
   /** The app's own run records in a region (its regional runs table), for one batch. */
@@ -405,13 +414,13 @@ export class ExactlyOnceWorld {
           const batchId = String(payload.batchId);
           if (this.takeFault('start-5xx', r.name, batchId))
             throw new StatesError(
-              'DbtApiUnavailable',
+              ERROR_NAMES.DbtApiUnavailable,
               'POST /api/v1/runs answered 503 (injected): not started',
             );
           const out = await invoke(startFn, payload);
           if (this.takeFault('lose-start-reply', r.name, batchId)) {
             throw new StatesError(
-              'DbtApiUnavailable',
+              ERROR_NAMES.DbtApiUnavailable,
               'the reply to POST /api/v1/runs was lost (injected): the run may exist',
             );
           }
@@ -466,7 +475,7 @@ export class ExactlyOnceWorld {
     return {
       send: async (cmd: any) => {
         const input = cmd.input ?? {};
-        if (cmd.constructor?.name === 'DeleteItemCommand' && input.Key?.sk?.S === 'LOCK#DOWNSTREAM') {
+        if (cmd.constructor?.name === 'DeleteItemCommand' && input.Key?.sk?.S === lockSk('DOWNSTREAM')) {
           const holder = input.ExpressionAttributeValues?.[':exec']?.S as string | undefined;
           const i = this.faults.findIndex(
             (f) =>
@@ -502,9 +511,13 @@ export class ExactlyOnceWorld {
         AWS_ACCESS_KEY_ID: 'local',
         AWS_SECRET_ACCESS_KEY: 'local',
         POWERTOOLS_LOG_LEVEL: 'SILENT',
-        POWERTOOLS_METRICS_DISABLED: 'true',
-        ...(fn.env.DBT_API_URL !== undefined
-          ? { DBT_API_URL: r.pods.url, DBT_API_TOKEN: r.pods.token, DBT_API_TIMEOUT_MS: '3000' }
+        [HANDLER_ENV.POWERTOOLS_METRICS_DISABLED]: 'true',
+        ...(fn.env[HANDLER_ENV.DBT_API_URL] !== undefined
+          ? {
+              [HANDLER_ENV.DBT_API_URL]: r.pods.url,
+              [HANDLER_ENV.DBT_API_TOKEN]: r.pods.token,
+              [HANDLER_ENV.DBT_API_TIMEOUT_MS]: '3000',
+            }
           : {}),
       };
       const saved: Record<string, string | undefined> = {};

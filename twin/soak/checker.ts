@@ -1,4 +1,5 @@
 import type { BuildRecord, FaultRecord, History } from './history';
+import { batchSk } from '../../contracts/control-table';
 
 /**
  * The history checker: judges a soak's history (history.ts) against the six invariants of issue J.
@@ -131,7 +132,7 @@ const named = (h: History, batchId: string) =>
 
 function records(h: History, when: 'healed' | 'final', batchId: string): Record<string, unknown>[] {
   return Object.values(h.control[when]).flatMap((items) =>
-    items.filter((i) => i.sk === `BATCH#${batchId}#DOWNSTREAM`),
+    items.filter((i) => i.sk === batchSk(batchId, 'DOWNSTREAM')),
   );
 }
 

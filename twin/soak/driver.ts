@@ -2,6 +2,8 @@ import * as path from 'node:path';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ExactlyOnceWorld, RegionName, WorldOptions } from '../exactly-once';
 import type { ControlTable } from '../../ops/clients';
+import { DOWNSTREAM_WATERMARK_SK, lockSk, pipelinePk } from '../../contracts/control-table';
+import { DBT_APP_ENV } from '../../contracts/env';
 import { getBatch, readFence, statusGsiKey, batchKey } from '../../ops/commands/status';
 import { rerun } from '../../ops/commands/rerun';
 import { memoryIo } from '../../ops/io';
@@ -48,13 +50,13 @@ export function soakWorldOptions(msPerSecond = SOAK_MS_PER_SECOND): WorldOptions
     // ~15 lock-wait rounds add up to lockWaitMinutes (60 min = 14.4 s at 4 ms/s); replication waits 10-120 s.
     waitMsByState: { WaitForLock: msPerSecond * 240, WaitForReplication: msPerSecond * 20 },
     appTiming: {
-      RUN_HEARTBEAT_SECONDS: s(60),
-      RUN_LOST_AFTER_SECONDS: s(600),
-      TASK_HEARTBEAT_SECONDS: s(60),
-      QUEUE_POLL_SECONDS: s(60),
-      SHUTDOWN_GRACE_SECONDS: s(600),
+      [DBT_APP_ENV.RUN_HEARTBEAT_SECONDS]: s(60),
+      [DBT_APP_ENV.RUN_LOST_AFTER_SECONDS]: s(600),
+      [DBT_APP_ENV.TASK_HEARTBEAT_SECONDS]: s(60),
+      [DBT_APP_ENV.QUEUE_POLL_SECONDS]: s(60),
+      [DBT_APP_ENV.SHUTDOWN_GRACE_SECONDS]: s(600),
       // maxRunMinutes (240) as the app's kill switch: a run past 4 virtual hours is killed.
-      DBT_RUN_TIMEOUT_SECONDS: s(240 * 60),
+      [DBT_APP_ENV.DBT_RUN_TIMEOUT_SECONDS]: s(240 * 60),
     },
   };
 }
@@ -595,7 +597,7 @@ class SoakRun implements OperatorWorld {
             .send(
               new GetCommand({
                 TableName: this.world.controlTable,
-                Key: { pk: `PIPELINE#${pipeline}`, sk: 'WATERMARK#DOWNSTREAM' },
+                Key: { pk: pipelinePk(pipeline), sk: DOWNSTREAM_WATERMARK_SK },
                 ConsistentRead: true,
               }),
             )
@@ -620,7 +622,7 @@ class SoakRun implements OperatorWorld {
     while (this.sampling) {
       for (const region of ['us-east-1', 'us-west-1'] as RegionName[])
         for (const pipeline of this.plan.pipelines) {
-          const key = { pk: `PIPELINE#${pipeline}`, sk: 'LOCK#DOWNSTREAM' };
+          const key = { pk: pipelinePk(pipeline), sk: lockSk('DOWNSTREAM') };
           const out = await this.world.db
             .directDoc(region)
             .send(new GetCommand({ TableName: this.world.controlTable, Key: key, ConsistentRead: true }))
