@@ -64,7 +64,36 @@ export function stackConfig(stack: StackName): Record<string, string> {
   return config;
 }
 
+type CompilingModule = NodeModule & { _compile(code: string, filename: string): unknown };
+type ExtensionHook = (module: CompilingModule, filename: string) => unknown;
+const transpiled = new Map<string, string>();
+
+/**
+ * Each run re-requires the project's modules (config is read when they load), and ts-node would
+ * transpile every one of them again. The source files do not change within a process, so the
+ * JavaScript ts-node produced the first time is compiled directly on later runs.
+ */
+function cacheTranspilation(): void {
+  const extensions = require.extensions as unknown as Record<string, ExtensionHook & { cached?: true }>;
+  const tsNode = extensions['.ts'];
+  if (!tsNode || tsNode.cached) return;
+  const moduleCompile = (require('node:module') as { prototype: CompilingModule }).prototype._compile;
+  const cached: ExtensionHook & { cached?: true } = (module, filename) => {
+    const code = transpiled.get(filename);
+    if (code !== undefined) return moduleCompile.call(module, code, filename);
+    // ts-node wraps the module's _compile: it transpiles, then calls the one it found, this one.
+    module._compile = function (this: CompilingModule, output: string, file: string) {
+      transpiled.set(file, output);
+      return moduleCompile.call(this, output, file);
+    };
+    return tsNode(module, filename);
+  };
+  cached.cached = true;
+  extensions['.ts'] = cached;
+}
+
 function clearProjectModules(): void {
+  cacheTranspilation();
   for (const id of Object.keys(require.cache)) {
     if (id.startsWith(ROOT) && !id.includes(`${path.sep}node_modules${path.sep}`)) delete require.cache[id];
   }
