@@ -42,7 +42,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (directory / "standin.json").write_text(json.dumps({"seconds": 0}), encoding="utf-8")
     server = subprocess.Popen(
         [sys.executable, "-m", "local_warehouse.standin_zygote", str(directory / "standin.sock")],
-        cwd=HERE.parent, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=HERE.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
@@ -53,10 +56,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def build(wh: Warehouse, project: Path, attempt: int, **extra: Any) -> subprocess.CompletedProcess[str]:
-    variables = {"batch_id": BATCH, "pipeline": "claimcenter", "attempt": attempt, "run_id": f"{BATCH}.{attempt}",
-                 "fence_region": REGION, "fence_epoch": EPOCH, **extra}
-    env = {**os.environ, "SNOWFLAKE_USER": "fake", "SNOWFLAKE_PASSWORD": "snow", "SNOWFLAKE_ACCOUNT": "fakesnow",
-           "SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": str(wh.port), "SNOWFLAKE_PROTOCOL": "http", "SNOWFLAKE_DATABASE": wh.database}
+    variables = {"batch_id": BATCH, "pipeline": "claimcenter", "attempt": attempt, "run_id": f"{BATCH}.{attempt}", "fence_region": REGION, "fence_epoch": EPOCH, **extra}
+    env = {
+        **os.environ,
+        "SNOWFLAKE_USER": "fake",
+        "SNOWFLAKE_PASSWORD": "snow",
+        "SNOWFLAKE_ACCOUNT": "fakesnow",
+        "SNOWFLAKE_HOST": "127.0.0.1",
+        "SNOWFLAKE_PORT": str(wh.port),
+        "SNOWFLAKE_PROTOCOL": "http",
+        "SNOWFLAKE_DATABASE": wh.database,
+    }
     argv = [sys.executable, str(HERE / "standin_client.py"), "build", "--project-dir", str(project), "--vars", json.dumps(variables)]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
