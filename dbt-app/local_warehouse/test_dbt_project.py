@@ -212,7 +212,8 @@ def test_two_regions_only_the_fence_holder_builds_then_failover_flips_it(wh: War
     assert not runs[ACTIVE][0].ok and "STALE_FENCE" in runs[ACTIVE][0].output
     assert [(b["region"], b["epoch"], b["status"]) for b in wh.builds(batch_id=batch2)] == [(STANDBY, EPOCH + 1, "SUCCEEDED")]
     again, again_target = runs["again"]
-    assert not again.ok and f"ALREADY_BUILT: policycenter batch {batch} was built by run run-{batch} (region {ACTIVE}, epoch {EPOCH}" in again.output, again.output[-3000:]
+    refusal = f"ALREADY_BUILT: policycenter batch {batch} was built by run run-{batch} (region {ACTIVE}, epoch {EPOCH}"
+    assert not again.ok and refusal in again.output, again.output[-3000:]
     assert not (again_target / "run_results.json").exists(), "the refused build ran nodes"
     assert [(b["region"], b["attempt"]) for b in wh.builds(batch_id=batch)] == [(ACTIVE, 1)], "the refused build wrote a build row"
 
