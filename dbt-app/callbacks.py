@@ -18,6 +18,9 @@ OUTPUT_FIELDS = ("runId", "batchId", "pipeline", "attempt", "status", "queuedAt"
 FAILURE_ERRORS = {FAILED: "DbtRunFailed", LOST: "DbtRunLost", INTERRUPTED: "DbtRunInterrupted"}
 FENCED_ERROR = "DbtRunFenced"
 FENCE_MARKER = "STALE_FENCE"  # printed by the warehouse fence check when a build carries a stale epoch
+# Printed by the warehouse's exactly-once check when the batch already has a SUCCEEDED build: the run
+# is recorded SUCCEEDED (alreadyBuilt) and answered with SendTaskSuccess, not a failure.
+ALREADY_BUILT_MARKER = "ALREADY_BUILT"
 # Error texts the app itself writes when a run's own deadline passes (POST `deadlines`).
 QUEUE_TIMEOUT_MARKER = "QUEUE_TIMEOUT"
 RUN_TIMEOUT_MARKER = "RUN_TIMEOUT"
@@ -25,7 +28,10 @@ MAX_CAUSE = 32_000  # SendTaskFailure's cause is at most 32,768 characters
 
 
 def output_of(run: dict[str, Any]) -> dict[str, Any]:
-    return {f: plain(run.get(f)) for f in OUTPUT_FIELDS}
+    out = {f: plain(run.get(f)) for f in OUTPUT_FIELDS}
+    if run.get("alreadyBuilt"):
+        out["alreadyBuilt"] = True  # the execution's history says this run built nothing
+    return out
 
 
 def error_name(run: dict[str, Any]) -> str:

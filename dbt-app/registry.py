@@ -97,6 +97,8 @@ def view(run: dict[str, Any]) -> dict[str, Any]:
     out = {f: plain(run.get(f)) for f in VIEW_FIELDS}
     if run.get("error"):
         out["error"] = run["error"]
+    if run.get("alreadyBuilt"):
+        out["alreadyBuilt"] = True
     return out
 
 

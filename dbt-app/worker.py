@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from callbacks import FENCE_MARKER, RUN_TIMEOUT_MARKER
+from callbacks import ALREADY_BUILT_MARKER, FENCE_MARKER, RUN_TIMEOUT_MARKER
 from registry import FAILED, INTERRUPTED, RUNNING, SUCCEEDED, plain
 from runs import RunService
 
@@ -52,11 +52,12 @@ def build_dbt_argv(run: dict[str, Any], dbt_bin: str, target: str, project_dir: 
 
 
 class DbtProcess:
-    """A running dbt: keeps the last lines of its output and whether the fence marker appeared."""
+    """A running dbt: keeps the last lines of its output and whether the sink's refusal markers appeared."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None):
         self.tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self.fenced = False
+        self.already_built = False
         self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         self._reader = threading.Thread(target=self._read, name="dbt-output", daemon=True)
         self._reader.start()
@@ -66,6 +67,8 @@ class DbtProcess:
         for line in self.proc.stdout:
             if FENCE_MARKER in line:
                 self.fenced = True
+            if ALREADY_BUILT_MARKER in line:
+                self.already_built = True
             self.tail.append(line.rstrip("\n"))
 
     def wait(self, timeout: float) -> int | None:
@@ -225,7 +228,12 @@ class Worker:
                 run = renewed  # carries the newest task token
                 next_renew = now + self.run_heartbeat
         output = proc.output()
-        if code == 0 and not proc.fenced:
+        if proc.already_built and not proc.fenced:
+            # The warehouse holds a SUCCEEDED build of this batch (another attempt, or a stale region's
+            # duplicate): the batch is built once, so this run succeeds without building.
+            log.warning("run %s: the warehouse already holds a build of %s; recorded SUCCEEDED (alreadyBuilt)", run["runId"], run["batchId"])
+            self.service.finish(run, self.worker_id, SUCCEEDED, None, {"alreadyBuilt": True})
+        elif code == 0 and not proc.fenced:
             self.service.finish(run, self.worker_id, SUCCEEDED, None)
         elif proc.fenced:
             self.service.finish(run, self.worker_id, FAILED, f"{FENCE_MARKER}: the warehouse fence refused this build (fence {plain(run['fence'])})\n{output}")

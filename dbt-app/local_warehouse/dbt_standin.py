@@ -5,10 +5,13 @@ It does dbt's part of the contract against the shared local warehouse and nothin
   1. the sink fence: CONTROL.FENCE must hold one row equal to the vars fence_region/fence_epoch,
      else it prints `STALE_FENCE: ...` (the marker the app maps to DbtRunFenced) and exits 1,
      writing nothing (as dbt_project/macros/fence.sql does);
-  2. one CONTROL.BUILDS row (STATUS RUNNING, STARTED_AT) after the check passed;
-  3. the build itself is a sleep of `standin_seconds` (var), or of the project dir's standin.json
+  2. exactly once at the sink: when CONTROL.BUILDS already holds a SUCCEEDED build of this
+     (pipeline, batch_id) it prints `ALREADY_BUILT: ...` and exits 1, writing nothing, unless the var
+     rebuild is true (as dbt_project/macros/builds.sql check_not_built does);
+  3. one CONTROL.BUILDS row (STATUS RUNNING, STARTED_AT) after the check passed;
+  4. the build itself is a sleep of `standin_seconds` (var), or of the project dir's standin.json
      ({"seconds": s, "batches": {"<batch_id>": {"seconds": s, "fail": true}}});
-  4. FINISHED_AT and STATUS (SUCCEEDED, or FAILED with exit 1 when told to fail).
+  5. FINISHED_AT and STATUS (SUCCEEDED, or FAILED with exit 1 when told to fail).
 Real dbt is covered by dbt-app/tests/test_app_real_dbt.py and dbt-app/local_warehouse/test_dbt_project.py.
 
 Called by the app as: <this> build --project-dir D --profiles-dir P --target T [--select S] --vars JSON
@@ -70,6 +73,18 @@ def main(argv: list[str], alive: Callable[[], bool] = lambda: True) -> int:
             flush=True,
         )
         return 1
+    if not rebuild_requested(v):
+        built = cur.execute(
+            "SELECT RUN_ID, REGION, EPOCH FROM CONTROL.BUILDS WHERE PIPELINE = %s AND BATCH_ID = %s AND STATUS = 'SUCCEEDED' ORDER BY FINISHED_AT LIMIT 1",
+            (v["pipeline"], v["batch_id"]),
+        ).fetchall()
+        if built:
+            print(
+                f"ALREADY_BUILT: {v['pipeline']} batch {v['batch_id']} was built by run {built[0][0]} "
+                f"(region {built[0][1]}, epoch {int(built[0][2])}). This build must not write; pass the var rebuild: true to rebuild it.",
+                flush=True,
+            )
+            return 1
     invocation = str(uuid.uuid4())
     cur.execute(
         "INSERT INTO CONTROL.BUILDS (INVOCATION_ID, COMMAND, PIPELINE, BATCH_ID, ATTEMPT, RUN_ID, REGION, EPOCH, STARTED_AT, STATUS) "
@@ -92,6 +107,11 @@ def main(argv: list[str], alive: Callable[[], bool] = lambda: True) -> int:
         return 1
     print("Completed successfully", flush=True)
     return 0
+
+
+def rebuild_requested(variables: dict[str, object]) -> bool:
+    """The var `rebuild` as dbt's check reads it: true, 1 or yes (any case) force a rebuild."""
+    return str(variables.get("rebuild", False)).strip().lower() in ("true", "1", "yes")
 
 
 if __name__ == "__main__":

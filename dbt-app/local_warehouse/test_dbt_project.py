@@ -204,10 +204,18 @@ def test_two_regions_only_the_fence_holder_builds_then_failover_flips_it(wh: War
     runs = dbt_runs({
         ACTIVE: (select, build_vars("policycenter", batch2, ACTIVE, EPOCH)),
         STANDBY: (select, build_vars("policycenter", batch2, STANDBY, EPOCH + 1)),
+        # Exactly once at the sink (soak seeds 1009/1016/1018): the fence holder's attempt 2 of the
+        # batch the old region built is refused, whatever its region's records say.
+        "again": (select, build_vars("policycenter", batch, STANDBY, EPOCH + 1, attempt=2, run_id=f"run-{batch}-2")),
     })
     assert runs[STANDBY][0].ok, runs[STANDBY][0].output[-3000:]
     assert not runs[ACTIVE][0].ok and "STALE_FENCE" in runs[ACTIVE][0].output
     assert [(b["region"], b["epoch"], b["status"]) for b in wh.builds(batch_id=batch2)] == [(STANDBY, EPOCH + 1, "SUCCEEDED")]
+    again, again_target = runs["again"]
+    refusal = f"ALREADY_BUILT: policycenter batch {batch} was built by run run-{batch} (region {ACTIVE}, epoch {EPOCH}"
+    assert not again.ok and refusal in again.output, again.output[-3000:]
+    assert not (again_target / "run_results.json").exists(), "the refused build ran nodes"
+    assert [(b["region"], b["attempt"]) for b in wh.builds(batch_id=batch)] == [(ACTIVE, 1)], "the refused build wrote a build row"
 
 
 def test_data_tests_fail_on_bad_data_and_the_build_is_recorded_failed(wh: Warehouse, dbt_runs) -> None:

@@ -113,3 +113,28 @@ def test_a_stale_epoch_is_refused_by_the_warehouse_and_reported_as_dbtrunfenced(
     assert len(warehouse.builds()) == builds_before, "a refused build writes nothing, not even its build row"
     failures = [f for f in app.sfn.named("send_task_failure") if f["taskToken"] == "tok-stale"]
     assert [f["error"] for f in failures] == ["DbtRunFenced"]
+
+
+def test_a_second_attempt_of_a_built_batch_is_refused_by_the_warehouse_and_recorded_succeeded_already_built(app, warehouse, epoch):
+    """Soak seeds 1009/1016/1018: the batch's records said it was not built (a stale FAILED record won
+    at a heal, or the build's run was recorded LOST); the warehouse knows better."""
+    builds = [b for b in warehouse.builds(batch_id=BATCH) if b["status"] == "SUCCEEDED"]
+    if not builds:  # run alone: build it first
+        assert ended(app, post(app, BATCH, epoch, "tok-first"))["status"] == SUCCEEDED
+    builds_before = warehouse.builds(batch_id=BATCH)
+    body = {
+        "batchId": BATCH,
+        "pipeline": "policycenter",
+        "command": "build",
+        "select": "tag:policycenter",
+        "attempt": 2,
+        "fence": {"region": "us-east-1", "epoch": epoch},
+        "taskToken": "tok-again",
+    }
+    res = app.client.post("/api/v1/runs", json=body, headers=AUTH)
+    assert res.status_code == 202, res.get_json()
+    run = ended(app, res.get_json()["runId"])
+    assert run["status"] == SUCCEEDED and run["alreadyBuilt"] is True, run
+    assert warehouse.builds(batch_id=BATCH) == builds_before, "the refused build wrote no build row"
+    [success] = [s for s in app.sfn.named("send_task_success") if s["taskToken"] == "tok-again"]
+    assert json.loads(success["output"])["alreadyBuilt"] is True

@@ -105,6 +105,23 @@ def test_a_build_refused_by_the_warehouse_fence_is_dbtrunfenced(app):
     assert [f["error"] for f in sent(app, "send_task_failure")] == ["DbtRunFenced"]
 
 
+def test_a_build_refused_as_already_built_is_succeeded_with_alreadybuilt_and_answered_with_success(app):
+    """Soak seeds 1009/1016/1018: the warehouse refuses a second build of a built batch (ALREADY_BUILT);
+    the run then says the batch is built, so the workflow records it built (no failure, no alert)."""
+    run_id = start(app, taskToken="tok-1", vars={"fake_exit": 1, "fake_output": "ALREADY_BUILT: policycenter batch x was built by run y"})
+    run = ended(app, run_id)
+    assert run["status"] == SUCCEEDED and run["alreadyBuilt"] is True and "error" not in run
+    [success] = sent(app, "send_task_success")
+    assert json.loads(success["output"])["alreadyBuilt"] is True and json.loads(success["output"])["runId"] == run_id
+    assert app.sfn.named("send_task_failure") == []
+
+
+def test_an_ordinary_success_carries_no_alreadybuilt_flag(app):
+    run = ended(app, start(app, taskToken="tok-1"))
+    assert run["status"] == SUCCEEDED and "alreadyBuilt" not in run
+    assert "alreadyBuilt" not in json.loads(sent(app, "send_task_success")[0]["output"])
+
+
 def test_shutdown_interrupts_a_run_longer_than_the_grace(app):
     run_id = start(app, taskToken="tok-1", vars={"fake_sleep": 30})
     wait_for(lambda: status_of(app, run_id)["status"] == RUNNING, 5, what="RUNNING")

@@ -1,7 +1,7 @@
 {#
   Build log: every fenced invocation inserts one CONTROL.BUILDS row after the fence check passed
   (STATUS RUNNING) and closes it in on-run-end, so the warehouse itself can say how many builds a
-  batch had. A refused build (STALE_FENCE) writes nothing, here included.
+  batch had. A refused build (STALE_FENCE, ALREADY_BUILT) writes nothing, here included.
 #}
 
 
@@ -24,6 +24,28 @@
 
 {% macro builds_relation() %}
   {{ return(target.database ~ "." ~ var('control_schema') ~ ".BUILDS") }}
+{% endmacro %}
+
+{#
+  Exactly once at the sink: the warehouse is strongly consistent and shared by both regions, so it
+  refuses a second build of a (pipeline, batch) that already has a SUCCEEDED row, whatever the
+  DynamoDB replicas believe (a stale FAILED record won at a heal, a LOST run that had built). The
+  marker ALREADY_BUILT tells the app the batch is built (it records the run SUCCEEDED, alreadyBuilt).
+  An operator forces a rebuild with the var rebuild: true (docs/fence-and-locks.md).
+#}
+{% macro check_not_built() %}
+  {% if execute and fence_applies() and not (var('rebuild', false) | string | lower in ('true', '1', 'yes')) %}
+    {% set pipeline = build_var("pipeline") %}
+    {% set batch_id = build_var("batch_id") %}
+    {% set rows = run_query("select RUN_ID, REGION, EPOCH, FINISHED_AT from " ~ builds_relation()
+       ~ " where PIPELINE = '" ~ pipeline ~ "' and BATCH_ID = '" ~ batch_id ~ "' and STATUS = 'SUCCEEDED'"
+       ~ " order by FINISHED_AT limit 1").rows %}
+    {% if rows | length > 0 %}
+      {{ exceptions.raise_compiler_error("ALREADY_BUILT: " ~ pipeline ~ " batch " ~ batch_id ~ " was built by run "
+         ~ rows[0][0] ~ " (region " ~ rows[0][1] ~ ", epoch " ~ (rows[0][2] | int) ~ ", finished " ~ rows[0][3]
+         ~ "). This build must not write; pass --vars '{rebuild: true}' to rebuild it deliberately.") }}
+    {% endif %}
+  {% endif %}
 {% endmacro %}
 
 {% macro record_build_start() %}
