@@ -276,7 +276,7 @@ export function factSpellings(
 interface Finding {
   /** What is wrong, without line numbers: one finding per id, with every line in `where`. */
   readonly id: string;
-  /** Where, e.g. `twin/twin.ts:12,40`. */
+  /** Where, e.g. `local/platform/twin.ts:12,40`. */
   readonly where: string;
   /** The rule broken, and the fix. */
   readonly rule: string;
