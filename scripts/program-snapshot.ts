@@ -2,27 +2,38 @@
  * Writes what the program declares, per stack and activeRegion (and per trigger mode), as sorted
  * JSON: every resource's URN, type, region, provider and raw inputs (the workflows' ASL included).
  * Used to show that a refactor changes nothing a `pulumi up` would see:
- *   npx ts-node --transpile-only scripts/program-snapshot.ts /tmp/before
+ *   npm run snapshot -- /tmp/before
  *   ...refactor...
- *   npx ts-node --transpile-only scripts/program-snapshot.ts /tmp/after && diff -r /tmp/before /tmp/after
+ *   npm run snapshot -- /tmp/after --against /tmp/before
+ * `--against` compares each resource, found by type and logical name, with the baseline: inputs,
+ * region and provider must be identical; a resource may only be added (a new component) and its
+ * URN may move (then it needs an alias: tests/urn-aliases.test.ts). Exits 1 on any other change.
  */
+import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runProgram, type ProgramOptions } from '../local/program';
 import { TRIGGER_MODES } from '../contracts/trigger-modes';
 
 // The mock monitor computes each URN (parent chain included) but does not hand it to the mocks.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { MockMonitor } = require('@pulumi/pulumi/runtime/mocks') as {
-  MockMonitor: { prototype: { newUrn: (parent: string, type: string, name: string) => string } };
-};
-const registered: Array<{ urn: string; type: string; name: string; aliases: unknown[] }> = [];
-const original = MockMonitor.prototype.newUrn;
-MockMonitor.prototype.newUrn = function (this: unknown, parent: string, type: string, name: string): string {
-  const urn = original.call(this, parent, type, name);
-  registered.push({ urn, type, name, aliases: [] });
-  return urn;
-};
+const registered: Array<{ urn: string; type: string; name: string }> = [];
+function recordUrns(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { MockMonitor } = require('@pulumi/pulumi/runtime/mocks') as {
+    MockMonitor: { prototype: { newUrn: (parent: string, type: string, name: string) => string } };
+  };
+  const original = MockMonitor.prototype.newUrn;
+  MockMonitor.prototype.newUrn = function (
+    this: unknown,
+    parent: string,
+    type: string,
+    name: string,
+  ): string {
+    const urn = original.call(this, parent, type, name);
+    registered.push({ urn, type, name });
+    return urn;
+  };
+}
 
 const variants: Array<[string, ProgramOptions]> = [
   ['prod-east.active-east', { stack: 'prod-east', activeRegion: 'us-east-1' }],
@@ -35,10 +46,65 @@ const variants: Array<[string, ProgramOptions]> = [
   ]),
 ];
 
+interface SnapshotResource {
+  readonly urn: string;
+  readonly type: string;
+  readonly region: string;
+  readonly provider: string;
+  readonly inputs: unknown;
+}
+interface Snapshot {
+  readonly outputs: unknown;
+  readonly resources: readonly SnapshotResource[];
+}
+
+/** The differences between two snapshots of one variant that a `pulumi up` would act on. */
+export function compareSnapshots(
+  before: Snapshot,
+  after: Snapshot,
+): { changed: string[]; removed: string[]; added: string[]; moved: number } {
+  const key = (r: SnapshotResource) => `${r.type}::${r.urn.slice(r.urn.lastIndexOf('::') + 2)}`;
+  const deployed = (r: SnapshotResource) => JSON.stringify([r.region, r.provider, r.inputs]);
+  const afterByKey = new Map(after.resources.map((r) => [key(r), r]));
+  const beforeKeys = new Set(before.resources.map(key));
+  const changed = JSON.stringify(before.outputs) === JSON.stringify(after.outputs) ? [] : ['stack outputs'];
+  const removed: string[] = [];
+  let moved = 0;
+  for (const r of before.resources) {
+    const now = afterByKey.get(key(r));
+    if (!now) removed.push(key(r));
+    else {
+      if (deployed(now) !== deployed(r)) changed.push(key(r));
+      if (now.urn !== r.urn) moved++;
+    }
+  }
+  const added = after.resources.map(key).filter((k) => !beforeKeys.has(k));
+  return { changed, removed, added, moved };
+}
+
+function compareWith(baseline: string, outDir: string, label: string): boolean {
+  const read = (dir: string) =>
+    JSON.parse(fs.readFileSync(path.join(dir, `${label}.json`), 'utf8')) as Snapshot;
+  const { changed, removed, added, moved } = compareSnapshots(read(baseline), read(outDir));
+  console.log(
+    `  against ${baseline}: ${changed.length} changed, ${removed.length} removed, ${added.length} added` +
+      `${added.length ? ` (${added.join(', ')})` : ''}, ${moved} URNs moved`,
+  );
+  for (const what of [...changed.map((k) => `changed ${k}`), ...removed.map((k) => `removed ${k}`)])
+    console.log(`    ${what}`);
+  return changed.length === 0 && removed.length === 0;
+}
+
 async function main(): Promise<void> {
-  const outDir = process.argv[2];
-  if (!outDir) throw new Error('usage: program-snapshot.ts <output directory>');
+  const command = new Command('snapshot')
+    .argument('<outDir>', 'directory to write one JSON file per variant into')
+    .option('--against <dir>', 'a baseline snapshot directory to compare with')
+    .parse();
+  const [outDir] = command.args;
+  const { against } = command.opts<{ against?: string }>();
   fs.mkdirSync(outDir, { recursive: true });
+  recordUrns();
+  let same = true;
   for (const [label, options] of variants) {
     registered.length = 0;
     const run = await runProgram(options);
@@ -62,10 +128,14 @@ async function main(): Promise<void> {
     );
     fs.writeFileSync(path.join(outDir, `${label}.json`), text + '\n');
     console.log(`${label}: ${resources.length} resources`);
+    if (against) same = compareWith(against, outDir, label) && same;
   }
+  if (!same) process.exit(1);
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}
