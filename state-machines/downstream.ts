@@ -40,7 +40,7 @@ import {
   CONDITIONAL_CHECK_FAILED,
   backoff,
   choice,
-  dynamoDeleteItem,
+  releaseOwnLock,
   dynamoPutItem,
   dynamoUpdateItem,
   eventsPutEvents,
@@ -1265,20 +1265,12 @@ function successRecord(c: Ctx): Fragment {
         ],
       },
     ),
-    [S.releaseLock]: dynamoDeleteItem(
-      c.table,
-      {
-        Key: c.lockKey,
-        ConditionExpression: 'executionArn = :exec',
-        ExpressionAttributeValues: { ':exec': execArn },
-      },
-      {
-        next: S.publishSucceeded,
-        resultPath: null,
-        // Not holding it any more (lease taken over) is worth a log line, not a failed build.
-        catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishSucceeded, ResultPath: '$.releaseError' }],
-      },
-    ),
+    [S.releaseLock]: releaseOwnLock(c.table, c.lockKey, {
+      next: S.publishSucceeded,
+      resultPath: null,
+      // Not holding it any more (lease taken over) is worth a log line, not a failed build.
+      catch: [{ ErrorEquals: ['States.ALL'], Next: S.publishSucceeded, ResultPath: '$.releaseError' }],
+    }),
   };
   return fragment({
     name: 'downstream/successRecord',
@@ -1389,20 +1381,11 @@ function failureRecord(c: Ctx): Fragment {
       S.releaseLockOnFailure,
       'A dbt run that may still be running keeps the lock until its lease expires',
     ),
-    [S.releaseLockOnFailure]: dynamoDeleteItem(
-      c.table,
-      // Conditional on the owner: a no-op (ConditionalCheckFailed) when another execution holds it.
-      {
-        Key: c.lockKey,
-        ConditionExpression: 'executionArn = :exec',
-        ExpressionAttributeValues: { ':exec': execArn },
-      },
-      {
-        next: S.alertFailure,
-        resultPath: null,
-        catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.releaseError' }],
-      },
-    ),
+    [S.releaseLockOnFailure]: releaseOwnLock(c.table, c.lockKey, {
+      next: S.alertFailure,
+      resultPath: null,
+      catch: [{ ErrorEquals: ['States.ALL'], Next: S.alertFailure, ResultPath: '$.releaseError' }],
+    }),
   };
   return fragment({
     name: 'downstream/failureRecord',

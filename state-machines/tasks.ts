@@ -248,6 +248,22 @@ export function dynamoDeleteItem(
   return dynamo('deleteItem', 'dynamodb:DeleteItem', table, params, opts);
 }
 
+/**
+ * Deletes a pipeline lock only if this execution holds it, so a slow release never deletes another
+ * execution's lock (ConditionalCheckFailed when it does not hold it; `opts` says where that goes).
+ */
+export function releaseOwnLock(table: DynamoTable, lockKey: PayloadTemplate, opts: TaskOptions): TaskResult {
+  return dynamoDeleteItem(
+    table,
+    {
+      Key: lockKey,
+      ConditionExpression: 'executionArn = :exec',
+      ExpressionAttributeValues: { ':exec': { 'S.$': '$$.Execution.Id' } },
+    },
+    opts,
+  );
+}
+
 /** Query has no optimized integration: this is the aws-sdk one (errors named `DynamoDb.*`). */
 export function dynamoQuery(
   table: DynamoTable,

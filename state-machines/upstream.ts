@@ -21,7 +21,7 @@ import {
   backoff,
   choice,
   conditionFailedTo,
-  dynamoDeleteItem,
+  releaseOwnLock,
   dynamoGetItem,
   dynamoPutItem,
   dynamoUpdateItem,
@@ -529,20 +529,11 @@ function batchSucceeded(c: Ctx): Fragment {
       },
       { next: S.releaseLock, catchTo: toFailure, resultPath: null },
     ),
-    [S.releaseLock]: dynamoDeleteItem(
-      table,
-      {
-        Key: lockKey,
-        // Ours only: a slow release never deletes another execution's lock.
-        ConditionExpression: 'executionArn = :exec',
-        ExpressionAttributeValues: { ':exec': sPath('$$.Execution.Id') },
-      },
-      {
-        next: S.publishSucceeded,
-        resultPath: null,
-        catch: conditionFailedTo(S.publishSucceeded, toFailure),
-      },
-    ),
+    [S.releaseLock]: releaseOwnLock(table, lockKey, {
+      next: S.publishSucceeded,
+      resultPath: null,
+      catch: conditionFailedTo(S.publishSucceeded, toFailure),
+    }),
   };
   return fragment({
     name: 'upstream/batchSucceeded',
@@ -628,20 +619,11 @@ function failureRecord(c: Ctx): Fragment {
         catch: conditionFailedTo(S.releaseLockAfterFailure, failurePathCatch),
       },
     ),
-    [S.releaseLockAfterFailure]: dynamoDeleteItem(
-      table,
-      {
-        Key: lockKey,
-        // Ours only: a slow release never deletes another execution's lock.
-        ConditionExpression: 'executionArn = :exec',
-        ExpressionAttributeValues: { ':exec': sPath('$$.Execution.Id') },
-      },
-      {
-        next: S.alertFailure,
-        resultPath: null,
-        catch: conditionFailedTo(S.alertFailure, failurePathCatch),
-      },
-    ),
+    [S.releaseLockAfterFailure]: releaseOwnLock(table, lockKey, {
+      next: S.alertFailure,
+      resultPath: null,
+      catch: conditionFailedTo(S.alertFailure, failurePathCatch),
+    }),
   };
   return fragment({
     name: 'upstream/failureRecord',
