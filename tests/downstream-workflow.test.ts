@@ -33,6 +33,7 @@ import {
 } from '../local/sfn-local';
 import {
   type CallbackDriver,
+  callbackOutput,
   dbtCallbackDriver,
   type WaitBehaviour,
   type WaitCall,
@@ -947,14 +948,5 @@ function callbackForSucceeded(run: FakeRun): Record<string, unknown> {
   run.status = 'SUCCEEDED';
   run.startedAt ??= new Date().toISOString();
   run.finishedAt = new Date().toISOString();
-  return {
-    runId: run.runId,
-    batchId: run.batchId,
-    pipeline: run.pipeline,
-    attempt: run.attempt,
-    status: 'SUCCEEDED',
-    queuedAt: run.createdAt,
-    startedAt: run.startedAt,
-    finishedAt: run.finishedAt,
-  };
+  return callbackOutput(run);
 }
