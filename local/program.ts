@@ -123,25 +123,14 @@ async function settle(
   return outputs;
 }
 
-let running: Promise<unknown> = Promise.resolve();
-const cache = new Map<string, Promise<ProgramRun>>();
-
-/**
- * Runs are deterministic for the same options, so each distinct run happens once per process and
- * is shared (read-only) by every test that asks for it.
- */
-export function runProgram(options: ProgramOptions): Promise<ProgramRun> {
-  const key = JSON.stringify(options);
-  const cached = cache.get(key);
-  if (cached) return cached;
-  // Pulumi's runtime state is global: runs are serialised.
-  const next = running.then(() => runOnce(options));
-  running = next.catch(() => undefined);
-  cache.set(key, next);
-  return next;
+/** The config a run evaluates: the stack file's, with the options' overrides and secrets applied. */
+interface ResolvedOptions {
+  readonly stack: StackName;
+  readonly config: Record<string, string>;
+  readonly secretKeys: string[];
 }
 
-async function runOnce(options: ProgramOptions): Promise<ProgramRun> {
+function resolveOptions(options: ProgramOptions): ResolvedOptions {
   const config = stackConfig(options.stack);
   const overrides: Record<string, unknown> = { ...(options.config ?? {}) };
   if (options.activeRegion) overrides.activeRegion = options.activeRegion;
@@ -150,12 +139,42 @@ async function runOnce(options: ProgramOptions): Promise<ProgramRun> {
     else config[fullKey(key)] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   const secrets = options.secrets === false ? {} : (options.secrets ?? TEST_SECRETS);
-  const secretKeys = Object.keys(secrets).map(fullKey);
   for (const [key, value] of Object.entries(secrets)) config[fullKey(key)] = value;
+  return { stack: options.stack, config, secretKeys: Object.keys(secrets).map(fullKey).sort() };
+}
 
-  const stackRegion = config['aws:region'] ?? STACK_REGION[options.stack];
+/** Equal for options that give the same config, however they spell it (defaults written out, key order). */
+export function runKey(options: ProgramOptions): string {
+  const { stack, config, secretKeys } = resolveOptions(options);
+  const sorted = Object.keys(config)
+    .sort()
+    .map((key) => [key, config[key]]);
+  return JSON.stringify([stack, sorted, secretKeys]);
+}
+
+let running: Promise<unknown> = Promise.resolve();
+const cache = new Map<string, Promise<ProgramRun>>();
+
+/**
+ * Runs are deterministic for the same config, so each distinct config is evaluated once per
+ * process and the run is shared (read-only) by every test that asks for it: `{ stack: 'prod-east' }`
+ * and `{ stack: 'prod-east', activeRegion: 'us-east-1' }` are one run.
+ */
+export function runProgram(options: ProgramOptions): Promise<ProgramRun> {
+  const key = runKey(options);
+  const cached = cache.get(key);
+  if (cached) return cached;
+  // Pulumi's runtime state is global: runs are serialised.
+  const next = running.then(() => runOnce(resolveOptions(options)));
+  running = next.catch(() => undefined);
+  cache.set(key, next);
+  return next;
+}
+
+async function runOnce({ stack, config, secretKeys }: ResolvedOptions): Promise<ProgramRun> {
+  const stackRegion = config['aws:region'] ?? STACK_REGION[stack];
   const mocks = new RecordingMocks(stackRegion);
-  await pulumi.runtime.setMocks(mocks, PROJECT, options.stack, false);
+  await pulumi.runtime.setMocks(mocks, PROJECT, stack, false);
   pulumi.runtime.setAllConfig(config, secretKeys);
 
   clearProjectModules();
