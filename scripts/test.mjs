@@ -14,7 +14,11 @@ const WAITING_GROUPS = {
   'mocha-soak': ['tests/soak.test.ts'],
 };
 const WAITING_SUITES = Object.values(WAITING_GROUPS).flat();
-const missing = WAITING_SUITES.filter((file) => !existsSync(file));
+const REAL_DBT_MODULES = {
+  'py-dbt-project': 'dbt-app/local_warehouse/test_dbt_project.py',
+  'py-app-dbt': 'dbt-app/tests/test_app_real_dbt.py',
+};
+const missing = [...WAITING_SUITES, ...Object.values(REAL_DBT_MODULES)].filter((file) => !existsSync(file));
 if (missing.length) {
   console.error(`scripts/test.mjs names suites that do not exist: ${missing.join(', ')}`);
   process.exit(2);
@@ -43,8 +47,23 @@ const PARTS = {
       ['npx', ['mocha', ...mochaOptions, ...files]],
     ]),
   ),
-  py: ['.venv/bin/pytest', ['-q', 'glue', 'dbt-app']],
+  ...pytestParts(),
 };
+
+/**
+ * pytest in three processes: each real-dbt module alone (the long poles: every dbt invocation parses
+ * the project again), and everything else. Each module starts its own warehouse server on a free port.
+ */
+function pytestParts() {
+  const parts = {};
+  for (const [name, file] of Object.entries(REAL_DBT_MODULES))
+    parts[name] = ['.venv/bin/pytest', ['-q', file]];
+  parts.py = [
+    '.venv/bin/pytest',
+    ['-q', 'glue', 'dbt-app', ...Object.values(REAL_DBT_MODULES).map((f) => `--ignore=${f}`)],
+  ];
+  return parts;
+}
 
 function run(name, [command, args]) {
   const started = Date.now();
