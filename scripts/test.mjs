@@ -69,7 +69,9 @@ function run(name, [command, args]) {
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(command, args, {
-      env: { ...process.env, FORCE_COLOR: '0' },
+      // No colours in the collected output: FORCE_COLOR=0 for Node, PY_COLORS=0 for pytest (which reads
+      // any FORCE_COLOR, even 0, as "force").
+      env: { ...process.env, FORCE_COLOR: '0', PY_COLORS: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
