@@ -247,6 +247,29 @@ describe('twin engines', () => {
       });
     });
 
+    it('a Wait state moves virtual time by its Seconds (30 s when it reads them from the input)', async () => {
+      const east = twin.region('us-east-1');
+      const arn = 'arn:aws:states:us-east-1:123456789012:stateMachine:wait-probe';
+      east.machines.set(arn, {
+        name: 'wait-probe',
+        arn,
+        region: 'us-east-1',
+        definition: {
+          StartAt: 'Fixed',
+          States: {
+            Fixed: { Type: 'Wait', Seconds: 600, Next: 'FromInput' },
+            FromInput: { Type: 'Wait', SecondsPath: '$.seconds', Next: 'Done' },
+            Done: { Type: 'Succeed' },
+          },
+        },
+      });
+      const before = twin.clock.now();
+      const record = east.startExecution({ stateMachineArn: arn, name: 'wait-1', input: '{"seconds":1}' });
+      await record.done;
+      assert.equal(record.status, 'SUCCEEDED');
+      assert.equal(twin.clock.now() - before, (600 + 30) * 1000);
+    });
+
     it('advancing a virtual day fires each ENABLED schedule once (active region) and no DISABLED one', async () => {
       const before = new Set(twin.executions());
       const t0 = Date.now();
