@@ -477,11 +477,48 @@ export function skippedFireTimes(
 ): SkippedFireTime[] {
   const schedule = typeof expression === 'string' ? parseSchedule(expression) : expression;
   if (schedule.kind === 'rate') return [];
-  formatter(timezone); // validate the zone up front
   const f = schedule.fields;
   const out: SkippedFireTime[] = [];
+  for (const { gapStart, gapEnd } of springForwardGaps(timezone, from, years)) {
+    // Local wall-clock minutes [gapStart, gapEnd) do not exist (as naive UTC ms).
+    for (let local = gapStart; local < gapEnd; local += MINUTE_MS) {
+      const d = new Date(local);
+      const year = d.getUTCFullYear();
+      const month = d.getUTCMonth() + 1;
+      const day = d.getUTCDate();
+      if (!f.hours.has(d.getUTCHours()) || !f.minutes.has(d.getUTCMinutes()) || !f.months.has(month))
+        continue;
+      if (f.years && !f.years.has(year)) continue;
+      if (!dayMatches(f, year, month, day)) continue;
+      out.push({
+        date: `${year}-${pad(month)}-${pad(day)}`,
+        time: hhmm(local),
+        gap: [hhmm(gapStart), hhmm(gapEnd)],
+      });
+    }
+  }
+  return out;
+}
+
+/** A spring-forward gap: the local wall-clock minutes [gapStart, gapEnd) (naive UTC ms) do not exist. */
+interface SpringForwardGap {
+  readonly gapStart: number;
+  readonly gapEnd: number;
+}
+
+// Per zone and window: the gaps do not depend on the expression, and config validation asks for the
+// same zone once per pipeline on every program evaluation (~1,800 Intl lookups each).
+const gapCache = new Map<string, readonly SpringForwardGap[]>();
+
+/** The spring-forward gaps of `timezone` from the UTC day of `from` for `years` years. */
+function springForwardGaps(timezone: string, from: Date, years: number): readonly SpringForwardGap[] {
+  formatter(timezone); // validate the zone up front
   const DAY = 86_400_000;
   const start = Math.floor(from.getTime() / DAY) * DAY;
+  const key = `${timezone}|${start}|${years}`;
+  const cached = gapCache.get(key);
+  if (cached) return cached;
+  const gaps: SpringForwardGap[] = [];
   const end = start + Math.ceil(years * 366) * DAY;
   let before = offsetAt(start, timezone);
   for (let t = start; t < end; t += DAY) {
@@ -495,26 +532,10 @@ export function skippedFireTimes(
         if (offsetAt(mid, timezone) === after) hi = mid;
         else lo = mid;
       }
-      // Local wall-clock minutes [hi + before, hi + after) do not exist (as naive UTC ms).
-      const gapStart = hi + before;
-      const gapEnd = hi + after;
-      for (let local = gapStart; local < gapEnd; local += MINUTE_MS) {
-        const d = new Date(local);
-        const year = d.getUTCFullYear();
-        const month = d.getUTCMonth() + 1;
-        const day = d.getUTCDate();
-        if (!f.hours.has(d.getUTCHours()) || !f.minutes.has(d.getUTCMinutes()) || !f.months.has(month))
-          continue;
-        if (f.years && !f.years.has(year)) continue;
-        if (!dayMatches(f, year, month, day)) continue;
-        out.push({
-          date: `${year}-${pad(month)}-${pad(day)}`,
-          time: hhmm(local),
-          gap: [hhmm(gapStart), hhmm(gapEnd)],
-        });
-      }
+      gaps.push({ gapStart: hi + before, gapEnd: hi + after });
     }
     before = after;
   }
-  return out;
+  gapCache.set(key, gaps);
+  return gaps;
 }

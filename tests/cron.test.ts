@@ -1,5 +1,11 @@
 import * as assert from 'node:assert/strict';
-import { lastFireTime, localToInstants, parseSchedule, previousFireTimes } from '../contracts/cron';
+import {
+  lastFireTime,
+  localToInstants,
+  parseSchedule,
+  previousFireTimes,
+  skippedFireTimes,
+} from '../contracts/cron';
 
 const iso = (dates: Date[]) => dates.map((d) => d.toISOString().replace('.000Z', 'Z'));
 const NY = 'America/New_York';
@@ -158,5 +164,37 @@ describe('cron evaluator (contracts/cron.ts)', () => {
       () => previousFireTimes('cron(0 2 * * ? *)', 'Mars/Olympus', new Date(), 1),
       /not an IANA time zone/,
     );
+  });
+
+  describe('skippedFireTimes: local fire times inside a spring-forward gap', () => {
+    const from = new Date('2026-01-01T00:00:00Z');
+
+    it('finds each spring-forward day of the window, for every expression asking the same zone', () => {
+      // Asked twice for the zone: the second answer comes from the cached gaps and must still
+      // depend on the expression.
+      assert.deepEqual(skippedFireTimes('cron(30 2 * * ? *)', NY, from, 2), [
+        { date: '2026-03-08', time: '02:30', gap: ['02:00', '03:00'] },
+        { date: '2027-03-14', time: '02:30', gap: ['02:00', '03:00'] },
+      ]);
+      assert.deepEqual(skippedFireTimes('cron(0 3 * * ? *)', NY, from, 2), []);
+      assert.deepEqual(skippedFireTimes('cron(15 2 ? * MON-FRI *)', NY, from, 2), []); // gaps fall on Sundays
+      assert.deepEqual(
+        skippedFireTimes('cron(0,45 2 ? * SUN *)', NY, from, 1).map((s) => `${s.date} ${s.time}`),
+        ['2026-03-08 02:00', '2026-03-08 02:45'],
+      );
+    });
+
+    it("uses each zone's own rules, and none for UTC or rate()", () => {
+      assert.deepEqual(skippedFireTimes('cron(30 1 * * ? *)', 'Europe/London', from, 1), [
+        { date: '2026-03-29', time: '01:30', gap: ['01:00', '02:00'] },
+      ]);
+      assert.deepEqual(skippedFireTimes('cron(30 2 * * ? *)', 'Europe/London', from, 1), []);
+      assert.deepEqual(skippedFireTimes('cron(30 2 * * ? *)', 'UTC', from, 5), []);
+      assert.deepEqual(skippedFireTimes('rate(1 hour)', NY, from, 5), []);
+      assert.throws(
+        () => skippedFireTimes('cron(0 2 * * ? *)', 'Mars/Olympus', from),
+        /not an IANA time zone/,
+      );
+    });
   });
 });
