@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './zod-mini';
 import { parseBatchId } from './batch-id';
 import { CDA_TABLE_NAME_PATTERN, PIPELINE_NAME_PATTERN, PIPELINE_NAME_RULE } from './pipeline-name';
 import { REGION_PATTERN } from './regions';
@@ -19,16 +19,16 @@ export const DOWNSTREAM_RUN_FAILED = 'DownstreamRunFailed' as const;
 export const EVENT_SCHEMA_VERSION = '1.0' as const;
 export const SUPPORTED_SCHEMA_VERSIONS = [EVENT_SCHEMA_VERSION] as const;
 
-export const pipelineNameSchema = z.string({ error: 'must be a string' }).regex(PIPELINE_NAME_PATTERN, {
-  error: `is not a pipeline name (${PIPELINE_NAME_RULE})`,
-});
-
-export const batchIdSchema = z
+export const pipelineNameSchema = z
   .string({ error: 'must be a string' })
-  .refine((value) => parseBatchId(value) !== undefined, {
+  .check(z.regex(PIPELINE_NAME_PATTERN, { error: `is not a pipeline name (${PIPELINE_NAME_RULE})` }));
+
+export const batchIdSchema = z.string({ error: 'must be a string' }).check(
+  z.refine((value) => parseBatchId(value) !== undefined, {
     error:
       'is not a batch id of the form <pipeline>-<yyyyMMdd>T<HHmmss>Z naming a real UTC time, e.g. policycenter-20261127T020000Z',
-  });
+  }),
+);
 
 const isoTimestamp = z.iso.datetime({
   offset: true,
@@ -38,16 +38,13 @@ const isoTimestamp = z.iso.datetime({
 export const tableResultSchema = z.object({
   name: z
     .string({ error: 'must be a string' })
-    .regex(CDA_TABLE_NAME_PATTERN, { error: 'is not a CDA table name' }),
+    .check(z.regex(CDA_TABLE_NAME_PATTERN, { error: 'is not a CDA table name' })),
   rows: z
     .number({ error: 'must be a number' })
-    .int({ error: 'must be a whole number' })
-    .min(0, { error: 'must be >= 0' }),
+    .check(z.int({ error: 'must be a whole number' }), z.gte(0, { error: 'must be >= 0' })),
   lakePath: z
     .string({ error: 'must be a string' })
-    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, {
-      error: 'must be an s3:// URI',
-    }),
+    .check(z.regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, { error: 'must be an s3:// URI' })),
 });
 
 /**
@@ -64,44 +61,46 @@ export const upstreamBatchSucceededDetailSchema = z
     batchId: batchIdSchema,
     region: z
       .string({ error: 'must be a string' })
-      .regex(REGION_PATTERN, { error: 'is not an AWS region name' }),
+      .check(z.regex(REGION_PATTERN, { error: 'is not an AWS region name' })),
     tables: z
       .array(tableResultSchema, { error: 'must be an array' })
-      .min(1, { error: 'must list at least one table' }),
+      .check(z.minLength(1, { error: 'must list at least one table' })),
     startedAt: isoTimestamp,
     completedAt: isoTimestamp,
-    upstreamExecutionArn: z
-      .string({ error: 'must be a string' })
-      .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]{1,80}:[^:\s]{1,80}$/, {
+    upstreamExecutionArn: z.string({ error: 'must be a string' }).check(
+      z.regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:\s]{1,80}:[^:\s]{1,80}$/, {
         error: 'is not a Step Functions execution ARN',
       }),
+    ),
   })
-  .superRefine((detail, ctx) => {
-    const parsed = parseBatchId(detail.batchId);
-    if (parsed && parsed.pipeline !== detail.pipeline) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['batchId'],
-        message: `belongs to pipeline "${parsed.pipeline}", not to the event's pipeline "${detail.pipeline}"`,
-      });
-    }
-    if (Date.parse(detail.completedAt) < Date.parse(detail.startedAt)) {
-      ctx.addIssue({ code: 'custom', path: ['completedAt'], message: 'is before startedAt' });
-    }
-  });
+  .check(
+    z.superRefine((detail, ctx) => {
+      const parsed = parseBatchId(detail.batchId);
+      if (parsed && parsed.pipeline !== detail.pipeline) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['batchId'],
+          message: `belongs to pipeline "${parsed.pipeline}", not to the event's pipeline "${detail.pipeline}"`,
+        });
+      }
+      if (Date.parse(detail.completedAt) < Date.parse(detail.startedAt)) {
+        ctx.addIssue({ code: 'custom', path: ['completedAt'], message: 'is before startedAt' });
+      }
+    }),
+  );
 
 /** The EventBridge envelope around the detail, as a target (Lambda, SFN input) receives it. */
 export const upstreamBatchSucceededEventSchema = z.object({
-  version: z.string().optional(),
-  id: z.string({ error: 'must be the EventBridge event id' }).min(1),
+  version: z.optional(z.string()),
+  id: z.string({ error: 'must be the EventBridge event id' }).check(z.minLength(1)),
   'detail-type': z.literal(UPSTREAM_BATCH_SUCCEEDED, {
     error: (issue) => `is ${JSON.stringify(issue.input)}; expected "${UPSTREAM_BATCH_SUCCEEDED}"`,
   }),
-  source: z.string({ error: 'must be a string' }).min(1),
-  account: z.string().optional(),
-  time: z.string().optional(),
-  region: z.string().optional(),
-  resources: z.array(z.string()).optional(),
+  source: z.string({ error: 'must be a string' }).check(z.minLength(1)),
+  account: z.optional(z.string()),
+  time: z.optional(z.string()),
+  region: z.optional(z.string()),
+  resources: z.optional(z.array(z.string())),
   detail: upstreamBatchSucceededDetailSchema,
 });
 

@@ -18,8 +18,11 @@ import * as path from 'node:path';
  *   contracts/errors.ts, the SDK's from the service's error code), so minified class names
  *   change nothing a caller sees.
  *
- * zod must be imported as `import * as z from 'zod'` in handler code: `import { z }` defeats
- * tree-shaking and pulls in all of zod's locales (~440 KB).
+ * - zod/mini, not classic zod: every schema a handler parses with (contracts/events.ts, handlers/)
+ *   is built with contracts/zod-mini.ts, imported as `import * as z from '../contracts/zod-mini'`.
+ *   Classic zod's methods and JSON-schema code cannot be tree-shaken (~90 KB in every bundle);
+ *   zod/mini's functions can (19-33 KB, the English messages included). A named `import { z }`
+ *   defeats tree-shaking and pulls in all of zod's locales (~440 KB).
  */
 
 /** Every deployable handler: file name under handlers/ without .ts. */
@@ -37,11 +40,11 @@ export type HandlerName = (typeof HANDLERS)[number];
 export const BUNDLE_BUDGET_BYTES = 300 * 1024;
 
 /**
- * Handlers allowed over BUNDLE_BUDGET_BYTES, with their own ceiling. watchdog uses three clients
- * (DynamoDB, Step Functions, SNS; SNS alone is ~37 KB with its XML protocol) plus zod (~90 KB):
- * see docs/performance.md for what each part costs.
+ * Handlers allowed over BUNDLE_BUDGET_BYTES, with their own ceiling. watchdog (340.3 KB) uses three
+ * clients (DynamoDB, Step Functions, SNS; SNS alone is ~37 KB with its XML protocol) plus zod/mini
+ * (~28 KB): see docs/performance.md for what each part costs and what getting under 300 KB takes.
  */
-export const BUDGET_EXCEPTIONS: Partial<Record<HandlerName, number>> = { watchdog: 410 * 1024 };
+export const BUDGET_EXCEPTIONS: Partial<Record<HandlerName, number>> = { watchdog: 350 * 1024 };
 
 /** The size ceiling for one handler's bundle. */
 export function bundleBudget(name: HandlerName): number {

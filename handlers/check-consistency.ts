@@ -1,6 +1,6 @@
 import { DynamoDBClient, GetItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import * as z from 'zod';
+import * as z from '../contracts/zod-mini';
 import { parseBatchId } from '../contracts/batch-id';
 import { batchSkPrefix, DOWNSTREAM_WATERMARK_SK, pipelinePk } from '../contracts/control-table';
 import { HANDLER_ENV } from '../contracts/env';
@@ -33,24 +33,26 @@ export const checkConsistencyInputSchema = z
       .array(
         z
           .string({ error: 'must be a string' })
-          .regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a table name' }),
+          .check(z.regex(/^[a-z][a-z0-9_]{0,62}$/, { error: 'is not a table name' })),
         {
           error: 'must be an array of table names',
         },
       )
-      .min(1, { error: 'must list at least one table' }),
-    rerun: z.boolean({ error: 'must be a boolean' }).default(false),
+      .check(z.minLength(1, { error: 'must list at least one table' })),
+    rerun: z._default(z.boolean({ error: 'must be a boolean' }), false),
   })
-  .superRefine((input, ctx) => {
-    const parsed = parseBatchId(input.batchId);
-    if (parsed && parsed.pipeline !== input.pipeline) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['batchId'],
-        message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
-      });
-    }
-  });
+  .check(
+    z.superRefine((input, ctx) => {
+      const parsed = parseBatchId(input.batchId);
+      if (parsed && parsed.pipeline !== input.pipeline) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['batchId'],
+          message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
+        });
+      }
+    }),
+  );
 
 export type CheckConsistencyInput = z.input<typeof checkConsistencyInputSchema>;
 

@@ -1,7 +1,7 @@
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Logger } from '@aws-lambda-powertools/logger';
-import * as z from 'zod';
+import * as z from '../contracts/zod-mini';
 import { HANDLER_ENV } from '../contracts/env';
 import { InvalidInput } from '../contracts/errors';
 import { readEnv, requireEnv } from './lib/env';
@@ -39,14 +39,16 @@ export function setWarehouseFence(next: WarehouseFence | undefined): void {
 }
 
 const SecretFields = z.object({
-  account: z.string().min(1),
-  user: z.string().min(1),
+  account: z.string().check(z.minLength(1)),
+  user: z.string().check(z.minLength(1)),
   private_key: z
     .string()
-    .includes('PRIVATE KEY', { message: 'must be a PEM private key (key-pair auth for the SQL API)' }),
-  warehouse: z.string().min(1),
-  database: z.string().min(1),
-  role: z.string().min(1),
+    .check(
+      z.includes('PRIVATE KEY', { message: 'must be a PEM private key (key-pair auth for the SQL API)' }),
+    ),
+  warehouse: z.string().check(z.minLength(1)),
+  database: z.string().check(z.minLength(1)),
+  role: z.string().check(z.minLength(1)),
 });
 
 async function warehouseFence(): Promise<WarehouseFence> {
@@ -76,13 +78,15 @@ async function warehouseFence(): Promise<WarehouseFence> {
  * action is "create", "update" or "delete"; prev_input is the previous invocation's input).
  */
 const FenceRequest = z.object({
-  activeRegion: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'activeRegion must be a region name'),
-  stack: z.string().min(1),
+  activeRegion: z
+    .string()
+    .check(z.regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'activeRegion must be a region name')),
+  stack: z.string().check(z.minLength(1)),
   /** Changes on every `up`, so the provider sees an update and invokes; not used otherwise. */
-  assertedAt: z.string().optional(),
-  tf: z
-    .object({ action: z.enum(['create', 'update', 'delete']), prev_input: z.unknown().optional() })
-    .optional(),
+  assertedAt: z.optional(z.string()),
+  tf: z.optional(
+    z.object({ action: z.enum(['create', 'update', 'delete']), prev_input: z.optional(z.unknown()) }),
+  ),
 });
 
 export interface FenceResult extends Omit<AssertedFence, 'warehouse' | 'warehouseChanged'> {

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../contracts/zod-mini';
 import { isBatchIdOf, parseBatchId } from '../contracts/batch-id';
 import { batchIdSchema } from '../contracts/events';
 import { type DbtRun, getRun, getRunByKey, type RunStatus } from './lib/dbt-client';
@@ -16,32 +16,35 @@ import { parseInput } from './lib/validate';
  *        (other 4xx), DbtRunFailed (status FAILED/LOST/INTERRUPTED and failOnFailed), MissingConfiguration
  */
 
-const failOnFailed = z.boolean({ error: 'must be a boolean' }).default(true);
-const byId = z
-  .object({
-    runId: z
-      .string({ error: 'must be a string' })
-      .regex(/^[A-Za-z0-9._-]{1,128}$/, { error: 'is not a run id (1-128 of letters, digits, . _ -)' }),
-    failOnFailed,
-  })
-  .strict();
+const failOnFailed = z._default(z.boolean({ error: 'must be a boolean' }), true);
+const byId = z.strictObject({
+  runId: z
+    .string({ error: 'must be a string' })
+    .check(
+      z.regex(/^[A-Za-z0-9._-]{1,128}$/, { error: 'is not a run id (1-128 of letters, digits, . _ -)' }),
+    ),
+  failOnFailed,
+});
 const byKey = z
-  .object({
+  .strictObject({
     batchId: batchIdSchema,
-    attempt: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(1).max(100),
-    pipeline: z.string({ error: 'must be a string' }).optional(),
+    attempt: z
+      .number({ error: 'must be a number' })
+      .check(z.int({ error: 'must be a whole number' }), z.gte(1), z.lte(100)),
+    pipeline: z.optional(z.string({ error: 'must be a string' })),
     failOnFailed,
   })
-  .strict()
-  .superRefine((input, ctx) => {
-    if (input.pipeline !== undefined && !isBatchIdOf(input.pipeline, input.batchId)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['batchId'],
-        message: `belongs to pipeline "${parseBatchId(input.batchId)?.pipeline}", not "${input.pipeline}"`,
-      });
-    }
-  });
+  .check(
+    z.superRefine((input, ctx) => {
+      if (input.pipeline !== undefined && !isBatchIdOf(input.pipeline, input.batchId)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['batchId'],
+          message: `belongs to pipeline "${parseBatchId(input.batchId)?.pipeline}", not "${input.pipeline}"`,
+        });
+      }
+    }),
+  );
 
 /** By run id when `runId` is given, else by key; each shape reports its own field errors. */
 export const getDbtRunInputSchema = { byId, byKey } as const;

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../contracts/zod-mini';
 import { parseBatchId } from '../contracts/batch-id';
 import { lockSk, PIPELINE_PK_PATTERN, PIPELINE_PK_PREFIX } from '../contracts/control-table';
 import { batchIdSchema, pipelineNameSchema } from '../contracts/events';
@@ -22,65 +22,69 @@ export const startDbtRunInputSchema = z
   .object({
     pipeline: pipelineNameSchema,
     batchId: batchIdSchema,
-    command: z.enum(DBT_COMMANDS, { error: `must be one of ${DBT_COMMANDS.join(', ')}` }).default('build'),
-    select: z
-      .string({ error: 'must be a string' })
-      .regex(/^[A-Za-z0-9_.:+*@,/ -]{1,1000}$/, {
-        error: 'is not a dbt selector (letters, digits, _ . : + * @ , / - and spaces)',
-      })
-      .optional(),
-    vars: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
-    attempt: z.number({ error: 'must be a number' }).int().min(1).max(100).default(1),
+    command: z._default(
+      z.enum(DBT_COMMANDS, { error: `must be one of ${DBT_COMMANDS.join(', ')}` }),
+      'build',
+    ),
+    select: z.optional(
+      z.string({ error: 'must be a string' }).check(
+        z.regex(/^[A-Za-z0-9_.:+*@,/ -]{1,1000}$/, {
+          error: 'is not a dbt selector (letters, digits, _ . : + * @ , / - and spaces)',
+        }),
+      ),
+    ),
+    vars: z.optional(z.record(z.string(), z.unknown(), { error: 'must be an object' })),
+    attempt: z._default(z.number({ error: 'must be a number' }).check(z.int(), z.gte(1), z.lte(100)), 1),
     fence: z.object(
       {
         region: z
           .string({ error: 'must be a string' })
-          .regex(REGION_PATTERN, { error: 'is not an AWS region' }),
+          .check(z.regex(REGION_PATTERN, { error: 'is not an AWS region' })),
         // The workflow reads the fence item's epoch as DynamoDB's N string.
-        epoch: z.coerce.number({ error: 'must be a number' }).int().min(1),
+        epoch: z.coerce.number({ error: 'must be a number' }).check(z.int(), z.gte(1)),
       },
       { error: 'must be {region, epoch}: the fence the claim was made under' },
     ),
-    taskToken: z.string({ error: 'must be a string' }).min(1).max(1024).optional(),
-    lease: z
-      .object(
+    taskToken: z.optional(z.string({ error: 'must be a string' }).check(z.minLength(1), z.maxLength(1024))),
+    lease: z.optional(
+      z.strictObject(
         {
           pk: z
             .string({ error: 'must be a string' })
-            .regex(PIPELINE_PK_PATTERN, { error: `is not ${PIPELINE_PK_PREFIX}<pipeline>` }),
+            .check(z.regex(PIPELINE_PK_PATTERN, { error: `is not ${PIPELINE_PK_PREFIX}<pipeline>` })),
           sk: z.literal(lockSk('DOWNSTREAM'), { error: `must be ${lockSk('DOWNSTREAM')}` }),
-          holder: z
-            .string({ error: 'must be a string' })
-            .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$/, {
+          holder: z.string({ error: 'must be a string' }).check(
+            z.regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[!-9;-~]{1,80}:[!-9;-~]{1,80}$/, {
               error: 'is not a Step Functions execution ARN',
             }),
-          seconds: z.number({ error: 'must be a number' }).int().min(60).max(86_400),
+          ),
+          seconds: z.number({ error: 'must be a number' }).check(z.int(), z.gte(60), z.lte(86_400)),
         },
         { error: 'must be {pk, sk, holder, seconds}: the lock the app renews on each heartbeat' },
-      )
-      .strict()
-      .optional(),
-    deadlines: z
-      .object(
+      ),
+    ),
+    deadlines: z.optional(
+      z.strictObject(
         {
-          maxQueueMinutes: z.number({ error: 'must be a number' }).int().min(1).max(1_440),
-          maxRunMinutes: z.number({ error: 'must be a number' }).int().min(1).max(1_440),
+          maxQueueMinutes: z.number({ error: 'must be a number' }).check(z.int(), z.gte(1), z.lte(1_440)),
+          maxRunMinutes: z.number({ error: 'must be a number' }).check(z.int(), z.gte(1), z.lte(1_440)),
         },
         { error: 'must be {maxQueueMinutes, maxRunMinutes}' },
-      )
-      .strict()
-      .optional(),
+      ),
+    ),
   })
-  .superRefine((input, ctx) => {
-    const parsed = parseBatchId(input.batchId);
-    if (parsed && parsed.pipeline !== input.pipeline) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['batchId'],
-        message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
-      });
-    }
-  });
+  .check(
+    z.superRefine((input, ctx) => {
+      const parsed = parseBatchId(input.batchId);
+      if (parsed && parsed.pipeline !== input.pipeline) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['batchId'],
+          message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
+        });
+      }
+    }),
+  );
 
 export type StartDbtRunInput = z.input<typeof startDbtRunInputSchema>;
 export interface StartDbtRunOutput {

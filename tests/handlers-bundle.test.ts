@@ -244,6 +244,43 @@ describe('handler bundles (esbuild, node22 cjs, AWS SDK bundled)', function () {
     });
   });
 
+  it('no bundle carries classic zod (its "ZodType" constructor): schemas are built with zod/mini', () => {
+    const withClassic = HANDLERS.filter((name) =>
+      fs.readFileSync(path.join(dirs.get(name)!, 'index.js'), 'utf8').includes('"ZodType"'),
+    );
+    assert.deepEqual(withClassic, []);
+  });
+
+  it("a bundle reports zod's English default messages, word for word as the unbundled handler does", async () => {
+    const env = {
+      PIPELINES: 'policycenter',
+      DOWNSTREAM_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:1:stateMachine:x',
+    };
+    // No detail, a numeric source: two default (locale) messages beside the schema's own words.
+    const event = { id: 'evt-1', 'detail-type': 'UpstreamBatchSucceeded', source: 7, resources: [1] };
+    const file = path.join(isolated, 'start-downstream', 'index.js');
+    const bundled = await node(
+      `require(${JSON.stringify(file)}).handler(${JSON.stringify(event)}).catch((e) => process.stdout.write(e.message))`,
+      isolated,
+      env,
+    );
+    assert.equal(
+      bundled,
+      'Invalid start-downstream input: source: must be a string; resources.0: Invalid input: expected string, received number; detail: Invalid input: expected object, received undefined',
+    );
+    const saved = { PIPELINES: process.env.PIPELINES, ARN: process.env.DOWNSTREAM_STATE_MACHINE_ARN };
+    Object.assign(process.env, env);
+    try {
+      const { handler } = await import('../handlers/start-downstream');
+      await assert.rejects(handler(event), (e: Error) => e.message === bundled);
+    } finally {
+      if (saved.PIPELINES === undefined) delete process.env.PIPELINES;
+      else process.env.PIPELINES = saved.PIPELINES;
+      if (saved.ARN === undefined) delete process.env.DOWNSTREAM_STATE_MACHINE_ARN;
+      else process.env.DOWNSTREAM_STATE_MACHINE_ARN = saved.ARN;
+    }
+  });
+
   it('a bundled handler keeps the ASL error names through minification', async () => {
     const handler = load(dirs.get('start-downstream')!).handler as Handler;
     process.env.PIPELINES = 'policycenter';

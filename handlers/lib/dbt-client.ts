@@ -1,5 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod';
+import * as z from '../../contracts/zod-mini';
 import { HANDLER_ENV } from '../../contracts/env';
 import { intEnv, readEnv, requireEnv } from './env';
 import { DbtApiRejected, DbtApiUnavailable, MissingConfiguration } from '../../contracts/errors';
@@ -68,19 +68,22 @@ export interface RunDeadlines {
   maxRunMinutes: number;
 }
 
-const createRunResponseSchema = z.object({ runId: z.string().min(1), status: z.enum(RUN_STATUSES) });
+const createRunResponseSchema = z.object({
+  runId: z.string().check(z.minLength(1)),
+  status: z.enum(RUN_STATUSES),
+});
 export type CreateRunResponse = z.output<typeof createRunResponseSchema> & { created: boolean };
 
 const runSchema = z.object({
-  runId: z.string().min(1),
-  batchId: z.string().min(1),
-  attempt: z.number().int().min(1).optional(),
+  runId: z.string().check(z.minLength(1)),
+  batchId: z.string().check(z.minLength(1)),
+  attempt: z.optional(z.number().check(z.int(), z.gte(1))),
   status: z.enum(RUN_STATUSES),
-  queuedAt: z.string().nullable().optional(),
-  startedAt: z.string().nullable().optional(),
-  finishedAt: z.string().nullable().optional(),
-  heartbeatAt: z.string().nullable().optional(),
-  error: z.string().nullable().optional(),
+  queuedAt: z.optional(z.nullable(z.string())),
+  startedAt: z.optional(z.nullable(z.string())),
+  finishedAt: z.optional(z.nullable(z.string())),
+  heartbeatAt: z.optional(z.nullable(z.string())),
+  error: z.optional(z.nullable(z.string())),
 });
 export type DbtRun = z.output<typeof runSchema>;
 
@@ -220,7 +223,7 @@ function describe(body: unknown): string {
   return String(body ?? '(empty body)');
 }
 
-function parseReply<S extends z.ZodType>(schema: S, result: HttpResult, what: string): z.output<S> {
+function parseReply<S extends z.ZodMiniType>(schema: S, result: HttpResult, what: string): z.output<S> {
   const parsed = schema.safeParse(result.body);
   if (!parsed.success) {
     // A 2xx that breaks the contract is most likely a proxy or a half-deployed app: retry it.

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../../contracts/zod-mini';
 import { formatBatchId } from '../../contracts/batch-id';
 import {
   BATCH_SK_PREFIX,
@@ -44,50 +44,49 @@ export const MARKER_TTL_DAYS = 35;
 const STATE_MACHINE_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$/;
 
 /** One entry of PIPELINES_JSON. */
-export const pipelineWatchSchema = z
-  .object({
-    name: pipelineNameSchema,
-    expression: z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
+export const pipelineWatchSchema = z.strictObject({
+  name: pipelineNameSchema,
+  expression: z.string({ error: 'must be a string' }).check(
+    z.superRefine((value, ctx) => {
       try {
         parseSchedule(value);
       } catch (error) {
         ctx.addIssue({ code: 'custom', message: (error as Error).message });
       }
     }),
-    timezone: z
-      .string({ error: 'must be a string' })
-      .default('UTC')
-      .refine(
-        (zone) => {
-          try {
-            new Intl.DateTimeFormat('en-US', { timeZone: zone });
-            return true;
-          } catch {
-            return false;
-          }
-        },
-        { error: 'is not an IANA time zone name' },
-      ),
-    graceMinutes: z.number({ error: 'must be a number' }).int().min(0).max(10_080),
-    downstreamArn: z
-      .string({ error: 'must be a string' })
-      .regex(STATE_MACHINE_ARN, { error: 'is not a state machine ARN' }),
-    /** rate() only: a known fire time or the schedule's StartDate (rate ticks are anchored there). */
-    anchor: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp' }).optional(),
-  })
-  .strict();
+  ),
+  timezone: z._default(z.string({ error: 'must be a string' }), 'UTC').check(
+    z.refine(
+      (zone) => {
+        try {
+          new Intl.DateTimeFormat('en-US', { timeZone: zone });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { error: 'is not an IANA time zone name' },
+    ),
+  ),
+  graceMinutes: z.number({ error: 'must be a number' }).check(z.int(), z.gte(0), z.lte(10_080)),
+  downstreamArn: z
+    .string({ error: 'must be a string' })
+    .check(z.regex(STATE_MACHINE_ARN, { error: 'is not a state machine ARN' })),
+  /** rate() only: a known fire time or the schedule's StartDate (rate ticks are anchored there). */
+  anchor: z.optional(z.iso.datetime({ offset: true, error: 'must be an ISO-8601 timestamp' })),
+});
 
-export const pipelinesSchema = z
-  .array(pipelineWatchSchema, { error: 'must be a JSON array' })
-  .min(1, { error: 'must list at least one pipeline' })
-  .superRefine((list, ctx) => {
+export const pipelinesSchema = z.array(pipelineWatchSchema, { error: 'must be a JSON array' }).check(
+  z.minLength(1, { error: 'must list at least one pipeline' }),
+  z.superRefine((list, ctx) => {
     const seen = new Set<string>();
     for (const [i, p] of list.entries()) {
       if (seen.has(p.name))
         ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${p.name}" is listed twice` });
       seen.add(p.name);
     }
-  });
+  }),
+);
 
 export type PipelineWatch = z.output<typeof pipelineWatchSchema>;
 
