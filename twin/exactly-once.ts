@@ -59,8 +59,9 @@ export type RegionName = (typeof REGIONS)[number];
 export const APP_TIMING: Readonly<Record<string, string>> = {
   // the worker renews the run's heartbeatAt (and the pipeline lock's lease) this often
   [DBT_APP_ENV.RUN_HEARTBEAT_SECONDS]: '0.3',
-  // a RUNNING record without a heartbeat for this long is LOST (a killed pod)
-  [DBT_APP_ENV.RUN_LOST_AFTER_SECONDS]: '2',
+  // a RUNNING record without a heartbeat for this long is LOST (a killed pod); 13 missed renewals,
+  // so a pod starved of CPU on a loaded test machine is not declared LOST
+  [DBT_APP_ENV.RUN_LOST_AFTER_SECONDS]: '4',
   // SendTaskHeartbeat interval; far below the scaled HeartbeatSeconds (300 s × 10 ms = 3 s)
   [DBT_APP_ENV.TASK_HEARTBEAT_SECONDS]: '0.5',
   // an idle worker looks for QUEUED runs of other pods this often
