@@ -37,7 +37,7 @@ const mochaOptions = [
   mocharc.reporter,
 ];
 
-const PARTS = {
+const ALL_PARTS = {
   typecheck: ['npx', ['tsc', '--noEmit', '-p', '.']],
   lint: ['npm', ['run', '--silent', 'lint']],
   mocha: ['npx', ['mocha', ...WAITING_SUITES.flatMap((file) => ['--ignore', file])]],
@@ -49,6 +49,31 @@ const PARTS = {
   ),
   ...pytestParts(),
 };
+
+// Start order: the parts with the longest wall time first (the waiting suites, whose waits the
+// others fill, then the real-dbt module and mocha); the short CPU-bound ones fill in at the end.
+const START_ORDER = [
+  'mocha-world',
+  'mocha-soak',
+  'py-dbt-project',
+  'mocha',
+  'py-app-dbt',
+  'py',
+  'typecheck',
+  'lint',
+];
+const PARTS = Object.fromEntries(START_ORDER.map((name) => [name, ALL_PARTS[name]]));
+if (
+  Object.keys(ALL_PARTS).some((name) => !START_ORDER.includes(name)) ||
+  Object.values(PARTS).some((c) => !c)
+) {
+  console.error('scripts/test.mjs: START_ORDER must name every part exactly once');
+  process.exit(2);
+}
+
+// How many parts run at once (TEST_JOBS overrides). All at once oversubscribes 2 cores with ~8
+// processes; fewer at a time spends less CPU on contention (docs/performance.md, row 6).
+const DEFAULT_JOBS = 4;
 
 /**
  * pytest in three processes: each real-dbt module alone (the long poles: every dbt invocation parses
@@ -65,26 +90,50 @@ function pytestParts() {
   return parts;
 }
 
+/**
+ * Runs one part; resolves with its wall time and CPU time (user + sys of the part and every process it
+ * waited for, from bash's `times`, written to fd 3 so it never mixes with the part's output).
+ */
 function run(name, [command, args]) {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(command, args, {
+    const child = spawn('bash', ['-c', '"$@"; rc=$?; times >&3; exit $rc', name, command, ...args], {
       // No colours in the collected output: FORCE_COLOR=0 for Node, PY_COLORS=0 for pytest (which reads
       // any FORCE_COLOR, even 0, as "force").
       env: { ...process.env, FORCE_COLOR: '0', PY_COLORS: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     let output = '';
+    let times = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
+    child.stdio[3].on('data', (d) => (times += d));
     child.on('close', (code, signal) => {
       const seconds = (Date.now() - started) / 1000;
       process.stdout.write(
         `\n===== ${name} (${seconds.toFixed(1)} s, ${code === 0 ? 'ok' : `FAILED: ${signal ?? `exit ${code}`}`}) =====\n${output}`,
       );
-      resolve({ name, seconds, ok: code === 0 });
+      resolve({ name, seconds, cpu: childrenCpuSeconds(times), ok: code === 0 });
     });
   });
+}
+
+/** The second line of bash's `times` (children's user and sys, e.g. `1m2.345s 0m1.200s`), in seconds. */
+function childrenCpuSeconds(times) {
+  const line = times.trim().split('\n')[1] ?? '';
+  const spans = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map(([, m, s]) => Number(m) * 60 + Number(s));
+  return spans.length === 2 ? spans[0] + spans[1] : undefined;
+}
+
+/** Runs the parts, at most `jobs` at a time, starting them in the order given. */
+async function runAll(parts, jobs) {
+  const queue = [...parts];
+  const results = [];
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) results.push(await run(...next));
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker));
+  return parts.map(([name]) => results.find((r) => r.name === name));
 }
 
 const wanted = process.argv.slice(2);
@@ -93,18 +142,31 @@ if (unknown.length) {
   console.error(`unknown part(s): ${unknown.join(', ')}; known: ${Object.keys(PARTS).join(', ')}`);
   process.exit(2);
 }
+const jobs = Number(process.env.TEST_JOBS ?? DEFAULT_JOBS);
+if (!Number.isInteger(jobs) || jobs < 1) {
+  console.error(
+    `TEST_JOBS="${process.env.TEST_JOBS}" is not a positive whole number of parts to run at once`,
+  );
+  process.exit(2);
+}
 const started = Date.now();
 const setup = await run('python env', ['bash', ['scripts/python-env.sh']]);
 const results = setup.ok
-  ? await Promise.all(
-      Object.entries(PARTS)
-        .filter(([n]) => !wanted.length || wanted.includes(n))
-        .map(([n, c]) => run(n, c)),
+  ? await runAll(
+      Object.entries(PARTS).filter(([n]) => !wanted.length || wanted.includes(n)),
+      jobs,
     )
   : [];
 const all = [setup, ...results];
-console.log('\n===== times (wall; parts run in parallel) =====');
+const cpu = (r) => (r.cpu === undefined ? '      ?' : r.cpu.toFixed(1).padStart(7));
+console.log(`\n===== times (at most ${jobs} parts at once; CPU = user + sys of the part's processes) =====`);
+console.log(`${'part'.padEnd(14)} ${'wall'.padStart(9)} ${'CPU'.padStart(9)}`);
 for (const r of all)
-  console.log(`${r.name.padEnd(14)} ${r.seconds.toFixed(1).padStart(7)} s  ${r.ok ? 'ok' : 'FAILED'}`);
-console.log(`${'total'.padEnd(14)} ${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s`);
+  console.log(
+    `${r.name.padEnd(14)} ${r.seconds.toFixed(1).padStart(7)} s ${cpu(r)} s  ${r.ok ? 'ok' : 'FAILED'}`,
+  );
+const totalCpu = all.reduce((sum, r) => sum + (r.cpu ?? 0), 0);
+console.log(
+  `${'total'.padEnd(14)} ${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s ${totalCpu.toFixed(1).padStart(7)} s`,
+);
 process.exit(all.every((r) => r.ok) ? 0 : 1);
