@@ -33,7 +33,9 @@ import {
 } from '../local/sfn-local';
 import {
   type CallbackDriver,
+  callbackFor,
   callbackOutput,
+  completeRun,
   dbtCallbackDriver,
   type WaitBehaviour,
   type WaitCall,
@@ -758,7 +760,6 @@ describe('downstream workflow', function () {
             acquiredAt: 'x',
             leaseExpiresAt: Math.floor(Date.now() / 1000) + 900,
           });
-          const { completeRun, callbackFor } = await import('../local/dbt-callback');
           return callbackFor(await completeRun(api, r.runId));
         },
       });
