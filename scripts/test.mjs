@@ -38,7 +38,7 @@ const mochaOptions = [
 ];
 
 const ALL_PARTS = {
-  typecheck: ['npx', ['tsc', '--noEmit', '-p', '.']],
+  typecheck: ['npm', ['run', '--silent', 'typecheck']],
   lint: ['npm', ['run', '--silent', 'lint']],
   mocha: ['npx', ['mocha', ...WAITING_SUITES.flatMap((file) => ['--ignore', file])]],
   ...Object.fromEntries(
