@@ -2,13 +2,15 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import { HANDLER_ENV } from '../contracts/env';
 import type { IamStatement } from '../contracts/iam';
-import { type AccountContext, iamRoleName } from '../contracts/naming';
+import { type AccountContext, iamRoleName, WATCHDOG_ALERTS_PURPOSE } from '../contracts/naming';
 import type { ToggleState } from '../regions/role';
 import type { PipelineSettings, PlatformSettings } from '../regions/settings';
+import { watchdogAlertWorkflow } from '../state-machines/watchdog-alerts';
 import { insertedParentOptions } from './aliases';
 import { DeadLetterQueue } from './dead-letter-queue';
 import { HandlerFunction } from './handler-function';
 import type { RoleToggle } from './triggers/types';
+import { Workflow } from './workflow';
 import { WorkflowSchedule } from './workflow-schedule';
 
 /** The schedule's physical name, listed in the `failover` output. */
@@ -39,8 +41,13 @@ export interface LatenessWatchdogArgs {
     readonly arn: pulumi.Input<string>;
     readonly statusIndexArn: pulumi.Input<string>;
   };
-  /** The alerts topic and its KMS key: the watchdog publishes what it finds. */
+  /**
+   * The alerts topic and its KMS key: the watchdog's alert workflow publishes what it finds there,
+   * and the alarms of the watchdog's parts notify it.
+   */
   readonly alerts: { readonly topicArn: pulumi.Input<string>; readonly keyArn: pulumi.Input<string> };
+  /** Step Functions log level of the alert workflow (the platform's `workflowLogLevel`). */
+  readonly workflowLogLevel: 'ERROR' | 'ALL';
   /** The platform events' `source`, for the events the watchdog re-publishes. */
   readonly eventSource: string;
   /** The region's Scheduler schedule group. */
@@ -53,8 +60,11 @@ export interface LatenessWatchdogArgs {
   readonly tags: Record<string, string>;
 }
 
-/** The function's environment (handlers/watchdog.ts reads it). */
-export function watchdogEnvironment(args: LatenessWatchdogArgs): Record<string, pulumi.Input<string>> {
+/** The function's environment (handlers/watchdog.ts reads it); alerts go to the alert workflow. */
+export function watchdogEnvironment(
+  args: LatenessWatchdogArgs,
+  alertWorkflowArn: pulumi.Input<string>,
+): Record<string, pulumi.Input<string>> {
   return {
     [HANDLER_ENV.CONTROL_TABLE_NAME]: args.controlTable.name,
     [HANDLER_ENV.PIPELINES_JSON]: pulumi.jsonStringify(
@@ -68,15 +78,20 @@ export function watchdogEnvironment(args: LatenessWatchdogArgs): Record<string, 
     ),
     [HANDLER_ENV.LOST_TRIGGER_MINUTES]: String(args.watchdog.lostTriggerMinutes),
     [HANDLER_ENV.MAX_DOWNSTREAM_MINUTES]: String(Math.ceil(args.maxDownstreamSeconds / 60)),
-    [HANDLER_ENV.ALERTS_TOPIC_ARN]: args.alerts.topicArn,
+    [HANDLER_ENV.ALERTS_STATE_MACHINE_ARN]: alertWorkflowArn,
     [HANDLER_ENV.EVENT_SOURCE]: args.eventSource,
   };
 }
 
-/** What the watchdog may do: read and mark control records, start lost downstreams, alert. */
+/**
+ * What the watchdog may do: read and mark control records, start lost downstreams, and start its
+ * alert workflow (the workflow's own role publishes to the topic; the function has no SNS or KMS
+ * permission).
+ */
 export function watchdogStatements(
   args: LatenessWatchdogArgs,
   failureDlqArn: pulumi.Input<string>,
+  alertWorkflowArn: pulumi.Input<string>,
 ): IamStatement[] {
   return [
     {
@@ -97,13 +112,7 @@ export function watchdogStatements(
       Action: ['states:StartExecution'],
       Resource: args.pipelines.map((p) => p.downstreamArn),
     },
-    { Sid: 'Alerts', Effect: 'Allow', Action: ['sns:Publish'], Resource: [args.alerts.topicArn] },
-    {
-      Sid: 'AlertsKey',
-      Effect: 'Allow',
-      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
-      Resource: [args.alerts.keyArn],
-    },
+    { Sid: 'Alerts', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [alertWorkflowArn] },
     // The on-failure destination is written with the function's own role.
     { Sid: 'OnFailureDestination', Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: [failureDlqArn] },
   ];
@@ -120,6 +129,8 @@ export function rateExpression(minutes: number): string {
  */
 export class LatenessWatchdog extends pulumi.ComponentResource {
   readonly function: HandlerFunction;
+  /** The workflow that publishes the watchdog's alerts to the alerts topic (alarmed by Observability). */
+  readonly alertWorkflow: Workflow;
   /** The tick schedule, for the `failover` output. */
   readonly toggle: RoleToggle;
 
@@ -128,6 +139,22 @@ export class LatenessWatchdog extends pulumi.ComponentResource {
     // These were the platform's own children before this component existed.
     const child = insertedParentOptions(this, opts?.parent);
     const tickSeconds = 60 * args.watchdog.rateMinutes;
+
+    // New with this component (no former parent to alias): the alerts leave the Lambda through it.
+    this.alertWorkflow = new Workflow(
+      `${name}-alerts`,
+      {
+        ...watchdogAlertWorkflow({
+          alertTopic: { arn: args.alerts.topicArn, kmsKeyArn: args.alerts.keyArn },
+        }),
+        purpose: WATCHDOG_ALERTS_PURPOSE,
+        region: args.region,
+        logLevel: args.workflowLogLevel,
+        logRetentionDays: args.logRetentionDays,
+        tags: args.tags,
+      },
+      { parent: this },
+    );
 
     // Scheduler invokes Lambda asynchronously: no retries (the next tick re-checks everything), and
     // a failed tick lands in its own alarmed DLQ rather than vanishing.
@@ -145,8 +172,8 @@ export class LatenessWatchdog extends pulumi.ComponentResource {
         region: args.region,
         logRetentionDays: args.logRetentionDays,
         timeoutSeconds: 60,
-        environment: watchdogEnvironment(args),
-        statements: watchdogStatements(args, dlq.arn),
+        environment: watchdogEnvironment(args, this.alertWorkflow.arn),
+        statements: watchdogStatements(args, dlq.arn, this.alertWorkflow.arn),
         tags: args.tags,
       },
       child,
@@ -183,6 +210,6 @@ export class LatenessWatchdog extends pulumi.ComponentResource {
       child,
     );
     this.toggle = { kind: 'schedule', name: WATCHDOG_SCHEDULE_NAME, state: args.scheduleState };
-    this.registerOutputs({ functionName: this.function.name });
+    this.registerOutputs({ functionName: this.function.name, alertWorkflowArn: this.alertWorkflow.arn });
   }
 }

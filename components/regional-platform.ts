@@ -68,7 +68,11 @@ export function observabilityArgs(
   settings: PlatformSettings,
   shared: SharedParts,
   pipelines: readonly PipelineStack[],
-  extra: { readonly forwardingRuleName: string; readonly watchdog: HandlerFunction },
+  extra: {
+    readonly forwardingRuleName: string;
+    readonly watchdog: HandlerFunction;
+    readonly watchdogAlerts: { readonly purpose: string; readonly arn: pulumi.Input<string> };
+  },
 ): ObservabilityArgs {
   const triggers = pipelines.map((p) => p.trigger);
   return {
@@ -78,6 +82,7 @@ export function observabilityArgs(
       ...pipelines.map((p) => p.upstream.workflow),
       ...pipelines.map((p) => p.downstream.workflow),
       ...triggers.flatMap((t) => t.workflows),
+      extra.watchdogAlerts,
     ].map((w) => ({ label: w.purpose, arn: w.arn })),
     functions: [
       shared.controlTable.fenceWriter,
@@ -190,6 +195,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
           statusIndexArn: shared.controlTable.statusIndexArn,
         },
         alerts: { topicArn: shared.alerts.topicArn, keyArn: shared.alerts.key.arn },
+        workflowLogLevel: settings.workflowLogLevel,
         eventSource: settings.eventSource,
         scheduleGroupName: shared.scheduleGroupName,
         scheduleState: settings.role.scheduleState,
@@ -203,6 +209,7 @@ export class RegionalPlatform extends pulumi.ComponentResource {
       observabilityArgs(settings, shared, this.pipelines, {
         forwardingRuleName: forwarding.ruleName,
         watchdog: this.watchdog.function,
+        watchdogAlerts: this.watchdog.alertWorkflow,
       }),
       parent,
     );

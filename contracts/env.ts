@@ -35,8 +35,8 @@ export const HANDLER_ENV = {
   MAX_DOWNSTREAM_MINUTES: 'MAX_DOWNSTREAM_MINUTES',
   /** Watchdog: how far back it looks (default 48). */
   LOOKBACK_HOURS: 'LOOKBACK_HOURS',
-  /** Watchdog: the SNS topic of its alerts. */
-  ALERTS_TOPIC_ARN: 'ALERTS_TOPIC_ARN',
+  /** Watchdog: its alert workflow (state machine), which publishes each alert to the alerts topic. */
+  ALERTS_STATE_MACHINE_ARN: 'ALERTS_STATE_MACHINE_ARN',
   /** Powertools' logger service name; set per function. */
   POWERTOOLS_SERVICE_NAME: 'POWERTOOLS_SERVICE_NAME',
   /** Powertools' own switch: 'true' routes EMF metrics nowhere (tests, local tools). */

@@ -22,6 +22,9 @@ export const archiveName = (busName: string): string => `${busName}-archive`;
 export const platformName = (purpose: string): string => `etl-${purpose}`;
 export const upstreamWorkflowName = (pipeline: string): string => platformName(`${pipeline}-upstream`);
 export const downstreamWorkflowName = (pipeline: string): string => platformName(`${pipeline}-downstream`);
+/** The lateness watchdog's alert workflow (one per region): the purpose its role and log group carry. */
+export const WATCHDOG_ALERTS_PURPOSE = 'watchdog-alerts';
+export const watchdogAlertsWorkflowName = (): string => platformName(WATCHDOG_ALERTS_PURPOSE);
 
 /** The EventBridge rule that triggers a pipeline's downstream workflow. */
 export const downstreamRuleName = (pipeline: string): string => `${pipeline}-downstream-trigger`;

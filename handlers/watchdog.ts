@@ -18,6 +18,7 @@ import {
   statusGsiPk,
 } from '../contracts/control-table';
 import type { AlertPublisher } from './lib/alert-publisher';
+import { createStepFunctionsPublisher } from './lib/sfn-alert-publisher';
 import { MissingConfiguration } from '../contracts/errors';
 import { HANDLER_ENV, type HandlerEnvName } from '../contracts/env';
 import { readEnv, requireEnv } from './lib/env';
@@ -46,7 +47,7 @@ import {
  *
  * Env    CONTROL_TABLE_NAME, PIPELINES_JSON ([{name, expression, timezone?, graceMinutes,
  *        downstreamArn, anchor?}]), LOST_TRIGGER_MINUTES, MAX_DOWNSTREAM_MINUTES,
- *        ALERTS_TOPIC_ARN, EVENT_SOURCE; optional LOOKBACK_HOURS (default 48);
+ *        ALERTS_STATE_MACHINE_ARN, EVENT_SOURCE; optional LOOKBACK_HOURS (default 48);
  *        AWS_REGION (set by Lambda) for the fence check.
  * Output a WatchdogSummary. Throws after acting on everything else if any action failed, so the
  *        function's Errors metric shows it; every action is idempotent, so Lambda's async retry
@@ -83,19 +84,17 @@ export function setSfnClient(client: SfnLike): SfnLike {
   sfn = client;
   return previous;
 }
-/** Replaces the alert publisher; `undefined` restores the default (SNS, loaded lazily). */
+/**
+ * Replaces the alert publisher; `undefined` restores the default: StartExecution on the alert
+ * workflow, through the module's Step Functions client (no SNS client in this bundle).
+ */
 export function setAlertPublisher(p: AlertPublisher | undefined): void {
   publisher = p;
 }
 
-async function alertPublisher(): Promise<AlertPublisher> {
-  if (!publisher) {
-    const topicArn = requireEnv(HANDLER_ENV.ALERTS_TOPIC_ARN);
-    // Lazy: tests that inject a publisher never load @aws-sdk/client-sns.
-    const { createSnsPublisher } = await import('./lib/sns-publisher');
-    publisher = createSnsPublisher(topicArn);
-  }
-  return publisher;
+function alertPublisher(): AlertPublisher {
+  // Built per call from the current client, so setSfnClient also redirects the alerts.
+  return publisher ?? createStepFunctionsPublisher(requireEnv(HANDLER_ENV.ALERTS_STATE_MACHINE_ARN), sfn);
 }
 
 function positiveIntEnv(name: HandlerEnvName): number {
@@ -140,7 +139,7 @@ function readConfig(): { tableName: string; pipelines: PipelineWatch[]; settings
     eventSource: requireEnv(HANDLER_ENV.EVENT_SOURCE),
     lookbackHours: optionalPositiveIntEnv(HANDLER_ENV.LOOKBACK_HOURS, DEFAULT_LOOKBACK_HOURS),
   };
-  requireEnv(HANDLER_ENV.ALERTS_TOPIC_ARN); // fail fast on a deploy bug, even on a quiet tick
+  requireEnv(HANDLER_ENV.ALERTS_STATE_MACHINE_ARN); // fail fast on a deploy bug, even on a quiet tick
   return { tableName, pipelines, settings };
 }
 
@@ -257,13 +256,14 @@ function firstKeys(expectations: readonly Expectation[]): ItemKey[] {
 async function fenceStop(
   records: readonly ControlItem[],
   tableName: string,
+  now: Date,
 ): Promise<'FENCE_INVALID' | 'SKIPPED_NOT_ACTIVE' | undefined> {
   const fence = records.find((r) => r.pk === FENCE_KEY.pk && r.sk === FENCE_KEY.sk);
   const region = process.env.AWS_REGION;
   const invalid = fenceProblem(fence);
   if (invalid) {
     logger.error('the fence is missing or invalid; nothing is checked or started', { problem: invalid });
-    await (await alertPublisher()).publish(fenceAlert(invalid, tableName, region));
+    await alertPublisher().publish(fenceAlert(invalid, tableName, region, now));
     return 'FENCE_INVALID';
   }
   if (region && fence && typeof fence.activeRegion === 'string' && fence.activeRegion !== region) {
@@ -355,7 +355,7 @@ async function startDownstream(
     executionArn,
     recorded,
   });
-  if (recorded) await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
+  if (recorded) await alertPublisher().publish(alertFor(action, settings.maxDownstreamMinutes));
   return outcome;
 }
 
@@ -368,7 +368,7 @@ async function alertOnce(table: TickTable, action: WatchdogAction, settings: Wat
   });
   if (!claimed) return 'ALREADY_ALERTED';
   try {
-    await (await alertPublisher()).publish(alertFor(action, settings.maxDownstreamMinutes));
+    await alertPublisher().publish(alertFor(action, settings.maxDownstreamMinutes));
   } catch (error) {
     // Un-claim so the next tick alerts again; the alert must not be lost.
     await table.deleteMarker(action.marker).catch(() => undefined);
@@ -398,7 +398,7 @@ export async function runWatchdog(now: Date): Promise<WatchdogSummary> {
     actions,
     unchecked,
   });
-  const stop = await fenceStop(records, tableName);
+  const stop = await fenceStop(records, tableName, now);
   if (stop) return summary(stop, []);
 
   // 2. The GSI queries, and 3. follow-up reads only for aged candidates (none on a quiet tick).

@@ -314,7 +314,7 @@ const EXPECTATIONS: readonly Expectation[] = [
   },
   {
     name: 'etl-watchdog-<region>',
-    pattern: /^etl-watchdog-(?<region>[a-z0-9-]+)$/,
+    pattern: /^etl-watchdog-(?!alerts-)(?<region>[a-z0-9-]+)$/,
     trust: 'lambda.amazonaws.com',
     allowed: (c) => [
       ...lambdaBasics(c, 'etl-watchdog'),
@@ -324,16 +324,44 @@ const EXPECTATIONS: readonly Expectation[] = [
       ['dynamodb:Query', c.index],
       ['dynamodb:Query', c.table],
       ...c.pipelines.map((p): Check => ['states:StartExecution', c.sm(`etl-${p}-downstream`)]),
-      ['sns:Publish', c.topic],
-      ['kms:GenerateDataKey', c.alertsKey],
+      // Its alerts: the alert workflow publishes them; the function itself has no SNS or KMS.
+      ['states:StartExecution', c.sm('etl-watchdog-alerts')],
     ],
     denied: (c, p) => [
       ['states:StartExecution', c.sm(`etl-${p}-upstream`)],
       ['states:StartExecution', peerOf(c).sm(`etl-${p}-downstream`)],
+      ['states:StartExecution', peerOf(c).sm('etl-watchdog-alerts')],
+      [
+        'states:StopExecution',
+        `arn:aws:states:${c.region}:${ACCOUNT_ID}:execution:etl-watchdog-alerts:alert-x`,
+      ],
       ['dynamodb:PutItem', peerOf(c).table],
       ['dynamodb:UpdateItem', c.table],
+      ['sns:Publish', c.topic],
       ['sns:Publish', peerOf(c).topic],
+      ['kms:GenerateDataKey', c.alertsKey],
       ['kms:Decrypt', c.dataKey],
+    ],
+  },
+  {
+    name: 'etl-watchdog-alerts-<region> (Step Functions)',
+    pattern: /^etl-watchdog-alerts-(?<region>[a-z0-9-]+)$/,
+    trust: 'states.amazonaws.com',
+    allowed: (c) => [
+      ...sfnBasics,
+      ['sns:Publish', c.topic],
+      ['kms:GenerateDataKey', c.alertsKey],
+      ['kms:Decrypt', c.alertsKey],
+    ],
+    denied: (c, p) => [
+      ['sns:Publish', peerOf(c).topic],
+      ['sns:Publish', `arn:aws:sns:${c.region}:${ACCOUNT_ID}:other-topic`],
+      ['kms:GenerateDataKey', peerOf(c).alertsKey],
+      ['kms:Decrypt', c.dataKey],
+      ['states:StartExecution', c.sm('etl-watchdog-alerts')],
+      ['states:StartExecution', c.sm(`etl-${p}-downstream`)],
+      ['lambda:InvokeFunction', c.fn('etl-watchdog')],
+      ['dynamodb:PutItem', c.table],
     ],
   },
   {

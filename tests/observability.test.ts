@@ -119,4 +119,58 @@ describe('lateness watchdog wiring', () => {
       assert.deepEqual(invoke.Statement[0].Resource, [fn.state.arn]);
     }
   });
+
+  it('alerts leave through the alert workflow: env, StartExecution on it alone, its publish task, its role and its alarm', async () => {
+    const run = await runProgram({ stack: 'prod-west', activeRegion: 'us-east-1' });
+    const topic = run.one('aws:sns/topic:Topic').state.arn;
+    const key = run.one('aws:kms/key:Key', 'etl-alerts-key').state.arn;
+    const machine = run
+      .ofType('aws:sfn/stateMachine:StateMachine')
+      .find((sm) => sm.inputs.name === 'etl-watchdog-alerts')!;
+    assert.ok(machine, 'etl-watchdog-alerts is declared');
+    assert.equal(machine.inputs.type, 'STANDARD');
+    const publish = JSON.parse(machine.inputs.definition).States.PublishAlert;
+    assert.equal(publish.Resource, 'arn:aws:states:::sns:publish');
+    assert.equal(publish.Parameters.TopicArn, topic);
+
+    const env = run.one('aws:lambda/function:Function', 'watchdog-fn').inputs.environment.variables;
+    assert.equal(env.ALERTS_STATE_MACHINE_ARN, machine.state.arn);
+    assert.equal(env.ALERTS_TOPIC_ARN, undefined);
+    const fnPolicy = JSON.parse(
+      run.one('aws:iam/rolePolicy:RolePolicy', 'etl-watchdog-policy').inputs.policy,
+    );
+    assert.deepEqual(
+      fnPolicy.Statement.find((s: any) => s.Sid === 'Alerts'),
+      { Sid: 'Alerts', Effect: 'Allow', Action: ['states:StartExecution'], Resource: [machine.state.arn] },
+    );
+    const fnActions = fnPolicy.Statement.flatMap((s: any) => s.Action);
+    assert.ok(!fnActions.some((a: string) => a.startsWith('sns:') || a.startsWith('kms:')), fnActions.join());
+
+    const role = run
+      .ofType('aws:iam/role:Role')
+      .find((r) => r.state.name === 'etl-watchdog-alerts-us-west-1')!;
+    assert.equal(machine.inputs.roleArn, role.state.arn);
+    const rolePolicy = run
+      .ofType('aws:iam/rolePolicy:RolePolicy')
+      .find((p) => p.inputs.role === role.state.name)!;
+    const grants = JSON.parse(rolePolicy.inputs.policy)
+      .Statement.filter((s: any) => !s.Resource.includes('*'))
+      .map((s: any) => [s.Action, s.Resource]);
+    assert.deepEqual(grants, [
+      [['kms:Decrypt', 'kms:GenerateDataKey'], [key]],
+      [['sns:Publish'], [topic]],
+    ]);
+
+    const failed = run
+      .ofType('aws:cloudwatch/metricAlarm:MetricAlarm')
+      .filter(
+        (a) =>
+          a.inputs.namespace === 'AWS/States' &&
+          a.inputs.metricName === 'ExecutionsFailed' &&
+          a.inputs.dimensions?.StateMachineArn === machine.state.arn,
+      );
+    assert.equal(failed.length, 1);
+    assert.deepEqual(failed[0].inputs.alarmActions, [topic]);
+    assert.equal(failed[0].inputs.threshold, 1);
+  });
 });

@@ -58,14 +58,16 @@ function expected(mode: TriggerMode, region: string) {
       ...BASE_FUNCTIONS,
       ...(mode === 'rule-lambda' ? PIPELINES.map((p) => `etl-start-ds-${p}`) : []),
     ]),
-    machines: sorted(
-      PIPELINES.flatMap((p) => [
+    machines: sorted([
+      ...PIPELINES.flatMap((p) => [
         `etl-${p}-upstream`,
         `etl-${p}-downstream`,
         ...(mode === 'rule-intermediate-sfn' ? [`etl-${p}-trigger-sfn`] : []),
         ...(mode === 'schedule-poll' ? [`etl-${p}-poller`] : []),
       ]),
-    ),
+      // The watchdog's alert workflow, in every mode.
+      'etl-watchdog-alerts',
+    ]),
   };
 }
 

@@ -15,7 +15,8 @@ import {
 import { upstreamBatchSucceededEventSchema } from '../contracts/events';
 import type { Alert } from '../handlers/lib/alert-publisher';
 import { logger } from '../handlers/lib/logger';
-import { findLateness, type ControlItem } from '../handlers/lib/watchdog';
+import { alertExecutionName } from '../handlers/lib/sfn-alert-publisher';
+import { alertFor, fenceAlert, findLateness, type ControlItem } from '../handlers/lib/watchdog';
 import {
   runWatchdog,
   setAlertPublisher,
@@ -25,6 +26,7 @@ import {
 } from '../handlers/watchdog';
 import { createControlTable, startDynalite, type LocalDynamo } from '../local/dynalite';
 
+const ALERT_SM = 'arn:aws:states:us-east-1:123456789012:stateMachine:etl-watchdog-alerts';
 const P = 'policycenter';
 const Q = 'billingcenter';
 const ARN = (p: string) => `arn:aws:states:us-east-1:123456789012:stateMachine:etl-platform-downstream-${p}`;
@@ -49,7 +51,7 @@ const ENV: Record<string, string> = {
   PIPELINES_JSON: JSON.stringify(PIPELINES),
   LOST_TRIGGER_MINUTES: '30',
   MAX_DOWNSTREAM_MINUTES: '180',
-  ALERTS_TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:etl-platform-alerts',
+  ALERTS_STATE_MACHINE_ARN: ALERT_SM,
   EVENT_SOURCE: 'com.insurer.etl-platform',
   AWS_REGION: 'us-east-1',
 };
@@ -414,6 +416,97 @@ describe('lateness watchdog against dynalite', () => {
     );
   });
 
+  describe('the default publisher: StartExecution on the alert workflow', () => {
+    const alertStarts = () => starts.filter((st) => st.stateMachineArn === ALERT_SM);
+    const overdue = () =>
+      seed(
+        ...allWell().filter((item) => item.pk === `PIPELINE#${Q}`),
+        watermark(P, `${P}-20261126T070000Z`),
+        earlierBatch(P),
+      );
+    beforeEach(() => setAlertPublisher(undefined));
+    afterEach(() => setAlertPublisher({ publish: async (alert) => void alerts.push(alert) }));
+
+    it('starts the alert workflow named by the marker, with {subject, message} as input', async () => {
+      await overdue();
+      const summary = await runWatchdog(NOW);
+      assert.deepEqual(
+        summary.actions.map((a) => a.result),
+        ['ALERTED'],
+      );
+      assert.equal(alertStarts().length, 1);
+      const [start] = alertStarts();
+      assert.equal(start.name, `alert-late-${PB}`);
+      const input = JSON.parse(start.input!);
+      assert.deepEqual(Object.keys(input).sort(), ['message', 'subject']);
+      assert.match(input.subject, /policycenter: upstream batch overdue/);
+      assert.match(input.message, /batch policycenter-20261127T070000Z/);
+      assert.deepEqual(starts, alertStarts(), 'nothing else was started');
+    });
+
+    it('ExecutionAlreadyExists is an alert already published: the tick succeeds and keeps the marker', async () => {
+      await overdue();
+      sfnBehaviour = async (input) => {
+        throw new ExecutionAlreadyExists({
+          message: `Execution Already Exists: '${ALERT_SM}:${input.name}'`,
+          $metadata: {},
+        });
+      };
+      const summary = await runWatchdog(NOW);
+      assert.deepEqual(
+        summary.actions.map((a) => a.result),
+        ['ALERTED'],
+      );
+      assert.equal((await get(P, `ALERT#LATE#${PB}`))?.alert, 'ALERT_LATE');
+    });
+
+    it('a failed StartExecution is not published: the marker is un-claimed and the next tick starts the same name', async () => {
+      await overdue();
+      sfnBehaviour = async () => {
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      };
+      await assert.rejects(
+        runWatchdog(NOW),
+        (e: Error) => e.name === 'WatchdogActionFailed' && /ALERT_LATE.*ThrottlingException/.test(e.message),
+      );
+      assert.equal(await get(P, `ALERT#LATE#${PB}`), undefined, 'un-claimed');
+      sfnBehaviour = async (input) => ({ executionArn: `${ALERT_SM}:${input.name}` });
+      const retry = await runWatchdog(later(5));
+      assert.deepEqual(
+        retry.actions.map((a) => a.result),
+        ['ALERTED'],
+      );
+      assert.deepEqual(
+        alertStarts().map((st) => st.name),
+        [`alert-late-${PB}`, `alert-late-${PB}`],
+      );
+      assert.ok(await get(P, `ALERT#LATE#${PB}`));
+    });
+
+    it('a recovered lost trigger starts the downstream, then its alert (alert-recovered-<batchId>)', async () => {
+      await seed(upstream(P, PB), ...allWell().filter((item) => item.pk === `PIPELINE#${Q}`));
+      await runWatchdog(NOW);
+      assert.deepEqual(
+        starts.map((st) => [st.stateMachineArn, st.name]),
+        [
+          [ARN(P), PB],
+          [ALERT_SM, `alert-recovered-${PB}`],
+        ],
+      );
+    });
+
+    it('the invalid-fence alert is keyed by the tick: a repeated tick is one alert, the next tick another', async () => {
+      await db.doc.send(new DeleteCommand({ TableName: tableName, Key: { pk: 'FENCE', sk: 'ACTIVE' } }));
+      await runWatchdog(NOW);
+      await runWatchdog(NOW);
+      await runWatchdog(later(5));
+      assert.deepEqual(
+        alertStarts().map((st) => st.name),
+        ['alert-fence-20261127T090000Z', 'alert-fence-20261127T090000Z', 'alert-fence-20261127T090500Z'],
+      );
+    });
+  });
+
   for (const [what, fence] of [
     ['no fence item', undefined],
     ['a fence without activeRegion', { pk: 'FENCE', sk: 'ACTIVE', epoch: 2 }],
@@ -490,6 +583,44 @@ describe('findLateness (pure)', () => {
     assert.equal(actions.length, 1);
     assert.equal(actions[0].kind, 'ALERT_UNRECOVERABLE');
     assert.match((actions[0] as { problem: string }).problem, /detail.tables: must list at least one table/);
+  });
+});
+
+describe('alert keys and execution names', () => {
+  const marker = { pk: `PIPELINE#${P}`, sk: 'x' };
+  it('each action kind has its own key, the overrun one per attempt', () => {
+    const base = { pipeline: P, batchId: PB, marker };
+    const keys = [
+      alertFor({ ...base, kind: 'ALERT_LATE', scheduledTime: 't', graceMinutes: 5 }, 180).key,
+      alertFor({ ...base, kind: 'ALERT_UNRECOVERABLE', problem: 'p' }, 180).key,
+      ...[1, 2].map(
+        (attempt) =>
+          alertFor(
+            {
+              ...base,
+              kind: 'ALERT_OVERRUN',
+              status: 'RUNNING',
+              attempt,
+              startedAt: 't',
+              runningMinutes: 200,
+            },
+            180,
+          ).key,
+      ),
+    ];
+    assert.deepEqual(keys, [`late-${PB}`, `unrecoverable-${PB}`, `overrun-${PB}-a1`, `overrun-${PB}-a2`]);
+    assert.equal(fenceAlert('x', 't', 'us-east-1', NOW).key, 'fence-20261127T090000Z');
+  });
+
+  it('names follow Step Functions rules: unsafe characters replaced, at most 80 characters, long keys kept apart', () => {
+    assert.equal(alertExecutionName(`overrun-${PB}-a2`), `alert-overrun-${PB}-a2`);
+    assert.equal(alertExecutionName('late-a b:c/d#e'), 'alert-late-a-b-c-d-e');
+    const long = (tail: string) => alertExecutionName(`late-${'x'.repeat(90)}-${tail}`);
+    for (const name of [long('1'), long('2')]) {
+      assert.equal(name.length, 80);
+      assert.match(name, /^alert-late-x+-[0-9a-f]{8}$/);
+    }
+    assert.notEqual(long('1'), long('2'));
   });
 });
 

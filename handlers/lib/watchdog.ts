@@ -21,6 +21,7 @@ import {
   type UpstreamBatchSucceededEvent,
 } from '../../contracts/events';
 import { formatIssues } from './validate';
+import type { Alert } from './alert-publisher';
 
 /**
  * The lateness watchdog's pure part (docs/watchdog.md): from the control records the handler
@@ -428,7 +429,6 @@ export function findLateness(
   return actions;
 }
 
-/** The alert text for an action (subject ≤ 100 characters, as SNS requires). */
 /**
  * What is wrong with the fence item, or undefined when it names a region and an epoch >= 1. A
  * missing or malformed fence makes every claim end FenceMissing in both regions: the watchdog
@@ -445,13 +445,22 @@ export function fenceProblem(fence: ControlItem | undefined): string | undefined
   return undefined;
 }
 
-/** The alert for an invalid fence (the table and region name where to look). */
+/** `2026-11-27T09:00:00.000Z` → `20261127T090000Z`, the batch-id form of a time. */
+const compactTime = (at: Date): string => at.toISOString().replace(/[-:]|\.\d{3}/g, '');
+
+/**
+ * The alert for an invalid fence (the table and region name where to look). It has no marker and
+ * is repeated every tick until the fence is fixed, so its key is the tick: a retried tick does not
+ * publish it twice.
+ */
 export function fenceAlert(
   problem: string,
   tableName: string,
   region: string | undefined,
-): { subject: string; message: string } {
+  tick: Date,
+): Alert {
   return {
+    key: `fence-${compactTime(tick)}`,
     subject: '[etl-watchdog] fence missing or invalid: no batch can be claimed',
     message:
       `The control table ${tableName} (read in ${region ?? 'this region'}): ${problem}. Every downstream claim ends FenceMissing and every upstream run is refused ` +
@@ -459,7 +468,29 @@ export function fenceAlert(
   };
 }
 
-export function alertFor(
+/**
+ * The key of an action's alert: what its marker records (kind, batch, attempt), so a publish
+ * repeated for the same marker is the same alert (handlers/lib/sfn-alert-publisher.ts).
+ */
+export function alertKey(action: WatchdogAction): string {
+  switch (action.kind) {
+    case 'ALERT_LATE':
+      return `late-${action.batchId}`;
+    case 'START_DOWNSTREAM':
+      return `recovered-${action.batchId}`;
+    case 'ALERT_UNRECOVERABLE':
+      return `unrecoverable-${action.batchId}`;
+    case 'ALERT_OVERRUN':
+      return `overrun-${action.batchId}-a${action.attempt}`;
+  }
+}
+
+/** The alert for an action (subject ≤ 100 characters, as SNS requires), keyed by `alertKey`. */
+export function alertFor(action: WatchdogAction, maxDownstreamMinutes: number): Alert {
+  return { ...alertText(action, maxDownstreamMinutes), key: alertKey(action) };
+}
+
+function alertText(
   action: WatchdogAction,
   maxDownstreamMinutes: number,
 ): { subject: string; message: string } {

@@ -355,16 +355,8 @@ export class Region {
     }
     // The fence writer moves the shared warehouse fence first (one for both regions, as Snowflake is).
     if (typeof mod.setWarehouseFence === 'function') mod.setWarehouseFence(twin.warehouseFence);
-    if (typeof mod.setAlertPublisher === 'function') {
-      mod.setAlertPublisher({
-        publish: async (a: { subject: string; message: string }) => {
-          const alert = { t: twin.clock.now(), region: this.region, subject: a.subject, message: a.message };
-          twin.alerts.push(alert);
-          twin.metrics.alerts++;
-          twin.log(this.region, `λ ${fn.handler}`, `ALERT ${alert.subject}`, `SNS ${this.region}`);
-        },
-      });
-    }
+    // No alert-publisher override: the watchdog's real publisher starts the extracted alert
+    // workflow through the client above, and its sns:publish task records the alert.
   }
 
   /** Asynchronous invoke (EventBridge → Lambda) with the function's async retry config. */

@@ -100,7 +100,8 @@ export interface TwinOptions {
    * Fire the lateness watchdog's schedule. Off by default: the handlers stamp records with the
    * wall clock while the twin's schedules run on virtual time, and the watchdog compares the two
    * (it would see every fresh batch as hours old). The watchdog is tested against dynalite in
-   * tests/watchdog.test.ts.
+   * tests/watchdog.test.ts; its alert path through the alert workflow, in the twin, in
+   * tests/watchdog-twin.test.ts.
    * @default false
    */
   watchdog?: boolean;
