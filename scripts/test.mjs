@@ -99,8 +99,8 @@ function run(name, [command, args]) {
   return new Promise((resolve) => {
     const child = spawn('bash', ['-c', '"$@"; rc=$?; times >&3; exit $rc', name, command, ...args], {
       // No colours in the collected output: FORCE_COLOR=0 for Node, PY_COLORS=0 for pytest (which reads
-      // any FORCE_COLOR, even 0, as "force").
-      env: { ...process.env, FORCE_COLOR: '0', PY_COLORS: '0' },
+      // any FORCE_COLOR, even 0, as "force"), NO_COLOR for ruff.
+      env: { ...process.env, FORCE_COLOR: '0', PY_COLORS: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     let output = '';
