@@ -30,6 +30,24 @@ export const batchIdSchema = z.string({ error: 'must be a string' }).check(
   }),
 );
 
+/**
+ * The check for inputs that carry a pipeline and a batch id: the batch id must be the pipeline's
+ * (issue on `batchId`). Nothing to add when the pipeline is absent or the batch id is not one
+ * (`batchIdSchema` reports that). A new check per schema.
+ */
+export function batchIdOfPipeline() {
+  return z.superRefine((input: { readonly pipeline?: string; readonly batchId: string }, ctx) => {
+    const owner = input.pipeline === undefined ? undefined : parseBatchId(input.batchId)?.pipeline;
+    if (owner !== undefined && owner !== input.pipeline) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchId'],
+        message: `belongs to pipeline "${owner}", not "${input.pipeline}"`,
+      });
+    }
+  });
+}
+
 const isoTimestamp = z.iso.datetime({
   offset: true,
   error: 'must be an ISO-8601 timestamp, e.g. 2026-11-27T02:00:00Z',

@@ -1,10 +1,9 @@
 import { DynamoDBClient, GetItemCommand, QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import * as z from '../contracts/zod-mini';
-import { parseBatchId } from '../contracts/batch-id';
 import { batchSkPrefix, DOWNSTREAM_WATERMARK_SK, pipelinePk } from '../contracts/control-table';
 import { HANDLER_ENV } from '../contracts/env';
-import { batchIdSchema, pipelineNameSchema } from '../contracts/events';
+import { batchIdOfPipeline, batchIdSchema, pipelineNameSchema } from '../contracts/events';
 import {
   evaluateConsistency,
   triggerLagMetric,
@@ -41,18 +40,7 @@ export const checkConsistencyInputSchema = z
       .check(z.minLength(1, { error: 'must list at least one table' })),
     rerun: z._default(z.boolean({ error: 'must be a boolean' }), false),
   })
-  .check(
-    z.superRefine((input, ctx) => {
-      const parsed = parseBatchId(input.batchId);
-      if (parsed && parsed.pipeline !== input.pipeline) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['batchId'],
-          message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
-        });
-      }
-    }),
-  );
+  .check(batchIdOfPipeline());
 
 export type CheckConsistencyInput = z.input<typeof checkConsistencyInputSchema>;
 

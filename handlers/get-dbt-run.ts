@@ -1,6 +1,5 @@
 import * as z from '../contracts/zod-mini';
-import { isBatchIdOf, parseBatchId } from '../contracts/batch-id';
-import { batchIdSchema } from '../contracts/events';
+import { batchIdOfPipeline, batchIdSchema } from '../contracts/events';
 import { type DbtRun, getRun, getRunByKey, type RunStatus } from './lib/dbt-client';
 import { DbtApiRejected, DbtRunFailed, DbtRunNotFound, InvalidInput } from '../contracts/errors';
 import { logger, withContext, type LambdaContext } from './lib/logger';
@@ -34,17 +33,7 @@ const byKey = z
     pipeline: z.optional(z.string({ error: 'must be a string' })),
     failOnFailed,
   })
-  .check(
-    z.superRefine((input, ctx) => {
-      if (input.pipeline !== undefined && !isBatchIdOf(input.pipeline, input.batchId)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['batchId'],
-          message: `belongs to pipeline "${parseBatchId(input.batchId)?.pipeline}", not "${input.pipeline}"`,
-        });
-      }
-    }),
-  );
+  .check(batchIdOfPipeline());
 
 /** By run id when `runId` is given, else by key; each shape reports its own field errors. */
 export const getDbtRunInputSchema = { byId, byKey } as const;

@@ -1,7 +1,6 @@
 import * as z from '../contracts/zod-mini';
-import { parseBatchId } from '../contracts/batch-id';
 import { lockSk, PIPELINE_PK_PATTERN, PIPELINE_PK_PREFIX } from '../contracts/control-table';
-import { batchIdSchema, pipelineNameSchema } from '../contracts/events';
+import { batchIdOfPipeline, batchIdSchema, pipelineNameSchema } from '../contracts/events';
 import { REGION_PATTERN } from '../contracts/regions';
 import { createRun, DBT_COMMANDS } from './lib/dbt-client';
 import { logger, withContext, type LambdaContext } from './lib/logger';
@@ -73,18 +72,7 @@ export const startDbtRunInputSchema = z
       ),
     ),
   })
-  .check(
-    z.superRefine((input, ctx) => {
-      const parsed = parseBatchId(input.batchId);
-      if (parsed && parsed.pipeline !== input.pipeline) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['batchId'],
-          message: `belongs to pipeline "${parsed.pipeline}", not "${input.pipeline}"`,
-        });
-      }
-    }),
-  );
+  .check(batchIdOfPipeline());
 
 export type StartDbtRunInput = z.input<typeof startDbtRunInputSchema>;
 export interface StartDbtRunOutput {

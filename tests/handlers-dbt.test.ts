@@ -362,6 +362,25 @@ describe('dbt handlers against the fake dbt API', () => {
         assert.equal(api.requests.length, 0, 'no request reaches the API');
       });
     }
+
+    it('reconcile by key: a batch id of another pipeline is named; one that is no batch id is not blamed on a pipeline', async () => {
+      await rejectsWith(
+        getDbtRun({ pipeline: 'billingcenter', batchId: BATCH, attempt: 1 }),
+        'InvalidInput',
+        /batchId: belongs to pipeline "policycenter", not "billingcenter"/,
+      );
+      const error = await getDbtRun({
+        pipeline: 'policycenter',
+        batchId: 'policycenter-20261327T020000Z',
+        attempt: 1,
+      }).then(
+        () => assert.fail('a month-13 batch id was accepted'),
+        (e: Error) => e,
+      );
+      assert.match(error.message, /batchId: is not a batch id/);
+      assert.doesNotMatch(error.message, /belongs to pipeline/, 'only the real problem is reported');
+      assert.equal(api.requests.length, 0, 'no request reaches the API');
+    });
   });
 
   describe('configuration', () => {
