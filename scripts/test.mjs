@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// `npm test`: sets up the Python env, then runs the independent parts side by side (they share no
-// ports or files: every server in the suites binds port 0), prints each part's output as it ends,
-// and a table of wall times at the end. Exits non-zero if any part failed.
+// `npm test`: sets up the Python env, then runs the independent parts in two lanes side by side
+// (they share no ports or files: every server in the suites binds port 0), prints each part's
+// output as it ends, and a table of wall and CPU times at the end. Exits non-zero if any part failed.
 //   node scripts/test.mjs            # everything
 //   node scripts/test.mjs mocha py   # only these parts
+//   TEST_JOBS=1 node scripts/test.mjs  # one CPU-bound part at a time (default 2)
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -53,8 +54,8 @@ const ALL_PARTS = {
 // Two queues run side by side. The waiting suites (WAITING_GROUPS) go one at a time in a lane of
 // their own: they are mostly idle, so the CPU-bound parts fill their waits. The CPU-bound parts go
 // TEST_JOBS at a time (default 2, one per core), longest first. Measured on 2 cores
-// (docs/performance.md, row 6): everything at once spent 344 s CPU and took 203 s; two lanes, 2 + 1,
-// take the least of both.
+// (docs/performance.md, row 6): everything at once took 203 s and 344 s CPU (contention costs CPU);
+// these two lanes 176.5 s and 289 s.
 const CPU_ORDER = ['py-dbt-project', 'mocha', 'py-app-dbt', 'py', 'typecheck', 'lint'];
 const WAITING_ORDER = ['mocha-world', 'mocha-soak'];
 if (
