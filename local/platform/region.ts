@@ -11,15 +11,8 @@ import type { Mutex } from '../mutex';
 import { EventBus, Queue, type BusEvent } from './bus';
 import type { TwinDynamo } from './dynamo';
 import { emfSummary, handlerModule, withEmfCapture, withEnv, type HandlerModule } from './lambda';
-import { executionServices, type ServiceHost } from './services';
-import {
-  TwinError,
-  type ExecutionRecord,
-  type Faults,
-  type Invocation,
-  type LambdaCall,
-  type TriggerPath,
-} from './types';
+import { executionServices, type ServiceHost, type StartExecutionArgs } from './services';
+import { TwinError, type ExecutionRecord, type Faults, type Invocation, type LambdaCall } from './types';
 
 /**
  * What a region uses of the platform (twin.ts's Twin, which owns the regions): an interface here,
@@ -197,13 +190,7 @@ export class Region {
    * name and input while RUNNING returns that execution; otherwise an existing name is
    * ExecutionAlreadyExists. `path` says how it was triggered (default: started directly).
    */
-  startExecution(args: {
-    stateMachineArn: string;
-    name?: string;
-    input?: string;
-    parent?: string;
-    path?: TriggerPath;
-  }): ExecutionRecord {
+  startExecution(args: StartExecutionArgs): ExecutionRecord {
     if (!this.up) throw new TwinError('ServiceUnavailable', `states.${this.region} is unreachable`);
     const sm = this.machines.get(args.stateMachineArn);
     if (!sm)

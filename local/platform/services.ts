@@ -9,6 +9,15 @@ import type { GlueWorld } from './glue';
 import type { Alert, ExecutionRecord, Invocation, Metrics, TriggerPath } from './types';
 
 /** What the services use of the platform (the twin) around their region. */
+/** StartExecution's arguments in the twin; `parent` names the starting execution, `path` how it was triggered. */
+export interface StartExecutionArgs {
+  stateMachineArn: string;
+  name?: string;
+  input?: string;
+  parent?: string;
+  path?: TriggerPath;
+}
+
 export interface ServiceHost {
   readonly clock: VirtualClock;
   readonly alerts: Alert[];
@@ -29,13 +38,7 @@ export interface ServiceRegion {
   readonly bus: Pick<EventBus, 'name' | 'arn' | 'putEvents'>;
   readonly dbt: FakeDbtApi;
   invokeLambda(fnName: string, payload: unknown, from: Invocation): Promise<unknown>;
-  startExecution(args: {
-    stateMachineArn: string;
-    name?: string;
-    input?: string;
-    parent?: string;
-    path?: TriggerPath;
-  }): ExecutionRecord;
+  startExecution(args: StartExecutionArgs): ExecutionRecord;
 }
 
 /**
