@@ -9,12 +9,17 @@ import type { GlueWorld } from './glue';
 import type { Alert, ExecutionRecord, Invocation, Metrics, TriggerPath } from './types';
 
 /** What the services use of the platform (the twin) around their region. */
-/** StartExecution's arguments in the twin; `parent` names the starting execution, `path` how it was triggered. */
+/** StartExecution's arguments in the twin. */
 export interface StartExecutionArgs {
+  /** The state machine to start. */
   stateMachineArn: string;
+  /** The execution name. @default a random UUID, as Step Functions gives */
   name?: string;
+  /** The execution input, JSON text. @default "{}" */
   input?: string;
+  /** The ARN of the execution that started this one. @default none: started directly */
   parent?: string;
+  /** How the execution was triggered (rule, pipe, Lambda, ...). @default [] (started directly) */
   path?: TriggerPath;
 }
 
